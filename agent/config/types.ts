@@ -1,0 +1,139 @@
+/**
+ * The resolved configuration: the YAML file (agent/config/schema.ts) after validation, defaults and unit
+ * conversion (durations in ms). Secrets are not here: only the files they come from (agent/config/secrets.ts).
+ */
+import type { BootMode } from '../model.js';
+
+export type Role = 'admin' | 'member' | (string & {});
+
+export interface ApiToken {
+  token_file: string;
+  project_id: string;
+  user_id: string;
+  roles: Role[];
+}
+
+export interface ImageEntry {
+  uuid: string;
+  name: string;
+  url: string;
+  sha256: string;
+  os: string;
+  /** How the ramdisk boots: network (iPXE) or virtual media. */
+  boot_method: 'pxe' | 'virtual-media';
+}
+
+export interface InstanceTypeEntry {
+  uuid: string;
+  name: string;
+  node_type: string;
+}
+
+export interface NetworkEntry {
+  uuid: string;
+  name: string;
+  cidr: string;
+  gateway: string | null;
+  dns: string[];
+  /** Inclusive address range `first-last`, parsed. */
+  pool: { first: string; last: string } | null;
+}
+
+export interface AddressConfig {
+  addr: string;
+  mac: string;
+  version: 4 | 6;
+  type: 'fixed' | 'floating';
+  network: string;
+}
+
+export interface AdoptConfig {
+  instance_id: string;
+  project_id: string;
+  user_id: string;
+  name: string;
+  addresses: AddressConfig[];
+  image_uuid?: string | undefined;
+  instance_type_uuid?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface NodeBmcConfig {
+  /** Ordered; a single name in YAML becomes a one-element list. */
+  drivers: string[];
+  address: string;
+  port?: number | undefined;
+  username?: string | undefined;
+  password_file?: string | undefined;
+  cipher_suite?: number | undefined;
+  system_id?: string | undefined;
+  ca_file?: string | undefined;
+  insecure?: boolean | undefined;
+  /** Options of the fake driver (only with allow_fake_drivers). */
+  fake?: Record<string, unknown> | undefined;
+}
+
+export interface NodeConfig {
+  id: string;
+  name: string;
+  type: string;
+  boot_mode: BootMode;
+  macs: { mac: string; pxe: boolean }[];
+  bmc: NodeBmcConfig;
+  maintenance: boolean;
+  enforce_power: boolean;
+  adopt: AdoptConfig | null;
+}
+
+export interface Config {
+  agent_id: string;
+  state_dir: string;
+  log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** What a failed operation leaves: the node powered off (default) or as it was. */
+  on_failure: 'power_off' | 'leave';
+  terminated_retention_ms: number;
+  api: {
+    listen: { host: string; port: number };
+    /** Base URL used in links and Location (default http://<listen>). */
+    public_url: string | null;
+    rate_limit: { per_token_per_s: number; burst: number };
+    max_body_bytes: number;
+    tokens: ApiToken[];
+  };
+  boot: {
+    listen: { host: string; port: number };
+    public_url: string | null;
+    ramdisk: { kernel: string | null; initrd: string | null; iso: string | null };
+  } | null;
+  upstream: { url: string; token_file: string; ca_file: string | null } | null;
+  allow_fake_drivers: boolean;
+  power_sync: {
+    interval_ms: number;
+    /** Consecutive failed reads before power_state becomes unknown with bmc_unreachable_error. */
+    failures_before_unknown: number;
+  };
+  timeouts: {
+    /** One BMC call. */
+    bmc_call_ms: number;
+    /** Verification of a power change (the waiting policy's deadline). */
+    power_ms: number;
+    /** The installer, from power on to its success report. */
+    deploy_ms: number;
+    /** Default for soft power off / soft reboot when the request has no timeout. */
+    soft_power_ms: number;
+  };
+  /** Read-back delays for verification, ms, in order; the last repeats. */
+  power_poll_ms: number[];
+  bmc: { min_gap_ms: number };
+  liveness: {
+    engine: 'fping' | 'fake';
+    fping_path: string;
+    interval_ms: number;
+    timeout_ms: number;
+    retries: number;
+  };
+  images: ImageEntry[];
+  instance_types: InstanceTypeEntry[];
+  networks: NetworkEntry[];
+  nodes: NodeConfig[];
+}

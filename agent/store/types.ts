@@ -1,0 +1,62 @@
+/**
+ * The durable store (agent/store/sqlite.ts): SQLite in state_dir, WAL, synchronous=FULL, a schema version with
+ * migrations. All methods are synchronous (better-sqlite3); `transaction` makes a group of writes atomic.
+ * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
+ */
+import type { Action, ActionEvent, Instance, JournalEntry, JournalKind, Node } from '../model.js';
+
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export interface JournalInput {
+  kind: JournalKind;
+  instance_id?: string | null;
+  node_id?: string | null;
+  cause: string;
+  data: Record<string, unknown>;
+}
+
+export interface Store {
+  /** Runs fn in one IMMEDIATE transaction; rolls back if it throws. Nested calls join the outer one. */
+  transaction<T>(fn: () => T): T;
+
+  getNode(id: string): Node | null;
+  listNodes(): Node[];
+  /** Insert or replace by id. */
+  putNode(node: Node): void;
+  deleteNode(id: string): void;
+
+  getInstance(id: string): Instance | null;
+  /** Every instance, terminated included, ordered by created_at. */
+  listInstances(): Instance[];
+  putInstance(instance: Instance): void;
+  /** Removes terminated instances whose terminated_at is before the cutoff (ISO); returns how many. */
+  purgeTerminated(beforeIso: string): number;
+
+  putAction(action: Action): void;
+  getAction(requestId: string): Action | null;
+  /** Ordered by start_time. */
+  listActions(instanceId: string): Action[];
+  /** Actions whose finish_time is null (in flight at a crash). */
+  listUnfinishedActions(): Action[];
+  /** Appends one event to an action; returns its index. */
+  appendActionEvent(requestId: string, event: ActionEvent): number;
+  updateActionEvent(requestId: string, index: number, event: ActionEvent): void;
+
+  /** Appends to the journal (the outbox) with the next per-agent sequence number; returns the entry. */
+  appendJournal(entry: JournalInput): JournalEntry;
+  /** Entries with seq >= fromSeq, in order, at most limit. */
+  readJournal(fromSeq: number, limit: number): JournalEntry[];
+  lastSeq(): number;
+
+  /** Idempotency records (command ids upstream, later issues). */
+  getMeta(key: string): string | null;
+  setMeta(key: string, value: string): void;
+
+  schemaVersion(): number;
+  close(): void;
+}

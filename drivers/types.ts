@@ -1,0 +1,142 @@
+/**
+ * Driver capability interfaces. A driver is a folder under drivers/ with one file per capability and declares the
+ * capabilities it implements; drivers/registry.ts builds, per node, the ordered list of drivers for each capability.
+ * drivers/ never imports agent/.
+ */
+
+export type PowerReading = 'on' | 'off';
+/** What can be asked of a power driver. */
+export type PowerAction = 'on' | 'off' | 'soft-off' | 'reboot' | 'soft-reboot';
+export type BootDevice = 'pxe' | 'disk' | 'cdrom';
+export type BootMode = 'uefi' | 'legacy';
+
+export interface BootSettings {
+  device: BootDevice;
+  /** false: next boot only. */
+  persistent: boolean;
+  mode: BootMode;
+}
+
+export type Capability = 'power' | 'boot' | 'media' | 'inventory';
+
+export interface CallOptions {
+  /** Aborts the call; a hung call is abandoned (and its process killed). */
+  signal?: AbortSignal | undefined;
+  /** Deadline for this one call in ms. */
+  timeoutMs?: number | undefined;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** What a driver needs to reach one BMC. The password is read lazily, so a rotated secret file is picked up. */
+export interface BmcTarget {
+  /** Node id, for logs and the fake lab. */
+  nodeId: string;
+  address: string;
+  port?: number | undefined;
+  cipherSuite?: number | undefined;
+  systemId?: string | undefined;
+  caFile?: string | undefined;
+  insecure?: boolean | undefined;
+  /** Resolves the credentials at call time; never logged. */
+  credentials: () => Promise<Credentials | null>;
+  options?: Record<string, unknown> | undefined;
+}
+
+/**
+ * Power. `setPower('on')` succeeds if already on; `setPower('off')` succeeds if already off; reboot of an off server
+ * is the driver's choice and documented per driver. A driver's `setPower` only sends; verification is done by the
+ * caller (drivers/bmc.ts) by polling `getPower`.
+ */
+export interface PowerDriver {
+  getPower(opts?: CallOptions): Promise<PowerReading>;
+  setPower(action: PowerAction, opts?: CallOptions): Promise<void>;
+  /** Which actions this BMC supports (soft-off, soft-reboot may be missing). */
+  supportedPowerActions(): readonly PowerAction[];
+}
+
+/** Boot device. Setting the same device again succeeds. `getBoot` reads back what the BMC will do. */
+export interface BootDriver {
+  setBoot(settings: BootSettings, opts?: CallOptions): Promise<void>;
+  getBoot(opts?: CallOptions): Promise<BootSettings>;
+}
+
+/** Virtual media. Inserting the same image again succeeds; ejecting empty media succeeds. */
+export interface MediaDriver {
+  insertMedia(url: string, opts?: CallOptions): Promise<void>;
+  ejectMedia(opts?: CallOptions): Promise<void>;
+}
+
+export interface Inventory {
+  manufacturer: string | null;
+  model: string | null;
+  serial: string | null;
+  macs: string[];
+  cpus: number | null;
+  memory_mib: number | null;
+}
+
+export interface InventoryDriver {
+  getInventory(opts?: CallOptions): Promise<Inventory>;
+}
+
+/** One driver bound to one BMC. */
+export interface BoundDriver {
+  readonly name: string;
+  readonly capabilities: readonly Capability[];
+  power?: PowerDriver;
+  boot?: BootDriver;
+  media?: MediaDriver;
+  inventory?: InventoryDriver;
+  /** Release sessions and connections. */
+  close?(): Promise<void>;
+}
+
+/** A driver factory: `create` binds it to one BMC. */
+export interface DriverFactory {
+  readonly name: string;
+  readonly capabilities: readonly Capability[];
+  create(target: BmcTarget): BoundDriver;
+}
+
+/**
+ * Waiting policy for verification: the delays between read-backs, in ms, in order; the last repeats until the
+ * deadline. (MAAS waits 1, 2, 2, 4, 6, 8, 12 s.) Tests use short ones; the daemon takes them from config.
+ */
+export interface WaitPolicy {
+  delaysMs: readonly number[];
+  deadlineMs: number;
+}
+
+/** Which drivers were tried for a call and which succeeded: recorded in the action's events. */
+export interface CallRecord {
+  tried: string[];
+  succeeded: string | null;
+}
+
+/**
+ * The one handle the agent uses for a node's BMC (drivers/bmc.ts): walks the node's ordered drivers per
+ * capability (falling through only on errors that prove nothing was sent), holds one lock per BMC with a minimum gap
+ * between commands, and verifies every change by reading back. After a timeout it reads power back before anything
+ * else, so a reset never runs twice.
+ */
+export interface Bmc {
+  readonly nodeId: string;
+  supports(capability: Capability, action?: PowerAction): boolean;
+  /** @throws BmcError */
+  readPower(opts?: CallOptions): Promise<{ power: PowerReading } & CallRecord>;
+  /**
+   * Sends the action and polls until the power reads as expected (on for on/reboot/soft-reboot, off for off/soft-off)
+   * under the waiting policy. A reboot is verified by seeing the server on after the command was accepted.
+   * @throws BmcError BMC_ERR_VERIFY_FAILED when the read-back never matches.
+   */
+  setPower(action: PowerAction, opts?: CallOptions & { wait?: WaitPolicy }): Promise<{ power: PowerReading } & CallRecord>;
+  /** Sets and re-reads the boot override. @throws BmcError BMC_ERR_BOOT_FLAGS_IGNORED on a mismatch. */
+  setBoot(settings: BootSettings, opts?: CallOptions): Promise<CallRecord>;
+  insertMedia(url: string, opts?: CallOptions): Promise<CallRecord>;
+  ejectMedia(opts?: CallOptions): Promise<CallRecord>;
+  close(): Promise<void>;
+}
