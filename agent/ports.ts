@@ -45,7 +45,8 @@ export interface Pinger {
 
 /** What the installer is asked to do (the job document of design 4.5). Secrets inside are never logged. */
 export interface DeployJob {
-  operation: OsOperation;
+  /** The OS operation, or change-password (the ramdisk sets the password on the installed system). */
+  operation: OsOperation | 'change-password';
   instance_id: string;
   image: { uuid: string; name: string; url: string; sha256: string; os: string } | null;
   hostname: string | null;

@@ -1,0 +1,92 @@
+/**
+ * Builds and caches each node's Bmc handle from its stored settings: the registry binds the node's ordered driver
+ * names, the password is read from its file at call time (so a rotated secret is picked up after SIGHUP), and one
+ * BmcLock is shared by every handle of the process.
+ */
+import { BmcError } from '../drivers/errors.js';
+import { createBmc } from '../drivers/bmc.js';
+import { BmcLock, bmcLockKey } from '../drivers/bmc-lock.js';
+import type { DriverRegistry } from '../drivers/registry.js';
+import type { Bmc, BmcTarget } from '../drivers/types.js';
+import type { Config } from './config/types.js';
+import type { SecretFiles } from './config/secrets.js';
+import type { Node } from './model.js';
+import type { BmcProvider, Clock } from './ports.js';
+
+/** A node whose drivers cannot be bound: every call fails with the binding error (nothing was sent). */
+function unavailableBmc(nodeId: string, error: BmcError): Bmc {
+  const fail = () => Promise.reject(error);
+  return {
+    nodeId,
+    supports: () => false,
+    readPower: fail,
+    setPower: fail,
+    setBoot: fail,
+    insertMedia: fail,
+    ejectMedia: fail,
+    close: () => Promise.resolve(),
+  };
+}
+
+export class RegistryBmcProvider implements BmcProvider {
+  private readonly cache = new Map<string, { key: string; bmc: Bmc }>();
+  private readonly lock = new BmcLock();
+
+  constructor(
+    private readonly registry: DriverRegistry,
+    private readonly secrets: SecretFiles,
+    private readonly config: () => Config,
+    private readonly clock: Clock,
+  ) {}
+
+  forNode(node: Node): Bmc {
+    const key = JSON.stringify(node.bmc);
+    const hit = this.cache.get(node.id);
+    if (hit && hit.key === key) return hit.bmc;
+    if (hit) void hit.bmc.close().catch(() => undefined);
+    const s = node.bmc;
+    const target: BmcTarget = {
+      nodeId: node.id,
+      address: s.address,
+      port: s.port,
+      cipherSuite: s.cipher_suite,
+      systemId: s.system_id,
+      caFile: s.ca_file,
+      insecure: s.insecure,
+      options: s.options,
+      credentials: async () =>
+        s.username !== undefined && s.password_file !== undefined
+          ? { username: s.username, password: this.secrets.read(s.password_file) }
+          : null,
+    };
+    const cfg = this.config();
+    let bmc: Bmc;
+    try {
+      const drivers = this.registry.bindAll(s.drivers, target);
+      bmc = createBmc(node.id, drivers, {
+        lock: this.lock,
+        lockKey: bmcLockKey(target),
+        minGapMs: cfg.bmc.min_gap_ms,
+        callTimeoutMs: cfg.timeouts.bmc_call_ms,
+        wait: { delaysMs: cfg.power_poll_ms, deadlineMs: cfg.timeouts.power_ms },
+        sleep: (ms, signal) => this.clock.sleep(ms, signal),
+      });
+    } catch (e) {
+      const err = e instanceof BmcError ? e : new BmcError('BMC_ERR_UNSUPPORTED', 'registry', e instanceof Error ? e.message : String(e));
+      bmc = unavailableBmc(node.id, err);
+    }
+    this.cache.set(node.id, { key, bmc });
+    return bmc;
+  }
+
+  async invalidate(nodeId?: string): Promise<void> {
+    const ids = nodeId ? [nodeId] : [...this.cache.keys()];
+    await Promise.allSettled(
+      ids.map((id) => {
+        const hit = this.cache.get(id);
+        this.cache.delete(id);
+        return hit?.bmc.close();
+      }),
+    );
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Liveness: the monitor's verdict per instance while it is younger than the interval, otherwise a fresh probe
+ * with a bounded wait. An instance is alive if any of its fixed addresses answers (nova's rule).
+ */
+import type { Instance } from './model.js';
+import type { Clock, Pinger } from './ports.js';
+
+export interface LivenessSettings {
+  interval_ms: number;
+  timeout_ms: number;
+  retries: number;
+}
+
+interface Verdict {
+  alive: boolean;
+  at: number;
+}
+
+export class Liveness {
+  private readonly verdicts = new Map<string, Verdict>();
+  private timer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+
+  constructor(
+    private readonly pinger: Pinger,
+    private readonly clock: Clock,
+    private readonly settings: () => LivenessSettings,
+    private readonly onChange: (instanceId: string, alive: boolean) => void = () => undefined,
+  ) {}
+
+  /** The cached verdict if fresh, else a fresh probe. */
+  async check(inst: Instance): Promise<boolean> {
+    const v = this.verdicts.get(inst.id);
+    if (v && this.clock.now() - v.at < this.settings().interval_ms) return v.alive;
+    return this.probe(inst);
+  }
+
+  /** Verdicts for many instances: fresh ones from the cache, the rest probed together in one sweep. */
+  async checkMany(insts: readonly Instance[]): Promise<Map<string, boolean>> {
+    const out = new Map<string, boolean>();
+    const stale: Instance[] = [];
+    for (const i of insts) {
+      const v = this.verdicts.get(i.id);
+      if (v && this.clock.now() - v.at < this.settings().interval_ms) out.set(i.id, v.alive);
+      else stale.push(i);
+    }
+    for (const [id, alive] of await this.probeMany(stale)) out.set(id, alive);
+    return out;
+  }
+
+  /** A fresh probe of one instance's fixed addresses. */
+  async probe(inst: Instance, signal?: AbortSignal): Promise<boolean> {
+    return (await this.probeMany([inst], signal)).get(inst.id) ?? false;
+  }
+
+  private async probeMany(insts: readonly Instance[], signal?: AbortSignal): Promise<Map<string, boolean>> {
+    const byAddr = new Map<string, string[]>();
+    for (const i of insts) {
+      for (const a of i.addresses) {
+        if (a.type !== 'fixed') continue;
+        byAddr.set(a.addr, [...(byAddr.get(a.addr) ?? []), i.id]);
+      }
+    }
+    const out = new Map<string, boolean>(insts.map((i) => [i.id, false]));
+    if (byAddr.size > 0) {
+      const s = this.settings();
+      const results = await this.pinger.ping([...byAddr.keys()], { timeoutMs: s.timeout_ms, retries: s.retries, ...(signal ? { signal } : {}) });
+      for (const r of results) if (r.alive) for (const id of byAddr.get(r.addr) ?? []) out.set(id, true);
+    }
+    const now = this.clock.now();
+    for (const [id, alive] of out) this.record(id, alive, now);
+    return out;
+  }
+
+  private record(id: string, alive: boolean, at: number): void {
+    const prev = this.verdicts.get(id);
+    this.verdicts.set(id, { alive, at });
+    if (!prev || prev.alive !== alive) this.onChange(id, alive);
+  }
+
+  /** Sweeps `list()` every interval. */
+  startMonitor(list: () => Instance[]): void {
+    const tick = () => {
+      this.sweeping = this.probeMany(list())
+        .then(() => undefined)
+        .catch(() => undefined)
+        .finally(() => {
+          this.sweeping = null;
+          if (this.timer !== null) this.timer = setTimeout(tick, this.settings().interval_ms).unref();
+        });
+    };
+    this.timer = setTimeout(tick, this.settings().interval_ms).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.sweeping;
+  }
+
+  forget(instanceId: string): void {
+    this.verdicts.delete(instanceId);
+  }
+}

@@ -1,0 +1,1226 @@
+/**
+ * The engine: accepts operations (committing their records before answering), runs them as sequences of steps
+ * against the node's BMC and the installer, moves instances only along the state machine's edges as the rules table
+ * says, records every step as an action event, and journals every change (the outbox).
+ *
+ * Invariants (tested by test/agent/operations/*.test.ts, including a property test):
+ * - one mutating operation per instance at a time (instance.task), persisted, so a restart knows what was in flight;
+ * - no operation touches a node in maintenance;
+ * - a failure never leaves a `-processing` value and names the step that failed;
+ * - power steps inside an OS operation never move `state`; the operation owns it.
+ */
+import type { Logger } from 'pino';
+import type { Bmc, PowerAction } from '../../drivers/types.js';
+import type { Config } from '../config/types.js';
+import { AgentError } from '../errors.js';
+import type {
+  Action,
+  ActionEvent,
+  Address,
+  Instance,
+  InstanceError,
+  InstanceState,
+  JournalKind,
+  Node,
+  OperationKind,
+  OperationState,
+  OsOperation,
+  RequestContext,
+} from '../model.js';
+import { firstFreeInPool, normaliseIp } from '../net.js';
+import type { DeployJob, Ports } from '../ports.js';
+import type {
+  AgentService,
+  CreateInstanceInput,
+  LivenessAnswer,
+  OsOperationName,
+  OsOperationParams,
+  PowerRequest,
+  PowerResult,
+} from '../service.js';
+import { transition, type StateEvent } from '../state-machine.js';
+import type { Store } from '../store/types.js';
+import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
+import { RULES, targetPowerOf, type PowerKind } from './rules.js';
+import type { Liveness } from '../liveness.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface EngineDeps {
+  config: () => Config;
+  store: Store;
+  ports: Ports;
+  liveness: Liveness;
+  log: Logger;
+}
+
+interface Running {
+  kind: OperationKind;
+  requestId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** What a running operation carries through its steps. */
+interface Run {
+  instanceId: string;
+  requestId: string;
+  kind: OperationKind;
+  signal: AbortSignal;
+}
+
+const POWER_ACTION_OF: Record<PowerKind, PowerAction> = {
+  'power-on': 'on',
+  'power-off': 'off',
+  'soft-power-off': 'soft-off',
+  reboot: 'reboot',
+  'soft-reboot': 'soft-reboot',
+};
+
+const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
+  on: 'power-on',
+  off: 'power-off',
+  'soft-off': 'soft-power-off',
+  reboot: 'reboot',
+  'soft-reboot': 'soft-reboot',
+};
+
+export class Engine implements AgentService {
+  readonly agentId: string;
+  private readonly running = new Map<string, Running>();
+  /** Nodes with a node-level operation (no instance) in flight. */
+  private readonly nodeBusy = new Set<string>();
+  private isReady = false;
+  private readyReasons: string[] = ['start-up recovery and power reads not done'];
+  private stopping = false;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.agentId = deps.config().agent_id;
+  }
+
+  private get cfg(): Config {
+    return this.deps.config();
+  }
+  private get store(): Store {
+    return this.deps.store;
+  }
+  private get log(): Logger {
+    return this.deps.log;
+  }
+  private now(): string {
+    return new Date(this.deps.ports.clock.now()).toISOString();
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /**
+   * Syncs config nodes into the store, fails or resumes what was in flight at the last stop, reads every node's
+   * power, then starts power sync. Mutations are refused (503) until this is done.
+   */
+  async start(): Promise<void> {
+    this.syncConfigNodes();
+    await this.recover();
+    await this.powerSyncOnce();
+    this.isReady = true;
+    this.readyReasons = [];
+    this.schedulePowerSync();
+  }
+
+  /**
+   * Stops the loops and aborts running operations without recording an outcome: their records stay in flight and
+   * the next start resumes or fails them, exactly as after a crash.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.isReady = false;
+    this.readyReasons = ['stopping'];
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    for (const r of this.running.values()) r.controller.abort(new OperationAborted('shutdown', 'the agent is stopping'));
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    if (this.syncing) await this.syncing.catch(() => undefined);
+    await this.deps.ports.bmcs.invalidate();
+  }
+
+  ready(): { ready: boolean; reasons: string[] } {
+    return { ready: this.isReady, reasons: [...this.readyReasons] };
+  }
+
+  /** Waits until no operation runs (tests and the demo). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()].map((r) => r.done));
+  }
+
+  /** Inserts config nodes the store lacks and refreshes the settings of those it has (SIGHUP does the same). */
+  syncConfigNodes(): void {
+    const now = this.now();
+    this.store.transaction(() => {
+      for (const nc of this.cfg.nodes) {
+        const existing = this.store.getNode(nc.id);
+        const bmc = {
+          drivers: nc.bmc.drivers,
+          address: nc.bmc.address,
+          port: nc.bmc.port,
+          username: nc.bmc.username,
+          password_file: nc.bmc.password_file,
+          cipher_suite: nc.bmc.cipher_suite,
+          system_id: nc.bmc.system_id,
+          ca_file: nc.bmc.ca_file,
+          insecure: nc.bmc.insecure,
+          options: nc.bmc.fake,
+        };
+        const adopt = nc.adopt && !existing?.instance_id && !this.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
+        if (!existing) {
+          const node: Node = {
+            id: nc.id,
+            name: nc.name,
+            type: nc.type,
+            boot_mode: nc.boot_mode,
+            macs: nc.macs,
+            bmc,
+            maintenance: nc.maintenance,
+            maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
+            power_state: 'unknown',
+            last_error: null,
+            consecutive_power_failures: 0,
+            instance_id: null,
+            adopt,
+            enforce_power: nc.enforce_power,
+            source: 'config',
+            created_at: now,
+            updated_at: now,
+          };
+          this.store.putNode(node);
+          this.journal('node.enrolled', { node_id: node.id, cause: 'config', data: { name: node.name, type: node.type } });
+        } else {
+          const forced = nc.maintenance && !existing.maintenance;
+          this.store.putNode({
+            ...existing,
+            name: nc.name,
+            type: nc.type,
+            boot_mode: nc.boot_mode,
+            macs: nc.macs,
+            bmc,
+            enforce_power: nc.enforce_power,
+            maintenance: existing.maintenance || nc.maintenance,
+            maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
+            adopt: existing.adopt ?? adopt,
+            updated_at: now,
+          });
+        }
+      }
+    });
+    void this.deps.ports.bmcs.invalidate();
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  listInstances(ctx: RequestContext, opts: { allProjects?: boolean; includeDeleted?: boolean } = {}): Instance[] {
+    return this.store
+      .listInstances()
+      .filter((i) => (opts.includeDeleted ?? true) || i.state !== 'terminated')
+      .filter((i) => (ctx.is_admin && opts.allProjects) || i.project_id === ctx.project_id);
+  }
+
+  getInstance(ctx: RequestContext, id: string): Instance {
+    const inst = UUID_RE.test(id) ? this.store.getInstance(id.toLowerCase()) : null;
+    if (!inst || (!ctx.is_admin && inst.project_id !== ctx.project_id)) {
+      throw new AgentError('AGENT_ERR_NOT_FOUND', `Instance ${id} could not be found.`);
+    }
+    return inst;
+  }
+
+  listActions(ctx: RequestContext, instanceId: string): Action[] {
+    const inst = this.getInstance(ctx, instanceId);
+    return this.store.listActions(inst.id);
+  }
+
+  getAction(ctx: RequestContext, instanceId: string, requestId: string): Action {
+    const inst = this.getInstance(ctx, instanceId);
+    const action = this.store.getAction(requestId);
+    if (!action || action.instance_id !== inst.id) {
+      throw new AgentError('AGENT_ERR_NOT_FOUND', `Action ${requestId} not found`);
+    }
+    return action;
+  }
+
+  listNodes(ctx: RequestContext): Node[] {
+    this.requireAdmin(ctx);
+    return this.store.listNodes();
+  }
+
+  getNode(ctx: RequestContext, id: string): Node {
+    this.requireAdmin(ctx);
+    const node = UUID_RE.test(id) ? this.store.getNode(id.toLowerCase()) : null;
+    if (!node) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${id} could not be found.`);
+    return node;
+  }
+
+  // ------------------------------------------------------------------ create
+
+  async createInstance(ctx: RequestContext, input: CreateInstanceInput): Promise<{ instance: Instance; action: Action }> {
+    this.requireReady();
+    const cfg = this.cfg;
+    const image = cfg.images.find((i) => i.uuid === input.image_uuid);
+    if (!image) throw new AgentError('AGENT_ERR_BAD_REQUEST', `image_uuid: no image ${input.image_uuid} in the catalogue`);
+    let nodeType: string | null = null;
+    if (input.instance_type_uuid !== undefined) {
+      const t = cfg.instance_types.find((x) => x.uuid === input.instance_type_uuid);
+      if (!t) throw new AgentError('AGENT_ERR_BAD_REQUEST', `instance_type_uuid: no instance type ${input.instance_type_uuid} in the catalogue`);
+      nodeType = t.node_type;
+    }
+    const networks = input.networks ?? (cfg.networks[0] ? [{ uuid: cfg.networks[0].uuid }] : []);
+    for (const [i, n] of networks.entries()) {
+      if (!cfg.networks.some((x) => x.uuid === n.uuid)) {
+        throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${n.uuid} in the catalogue`);
+      }
+    }
+    const id = this.deps.ports.uuid();
+    const now = this.now();
+
+    const result = this.store.transaction(() => {
+      const node = this.pickNode(input.extra?.node_id, nodeType);
+      const addresses = this.allocateAddresses(node, networks);
+      const instance: Instance = {
+        id,
+        project_id: ctx.project_id,
+        user_id: ctx.user_id,
+        name: input.name,
+        description: input.description ?? null,
+        node_id: node.id,
+        instance_type_uuid: input.instance_type_uuid ?? null,
+        image_uuid: image.uuid,
+        availability_zone: input.availability_zone ?? null,
+        networks: networks.map((n) => ({ uuid: n.uuid, port_type: n.port_type })),
+        addresses,
+        metadata: input.metadata ?? {},
+        extra: { ...(input.extra ?? {}) },
+        state: transition('new', 'create'),
+        operation_state: 'install-processing',
+        error: null,
+        power_state: node.power_state,
+        target_power_state: null,
+        task: 'create',
+        task_request_id: ctx.request_id,
+        progress: 0,
+        failed_operation: null,
+        created_at: now,
+        updated_at: now,
+        launched_at: null,
+        terminated_at: null,
+      };
+      this.store.putInstance(instance);
+      this.store.putNode({ ...node, instance_id: id, updated_at: now });
+      this.journal('instance.created', { instance_id: id, node_id: node.id, cause: 'operation', data: this.publicSummary(instance) });
+      this.journal('instance.state', { instance_id: id, cause: 'operation', data: { state: 'pending', event: 'create' } });
+      this.journal('instance.operation_state', { instance_id: id, cause: 'operation', data: { operation_state: 'install-processing' } });
+      const action = this.newAction(ctx, instance, 'create');
+      this.appendEvent(action.request_id, id, {
+        event: 'schedule',
+        start_time: now,
+        finish_time: now,
+        result: 'Success',
+        traceback: null,
+      }, { node_id: node.id, node_name: node.name });
+      return { instance, action };
+    });
+    this.launch(result.instance.id, ctx.request_id, 'create', (run) => this.runProvision(run, 'install', {}));
+    return { instance: this.store.getInstance(id)!, action: this.store.getAction(ctx.request_id)! };
+  }
+
+  /** The named node if free, else the first free node of the type (by name). */
+  private pickNode(nodeId: string | undefined, nodeType: string | null): Node {
+    const usable = (n: Node) => n.instance_id === null && !n.maintenance && n.adopt === null;
+    if (nodeId !== undefined) {
+      const node = UUID_RE.test(nodeId) ? this.store.getNode(nodeId.toLowerCase()) : null;
+      if (!node) throw new AgentError('AGENT_ERR_BAD_REQUEST', `extra.node_id: no node ${nodeId}`);
+      if (nodeType !== null && node.type !== nodeType) {
+        throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is of type '${node.type}', the instance type needs '${nodeType}'`);
+      }
+      if (node.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+      if (!usable(node) || this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is not free`);
+      return node;
+    }
+    const free = this.store
+      .listNodes()
+      .filter((n) => usable(n) && !this.nodeBusy.has(n.id) && (nodeType === null || n.type === nodeType))
+      .sort((a, b) => a.name.localeCompare(b.name));
+    const node = free[0];
+    if (!node) {
+      throw new AgentError('AGENT_ERR_CONFLICT', nodeType === null ? 'no free node' : `no free node of type '${nodeType}'`);
+    }
+    return node;
+  }
+
+  /** One fixed address per requested network, from its pool; the PXE MAC carries the first. */
+  private allocateAddresses(
+    node: Node,
+    networks: readonly { uuid: string; port_type?: string | undefined; fixed_ip?: string | undefined }[],
+    except?: string,
+  ): Address[] {
+    const used = new Set<string>();
+    for (const i of this.store.listInstances()) {
+      if (i.state === 'terminated' || i.id === except) continue;
+      for (const a of i.addresses) used.add(normaliseIp(a.addr) ?? a.addr);
+    }
+    for (const n of this.store.listNodes()) for (const a of n.adopt?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
+    const macs = [...node.macs].sort((a, b) => Number(b.pxe) - Number(a.pxe));
+    return networks.map((req, i) => {
+      const net = this.cfg.networks.find((x) => x.uuid === req.uuid)!;
+      let addr: string | null;
+      if (req.fixed_ip !== undefined) {
+        addr = normaliseIp(req.fixed_ip);
+        if (!addr) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: not an IP address`);
+        if (used.has(addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
+      } else {
+        if (!net.pool) throw new AgentError('AGENT_ERR_CONFLICT', `network ${net.name} has no address pool`);
+        addr = firstFreeInPool(net.pool.first, net.pool.last, used);
+        if (!addr) throw new AgentError('AGENT_ERR_CONFLICT', `the address pool of network ${net.name} is exhausted`);
+      }
+      used.add(addr);
+      return {
+        addr,
+        mac: macs[i]?.mac ?? macs[0]?.mac ?? '',
+        version: addr.includes(':') ? 6 : 4,
+        type: 'fixed',
+        network: net.name,
+        network_uuid: net.uuid,
+      } satisfies Address;
+    });
+  }
+
+  // ------------------------------------------------------------------ power
+
+  async setInstancePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult> {
+    this.requireReady();
+    const kind = KIND_OF_TARGET[req.target];
+    const inst = this.getInstance(ctx, id);
+    const node = this.nodeOf(inst);
+    const bmc = this.bmc(node);
+    if (!bmc.supports('power', POWER_ACTION_OF[kind])) {
+      throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
+    }
+    const accepted = this.store.transaction(() => {
+      const cur = this.store.getInstance(inst.id)!;
+      this.checkAcceptable(cur, kind);
+      if (this.alreadyThere(cur, kind)) return null;
+      const rule = RULES[kind];
+      const action = this.newAction(ctx, cur, kind);
+      this.mutate(cur.id, {
+        task: kind,
+        task_request_id: ctx.request_id,
+        target_power_state: targetPowerOf(kind),
+        ...(rule.clearsError(cur.state) ? { error: null } : {}),
+      }, { cause: 'operation' });
+      return action;
+    });
+    if (!accepted) return { accepted: false, action: null };
+    this.launch(inst.id, ctx.request_id, kind, (run) => this.runPower(run, kind, req.timeout_s));
+    return { accepted: true, action: this.store.getAction(ctx.request_id) };
+  }
+
+  /** Already in the target state: 202 and nothing is sent. */
+  private alreadyThere(inst: Instance, kind: OperationKind): boolean {
+    if (kind === 'power-on') return inst.state === 'running' || (inst.state === 'error' && inst.power_state === 'on');
+    if (kind === 'power-off' || kind === 'soft-power-off') {
+      return inst.state === 'stopped' || (inst.state === 'error' && inst.power_state === 'off');
+    }
+    return false;
+  }
+
+  private checkAcceptable(inst: Instance, kind: OperationKind): void {
+    const node = this.store.getNode(inst.node_id);
+    if (node?.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+    if (inst.task !== null || this.running.has(inst.id)) {
+      throw new AgentError('AGENT_ERR_LOCKED', `instance ${inst.id} is locked by a running '${inst.task ?? 'operation'}' operation`);
+    }
+    if (this.alreadyThere(inst, kind)) return;
+    if (!RULES[kind].accepts.includes(inst.state)) {
+      throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot ${kind} an instance in state '${inst.state}'`);
+    }
+  }
+
+  private async runPower(run: Run, kind: PowerKind, timeoutS: number | undefined): Promise<void> {
+    const node = this.nodeOf(this.inst(run));
+    const bmc = this.bmc(node);
+    const action = POWER_ACTION_OF[kind];
+    const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
+    const deadline = soft ? (timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms) : this.cfg.timeouts.power_ms;
+    if (kind === 'reboot' || kind === 'soft-reboot') {
+      if (this.inst(run).state === 'running') this.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
+    }
+    await this.powerStep(run, bmc, node, action, deadline);
+  }
+
+  // ------------------------------------------------------------------ OS operations
+
+  async runOperation(ctx: RequestContext, id: string, op: OsOperationName, params: OsOperationParams): Promise<Action> {
+    this.requireReady();
+    const inst = this.getInstance(ctx, id);
+    const kind: OperationKind = op;
+    if (op === 'switch-install' && !params.image_uuid) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'switch-install needs image_uuid');
+    if (op === 'change-password' && !params.password_hash) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'change-password needs password_hash');
+    if (op === 'modify-ip' && !params.networks?.length) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'modify-ip needs networks');
+    if (params.image_uuid !== undefined && !this.cfg.images.some((i) => i.uuid === params.image_uuid)) {
+      throw new AgentError('AGENT_ERR_BAD_REQUEST', `image_uuid: no image ${params.image_uuid} in the catalogue`);
+    }
+    for (const [i, n] of (params.networks ?? []).entries()) {
+      if (!this.cfg.networks.some((x) => x.uuid === n.uuid)) {
+        throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${n.uuid} in the catalogue`);
+      }
+    }
+    this.store.transaction(() => {
+      const cur = this.store.getInstance(inst.id)!;
+      this.checkAcceptable(cur, kind);
+      if (op === 'retry') {
+        if (!cur.failed_operation) throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'nothing to retry: no failed provisioning is recorded');
+        if (cur.failed_operation.kind === 'uninstall') {
+          throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'a failed uninstall cannot be retried (no error -> stopped edge); delete the instance');
+        }
+      }
+      this.newAction(ctx, cur, kind);
+      const osOp: OsOperation | null = op === 'retry' ? cur.failed_operation!.kind : RULES[kind].os === null ? null : (op as OsOperation);
+      this.mutate(cur.id, {
+        task: kind,
+        task_request_id: ctx.request_id,
+        error: null,
+        ...(osOp ? { operation_state: `${osOp}-processing` as OperationState } : {}),
+      }, { cause: 'operation' });
+    });
+    this.launch(inst.id, ctx.request_id, kind, async (run) => {
+      if (op === 'retry') {
+        const failed = this.inst(run).failed_operation!;
+        await this.runProvision(run, failed.kind, failed.params as OsOperationParams);
+      } else if (op === 'change-password') {
+        await this.runProvision(run, 'change-password', params);
+      } else {
+        await this.runProvision(run, op, params);
+      }
+    });
+    return this.store.getAction(ctx.request_id)!;
+  }
+
+  /**
+   * install, reinstall, switch-install, modify-ip, uninstall, change-password: power off (the PowerOff edge when the
+   * instance is running), boot the deploy ramdisk, let the installer work, then boot the installed system (or leave
+   * the server off for uninstall and change-password). The edges are the rules table's.
+   */
+  private async runProvision(run: Run, op: OsOperation | 'change-password', params: OsOperationParams): Promise<void> {
+    const inst = this.inst(run);
+    const node = this.nodeOf(inst);
+    const bmc = this.bmc(node);
+    const t = this.cfg.timeouts;
+
+    if (inst.state === 'running') {
+      await this.powerStep(run, bmc, node, 'off', t.power_ms);
+      this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
+    }
+    // Parameters that change the instance are recorded now, so a retry re-runs the same job.
+    const changes: Partial<Instance> = {};
+    if ((op === 'reinstall' || op === 'switch-install') && params.image_uuid) changes.image_uuid = params.image_uuid;
+    if (op === 'modify-ip' && params.networks) {
+      changes.addresses = this.store.transaction(() => this.allocateAddresses(node, params.networks!, inst.id));
+      changes.networks = params.networks.map((n) => ({ uuid: n.uuid, port_type: n.port_type }));
+    }
+    const extra = { ...inst.extra };
+    for (const k of ['hostname', 'ssh_keys', 'password_hash', 'user_data'] as const) {
+      if (params[k] !== undefined) (extra as Record<string, unknown>)[k] = params[k];
+    }
+    changes.extra = extra;
+    changes.progress = 0;
+    const current = this.mutate(run.instanceId, changes, { cause: 'operation', owner: run.requestId });
+
+    const image = this.cfg.images.find((i) => i.uuid === current.image_uuid) ?? null;
+    const virtualMedia = image?.boot_method === 'virtual-media';
+    if (node.power_state !== 'off' || this.inst(run).power_state !== 'off') await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    if (virtualMedia) {
+      const iso = this.cfg.boot?.ramdisk.iso;
+      const base = this.cfg.boot?.public_url;
+      if (!iso || !base) throw new StepFailed('insert_media', 'AGENT_ERR_CONFIG', 'virtual media needs boot.public_url and boot.ramdisk.iso');
+      await this.step(run, 'insert_media', () => bmc.insertMedia(`${base}/ramdisk.iso`, { signal: run.signal }));
+    }
+    await this.step(run, 'set_boot_device', () =>
+      bmc.setBoot({ device: virtualMedia ? 'cdrom' : 'pxe', persistent: false, mode: node.boot_mode }, { signal: run.signal }),
+    );
+    await this.powerStep(run, bmc, node, 'on', t.power_ms);
+    const job: DeployJob = {
+      operation: op,
+      instance_id: current.id,
+      image: image ? { uuid: image.uuid, name: image.name, url: image.url, sha256: image.sha256, os: image.os } : null,
+      hostname: current.extra.hostname ?? current.name,
+      addresses: current.addresses,
+      password_hash: current.extra.password_hash ?? null,
+      ssh_keys: current.extra.ssh_keys ?? [],
+      user_data: current.extra.user_data ?? null,
+    };
+    await this.step(run, 'deploy', () =>
+      this.deps.ports.deployer.deploy(this.store.getNode(node.id)!, job, {
+        signal: run.signal,
+        timeoutMs: t.deploy_ms,
+        onProgress: (p) => {
+          if (!run.signal.aborted) this.mutate(run.instanceId, { progress: Math.max(0, Math.min(100, Math.round(p))) }, { cause: 'installer', owner: run.requestId, quiet: true });
+        },
+      }),
+    );
+    if (virtualMedia) await this.step(run, 'eject_media', () => bmc.ejectMedia({ signal: run.signal }));
+    await this.step(run, 'set_boot_device', () => bmc.setBoot({ device: 'disk', persistent: true, mode: node.boot_mode }, { signal: run.signal }));
+    if (op === 'uninstall' || op === 'change-password') {
+      await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    } else {
+      await this.powerStep(run, bmc, node, 'reboot', t.power_ms);
+      await this.confirmAlive(run);
+    }
+  }
+
+  /** Completion is confirmed by the instance answering ICMP on one of its fixed addresses after it boots from disk. */
+  private async confirmAlive(run: Run): Promise<void> {
+    const inst = this.inst(run);
+    if (!inst.addresses.some((a) => a.type === 'fixed')) return;
+    await this.step(run, 'confirm_alive', async () => {
+      const deadline = this.deps.ports.clock.now() + this.cfg.timeouts.deploy_ms;
+      const delays = this.cfg.power_poll_ms;
+      for (let i = 0; ; i++) {
+        if (await this.deps.liveness.probe(this.inst(run), run.signal)) return;
+        if (this.deps.ports.clock.now() >= deadline) {
+          throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
+        }
+        await this.deps.ports.clock.sleep(delays[Math.min(i, delays.length - 1)] ?? 1000, run.signal);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ delete
+
+  async deleteInstance(ctx: RequestContext, id: string): Promise<Action> {
+    this.requireReady();
+    const inst = this.getInstance(ctx, id);
+    let preempt: Running | undefined;
+    this.store.transaction(() => {
+      const cur = this.store.getInstance(inst.id)!;
+      const node = this.store.getNode(cur.node_id);
+      if (node?.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+      if (cur.state === 'terminated') throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'the instance is already terminated');
+      const installing = cur.state === 'pending' && cur.task === 'create';
+      if (cur.task !== null && !installing) {
+        throw new AgentError('AGENT_ERR_LOCKED', `instance ${cur.id} is locked by a running '${cur.task}' operation`);
+      }
+      if (!RULES.delete.accepts.includes(cur.state)) {
+        throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot delete an instance in state '${cur.state}'`);
+      }
+      this.newAction(ctx, cur, 'delete');
+      const event: StateEvent | undefined = cur.state === 'error' ? 'retry-delete' : cur.state === 'running' ? undefined : 'delete';
+      const patch: Partial<Instance> = { task: 'delete', task_request_id: ctx.request_id, error: null, target_power_state: null };
+      if (installing) patch.operation_state = 'install-failed';
+      this.mutate(cur.id, patch, { cause: 'operation', ...(event ? { event } : {}) });
+      if (installing) preempt = this.running.get(cur.id);
+    });
+    if (preempt) preempt.controller.abort(new OperationAborted('preempted', 'aborted: the instance is being deleted'));
+    const waitFor = preempt?.done;
+    this.launch(inst.id, ctx.request_id, 'delete', async (run) => {
+      if (waitFor) await waitFor.catch(() => undefined);
+      await this.runDelete(run);
+    }, { replace: true });
+    return this.store.getAction(ctx.request_id)!;
+  }
+
+  private async runDelete(run: Run): Promise<void> {
+    const inst = this.inst(run);
+    const node = this.nodeOf(inst);
+    const bmc = this.bmc(node);
+    const t = this.cfg.timeouts;
+    if (inst.state === 'running') {
+      await this.powerStep(run, bmc, node, 'off', t.power_ms);
+      this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
+      this.mutate(run.instanceId, {}, { event: 'delete', cause: 'operation', owner: run.requestId });
+    }
+    await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    // Wipe: boot the ramdisk and let the installer erase the disk (the same path as uninstall).
+    await this.step(run, 'set_boot_device', () => bmc.setBoot({ device: 'pxe', persistent: false, mode: node.boot_mode }, { signal: run.signal }));
+    await this.powerStep(run, bmc, node, 'on', t.power_ms);
+    await this.step(run, 'wipe', () =>
+      this.deps.ports.deployer.deploy(this.store.getNode(node.id)!, {
+        operation: 'uninstall',
+        instance_id: inst.id,
+        image: null,
+        hostname: null,
+        addresses: [],
+        password_hash: null,
+        ssh_keys: [],
+        user_data: null,
+      }, { signal: run.signal, timeoutMs: t.deploy_ms, onProgress: () => undefined }),
+    );
+    await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    await this.step(run, 'release_node', async () => {
+      this.store.transaction(() => {
+        const n = this.store.getNode(node.id)!;
+        if (n.instance_id === inst.id) this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ running operations
+
+  /**
+   * Runs `body` in the background as the operation holding the instance's lock; records success or failure by the
+   * rules table. An abort for shutdown records nothing (recovery handles it at the next start); an abort by a
+   * preempting delete closes the action without touching the state.
+   */
+  private launch(instanceId: string, requestId: string, kind: OperationKind, body: (run: Run) => Promise<void>, opts: { replace?: boolean } = {}): void {
+    const controller = new AbortController();
+    const run: Run = { instanceId, requestId, kind, signal: controller.signal };
+    const entry: Running = { kind, requestId, controller, done: Promise.resolve() };
+    if (!opts.replace && this.running.has(instanceId)) throw new AgentError('AGENT_ERR_LOCKED', 'instance is locked');
+    this.running.set(instanceId, entry);
+    entry.done = (async () => {
+      try {
+        await body(run);
+        this.finishSuccess(run);
+      } catch (e) {
+        const aborted = abortReason(run.signal) ?? (e instanceof OperationAborted ? e : null);
+        if (aborted?.kind === 'shutdown') return;
+        if (aborted?.kind === 'preempted') {
+          this.closeAction(run.requestId, aborted.message);
+          return;
+        }
+        await this.finishFailure(run, e);
+      } finally {
+        if (this.running.get(instanceId) === entry) this.running.delete(instanceId);
+      }
+    })().catch((e: unknown) => {
+      this.log.error({ err: e, instance_id: instanceId, request_id: requestId }, 'operation bookkeeping failed');
+    });
+  }
+
+  private finishSuccess(run: Run): void {
+    const rule = RULES[run.kind];
+    const inst = this.inst(run);
+    const event = rule.success[inst.state];
+    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null };
+    const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
+    if (os) patch.operation_state = `${os}-succeed`;
+    if (os && os !== 'uninstall') patch.progress = 100;
+    if (os) patch.failed_operation = null;
+    if (event && transition(inst.state, event) === 'running' && os) patch.launched_at = this.now();
+    if (run.kind === 'delete') patch.terminated_at = this.now();
+    this.store.transaction(() => {
+      this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.closeAction(run.requestId, null);
+    });
+    this.log.info({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind }, 'operation succeeded');
+  }
+
+  private async finishFailure(run: Run, e: unknown): Promise<void> {
+    const rule = RULES[run.kind];
+    const step = e instanceof StepFailed ? e.step : 'operation';
+    const msg = `step '${step}' failed: ${messageOf(e)}`;
+    this.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step, code: codeOf(e), msg: messageOf(e) }, 'operation failed');
+    let inst = this.inst(run);
+    if (rule.powerOffOnFailure && this.cfg.on_failure === 'power_off') {
+      const node = this.nodeOf(inst);
+      try {
+        await this.powerStep({ ...run, signal: new AbortController().signal }, this.bmc(node), node, 'off', this.cfg.timeouts.power_ms, 'power_off_after_failure');
+      } catch {
+        // Recorded as its own failed step; the operation's error stays the first failure.
+      }
+      inst = this.inst(run);
+    }
+    const event = rule.failure[inst.state];
+    const error: InstanceError = { error_code: codeOf(e), error_msg: msg, error_type: rule.errorType };
+    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null, error };
+    const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
+    if (os) {
+      patch.operation_state = `${os}-failed`;
+      if (rule.os !== 'retried') patch.failed_operation = { kind: os, params: {} };
+    }
+    this.store.transaction(() => {
+      this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.closeAction(run.requestId, msg);
+    });
+  }
+
+  /**
+   * One step: an action event opened before and closed after, with the BMC call record in the journal.
+   * @throws StepFailed naming the step.
+   */
+  private async step<T>(run: Run, name: string, fn: () => Promise<T>): Promise<T> {
+    if (run.signal.aborted) throw run.signal.reason;
+    const start = this.now();
+    const index = this.store.transaction(() =>
+      this.appendEvent(run.requestId, run.instanceId, { event: name, start_time: start, finish_time: null, result: null, traceback: null }),
+    );
+    try {
+      const out = await fn();
+      const rec = out as unknown as { tried?: unknown; succeeded?: unknown } | undefined;
+      const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
+      this.store.transaction(() => {
+        this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
+        this.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Success', ...record } });
+      });
+      return out;
+    } catch (e) {
+      const aborted = abortReason(run.signal);
+      const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
+      this.store.transaction(() => {
+        this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
+        this.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Error', code: codeOf(e) } });
+      });
+      if (aborted) throw aborted;
+      throw e instanceof StepFailed ? e : new StepFailed(name, codeOf(e), messageOf(e), { cause: e });
+    }
+  }
+
+  /** A verified power change, recorded on the node and the instance (never moving `state`). */
+  private async powerStep(run: Run, bmc: Bmc, node: Node, action: PowerAction, deadlineMs: number, name?: string): Promise<void> {
+    const stepName = name ?? (action === 'on' ? 'power_on' : action === 'off' ? 'power_off' : action.replace('-', '_'));
+    const res = await this.step(run, stepName, () =>
+      bmc.setPower(action, { signal: run.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } }),
+    );
+    this.recordPower(node.id, res.power, 'operation');
+  }
+
+  /** Records an observed power reading on the node and its instance. */
+  private recordPower(nodeId: string, power: 'on' | 'off' | 'unknown', cause: string): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n) return;
+      if (n.power_state !== power) {
+        this.store.putNode({ ...n, power_state: power, updated_at: this.now() });
+        this.journal('node.power', { node_id: nodeId, cause, data: { power_state: power } });
+      }
+      if (n.instance_id) {
+        const inst = this.store.getInstance(n.instance_id);
+        if (inst && inst.state !== 'terminated' && inst.power_state !== power) this.mutate(inst.id, { power_state: power }, { cause });
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ node API
+
+  async setNodePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult> {
+    this.requireReady();
+    const node = this.getNode(ctx, id);
+    if (node.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+    if (node.instance_id) {
+      const inst = this.store.getInstance(node.instance_id);
+      if (inst && inst.state !== 'terminated') return this.setInstancePower({ ...ctx, is_admin: true }, inst.id, req);
+    }
+    const kind = KIND_OF_TARGET[req.target];
+    const bmc = this.bmc(node);
+    if (!bmc.supports('power', POWER_ACTION_OF[kind])) {
+      throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
+    }
+    if (this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
+    if ((req.target === 'on' && node.power_state === 'on') || ((req.target === 'off' || req.target === 'soft-off') && node.power_state === 'off')) {
+      return { accepted: false, action: null };
+    }
+    this.nodeBusy.add(node.id);
+    this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
+    void (async () => {
+      try {
+        const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
+        const res = await bmc.setPower(POWER_ACTION_OF[kind], {
+          wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs: soft ? (req.timeout_s ?? this.cfg.timeouts.soft_power_ms / 1000) * 1000 : this.cfg.timeouts.power_ms },
+        });
+        this.recordPower(node.id, res.power, 'operation');
+        this.setNodeError(node.id, null);
+      } catch (e) {
+        this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `node power ${req.target} failed: ${messageOf(e)}`, error_type: targetPowerOf(kind) === 'on' ? 'power_on_error' : 'power_off_error' });
+      } finally {
+        this.nodeBusy.delete(node.id);
+      }
+    })();
+    return { accepted: true, action: null };
+  }
+
+  async setMaintenance(ctx: RequestContext, id: string, on: boolean, reason?: string): Promise<Node> {
+    const node = this.getNode(ctx, id);
+    return this.store.transaction(() => {
+      const cur = this.store.getNode(node.id)!;
+      const next: Node = { ...cur, maintenance: on, maintenance_reason: on ? reason ?? null : null, updated_at: this.now() };
+      this.store.putNode(next);
+      this.journal('node.maintenance', { node_id: node.id, cause: 'operation', data: { maintenance: on, reason: next.maintenance_reason } });
+      return next;
+    });
+  }
+
+  private setNodeError(nodeId: string, error: InstanceError | null): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || JSON.stringify(n.last_error) === JSON.stringify(error)) return;
+      this.store.putNode({ ...n, last_error: error, updated_at: this.now() });
+      this.journal('node.error', { node_id: nodeId, cause: 'operation', data: { error } });
+    });
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  async ping(ctx: RequestContext, id: string): Promise<LivenessAnswer> {
+    const inst = this.getInstance(ctx, id);
+    const alive = await this.deps.liveness.check(inst);
+    return { instance_id: inst.id, project_id: inst.project_id, alive };
+  }
+
+  async pingMany(ctx: RequestContext, opts: { allProjects: boolean; include?: string[]; exclude?: string[] }): Promise<LivenessAnswer[]> {
+    if (opts.allProjects) this.requireAdmin(ctx);
+    let list = this.listInstances(ctx, { allProjects: opts.allProjects, includeDeleted: false });
+    if (opts.include) {
+      const inc = new Set(opts.include.map((s) => s.toLowerCase()));
+      list = list.filter((i) => inc.has(i.id));
+    }
+    if (opts.exclude) {
+      const exc = new Set(opts.exclude.map((s) => s.toLowerCase()));
+      list = list.filter((i) => !exc.has(i.id));
+    }
+    const verdicts = await this.deps.liveness.checkMany(list);
+    return list.map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: verdicts.get(i.id) ?? false }));
+  }
+
+  /** Called by the liveness monitor when a verdict changes. */
+  onAliveChange(instanceId: string, alive: boolean): void {
+    try {
+      this.journal('instance.alive', { instance_id: instanceId, cause: 'monitor', data: { alive } });
+    } catch (e) {
+      this.log.error({ err: e, instance_id: instanceId }, 'could not journal a liveness change');
+    }
+  }
+
+  // ------------------------------------------------------------------ power sync and adoption
+
+  private schedulePowerSync(): void {
+    if (this.stopping) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncing = this.powerSyncOnce()
+        .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
+        .finally(() => {
+          this.syncing = null;
+          this.schedulePowerSync();
+        });
+    }, this.cfg.power_sync.interval_ms);
+    this.syncTimer.unref();
+  }
+
+  /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
+  async powerSyncOnce(): Promise<void> {
+    const nodes = this.store.listNodes().filter((n) => !n.maintenance);
+    await Promise.all(nodes.map((n) => this.syncNode(n.id)));
+  }
+
+  private async syncNode(nodeId: string): Promise<void> {
+    const node = this.store.getNode(nodeId);
+    if (!node || node.maintenance || this.nodeBusy.has(nodeId)) return;
+    const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
+    if (instBefore?.task || (instBefore && this.running.has(instBefore.id))) return;
+    let power: 'on' | 'off';
+    try {
+      power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+    } catch (e) {
+      this.powerReadFailed(nodeId, e);
+      return;
+    }
+    // Anything may have started while we read: only act on what is still idle.
+    const n = this.store.getNode(nodeId);
+    if (!n) return;
+    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    if (inst?.task || (inst && this.running.has(inst.id))) return;
+    this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId)!;
+      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
+      this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      if (wasUnreachable) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
+      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.mutate(inst.id, { error: null }, { cause: 'poll' });
+    });
+    this.recordPower(nodeId, power, 'poll');
+    if (n.adopt && !n.instance_id) {
+      this.completeAdoption(nodeId, power);
+      return;
+    }
+    if (!inst) return;
+    const cur = this.store.getInstance(inst.id)!;
+    if (cur.state === 'running' && power === 'off') {
+      if (n.enforce_power) await this.enforce(n, 'on');
+      else this.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
+    } else if (cur.state === 'stopped' && power === 'on') {
+      if (n.enforce_power) await this.enforce(n, 'off');
+      else this.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
+    }
+  }
+
+  private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
+    this.journal('node.power', { node_id: node.id, cause: 'enforce', data: { target_power_state: want } });
+    try {
+      const res = await this.bmc(node).setPower(want, { wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs: this.cfg.timeouts.power_ms } });
+      this.recordPower(node.id, res.power, 'enforce');
+    } catch (e) {
+      this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `enforcing power ${want} failed: ${messageOf(e)}`, error_type: want === 'on' ? 'power_on_error' : 'power_off_error' });
+    }
+  }
+
+  private powerReadFailed(nodeId: string, e: unknown): void {
+    this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId);
+      if (!cur) return;
+      const failures = cur.consecutive_power_failures + 1;
+      const threshold = this.cfg.power_sync.failures_before_unknown;
+      const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
+      const unknown = failures >= threshold;
+      const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
+      this.store.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
+      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
+      if (unknown) {
+        this.recordPower(nodeId, 'unknown', 'poll');
+        const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
+        if (inst && inst.state !== 'terminated' && inst.error?.error_type !== 'bmc_unreachable_error' && inst.error === null) {
+          this.mutate(inst.id, { error }, { cause: 'poll' });
+        }
+      }
+    });
+  }
+
+  /** Adoption: the instance enters running or stopped from a verified power read, with no install. */
+  private completeAdoption(nodeId: string, power: 'on' | 'off'): void {
+    this.store.transaction(() => {
+      const node = this.store.getNode(nodeId)!;
+      const req = node.adopt;
+      if (!req || node.instance_id) return;
+      const now = this.now();
+      const event: StateEvent = power === 'on' ? 'adopt-running' : 'adopt-stopped';
+      const instance: Instance = {
+        id: req.instance_id,
+        project_id: req.project_id,
+        user_id: req.user_id,
+        name: req.name,
+        description: null,
+        node_id: node.id,
+        instance_type_uuid: req.instance_type_uuid ?? null,
+        image_uuid: req.image_uuid ?? null,
+        availability_zone: null,
+        networks: [],
+        addresses: req.addresses.map((a) => ({ ...a, network_uuid: this.cfg.networks.find((n) => n.name === a.network)?.uuid })),
+        metadata: req.metadata ?? {},
+        extra: {},
+        state: transition('new', event),
+        operation_state: null,
+        error: null,
+        power_state: power,
+        target_power_state: null,
+        task: null,
+        task_request_id: null,
+        progress: 100,
+        failed_operation: null,
+        created_at: now,
+        updated_at: now,
+        launched_at: now,
+        terminated_at: null,
+      };
+      this.store.putInstance(instance);
+      this.store.putNode({ ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now });
+      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause: 'adopt', data: this.publicSummary(instance) });
+      this.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
+      const requestId = `req-${this.deps.ports.uuid()}`;
+      const action = this.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
+      this.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
+      this.closeAction(action.request_id, null);
+    });
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Every operation in flight at the last stop is resumed where that is safe (delete: power off, wipe, release are
+   * idempotent) or failed cleanly (everything else: no `-processing` is left, the failure names the interrupted
+   * step, power-changing operations settle on a fresh power read).
+   */
+  private async recover(): Promise<void> {
+    const unfinished = this.store.listUnfinishedActions();
+    for (const action of unfinished) {
+      const inst = this.store.getInstance(action.instance_id);
+      const openStep = action.events.find((e) => e.finish_time === null)?.event ?? null;
+      const interrupted = `interrupted by an agent restart${openStep ? ` during step '${openStep}'` : ''}`;
+      this.store.transaction(() => {
+        action.events.forEach((ev, i) => {
+          if (ev.finish_time === null) this.store.updateActionEvent(action.request_id, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: interrupted });
+        });
+      });
+      if (!inst || inst.task_request_id !== action.request_id) {
+        this.closeAction(action.request_id, interrupted);
+        continue;
+      }
+      const kind = inst.task ?? 'create';
+      this.log.warn({ instance_id: inst.id, request_id: action.request_id, operation: kind, step: openStep }, 'recovering an operation in flight');
+      if (kind === 'delete') {
+        this.launch(inst.id, action.request_id, 'delete', (run) => this.runDelete(run));
+        continue;
+      }
+      const powerKinds: readonly string[] = ['power-on', 'power-off', 'soft-power-off', 'reboot', 'soft-reboot'];
+      if (powerKinds.includes(kind)) {
+        await this.recoverPower(inst, kind as PowerKind, action.request_id, interrupted);
+        continue;
+      }
+      const err = new StepFailed(openStep ?? 'operation', 'AGENT_ERR_INTERRUPTED', interrupted);
+      const run: Run = { instanceId: inst.id, requestId: action.request_id, kind, signal: new AbortController().signal };
+      if (inst.state === 'running') {
+        // Interrupted before its first power off took the PowerOff edge: the OS was not touched.
+        this.store.transaction(() => {
+          const os = RULES[kind].os === 'retried' ? inst.failed_operation?.kind : RULES[kind].os;
+          this.mutate(inst.id, {
+            task: null,
+            task_request_id: null,
+            ...(os ? { operation_state: `${os}-failed` as OperationState } : {}),
+            error: { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `step '${openStep ?? 'operation'}' failed: ${interrupted}`, error_type: RULES[kind].errorType },
+          }, { cause: 'recovery' });
+          this.closeAction(action.request_id, interrupted);
+        });
+        continue;
+      }
+      await this.finishFailure(run, err);
+    }
+  }
+
+  private async recoverPower(inst: Instance, kind: PowerKind, requestId: string, interrupted: string): Promise<void> {
+    const node = this.nodeOf(inst);
+    let power: 'on' | 'off' | null = null;
+    try {
+      power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+      this.recordPower(node.id, power, 'recovery');
+    } catch {
+      power = null;
+    }
+    const want = targetPowerOf(kind);
+    const cur = this.store.getInstance(inst.id)!;
+    this.store.transaction(() => {
+      const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null };
+      let event: StateEvent | undefined;
+      if (power === want) {
+        event = RULES[kind].success[cur.state];
+        this.closeAction(requestId, null);
+      } else {
+        patch.error = { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `${interrupted}; power reads ${power ?? 'unknown'}`, error_type: RULES[kind].errorType };
+        this.closeAction(requestId, interrupted);
+      }
+      this.mutate(inst.id, patch, { cause: 'recovery', ...(event ? { event } : {}) });
+    });
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private requireAdmin(ctx: RequestContext): void {
+    if (!ctx.is_admin) throw new AgentError('AGENT_ERR_FORBIDDEN', 'this operation needs the admin role');
+  }
+
+  private requireReady(): void {
+    if (!this.isReady) throw new AgentError('AGENT_ERR_NOT_READY', `the agent is not ready: ${this.readyReasons.join('; ')}`);
+  }
+
+  private inst(run: Run): Instance {
+    return this.store.getInstance(run.instanceId)!;
+  }
+
+  private nodeOf(inst: Instance): Node {
+    const node = this.store.getNode(inst.node_id);
+    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
+    return node;
+  }
+
+  private bmc(node: Node): Bmc {
+    return this.deps.ports.bmcs.forNode(node);
+  }
+
+  private newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+    const action: Action = {
+      request_id: ctx.request_id,
+      instance_id: inst.id,
+      project_id: inst.project_id,
+      user_id: ctx.user_id,
+      action: RULES[kind].action,
+      start_time: this.now(),
+      finish_time: null,
+      message: null,
+      events: [],
+    };
+    this.store.putAction(action);
+    this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
+    return action;
+  }
+
+  private appendEvent(requestId: string, instanceId: string, ev: ActionEvent, details: Record<string, unknown> = {}): number {
+    const index = this.store.appendActionEvent(requestId, ev);
+    this.journal('action.event', { instance_id: instanceId, cause: 'operation', data: { request_id: requestId, event: ev.event, result: ev.result, ...details } });
+    return index;
+  }
+
+  private closeAction(requestId: string, message: string | null): void {
+    this.store.transaction(() => {
+      const a = this.store.getAction(requestId);
+      if (!a || a.finish_time !== null) return;
+      const finished: Action = { ...a, finish_time: this.now(), message };
+      this.store.putAction(finished);
+      this.journal('action.finished', { instance_id: a.instance_id, cause: 'operation', data: { request_id: requestId, action: a.action, result: message === null ? 'Success' : 'Error', message } });
+    });
+  }
+
+  /**
+   * The one way an instance changes: re-reads it, applies the patch (and the state edge, if any, through the state
+   * machine), writes it and journals every observable field that changed, in one transaction. With `owner`, the
+   * write is refused when another operation took the instance over (a preempting delete).
+   */
+  private mutate(id: string, patch: Partial<Instance>, opts: { event?: StateEvent; cause: string; owner?: string; quiet?: boolean }): Instance {
+    return this.store.transaction(() => {
+      const cur = this.store.getInstance(id);
+      if (!cur) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${id} vanished`);
+      if (opts.owner !== undefined && cur.task_request_id !== opts.owner && cur.task_request_id !== null) {
+        throw new OperationAborted('preempted', 'aborted: another operation took over the instance');
+      }
+      const next: Instance = { ...cur, ...patch, updated_at: this.now() };
+      if (opts.event) next.state = transition(cur.state, opts.event);
+      this.store.putInstance(next);
+      const fields: [keyof Instance, JournalKind][] = [
+        ['state', 'instance.state'],
+        ['operation_state', 'instance.operation_state'],
+        ['power_state', 'instance.power'],
+        ['target_power_state', 'instance.target_power'],
+        ['error', 'instance.error'],
+      ];
+      for (const [field, kind] of fields) {
+        if (JSON.stringify(cur[field]) !== JSON.stringify(next[field]) || (field === 'state' && opts.event)) {
+          this.journal(kind, {
+            instance_id: id,
+            cause: opts.cause,
+            data: { [field]: next[field], ...(field === 'state' && opts.event ? { event: opts.event, from: cur.state } : {}) },
+          });
+        }
+      }
+      if (next.state === 'terminated' && cur.state !== 'terminated') {
+        this.journal('instance.deleted', { instance_id: id, cause: opts.cause, data: {} });
+      }
+      return next;
+    });
+  }
+
+  private journal(kind: JournalKind, e: { instance_id?: string; node_id?: string; cause: string; data: Record<string, unknown> }): void {
+    this.store.appendJournal({ kind, instance_id: e.instance_id ?? null, node_id: e.node_id ?? null, cause: e.cause, data: e.data });
+  }
+
+  /** What may leave the agent about an instance: never `extra` (password hash, user data). */
+  private publicSummary(i: Instance): Record<string, unknown> {
+    return {
+      id: i.id,
+      project_id: i.project_id,
+      user_id: i.user_id,
+      name: i.name,
+      node_id: i.node_id,
+      image_uuid: i.image_uuid,
+      instance_type_uuid: i.instance_type_uuid,
+      addresses: i.addresses,
+      state: i.state,
+    };
+  }
+
+  /** Removes terminated instances past terminated_retention. */
+  purgeTerminated(): number {
+    const cutoff = new Date(this.deps.ports.clock.now() - this.cfg.terminated_retention_ms).toISOString();
+    return this.store.purgeTerminated(cutoff);
+  }
+}
+
+export type { InstanceState };

@@ -1,0 +1,199 @@
+/**
+ * How each operation uses the state machine: the table of design.md section 3, row by row, as data.
+ * The engine (agent/operations/engine.ts) reads it; test/agent/operations/rules.test.ts walks every
+ * (state, operation) pair against it.
+ */
+import type { ActionName, ErrorType, InstanceState, OperationKind, OsOperation } from '../model.js';
+import type { StateEvent } from '../state-machine.js';
+
+export interface OperationRule {
+  /** The action recorded (nova's name where nova has one, seed 003's otherwise). */
+  action: ActionName;
+  /** States in which the operation is accepted ('new' is create/adopt only). */
+  accepts: readonly InstanceState[];
+  /** From `running`, take the PowerOff edge (power the server off) before the operation itself. */
+  powerOffFirst: boolean;
+  /** The seed-003 operation whose `<op>-processing|succeed|failed` this operation owns (retry: the retried one). */
+  os: OsOperation | 'retried' | null;
+  /** Edge taken on success, by the state the instance is in when the work is done; absent: state unchanged. */
+  success: Partial<Record<InstanceState, StateEvent>>;
+  /** Edge taken on failure, likewise; absent: state unchanged (the error is still recorded). */
+  failure: Partial<Record<InstanceState, StateEvent>>;
+  /** error_type recorded on failure. */
+  errorType: ErrorType;
+  /** Whether `error` is cleared when the operation is accepted (power in `error` keeps the error). */
+  clearsError: (state: InstanceState) => boolean;
+  /** A failure ends with the node powered off when config on_failure is power_off. */
+  powerOffOnFailure: boolean;
+}
+
+const always = () => true;
+
+export const RULES: Record<OperationKind, OperationRule> = {
+  create: {
+    action: 'create',
+    accepts: [],
+    powerOffFirst: false,
+    os: 'install',
+    success: { pending: 'create-succeed' },
+    failure: { pending: 'create-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  adopt: {
+    action: 'adopt',
+    accepts: [],
+    powerOffFirst: false,
+    os: null,
+    success: {},
+    failure: {},
+    errorType: 'bmc_unreachable_error',
+    clearsError: always,
+    powerOffOnFailure: false,
+  },
+  'power-on': {
+    action: 'start',
+    accepts: ['stopped', 'error'],
+    powerOffFirst: false,
+    os: null,
+    success: { stopped: 'power-on' },
+    failure: {},
+    errorType: 'power_on_error',
+    clearsError: (s) => s !== 'error',
+    powerOffOnFailure: false,
+  },
+  'power-off': {
+    action: 'stop',
+    accepts: ['running', 'error'],
+    powerOffFirst: false,
+    os: null,
+    success: { running: 'power-off' },
+    failure: {},
+    errorType: 'power_off_error',
+    clearsError: (s) => s !== 'error',
+    powerOffOnFailure: false,
+  },
+  'soft-power-off': {
+    action: 'stop',
+    accepts: ['running', 'error'],
+    powerOffFirst: false,
+    os: null,
+    success: { running: 'power-off' },
+    failure: {},
+    errorType: 'power_off_error',
+    clearsError: (s) => s !== 'error',
+    powerOffOnFailure: false,
+  },
+  // The reboot itself takes running -> stopped (PowerReboot) when the command is sent; success is the PowerOn
+  // edge once `on` is verified; a failure leaves the instance stopped.
+  reboot: {
+    action: 'reboot',
+    accepts: ['running'],
+    powerOffFirst: false,
+    os: null,
+    success: { stopped: 'power-on' },
+    failure: {},
+    errorType: 'reboot_failed_error',
+    clearsError: always,
+    powerOffOnFailure: false,
+  },
+  'soft-reboot': {
+    action: 'reboot',
+    accepts: ['running'],
+    powerOffFirst: false,
+    os: null,
+    success: { stopped: 'power-on' },
+    failure: {},
+    errorType: 'reboot_failed_error',
+    clearsError: always,
+    powerOffOnFailure: false,
+  },
+  reinstall: {
+    action: 'reinstall',
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os: 'reinstall',
+    success: { stopped: 'provision-succeed' },
+    failure: { stopped: 'provision-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  'switch-install': {
+    action: 'switch-install',
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os: 'switch-install',
+    success: { stopped: 'provision-succeed' },
+    failure: { stopped: 'provision-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  'modify-ip': {
+    action: 'modify-ip',
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os: 'modify-ip',
+    success: { stopped: 'provision-succeed' },
+    failure: { stopped: 'provision-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  uninstall: {
+    action: 'uninstall',
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os: 'uninstall',
+    success: { stopped: 'uninstall-succeed' },
+    failure: { stopped: 'provision-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  'change-password': {
+    action: 'changePassword',
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os: null,
+    success: { stopped: 'change-password' },
+    failure: {},
+    errorType: 'change_password_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  retry: {
+    action: 'retry',
+    accepts: ['error'],
+    powerOffFirst: false,
+    os: 'retried',
+    success: { error: 'retry-provision-succeed' },
+    failure: {},
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  },
+  // pending: the install is aborted first. running: PowerOff edge first. error: the diagram's Retry DeleteInstance.
+  delete: {
+    action: 'delete',
+    accepts: ['pending', 'stopped', 'error', 'running'],
+    powerOffFirst: true,
+    os: null,
+    success: { 'shutting-down': 'delete-succeed' },
+    failure: { 'shutting-down': 'delete-failed' },
+    errorType: 'delete_error',
+    clearsError: always,
+    powerOffOnFailure: false,
+  },
+};
+
+/** Operations that are power requests (seed 004 `PUT .../states/power`). */
+export const POWER_KINDS = ['power-on', 'power-off', 'soft-power-off', 'reboot', 'soft-reboot'] as const;
+export type PowerKind = (typeof POWER_KINDS)[number];
+
+/** The target_power_state an accepted power request records ("power on" throughout a reboot). */
+export function targetPowerOf(kind: PowerKind): 'on' | 'off' {
+  return kind === 'power-off' || kind === 'soft-power-off' ? 'off' : 'on';
+}

@@ -1,0 +1,172 @@
+/**
+ * Schema migrations of the durable store. The schema version lives in `PRAGMA user_version`; each migration moves
+ * the database from `version - 1` to `version` and is applied in its own IMMEDIATE transaction together with the
+ * bump of user_version, so a crash mid-migration leaves the previous version intact.
+ *
+ * Rules: append only (never edit a released migration), versions contiguous from 1, `up` synchronous.
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  description: string;
+  up(db: Database.Database): void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'nodes, instances, actions, action_events, journal, meta',
+    up(db) {
+      db.exec(`
+        CREATE TABLE nodes (
+          id                         TEXT PRIMARY KEY NOT NULL,
+          name                       TEXT NOT NULL,
+          type                       TEXT NOT NULL,
+          boot_mode                  TEXT NOT NULL,
+          macs                       TEXT NOT NULL,          -- JSON NodeMac[]
+          bmc                        TEXT NOT NULL,          -- JSON BmcSettings
+          maintenance                INTEGER NOT NULL,       -- 0/1
+          maintenance_reason         TEXT,
+          power_state                TEXT NOT NULL,
+          last_error                 TEXT,                   -- JSON InstanceError | NULL
+          consecutive_power_failures INTEGER NOT NULL,
+          instance_id                TEXT,
+          adopt                      TEXT,                   -- JSON AdoptRequest | NULL
+          enforce_power              INTEGER NOT NULL,       -- 0/1
+          source                     TEXT NOT NULL,
+          created_at                 TEXT NOT NULL,
+          updated_at                 TEXT NOT NULL
+        );
+        CREATE INDEX nodes_instance_id ON nodes(instance_id);
+
+        CREATE TABLE instances (
+          id                 TEXT PRIMARY KEY NOT NULL,
+          project_id         TEXT NOT NULL,
+          user_id            TEXT NOT NULL,
+          name               TEXT NOT NULL,
+          description        TEXT,
+          node_id            TEXT NOT NULL,
+          instance_type_uuid TEXT,
+          image_uuid         TEXT,
+          availability_zone  TEXT,
+          networks           TEXT NOT NULL,                  -- JSON NetworkRequest[]
+          addresses          TEXT NOT NULL,                  -- JSON Address[]
+          metadata           TEXT NOT NULL,                  -- JSON Record<string,string>
+          extra              TEXT NOT NULL,                  -- JSON InstanceExtra (holds secrets)
+          state              TEXT NOT NULL,
+          operation_state    TEXT,
+          error              TEXT,                           -- JSON InstanceError | NULL
+          power_state        TEXT NOT NULL,
+          target_power_state TEXT,
+          task               TEXT,
+          task_request_id    TEXT,
+          progress           INTEGER NOT NULL,
+          failed_operation   TEXT,                           -- JSON | NULL
+          created_at         TEXT NOT NULL,
+          updated_at         TEXT NOT NULL,
+          launched_at        TEXT,
+          terminated_at      TEXT
+        );
+        CREATE INDEX instances_state ON instances(state, terminated_at);
+        CREATE INDEX instances_node_id ON instances(node_id);
+        CREATE INDEX instances_project_id ON instances(project_id);
+        CREATE INDEX instances_created_at ON instances(created_at);
+
+        CREATE TABLE actions (
+          request_id  TEXT PRIMARY KEY NOT NULL,
+          instance_id TEXT NOT NULL,
+          project_id  TEXT NOT NULL,
+          user_id     TEXT NOT NULL,
+          action      TEXT NOT NULL,
+          start_time  TEXT NOT NULL,
+          finish_time TEXT,
+          message     TEXT
+        );
+        CREATE INDEX actions_instance_id ON actions(instance_id, start_time);
+        CREATE INDEX actions_unfinished ON actions(start_time) WHERE finish_time IS NULL;
+
+        CREATE TABLE action_events (
+          request_id  TEXT NOT NULL REFERENCES actions(request_id) ON DELETE CASCADE,
+          idx         INTEGER NOT NULL,                      -- 0-based position within the action
+          event       TEXT NOT NULL,
+          start_time  TEXT NOT NULL,
+          finish_time TEXT,
+          result      TEXT,
+          traceback   TEXT,
+          PRIMARY KEY (request_id, idx)
+        ) WITHOUT ROWID;
+
+        -- Per-agent journal sequence counters: a seq is never reused, even after entries are trimmed.
+        CREATE TABLE journal_seq (
+          agent_id TEXT PRIMARY KEY NOT NULL,
+          last_seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE journal (
+          agent_id    TEXT NOT NULL,
+          seq         INTEGER NOT NULL,
+          at          TEXT NOT NULL,
+          kind        TEXT NOT NULL,
+          instance_id TEXT,
+          node_id     TEXT,
+          cause       TEXT NOT NULL,
+          data        TEXT NOT NULL,                         -- JSON object
+          PRIMARY KEY (agent_id, seq)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE meta (
+          key   TEXT PRIMARY KEY NOT NULL,
+          value TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
+];
+
+/** The schema version this code writes. */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.length === 0 ? 0 : MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Throws unless versions are contiguous from 1 and strictly increasing. */
+export function validateMigrations(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration list is not contiguous: position ${i} has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+}
+
+export class SchemaTooNewError extends Error {
+  constructor(
+    readonly found: number,
+    readonly known: number,
+  ) {
+    super(
+      `database schema version ${found} is newer than this metald understands (${known}); ` +
+        'it was written by a newer metald — upgrade metald or restore a matching backup',
+    );
+    this.name = 'SchemaTooNewError';
+  }
+}
+
+/**
+ * Brings db up to the last version of `migrations`, each step in its own IMMEDIATE transaction that also sets
+ * user_version. Refuses (SchemaTooNewError) a database newer than the list. Returns the resulting version.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  validateMigrations(migrations);
+  const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+  const current = () => db.pragma('user_version', { simple: true }) as number;
+  const found = current();
+  if (found > known) throw new SchemaTooNewError(found, known);
+  for (const m of migrations) {
+    if (m.version <= found) continue;
+    db.transaction(() => {
+      // Re-check inside the write lock: another process may have migrated meanwhile.
+      if (current() >= m.version) return;
+      m.up(db);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return current();
+}
