@@ -1,0 +1,688 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Action, ActionEvent, Instance, Node } from '../../../agent/model.js';
+import {
+  DB_FILE_NAME,
+  faultFromEnv,
+  openStore,
+  STORE_FAULT_ENV,
+  STORE_WRITE_OPS,
+  type SqliteStore,
+  type StoreFaultInjector,
+} from '../../../agent/store/sqlite.js';
+import { LATEST_SCHEMA_VERSION } from '../../../agent/store/migrations.js';
+import { StoreError, type Store } from '../../../agent/store/types.js';
+
+let dir: string;
+const opened: SqliteStore[] = [];
+
+function open(extra: { fault?: StoreFaultInjector; agentId?: string; now?: () => Date } = {}): SqliteStore {
+  const s = openStore({ dir, agentId: extra.agentId ?? 'agent-1', fault: extra.fault, now: extra.now });
+  opened.push(s);
+  return s;
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metald-store-'));
+});
+
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function node(over: Partial<Node> = {}): Node {
+  return {
+    id: 'node-1',
+    name: 'rack1-u12',
+    type: 'r650',
+    boot_mode: 'uefi',
+    macs: [
+      { mac: 'aa:bb:cc:dd:ee:01', pxe: true },
+      { mac: 'aa:bb:cc:dd:ee:02', pxe: false },
+    ],
+    bmc: {
+      drivers: ['redfish', 'ipmi'],
+      address: '10.0.0.12',
+      port: 443,
+      username: 'root',
+      password_file: '/etc/metald/bmc/node-1',
+      system_id: '/redfish/v1/Systems/1',
+      insecure: true,
+      options: { delay_ms: 5, nested: { a: [1, 2, null] } },
+    },
+    maintenance: false,
+    maintenance_reason: null,
+    power_state: 'on',
+    last_error: null,
+    consecutive_power_failures: 0,
+    instance_id: null,
+    adopt: null,
+    enforce_power: false,
+    source: 'config',
+    created_at: '2024-01-01T00:00:00.000Z',
+    updated_at: '2024-01-01T00:00:00.000Z',
+    ...over,
+  };
+}
+
+function instance(over: Partial<Instance> = {}): Instance {
+  return {
+    id: 'inst-1',
+    project_id: 'proj-1',
+    user_id: 'user-1',
+    name: 'web-1',
+    description: 'a server',
+    node_id: 'node-1',
+    instance_type_uuid: 'type-1',
+    image_uuid: 'img-1',
+    availability_zone: 'az1',
+    networks: [{ uuid: 'net-1', port_type: 'bond' }, { uuid: 'net-2' }],
+    addresses: [
+      { addr: '192.0.2.10', mac: 'aa:bb:cc:dd:ee:01', version: 4, type: 'fixed', network: 'public', network_uuid: 'net-1' },
+      { addr: '2001:db8::10', mac: 'aa:bb:cc:dd:ee:01', version: 6, type: 'fixed', network: 'public' },
+    ],
+    metadata: { role: 'web', 'ключ': 'значение ✓' },
+    extra: { hostname: 'web-1', ssh_keys: ['ssh-ed25519 AAAA x'], password_hash: '$6$salt$hash', user_data: '#!/bin/sh' },
+    state: 'running',
+    operation_state: 'install-succeed',
+    error: null,
+    power_state: 'on',
+    target_power_state: null,
+    task: null,
+    task_request_id: null,
+    progress: 100,
+    failed_operation: null,
+    created_at: '2024-01-02T00:00:00.000Z',
+    updated_at: '2024-01-02T00:00:00.000Z',
+    launched_at: '2024-01-02T00:10:00.000Z',
+    terminated_at: null,
+    ...over,
+  };
+}
+
+function event(over: Partial<ActionEvent> = {}): ActionEvent {
+  return {
+    event: 'compute_power_on',
+    start_time: '2024-01-03T00:00:00.000Z',
+    finish_time: null,
+    result: null,
+    traceback: null,
+    ...over,
+  };
+}
+
+function action(over: Partial<Action> = {}): Action {
+  return {
+    request_id: 'req-1',
+    instance_id: 'inst-1',
+    project_id: 'proj-1',
+    user_id: 'user-1',
+    action: 'start',
+    start_time: '2024-01-03T00:00:00.000Z',
+    finish_time: null,
+    message: null,
+    events: [event()],
+    ...over,
+  };
+}
+
+/** Everything observable through the Store interface (for "nothing changed" assertions). */
+function snapshot(s: Store) {
+  const instances = s.listInstances();
+  return {
+    nodes: s.listNodes(),
+    instances,
+    actions: instances.map((i) => s.listActions(i.id)),
+    unfinished: s.listUnfinishedActions(),
+    journal: s.readJournal(0, 1_000_000),
+    lastSeq: s.lastSeq(),
+  };
+}
+
+describe('open', () => {
+  it('creates the directory 0700 and metald.db 0600, with WAL, synchronous=FULL, foreign keys, busy timeout', () => {
+    const sub = path.join(dir, 'state', 'deep');
+    const s = openStore({ dir: sub, agentId: 'a' });
+    opened.push(s);
+    expect(fs.statSync(sub).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(sub, DB_FILE_NAME)).mode & 0o777).toBe(0o600);
+    expect(s.pragmas()).toEqual({ journal_mode: 'wal', synchronous: 2, foreign_keys: 1, busy_timeout: 5000 });
+  });
+
+  it('sets user_version to the latest schema version', () => {
+    const s = open();
+    expect(LATEST_SCHEMA_VERSION).toBeGreaterThanOrEqual(1);
+    expect(s.schemaVersion()).toBe(LATEST_SCHEMA_VERSION);
+  });
+
+  it('requires an agent id', () => {
+    expect(() => openStore({ dir, agentId: '' })).toThrow(StoreError);
+  });
+
+  it('fails with StoreError on an unusable directory', () => {
+    const file = path.join(dir, 'not-a-dir');
+    fs.writeFileSync(file, 'x');
+    expect(() => openStore({ dir: file, agentId: 'a' })).toThrow(StoreError);
+  });
+
+  it('close is idempotent and later use throws StoreError', () => {
+    const s = open();
+    s.close();
+    s.close();
+    expect(() => s.getNode('x')).toThrow(StoreError);
+    expect(() => s.putNode(node())).toThrow(StoreError);
+    expect(() => s.transaction(() => 1)).toThrow(StoreError);
+  });
+});
+
+describe('round trips', () => {
+  it('nodes: put, get, list, replace, delete', () => {
+    const s = open();
+    const a = node();
+    const b = node({
+      id: 'node-0',
+      boot_mode: 'legacy',
+      maintenance: true,
+      maintenance_reason: 'disk swap',
+      power_state: 'unknown',
+      last_error: { error_code: 'E1', error_msg: 'BMC timeout', error_type: 'bmc_unreachable_error' },
+      consecutive_power_failures: 3,
+      instance_id: 'inst-9',
+      adopt: {
+        instance_id: 'inst-9',
+        project_id: 'p',
+        user_id: 'u',
+        name: 'adopted',
+        addresses: [{ addr: '192.0.2.1', mac: 'aa:bb:cc:dd:ee:03', version: 4, type: 'floating', network: 'n' }],
+        metadata: { k: 'v' },
+      },
+      enforce_power: true,
+      source: 'controller',
+      created_at: '2023-12-31T00:00:00.000Z',
+    });
+    s.putNode(a);
+    s.putNode(b);
+    expect(s.getNode('node-1')).toStrictEqual(JSON.parse(JSON.stringify(a)));
+    expect(s.getNode('node-0')).toEqual(b);
+    expect(s.getNode('missing')).toBeNull();
+    expect(s.listNodes()).toEqual([b, a]); // ordered by created_at
+
+    const a2 = { ...a, power_state: 'off' as const, updated_at: '2024-02-01T00:00:00.000Z' };
+    s.putNode(a2);
+    expect(s.getNode('node-1')).toEqual(a2);
+    expect(s.listNodes()).toHaveLength(2);
+
+    s.deleteNode('node-1');
+    expect(s.getNode('node-1')).toBeNull();
+    s.deleteNode('node-1'); // deleting a missing node is fine
+    expect(s.listNodes()).toEqual([b]);
+  });
+
+  it('instances: every field, nulls and JSON fields; list ordered by created_at', () => {
+    const s = open();
+    const full = instance();
+    const other = instance({
+      id: 'inst-0',
+      description: null,
+      instance_type_uuid: null,
+      image_uuid: null,
+      availability_zone: null,
+      networks: [],
+      addresses: [],
+      metadata: {},
+      extra: {},
+      state: 'error',
+      operation_state: 'install-failed',
+      error: { error_code: 'INSTALL', error_msg: 'installer timed out', error_type: 'install_error' },
+      power_state: 'unknown',
+      target_power_state: 'off',
+      task: 'power-off',
+      task_request_id: 'req-7',
+      progress: 42,
+      failed_operation: { kind: 'install', params: { image_uuid: 'img-2', nested: { x: [1, 'y', true] } } },
+      created_at: '2024-01-01T12:00:00.000Z',
+      launched_at: null,
+      terminated_at: null,
+    });
+    s.putInstance(full);
+    s.putInstance(other);
+    expect(s.getInstance('inst-1')).toStrictEqual(full);
+    expect(s.getInstance('inst-0')).toStrictEqual(other);
+    expect(s.getInstance('nope')).toBeNull();
+    expect(s.listInstances()).toEqual([other, full]);
+
+    const updated = { ...full, state: 'stopped' as const, power_state: 'off' as const, metadata: { role: 'db' } };
+    s.putInstance(updated);
+    expect(s.getInstance('inst-1')).toStrictEqual(updated);
+  });
+
+  it('instances: arbitrary strings and metadata survive (property)', () => {
+    const s = open();
+    let n = 0;
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.option(fc.string(), { nil: null }),
+        fc.dictionary(fc.string(), fc.string()),
+        fc.integer({ min: 0, max: 100 }),
+        (name, description, metadata, progress) => {
+          const i = instance({ id: `p-${n++}`, name, description, metadata, progress });
+          s.putInstance(i);
+          expect(s.getInstance(i.id)).toEqual(i);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('actions: header and events; put replaces events; append returns index; update replaces one', () => {
+    const s = open();
+    const a = action({ events: [event(), event({ event: 'second', result: 'Error', traceback: 'boom\n at x' })] });
+    s.putAction(a);
+    expect(s.getAction('req-1')).toStrictEqual(a);
+    expect(s.getAction('nope')).toBeNull();
+
+    const idx = s.appendActionEvent('req-1', event({ event: 'third' }));
+    expect(idx).toBe(2);
+    expect(s.appendActionEvent('req-1', event({ event: 'fourth' }))).toBe(3);
+    expect(s.getAction('req-1')!.events.map((e) => e.event)).toEqual(['compute_power_on', 'second', 'third', 'fourth']);
+
+    const done = event({ event: 'third', finish_time: '2024-01-03T00:01:00.000Z', result: 'Success' });
+    s.updateActionEvent('req-1', 2, done);
+    expect(s.getAction('req-1')!.events[2]).toStrictEqual(done);
+
+    // put replaces the events with the ones given
+    const finished = { ...a, finish_time: '2024-01-03T00:02:00.000Z', message: 'ok', events: [done] };
+    s.putAction(finished);
+    expect(s.getAction('req-1')).toStrictEqual(finished);
+    expect(s.appendActionEvent('req-1', event({ event: 'after' }))).toBe(1);
+
+    // an action with no events; first appended event has index 0
+    s.putAction(action({ request_id: 'req-2', events: [] }));
+    expect(s.getAction('req-2')!.events).toEqual([]);
+    expect(s.appendActionEvent('req-2', event())).toBe(0);
+  });
+
+  it('actions: append/update on missing action or index throw StoreError', () => {
+    const s = open();
+    expect(() => s.appendActionEvent('missing', event())).toThrow(StoreError);
+    s.putAction(action());
+    expect(() => s.updateActionEvent('req-1', 5, event())).toThrow(StoreError);
+    expect(() => s.updateActionEvent('missing', 0, event())).toThrow(StoreError);
+    expect(s.getAction('req-1')).toStrictEqual(action());
+  });
+
+  it('actions: listActions ordered by start_time; listUnfinishedActions = finish_time null', () => {
+    const s = open();
+    const late = action({ request_id: 'r-late', start_time: '2024-01-05T00:00:00.000Z' });
+    const early = action({
+      request_id: 'r-early',
+      start_time: '2024-01-04T00:00:00.000Z',
+      finish_time: '2024-01-04T00:05:00.000Z',
+    });
+    const elsewhere = action({ request_id: 'r-other', instance_id: 'inst-2', start_time: '2024-01-01T00:00:00.000Z' });
+    s.putAction(late);
+    s.putAction(early);
+    s.putAction(elsewhere);
+    expect(s.listActions('inst-1')).toEqual([early, late]);
+    expect(s.listActions('inst-2')).toEqual([elsewhere]);
+    expect(s.listActions('none')).toEqual([]);
+    expect(s.listUnfinishedActions()).toEqual([elsewhere, late]);
+  });
+
+  it('purgeTerminated removes terminated instances older than the cutoff and their actions', () => {
+    const s = open();
+    const old = instance({ id: 'old', state: 'terminated', terminated_at: '2024-01-01T00:00:00.000Z' });
+    const recent = instance({ id: 'recent', state: 'terminated', terminated_at: '2024-03-01T00:00:00.000Z' });
+    const live = instance({ id: 'live' });
+    for (const i of [old, recent, live]) s.putInstance(i);
+    s.putAction(action({ request_id: 'r-old', instance_id: 'old' }));
+    s.putAction(action({ request_id: 'r-live', instance_id: 'live' }));
+    expect(s.purgeTerminated('2024-02-01T00:00:00.000Z')).toBe(1);
+    expect(s.getInstance('old')).toBeNull();
+    expect(s.getAction('r-old')).toBeNull();
+    expect(s.listInstances().map((i) => i.id).sort()).toEqual(['live', 'recent']);
+    expect(s.getAction('r-live')).not.toBeNull();
+    expect(s.purgeTerminated('2024-02-01T00:00:00.000Z')).toBe(0);
+  });
+
+  it('meta: get, set, overwrite', () => {
+    const s = open();
+    expect(s.getMeta('cmd:1')).toBeNull();
+    s.setMeta('cmd:1', '{"status":"done"}');
+    expect(s.getMeta('cmd:1')).toBe('{"status":"done"}');
+    s.setMeta('cmd:1', 'v2');
+    expect(s.getMeta('cmd:1')).toBe('v2');
+  });
+});
+
+describe('journal', () => {
+  it('appends with monotonic seq, at = now, agent id; reads from a seq with a limit', () => {
+    const clock = new Date('2024-05-05T05:05:05.005Z');
+    const s = open({ now: () => clock });
+    expect(s.lastSeq()).toBe(0);
+    const e1 = s.appendJournal({ kind: 'instance.state', instance_id: 'inst-1', cause: 'operation', data: { state: 'running' } });
+    expect(e1).toEqual({
+      seq: 1,
+      agent_id: 'agent-1',
+      at: '2024-05-05T05:05:05.005Z',
+      kind: 'instance.state',
+      instance_id: 'inst-1',
+      node_id: null,
+      cause: 'operation',
+      data: { state: 'running' },
+    });
+    const e2 = s.appendJournal({ kind: 'node.power', node_id: 'node-1', cause: 'poll', data: { power: 'off', n: [1, 2] } });
+    const e3 = s.appendJournal({ kind: 'node.enrolled', node_id: 'node-2', instance_id: null, cause: 'config', data: {} });
+    expect([e2.seq, e3.seq]).toEqual([2, 3]);
+    expect(s.lastSeq()).toBe(3);
+    expect(s.readJournal(0, 100)).toEqual([e1, e2, e3]);
+    expect(s.readJournal(2, 100)).toEqual([e2, e3]);
+    expect(s.readJournal(1, 2)).toEqual([e1, e2]);
+    expect(s.readJournal(4, 10)).toEqual([]);
+    expect(s.readJournal(1, 0)).toEqual([]);
+  });
+
+  it('seq is monotonic across reopen and never reused after trimming', () => {
+    let s = open();
+    for (let i = 0; i < 5; i++) s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: { i } });
+    s.close();
+    s = open();
+    expect(s.lastSeq()).toBe(5);
+    expect(s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq).toBe(6);
+    expect(s.trimJournal(6)).toBe(6);
+    expect(s.readJournal(0, 100)).toEqual([]);
+    expect(s.lastSeq()).toBe(6);
+    s.close();
+    s = open();
+    expect(s.lastSeq()).toBe(6);
+    expect(s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq).toBe(7);
+  });
+
+  it('sequences are per agent', () => {
+    const a = open({ agentId: 'agent-a' });
+    a.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+    a.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+    a.close();
+    const b = open({ agentId: 'agent-b' });
+    expect(b.lastSeq()).toBe(0);
+    const e = b.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+    expect(e).toMatchObject({ seq: 1, agent_id: 'agent-b' });
+    expect(b.readJournal(0, 10)).toEqual([e]);
+  });
+});
+
+describe('transactions', () => {
+  it('commits a group of writes and returns the function result', () => {
+    const s = open();
+    const r = s.transaction(() => {
+      s.putNode(node());
+      s.putInstance(instance());
+      s.putAction(action());
+      return s.appendJournal({ kind: 'action.started', instance_id: 'inst-1', cause: 'operation', data: {} }).seq;
+    });
+    expect(r).toBe(1);
+    expect(s.getNode('node-1')).not.toBeNull();
+    expect(s.getInstance('inst-1')).not.toBeNull();
+    expect(s.getAction('req-1')).not.toBeNull();
+  });
+
+  it('rolls everything back when the function throws, rethrowing the caller error unchanged', () => {
+    const s = open();
+    s.putNode(node());
+    const before = snapshot(s);
+    class Boom extends Error {}
+    const boom = new Boom('boom');
+    expect(() =>
+      s.transaction(() => {
+        s.putNode(node({ power_state: 'off' }));
+        s.putInstance(instance());
+        s.putAction(action());
+        s.appendActionEvent('req-1', event());
+        s.appendJournal({ kind: 'instance.created', instance_id: 'inst-1', cause: 'operation', data: {} });
+        s.setMeta('k', 'v');
+        throw boom;
+      }),
+    ).toThrow(boom);
+    expect(snapshot(s)).toEqual(before);
+    expect(s.getMeta('k')).toBeNull();
+    // the consumed seq was rolled back too: the next one follows the last committed
+    expect(s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq).toBe(1);
+  });
+
+  it('nested transactions join the outer one: commit together, roll back together', () => {
+    const s = open();
+    s.transaction(() => {
+      s.putNode(node());
+      s.transaction(() => s.putInstance(instance()));
+    });
+    expect(s.getInstance('inst-1')).not.toBeNull();
+
+    expect(() =>
+      s.transaction(() => {
+        s.transaction(() => s.putNode(node({ id: 'node-2' })));
+        throw new Error('outer fails after inner completed');
+      }),
+    ).toThrow('outer fails');
+    expect(s.getNode('node-2')).toBeNull();
+  });
+
+  it('an inner throw caught by the outer undoes only the inner work', () => {
+    const s = open();
+    s.transaction(() => {
+      s.putNode(node({ id: 'kept' }));
+      try {
+        s.transaction(() => {
+          s.putNode(node({ id: 'undone' }));
+          throw new Error('inner');
+        });
+      } catch {
+        // handled
+      }
+    });
+    expect(s.getNode('kept')).not.toBeNull();
+    expect(s.getNode('undone')).toBeNull();
+  });
+
+  it('refuses an async function and rolls back its synchronous part', async () => {
+    const s = open();
+    expect(() =>
+      s.transaction(async () => {
+        s.putNode(node());
+        await Promise.resolve();
+      }),
+    ).toThrow(StoreError);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(s.getNode('node-1')).toBeNull();
+  });
+
+  it('a second connection sees nothing of an uncommitted transaction', () => {
+    const s = open();
+    const other = open();
+    s.transaction(() => {
+      s.putNode(node());
+      expect(other.getNode('node-1')).toBeNull();
+    });
+    expect(other.getNode('node-1')).not.toBeNull();
+  });
+});
+
+describe('fault injection', () => {
+  it('an injector makes every write throw StoreError and leaves data unchanged', () => {
+    let failing: string | null = null;
+    const seen: string[] = [];
+    const s = open({
+      fault: {
+        beforeWrite(op) {
+          seen.push(op);
+          if (failing === '*' || failing === op) throw new Error(`fault in ${op}`);
+        },
+      },
+    });
+    s.putNode(node());
+    s.putInstance(instance({ state: 'terminated', terminated_at: '2000-01-01T00:00:00.000Z' }));
+    s.putAction(action());
+    s.appendJournal({ kind: 'instance.created', cause: 'operation', data: {} });
+    s.setMeta('k', 'v');
+    const before = snapshot(s);
+
+    const writes: Array<[string, () => unknown]> = [
+      ['putNode', () => s.putNode(node({ power_state: 'off' }))],
+      ['deleteNode', () => s.deleteNode('node-1')],
+      ['putInstance', () => s.putInstance(instance({ name: 'changed' }))],
+      ['purgeTerminated', () => s.purgeTerminated('2100-01-01T00:00:00.000Z')],
+      ['putAction', () => s.putAction(action({ events: [] }))],
+      ['appendActionEvent', () => s.appendActionEvent('req-1', event())],
+      ['updateActionEvent', () => s.updateActionEvent('req-1', 0, event({ result: 'Error' }))],
+      ['appendJournal', () => s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} })],
+      ['trimJournal', () => s.trimJournal(100)],
+      ['setMeta', () => s.setMeta('k', 'changed')],
+    ];
+    expect(writes.map(([op]) => op).sort()).toEqual([...STORE_WRITE_OPS].sort());
+    for (const [op, write] of writes) {
+      failing = op;
+      seen.length = 0;
+      let err: unknown;
+      try {
+        write();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, op).toBeInstanceOf(StoreError);
+      expect((err as StoreError).cause, op).toBeInstanceOf(Error);
+      expect(seen).toEqual([op]);
+    }
+    failing = null;
+    expect(snapshot(s)).toEqual(before);
+    expect(s.getMeta('k')).toBe('v');
+  });
+
+  it('a fault in the middle of a transaction rolls back the earlier writes', () => {
+    let failing = false;
+    const s = open({
+      fault: {
+        beforeWrite(op) {
+          if (failing && op === 'appendJournal') throw new StoreError('injected fault');
+        },
+      },
+    });
+    failing = true;
+    expect(() =>
+      s.transaction(() => {
+        s.putInstance(instance());
+        s.putAction(action());
+        s.appendJournal({ kind: 'instance.created', cause: 'operation', data: {} });
+      }),
+    ).toThrow('injected fault');
+    expect(s.getInstance('inst-1')).toBeNull();
+    expect(s.getAction('req-1')).toBeNull();
+    expect(s.lastSeq()).toBe(0);
+  });
+
+  describe('faultFromEnv (test-only env hook)', () => {
+    const saved = process.env[STORE_FAULT_ENV];
+    afterEach(() => {
+      if (saved === undefined) delete process.env[STORE_FAULT_ENV];
+      else process.env[STORE_FAULT_ENV] = saved;
+    });
+
+    it('is undefined when the variable is unset', () => {
+      delete process.env[STORE_FAULT_ENV];
+      expect(faultFromEnv()).toBeUndefined();
+    });
+
+    it('faults the listed ops (or *) while the file exists, read on every write', () => {
+      const faultFile = path.join(dir, 'fault');
+      process.env[STORE_FAULT_ENV] = faultFile;
+      const s = open(); // no explicit injector: openStore picks up the env hook
+      s.putNode(node()); // no file yet
+
+      fs.writeFileSync(faultFile, 'putInstance, appendJournal\n');
+      expect(() => s.putInstance(instance())).toThrow(/injected fault/);
+      expect(() => s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} })).toThrow(StoreError);
+      s.setMeta('ok', '1'); // not listed
+
+      fs.writeFileSync(faultFile, '*');
+      expect(() => s.setMeta('ok', '2')).toThrow(StoreError);
+      expect(() => s.deleteNode('node-1')).toThrow(StoreError);
+
+      fs.rmSync(faultFile);
+      s.putInstance(instance());
+      expect(s.getInstance('inst-1')).not.toBeNull();
+      expect(s.getMeta('ok')).toBe('1');
+      expect(s.getNode('node-1')).not.toBeNull();
+      expect(s.lastSeq()).toBe(0);
+    });
+  });
+});
+
+describe('durability', () => {
+  it('everything written is there after close and reopen', () => {
+    let s = open();
+    const n = node();
+    const i = instance();
+    const a = action({ events: [event(), event({ event: 'b' })] });
+    s.putNode(n);
+    s.putInstance(i);
+    s.putAction(a);
+    s.appendActionEvent('req-1', event({ event: 'c' }));
+    const j = s.appendJournal({ kind: 'action.started', instance_id: 'inst-1', cause: 'operation', data: { x: 1 } });
+    s.setMeta('k', 'v');
+    s.close();
+
+    s = open();
+    expect(s.getNode('node-1')).toEqual(n);
+    expect(s.getInstance('inst-1')).toStrictEqual(i);
+    expect(s.getAction('req-1')).toStrictEqual({ ...a, events: [...a.events, event({ event: 'c' })] });
+    expect(s.readJournal(1, 10)).toEqual([j]);
+    expect(s.getMeta('k')).toBe('v');
+    expect(s.schemaVersion()).toBe(LATEST_SCHEMA_VERSION);
+  });
+
+  it('SQLite failures are StoreError with the cause (corrupt JSON column)', async () => {
+    const s = open();
+    s.putNode(node());
+    s.close();
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(path.join(dir, DB_FILE_NAME));
+    raw.prepare("UPDATE nodes SET bmc = '{not json' WHERE id = 'node-1'").run();
+    raw.close();
+    const s2 = open();
+    let err: unknown;
+    try {
+      s2.getNode('node-1');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('a locked database surfaces as StoreError, with nothing written', async () => {
+    const s = openStore({ dir, agentId: 'agent-1', busyTimeoutMs: 50 });
+    opened.push(s);
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(path.join(dir, DB_FILE_NAME), { timeout: 0 });
+    raw.pragma('busy_timeout = 0');
+    // Hold the write lock from another connection.
+    raw.prepare('BEGIN IMMEDIATE').run();
+    try {
+      let err: unknown;
+      try {
+        s.putNode(node());
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(StoreError);
+      expect(String((err as StoreError).cause)).toMatch(/locked|busy/i);
+    } finally {
+      raw.prepare('ROLLBACK').run();
+      raw.close();
+    }
+    expect(s.getNode('node-1')).toBeNull();
+  });
+});
