@@ -1,0 +1,355 @@
+/**
+ * The node's BMC handle (the `Bmc` of drivers/types.ts): walks the node's ordered drivers per capability, holds the
+ * BMC's lock around every single command, gives every command a deadline and verifies every change by reading back.
+ *
+ * Rules, in one place:
+ * - Per capability, the drivers that declare it are tried in order. The next one is tried ONLY after a BmcError whose
+ *   `nothingSent` is true (unreachable, auth, unsupported, the BMC's own busy answer). Any other error stops the walk.
+ * - Every command runs under `BmcLock.run(lockKey, minGapMs)`, so verification polls of concurrent callers interleave
+ *   command by command and never overlap on the wire.
+ * - Every command has a deadline: `opts.timeoutMs ?? callTimeoutMs`, combined with the caller's signal. The deadline
+ *   includes the wait for the lock: expiring while queued is BMC_ERR_BUSY (nothing was sent, the walk stops);
+ *   expiring while the driver runs is BMC_ERR_TIMEOUT (the driver is abandoned; it must kill its process on abort).
+ *   The caller's signal gives BMC_ERR_ABORTED.
+ * - setPower verifies by polling getPower under the waiting policy: the first read after the first delay, then one
+ *   read per delay (the last delay repeats), a final read at the deadline. The deadline counts from the moment the
+ *   command was answered. reboot and soft-reboot are verified as "reads on after the command": a BMC that accepts a
+ *   reset and ignores it cannot be told apart from one that rebooted quickly.
+ * - After a BMC_ERR_TIMEOUT on a power command, power is read back at once (then polled as above): if it already is
+ *   in the wanted state the change counts as done; otherwise setPower fails with BMC_ERR_TIMEOUT. It never re-sends
+ *   the command and never tries another driver, so a reset never runs twice.
+ * - Once a command was sent, a failing read-back is BMC_ERR_VERIFY_FAILED (never a nothingSent error), so no caller
+ *   can mistake a half-done change for a safe-to-retry one.
+ */
+import { realSleep, type BmcLock, type Sleep } from './bmc-lock.js';
+import { BmcError, isBmcError } from './errors.js';
+import type {
+  Bmc,
+  BootSettings,
+  BoundDriver,
+  CallOptions,
+  CallRecord,
+  Capability,
+  Inventory,
+  PowerAction,
+  PowerReading,
+  WaitPolicy,
+} from './types.js';
+
+export interface CreateBmcOptions {
+  /** Shared by every Bmc of the process: one queue per lock key. */
+  lock: BmcLock;
+  /** The BMC's lock key, `bmcLockKey(target)` (address:port). Default: the node id. */
+  lockKey?: string;
+  /** Minimum gap between the end of one command and the start of the next to this BMC. */
+  minGapMs: number;
+  /** Deadline of one command (lock wait included); `CallOptions.timeoutMs` overrides it per call. */
+  callTimeoutMs: number;
+  /** Default waiting policy of setPower verification; `setPower(…, {wait})` overrides it per call. */
+  wait: WaitPolicy;
+  /** Sleep between read-backs. */
+  sleep?: Sleep;
+  /** Monotonic ms, for the verification deadline. Default: performance.now(). */
+  now?: () => number;
+}
+
+/** The Bmc of drivers/types.ts plus read-only helpers the agent may use (boot override, inventory). */
+export interface BmcHandle extends Bmc {
+  readBoot(opts?: CallOptions): Promise<{ boot: BootSettings } & CallRecord>;
+  readInventory(opts?: CallOptions): Promise<{ inventory: Inventory } & CallRecord>;
+}
+
+/** What the power reads once each action has taken effect. */
+export const EXPECTED_POWER: Readonly<Record<PowerAction, PowerReading>> = {
+  on: 'on',
+  off: 'off',
+  'soft-off': 'off',
+  reboot: 'on',
+  'soft-reboot': 'on',
+};
+
+const BOOT_FIELDS = ['device', 'persistent', 'mode'] as const;
+
+/** Who reported an error that no single driver raised. */
+const BMC = 'bmc';
+
+/** @throws Error when a driver declares a capability it does not implement, or an option is out of range. */
+export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts: CreateBmcOptions): BmcHandle {
+  for (const d of drivers) {
+    for (const cap of d.capabilities) {
+      if (d[cap] === undefined) throw new Error(`driver ${d.name} of node ${nodeId} declares ${cap} but does not implement it`);
+    }
+  }
+  if (!(opts.callTimeoutMs > 0)) throw new Error(`callTimeoutMs must be > 0, got ${opts.callTimeoutMs}`);
+  if (!(opts.minGapMs >= 0)) throw new Error(`minGapMs must be >= 0, got ${opts.minGapMs}`);
+  checkWait(opts.wait);
+
+  const lockKey = opts.lockKey ?? nodeId;
+  const sleep = opts.sleep ?? realSleep;
+  const now = opts.now ?? (() => performance.now());
+  /** Errors raised by our own lock queue (not by a driver): they never fall through. */
+  const queueErrors = new WeakSet<BmcError>();
+  let closed = false;
+
+  const driversFor = (cap: Capability): BoundDriver[] => drivers.filter((d) => d.capabilities.includes(cap));
+  const powerDrivers = driversFor('power');
+  const bootDrivers = driversFor('boot');
+  const mediaDrivers = driversFor('media');
+  const inventoryDrivers = driversFor('inventory');
+
+  /** One command to one driver: under the BMC's lock, with its own deadline. */
+  async function send<T>(driver: BoundDriver, what: string, fn: (o: CallOptions) => Promise<T>, callOpts?: CallOptions): Promise<T> {
+    const timeoutMs = callOpts?.timeoutMs ?? opts.callTimeoutMs;
+    const caller = callOpts?.signal;
+    if (caller?.aborted) throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted before it was sent`);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
+    let started = false;
+    try {
+      return await opts.lock.run(
+        lockKey,
+        opts.minGapMs,
+        () => {
+          started = true;
+          return raceAbort(Promise.resolve().then(() => fn({ signal, timeoutMs })), signal);
+        },
+        signal,
+      );
+    } catch (e) {
+      if (caller?.aborted) {
+        throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted${started ? '' : ' before it was sent'}`);
+      }
+      if (deadline.aborted) {
+        if (!started) {
+          const err = new BmcError(
+            'BMC_ERR_BUSY',
+            driver.name,
+            `${what} via ${driver.name}: still queued behind other commands to this BMC after ${timeoutMs} ms; nothing was sent`,
+          );
+          queueErrors.add(err);
+          throw err;
+        }
+        throw new BmcError('BMC_ERR_TIMEOUT', driver.name, `${what} via ${driver.name}: no answer within ${timeoutMs} ms`);
+      }
+      if (isBmcError(e)) throw e;
+      throw new BmcError('BMC_ERR_COMMAND_FAILED', driver.name, `${what} via ${driver.name}: ${messageOf(e)}`);
+    }
+  }
+
+  /** Tries `candidates` in order; falls through only on a driver's nothingSent error. */
+  async function walk<T>(
+    what: string,
+    candidates: readonly BoundDriver[],
+    fn: (d: BoundDriver, o: CallOptions) => Promise<T>,
+    callOpts: CallOptions | undefined,
+    tried: string[],
+  ): Promise<{ value: T; driver: BoundDriver }> {
+    if (closed) throw new BmcError('BMC_ERR_ABORTED', BMC, `${what}: the BMC handle of node ${nodeId} is closed`);
+    const failures: BmcError[] = [];
+    for (const d of candidates) {
+      if (!tried.includes(d.name)) tried.push(d.name);
+      try {
+        return { value: await send(d, what, (o) => fn(d, o), callOpts), driver: d };
+      } catch (e) {
+        const err = e as BmcError;
+        if (!err.nothingSent || queueErrors.has(err)) throw err;
+        failures.push(err);
+      }
+    }
+    const last = failures[failures.length - 1];
+    if (!last) throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: node ${nodeId} has no driver for it (drivers: ${names()})`);
+    if (failures.length === 1) throw last;
+    throw new BmcError(
+      last.code,
+      last.driver,
+      `${what}: every driver failed before sending anything: ${failures.map((f) => `${f.driver}: ${f.message}`).join('; ')}`,
+    );
+  }
+
+  function names(): string {
+    return drivers.map((d) => d.name).join(', ') || 'none';
+  }
+
+  async function readPowerOnce(callOpts: CallOptions | undefined, tried: string[]) {
+    return walk('power status read', powerDrivers, (d, o) => d.power!.getPower(o), callOpts, tried);
+  }
+
+  /**
+   * Polls power until it reads `expected` or the policy's deadline passes.
+   * @returns the last thing seen when it never matched.
+   * @throws BmcError BMC_ERR_ABORTED, or BMC_ERR_VERIFY_FAILED when a read fails in a way that will not heal.
+   */
+  async function pollPower(
+    expected: PowerReading,
+    wait: WaitPolicy,
+    immediate: boolean,
+    callOpts: CallOptions | undefined,
+    tried: string[],
+    what: string,
+  ): Promise<{ ok: true } | { ok: false; last: string }> {
+    const deadline = now() + wait.deadlineMs;
+    let last = 'nothing (no read completed)';
+    for (let i = 0; ; i++) {
+      const remaining = deadline - now();
+      if (i > 0 && remaining <= 0) break;
+      const delay = immediate && i === 0 ? 0 : (wait.delaysMs[Math.min(i, wait.delaysMs.length - 1)] ?? 0);
+      if (delay > 0) {
+        try {
+          await sleep(Math.min(delay, Math.max(0, remaining)), callOpts?.signal);
+        } catch {
+          throw new BmcError('BMC_ERR_ABORTED', BMC, `${what}: aborted while verifying (last read: ${last})`);
+        }
+      }
+      try {
+        const { value } = await readPowerOnce(callOpts, tried);
+        if (value === expected) return { ok: true };
+        last = value;
+      } catch (e) {
+        const err = e as BmcError;
+        if (err.code === 'BMC_ERR_ABORTED') throw err;
+        if (!err.retryable) {
+          throw new BmcError('BMC_ERR_VERIFY_FAILED', err.driver, `${what} was sent but the power read-back failed: ${err.message}`);
+        }
+        last = `an error (${err.code}: ${err.message})`;
+      }
+    }
+    return { ok: false, last };
+  }
+
+  const bmc: BmcHandle = {
+    nodeId,
+
+    supports(capability: Capability, action?: PowerAction): boolean {
+      const list = driversFor(capability);
+      if (capability === 'power' && action !== undefined) return list.some((d) => d.power!.supportedPowerActions().includes(action));
+      return list.length > 0;
+    },
+
+    async readPower(callOpts?: CallOptions) {
+      const tried: string[] = [];
+      const { value, driver } = await readPowerOnce(callOpts, tried);
+      return { power: value, tried, succeeded: driver.name };
+    },
+
+    async setPower(action: PowerAction, callOpts?: CallOptions & { wait?: WaitPolicy }) {
+      const wait = callOpts?.wait ?? opts.wait;
+      checkWait(wait);
+      const expected = EXPECTED_POWER[action];
+      const what = `power ${action}`;
+      const tried: string[] = [];
+      const candidates = powerDrivers.filter((d) => d.power!.supportedPowerActions().includes(action));
+      if (candidates.length === 0) {
+        throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: no driver of node ${nodeId} supports it (drivers: ${names()})`);
+      }
+      let sender: string;
+      let timedOut: BmcError | null = null;
+      try {
+        sender = (await walk(what, candidates, (d, o) => d.power!.setPower(action, o), callOpts, tried)).driver.name;
+      } catch (e) {
+        if (!isBmcError(e) || e.code !== 'BMC_ERR_TIMEOUT') throw e;
+        // Nothing is proven: the command may have run. Read back before anything else; never re-send.
+        timedOut = e;
+        sender = e.driver;
+      }
+      const seen = await pollPower(expected, wait, timedOut !== null, callOpts, tried, what);
+      if (seen.ok) return { power: expected, tried, succeeded: sender };
+      if (timedOut) {
+        throw new BmcError(
+          'BMC_ERR_TIMEOUT',
+          timedOut.driver,
+          `${timedOut.message}; power then read ${seen.last} (expected ${expected}); the command was not re-sent`,
+        );
+      }
+      throw new BmcError(
+        'BMC_ERR_VERIFY_FAILED',
+        sender,
+        `${what} was accepted by ${sender} but power read ${seen.last}, expected ${expected}, within ${wait.deadlineMs} ms`,
+      );
+    },
+
+    async setBoot(settings: BootSettings, callOpts?: CallOptions) {
+      const what = `boot override set (${describeBoot(settings)})`;
+      const tried: string[] = [];
+      const { driver } = await walk(what, bootDrivers, (d, o) => d.boot!.setBoot(settings, o), callOpts, tried);
+      let read: BootSettings;
+      try {
+        read = await send(driver, 'boot override read', (o) => driver.boot!.getBoot(o), callOpts);
+      } catch (e) {
+        const err = e as BmcError;
+        if (err.code === 'BMC_ERR_ABORTED') throw err;
+        throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
+      }
+      const mismatches = BOOT_FIELDS.filter((f) => read[f] !== settings[f]).map((f) => `${f}: asked ${String(settings[f])}, BMC reports ${String(read[f])}`);
+      if (mismatches.length > 0) {
+        throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not applied as asked via ${driver.name}: ${mismatches.join('; ')}`);
+      }
+      return { tried, succeeded: driver.name };
+    },
+
+    async insertMedia(url: string, callOpts?: CallOptions) {
+      const tried: string[] = [];
+      const { driver } = await walk('virtual media insert', mediaDrivers, (d, o) => d.media!.insertMedia(url, o), callOpts, tried);
+      return { tried, succeeded: driver.name };
+    },
+
+    async ejectMedia(callOpts?: CallOptions) {
+      const tried: string[] = [];
+      const { driver } = await walk('virtual media eject', mediaDrivers, (d, o) => d.media!.ejectMedia(o), callOpts, tried);
+      return { tried, succeeded: driver.name };
+    },
+
+    async readBoot(callOpts?: CallOptions) {
+      const tried: string[] = [];
+      const { value, driver } = await walk('boot override read', bootDrivers, (d, o) => d.boot!.getBoot(o), callOpts, tried);
+      return { boot: value, tried, succeeded: driver.name };
+    },
+
+    async readInventory(callOpts?: CallOptions) {
+      const tried: string[] = [];
+      const { value, driver } = await walk('inventory read', inventoryDrivers, (d, o) => d.inventory!.getInventory(o), callOpts, tried);
+      return { inventory: value, tried, succeeded: driver.name };
+    },
+
+    /** Idempotent; later calls fail with BMC_ERR_ABORTED. A driver's failure to close is not an error here. */
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled(drivers.map((d) => d.close?.()));
+    },
+  };
+  return bmc;
+}
+
+/** @throws Error when the policy cannot be followed. */
+function checkWait(wait: WaitPolicy): void {
+  if (wait.delaysMs.length === 0) throw new Error('waiting policy: delaysMs must not be empty');
+  if (wait.delaysMs.some((d) => !(d >= 0) || !Number.isFinite(d))) throw new Error(`waiting policy: delays must be >= 0 ms, got ${wait.delaysMs.join(', ')}`);
+  if (!(wait.deadlineMs >= 0)) throw new Error(`waiting policy: deadlineMs must be >= 0, got ${wait.deadlineMs}`);
+}
+
+function describeBoot(s: BootSettings): string {
+  return `${s.device}, ${s.persistent ? 'persistent' : 'next boot only'}, ${s.mode}`;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Settles with `p`, or rejects as soon as `signal` aborts (the driver is abandoned; its late result is dropped). */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,217 @@
+import { describe, expect, it } from 'vitest';
+import { fakeDriverFactory } from '../../drivers/fake/index.js';
+import { FakeLab, parseDuration, parseFakeOptions } from '../../drivers/fake/lab.js';
+import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from './contract.js';
+import { bindFakes, fastBmc, nextNodeId, target } from './helpers.js';
+
+function makeFake(options: Record<string, unknown> = {}, quirks: { dropsBootFlags?: boolean } = {}): MakeSubject {
+  return () => {
+    const lab = new FakeLab();
+    const driver = fakeDriverFactory(lab).create(target(nextNodeId('contract'), { power_delay: '3ms', ...options }));
+    return Promise.resolve({ driver, quirks });
+  };
+}
+
+runPowerContract('fake', makeFake());
+runPowerContract('fake without soft actions', makeFake({ supports_soft: false, initial_power: 'on' }));
+runBootContract('fake', makeFake());
+runBootContract('fake dropping boot flags (like ipmi_sim)', makeFake({ faults: { ignore_boot_flags: true } }, { dropsBootFlags: true }));
+runMediaContract('fake', makeFake());
+runInventoryContract('fake', makeFake({ inventory: { macs: ['fa:16:3e:1c:d0:5a'] } }));
+runErrorContract('fake', { unreachable: makeFake({ faults: { unreachable: true } }), badAuth: makeFake({ faults: { auth: true } }) });
+
+describe('fake options', () => {
+  it('parses durations', () => {
+    expect(parseDuration(250, 'x')).toBe(250);
+    expect(parseDuration('300ms', 'x')).toBe(300);
+    expect(parseDuration('2s', 'x')).toBe(2_000);
+    expect(parseDuration('1.5m', 'x')).toBe(90_000);
+    expect(() => parseDuration('soon', 'power_delay')).toThrow(/power_delay: expected a duration/);
+    expect(() => parseDuration(-1, 'x')).toThrow();
+  });
+
+  it('has defaults', () => {
+    expect(parseFakeOptions(undefined, 'n')).toMatchObject({
+      powerDelayMs: 0,
+      supportsSoft: true,
+      initialPower: 'off',
+      osInstalled: null,
+      faults: {},
+    });
+  });
+
+  it('lists every bad option with its key', () => {
+    const bad = { power_delay: 'fast', initial_power: 'maybe', colour: 'red', faults: { hang: 'yes', fail_power_on: -1 } };
+    expect(() => parseFakeOptions(bad, 'n1')).toThrow(
+      /fake driver options of node n1: .*colour: unknown option.*power_delay: expected a duration.*initial_power: expected "on" or "off".*hang: expected true or false.*fail_power_on: expected a whole number/,
+    );
+  });
+
+  it('binding with bad options fails clearly', () => {
+    expect(() => fakeDriverFactory(new FakeLab()).create(target('n2', { install: [] }))).toThrow(/install: expected a duration/);
+  });
+
+  it('rejects unknown faults at run time', () => {
+    const lab = new FakeLab();
+    lab.server('n3');
+    expect(() => lab.setFaults('n3', { explode: true } as never)).toThrow(/explode: unknown fault/);
+    expect(() => lab.setFaults('nobody', {})).toThrow(/no server for node nobody/);
+  });
+});
+
+describe('fake server', () => {
+  it('makes a power change visible only after power_delay', async () => {
+    let now = 1_000;
+    const lab = new FakeLab({ now: () => now });
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake'], { power_delay: '2s' });
+    await d!.power!.setPower('on');
+    expect(await d!.power!.getPower()).toBe('off');
+    now += 2_000;
+    expect(await d!.power!.getPower()).toBe('on');
+  });
+
+  it('reboot of an off server powers it on; soft-off of an off server does nothing', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    await d!.power!.setPower('soft-off');
+    expect(await d!.power!.getPower()).toBe('off');
+    await d!.power!.setPower('reboot');
+    expect(await d!.power!.getPower()).toBe('on');
+    expect(lab.snapshot(id).boots).toBe(1);
+  });
+
+  it('consumes a next-boot override on boot and keeps a persistent one', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake'], { initial_power: 'on' });
+    await d!.boot!.setBoot({ device: 'pxe', persistent: false, mode: 'uefi' });
+    await d!.power!.setPower('reboot');
+    expect(lab.snapshot(id)).toMatchObject({ bootedFrom: 'pxe', boot: { device: 'disk', persistent: true } });
+    await d!.boot!.setBoot({ device: 'pxe', persistent: true, mode: 'uefi' });
+    await d!.power!.setPower('reboot');
+    await d!.power!.setPower('reboot');
+    expect(lab.snapshot(id)).toMatchObject({ bootedFrom: 'pxe', boot: { device: 'pxe', persistent: true }, boots: 3 });
+  });
+
+  it('boots cdrom only with media inserted', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    await d!.boot!.setBoot({ device: 'cdrom', persistent: true, mode: 'uefi' });
+    await d!.power!.setPower('on');
+    expect(lab.snapshot(id).bootedFrom).toBe('disk');
+    await d!.media!.insertMedia('http://x/ramdisk.iso');
+    await d!.power!.setPower('reboot');
+    expect(lab.snapshot(id)).toMatchObject({ bootedFrom: 'cdrom', media: 'http://x/ramdisk.iso' });
+  });
+
+  it('logs every received command, not the refused ones', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    await d!.power!.getPower();
+    lab.setFaults(id, { fail_power_on: 1 });
+    await expect(d!.power!.setPower('on')).rejects.toMatchObject({ code: 'BMC_ERR_COMMAND_FAILED', nothingSent: false });
+    lab.setFaults(id, { unreachable: true });
+    await expect(d!.power!.setPower('on')).rejects.toMatchObject({ code: 'BMC_ERR_UNREACHABLE' });
+    expect(lab.commands(id).map((c) => [c.op, c.arg, c.outcome])).toEqual([
+      ['power.get', null, 'ok'],
+      ['power.set', 'on', 'failed'],
+    ]);
+    expect(lab.faults(id)).toEqual({ unreachable: true });
+  });
+
+  it('counts faults down', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    lab.setFaults(id, { fail_reboot: 2, ignore_power: 1 });
+    await expect(d!.power!.setPower('reboot')).rejects.toMatchObject({ code: 'BMC_ERR_COMMAND_FAILED' });
+    await expect(d!.power!.setPower('soft-reboot')).rejects.toMatchObject({ code: 'BMC_ERR_COMMAND_FAILED' });
+    await d!.power!.setPower('on'); // ignored
+    expect(await d!.power!.getPower()).toBe('off');
+    await d!.power!.setPower('on');
+    expect(await d!.power!.getPower()).toBe('on');
+    expect(lab.faults(id)).toEqual({ fail_reboot: 0, ignore_power: 0 });
+  });
+
+  it('hang: the call settles only when aborted, and nothing is applied', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    lab.setFaults(id, { hang: true });
+    const ac = new AbortController();
+    const p = d!.power!.setPower('on', { signal: ac.signal });
+    setTimeout(() => ac.abort(), 5);
+    await expect(p).rejects.toMatchObject({ code: 'BMC_ERR_TIMEOUT' });
+    lab.setFaults(id, {});
+    expect(await d!.power!.getPower()).toBe('off');
+  });
+});
+
+describe('fake installer', () => {
+  async function pxeBooted(options: Record<string, unknown> = {}) {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const drivers = bindFakes(lab, id, ['fake'], { install: '10ms', ...options });
+    const bmc = fastBmc(id, drivers);
+    await bmc.setBoot({ device: 'pxe', persistent: false, mode: 'uefi' });
+    await bmc.setPower('on');
+    return { lab, id, bmc };
+  }
+
+  it('installs: progress 0..100, then the OS is recorded', async () => {
+    const { lab, id } = await pxeBooted();
+    const progress: number[] = [];
+    await lab.runInstaller(id, { operation: 'install', imageName: 'debian-12' }, { onProgress: (p) => progress.push(p) });
+    expect(progress).toEqual([0, 20, 40, 60, 80, 100]);
+    expect(lab.snapshot(id).osInstalled).toBe('debian-12');
+    await lab.runInstaller(id, { operation: 'uninstall', imageName: null });
+    expect(lab.snapshot(id).osInstalled).toBeNull();
+  });
+
+  it('needs the server on and booted from the network', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake'], { install: '5ms', os_installed: 'ubuntu-22.04' });
+    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' })).rejects.toThrow('server is powered off');
+    await d!.power!.setPower('on');
+    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' })).rejects.toThrow(
+      'the server did not boot the deploy ramdisk: boot device is disk',
+    );
+    expect(lab.snapshot(id).osInstalled).toBe('ubuntu-22.04');
+    lab.wipe(id);
+    expect(lab.snapshot(id).osInstalled).toBeNull();
+  });
+
+  it('fails on demand, keeping the old OS', async () => {
+    const { lab, id } = await pxeBooted({ os_installed: 'old' });
+    lab.setFaults(id, { fail_install: 1 });
+    const progress: number[] = [];
+    await expect(lab.runInstaller(id, { operation: 'reinstall', imageName: 'new' }, { onProgress: (p) => progress.push(p) })).rejects.toThrow(
+      'installer reported failure: disk write error',
+    );
+    expect(progress).toEqual([0, 20, 40]);
+    expect(lab.snapshot(id)).toMatchObject({ osInstalled: 'old', installing: null });
+  });
+
+  it('honours abort and its timeout', async () => {
+    const { lab, id } = await pxeBooted({ install: '1s' });
+    const ac = new AbortController();
+    const p = lab.runInstaller(id, { operation: 'install', imageName: 'x' }, { signal: ac.signal });
+    expect(lab.snapshot(id).installing).toEqual({ operation: 'install', progress: 0 });
+    ac.abort();
+    await expect(p).rejects.toThrow('installer aborted');
+    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' }, { timeoutMs: 10 })).rejects.toThrow('installer did not finish within 10 ms');
+    expect(lab.snapshot(id).osInstalled).toBeNull();
+  });
+
+  it('fails when the server is powered off during the install', async () => {
+    const { lab, id, bmc } = await pxeBooted({ install: '50ms' });
+    const p = lab.runInstaller(id, { operation: 'install', imageName: 'x' });
+    await bmc.setPower('off');
+    await expect(p).rejects.toThrow('the server was powered off during the install');
+  });
+});
