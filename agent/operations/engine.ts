@@ -727,7 +727,9 @@ export class Engine implements AgentService {
     }
     const event = rule.failure[inst.state];
     const error: InstanceError = { error_code: codeOf(e), error_msg: msg, error_type: rule.errorType };
-    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null, error };
+    // A power request on an instance in `error` keeps the error that put it there (the action records the failure).
+    const keepError = inst.state === 'error' && !rule.clearsError(inst.state) && inst.error !== null;
+    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null, ...(keepError ? {} : { error }) };
     const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
     if (os) {
       patch.operation_state = `${os}-failed`;

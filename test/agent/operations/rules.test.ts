@@ -1,0 +1,221 @@
+/**
+ * Walks every (state, operation) pair of design.md section 3 against the real engine on the fake driver: whether the
+ * operation is accepted (or refused with which code), and for accepted ones the outcome on success and on failure
+ * (a fault injected into the simulated server). The expectations are transcribed from the design's table, not
+ * derived from agent/operations/rules.ts.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FakeFaults } from '../../../drivers/fake/lab.js';
+import type { Instance, InstanceState } from '../../../agent/model.js';
+import type { OsOperationName, PowerTarget } from '../../../agent/service.js';
+import { ctx, IMAGE, IMAGE2, NETWORK, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+
+type Op = PowerTarget | OsOperationName | 'delete';
+const OPS: Op[] = ['on', 'off', 'soft-off', 'reboot', 'soft-reboot', 'reinstall', 'switch-install', 'modify-ip', 'uninstall', 'change-password', 'retry', 'delete'];
+const STATES: InstanceState[] = ['pending', 'running', 'stopped', 'shutting-down', 'terminated', 'error'];
+
+type Refusal = 'AGENT_ERR_LOCKED' | 'AGENT_ERR_INVALID_TRANSITION' | 'noop';
+interface Outcome {
+  state: InstanceState;
+  op?: string | null;
+  errorType?: string | null;
+  power?: 'on' | 'off';
+}
+interface Expect {
+  refuse?: Refusal;
+  success?: Outcome;
+  failure?: { fault: FakeFaults; outcome: Outcome };
+}
+
+const installFail: FakeFaults = { fail_install: 1 };
+
+/** design.md section 3, row by row. */
+const TABLE: Record<InstanceState, Partial<Record<Op, Expect>>> = {
+  pending: {
+    delete: { success: { state: 'terminated', power: 'off' }, failure: { fault: installFail, outcome: { state: 'error', errorType: 'delete_error' } } },
+  },
+  running: {
+    on: { refuse: 'noop' },
+    off: { success: { state: 'stopped', power: 'off', errorType: null }, failure: { fault: { fail_power_off: 1 }, outcome: { state: 'running', errorType: 'power_off_error' } } },
+    'soft-off': { success: { state: 'stopped', power: 'off' }, failure: { fault: { fail_power_off: 1 }, outcome: { state: 'running', errorType: 'power_off_error' } } },
+    reboot: { success: { state: 'running', power: 'on' }, failure: { fault: { fail_reboot: 1 }, outcome: { state: 'stopped', errorType: 'reboot_failed_error' } } },
+    'soft-reboot': { success: { state: 'running', power: 'on' }, failure: { fault: { fail_reboot: 1 }, outcome: { state: 'stopped', errorType: 'reboot_failed_error' } } },
+    reinstall: { success: { state: 'running', op: 'reinstall-succeed', power: 'on' }, failure: { fault: installFail, outcome: { state: 'error', op: 'reinstall-failed', errorType: 'install_error', power: 'off' } } },
+    'switch-install': { success: { state: 'running', op: 'switch-install-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'switch-install-failed', errorType: 'install_error' } } },
+    'modify-ip': { success: { state: 'running', op: 'modify-ip-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'modify-ip-failed', errorType: 'install_error' } } },
+    uninstall: { success: { state: 'stopped', op: 'uninstall-succeed', power: 'off' }, failure: { fault: installFail, outcome: { state: 'error', op: 'uninstall-failed' } } },
+    'change-password': { success: { state: 'stopped', power: 'off', errorType: null }, failure: { fault: installFail, outcome: { state: 'stopped', errorType: 'change_password_error' } } },
+    retry: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    delete: { success: { state: 'terminated' }, failure: { fault: installFail, outcome: { state: 'error', errorType: 'delete_error' } } },
+  },
+  stopped: {
+    on: { success: { state: 'running', power: 'on' }, failure: { fault: { fail_power_on: 1 }, outcome: { state: 'stopped', errorType: 'power_on_error' } } },
+    off: { refuse: 'noop' },
+    'soft-off': { refuse: 'noop' },
+    reboot: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'soft-reboot': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    reinstall: { success: { state: 'running', op: 'reinstall-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'reinstall-failed' } } },
+    'switch-install': { success: { state: 'running', op: 'switch-install-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'switch-install-failed' } } },
+    'modify-ip': { success: { state: 'running', op: 'modify-ip-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'modify-ip-failed' } } },
+    uninstall: { success: { state: 'stopped', op: 'uninstall-succeed' }, failure: { fault: installFail, outcome: { state: 'error', op: 'uninstall-failed' } } },
+    'change-password': { success: { state: 'stopped' }, failure: { fault: installFail, outcome: { state: 'stopped', errorType: 'change_password_error' } } },
+    retry: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    delete: { success: { state: 'terminated' }, failure: { fault: installFail, outcome: { state: 'error', errorType: 'delete_error' } } },
+  },
+  'shutting-down': {},
+  terminated: {
+    on: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    off: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'soft-off': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    reboot: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'soft-reboot': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    reinstall: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'switch-install': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'modify-ip': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    uninstall: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'change-password': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    retry: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    delete: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+  },
+  error: {
+    // The instance entered error by a failed install, which ended with the node powered off (on_failure).
+    on: { success: { state: 'error', power: 'on', errorType: 'install_error' }, failure: { fault: { fail_power_on: 1 }, outcome: { state: 'error', errorType: 'install_error', power: 'off' } } },
+    off: { refuse: 'noop' },
+    'soft-off': { refuse: 'noop' },
+    reboot: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'soft-reboot': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    reinstall: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'switch-install': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'modify-ip': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    uninstall: { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    'change-password': { refuse: 'AGENT_ERR_INVALID_TRANSITION' },
+    retry: { success: { state: 'running', op: 'install-succeed', errorType: null, power: 'on' }, failure: { fault: installFail, outcome: { state: 'error', op: 'install-failed', errorType: 'install_error' } } },
+    delete: { success: { state: 'terminated' }, failure: { fault: installFail, outcome: { state: 'error', errorType: 'delete_error' } } },
+  },
+};
+// pending and shutting-down hold their operation's lock: everything else is 409.
+for (const op of OPS) {
+  if (!TABLE.pending[op]) TABLE.pending[op] = { refuse: 'AGENT_ERR_LOCKED' };
+  TABLE['shutting-down'][op] = { refuse: 'AGENT_ERR_LOCKED' };
+}
+
+let h: Harness | null = null;
+afterEach(async () => {
+  await h?.close();
+  h = null;
+});
+
+async function bring(harness: Harness, state: InstanceState): Promise<Instance> {
+  const e = harness.agent.engine;
+  const lab = harness.agent.lab!;
+  const node = nodeId(1);
+  if (state === 'pending') lab.setFaults(node, { hang: true });
+  if (state === 'error') lab.setFaults(node, { fail_install: 1 });
+  const { instance } = await e.createInstance(ctx(), { name: 'walk', image_uuid: IMAGE, extra: { node_id: node } });
+  if (state === 'pending') return e.getInstance(ctx(), instance.id);
+  await e.idle();
+  if (state === 'stopped' || state === 'shutting-down') {
+    await e.setInstancePower(ctx(), instance.id, { target: 'off' });
+    await e.idle();
+  }
+  if (state === 'terminated') {
+    await e.deleteInstance(ctx(), instance.id);
+    await e.idle();
+  }
+  if (state === 'shutting-down') {
+    lab.setFaults(node, { hang: true });
+    await e.deleteInstance(ctx(), instance.id);
+  }
+  const got = e.getInstance(ctx(), instance.id);
+  expect(got.state).toBe(state);
+  return got;
+}
+
+async function apply(harness: Harness, id: string, op: Op): Promise<{ accepted: boolean }> {
+  const e = harness.agent.engine;
+  if (op === 'delete') {
+    await e.deleteInstance(ctx(), id);
+    return { accepted: true };
+  }
+  if (['on', 'off', 'soft-off', 'reboot', 'soft-reboot'].includes(op)) return e.setInstancePower(ctx(), id, { target: op as PowerTarget });
+  const params =
+    op === 'switch-install'
+      ? { image_uuid: IMAGE2 }
+      : op === 'change-password'
+        ? { password_hash: '$6$salt$hash' }
+        : op === 'modify-ip'
+          ? { networks: [{ uuid: NETWORK, fixed_ip: '127.0.2.50' }] }
+          : {};
+  await e.runOperation(ctx(), id, op as OsOperationName, params);
+  return { accepted: true };
+}
+
+function check(inst: Instance, want: Outcome): void {
+  expect(inst.state).toBe(want.state);
+  expect(inst.task).toBeNull();
+  expect(inst.target_power_state).toBeNull();
+  expect(inst.operation_state ?? '').not.toMatch(/-processing$/);
+  if (want.op !== undefined) expect(inst.operation_state).toBe(want.op);
+  if (want.errorType !== undefined) expect(inst.error?.error_type ?? null).toBe(want.errorType);
+  if (want.power !== undefined) expect(inst.power_state).toBe(want.power);
+}
+
+describe('every (state, operation) pair of the design table', () => {
+  for (const state of STATES) {
+    for (const op of OPS) {
+      const exp = TABLE[state][op];
+      if (!exp) throw new Error(`table has no row for ${state} x ${op}`);
+      if (exp.refuse) {
+        it(`${state} x ${op}: ${exp.refuse === 'noop' ? 'already there: 202, nothing sent' : `refused ${exp.refuse}`}`, async () => {
+          h = await startHarness();
+          const inst = await bring(h, state);
+          const before = h.agent.lab!.commands(nodeId(1)).length;
+          const actionsBefore = h.agent.store.listActions(inst.id).length;
+          if (exp.refuse === 'noop') {
+            const res = await apply(h, inst.id, op);
+            expect(res.accepted).toBe(false);
+            expect(h.agent.lab!.commands(nodeId(1)).length).toBe(before);
+          } else {
+            await expect(apply(h, inst.id, op)).rejects.toMatchObject({ code: exp.refuse });
+          }
+          expect(h.agent.store.listActions(inst.id).length).toBe(actionsBefore);
+          const after = h.agent.engine.getInstance(ctx(), inst.id);
+          expect(after.state).toBe(inst.state);
+          expect(after.task).toBe(inst.task);
+        });
+        continue;
+      }
+      it(`${state} x ${op}: success -> ${exp.success!.state}`, async () => {
+        h = await startHarness();
+        const inst = await bring(h, state);
+        if (state === 'pending') h.agent.lab!.setFaults(nodeId(1), {});
+        await apply(h, inst.id, op);
+        await h.agent.engine.idle();
+        const after = h.agent.engine.getInstance(ctx(), inst.id);
+        check(after, exp.success!);
+        const actions = h.agent.engine.listActions(ctx(), inst.id);
+        const last = actions[actions.length - 1]!;
+        expect(last.finish_time).not.toBeNull();
+        expect(last.events.length).toBeGreaterThan(0);
+        expect(last.events.every((e) => e.result === 'Success')).toBe(true);
+        if (op === 'delete') expect(h.agent.store.getNode(nodeId(1))!.instance_id).toBeNull();
+      });
+      it(`${state} x ${op}: failure -> ${exp.failure!.outcome.state}`, async () => {
+        h = await startHarness();
+        const inst = await bring(h, state);
+        h.agent.lab!.setFaults(nodeId(1), exp.failure!.fault);
+        await apply(h, inst.id, op);
+        await h.agent.engine.idle();
+        const after = h.agent.engine.getInstance(ctx(), inst.id);
+        check(after, exp.failure!.outcome);
+        expect(after.error).not.toBeNull();
+        expect(after.error!.error_msg).toMatch(/step '/);
+        const actions = h.agent.engine.listActions(ctx(), inst.id);
+        const last = actions[actions.length - 1]!;
+        expect(last.finish_time).not.toBeNull();
+        expect(last.events.some((e) => e.result === 'Error' && e.traceback)).toBe(true);
+        if (op === 'delete') expect(h.agent.store.getNode(nodeId(1))!.instance_id).toBe(inst.id);
+      });
+    }
+  }
+});
