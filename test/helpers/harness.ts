@@ -29,8 +29,10 @@ export function nodeId(i: number): string {
 
 export interface HarnessOptions {
   nodes?: number;
-  /** Fake options per node (YAML flow mapping text). */
+  /** Fake options of every node (YAML flow mapping text). */
   fake?: string;
+  /** Fake options of node i (1-based), overriding `fake`. */
+  fakeFor?: (i: number) => string | undefined;
   /** Adds an adopted node (running a tenant's OS) as the last node. */
   adopt?: boolean;
   listenPort?: number;
@@ -53,7 +55,7 @@ export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPat
     name: node-${String(i).padStart(2, '0')}
     type: small
     macs: [{mac: "fa:16:3e:00:00:${String(i).padStart(2, '0')}", pxe: true}]
-    bmc: {driver: fake, address: "fake://node-${i}", fake: ${fake}}`);
+    bmc: {driver: fake, address: "fake://node-${i}", fake: ${opts.fakeFor?.(i) ?? fake}}`);
   }
   if (opts.adopt) {
     const i = n + 1;
