@@ -613,7 +613,11 @@ export class Engine implements AgentService {
       const patch: Partial<Instance> = { task: 'delete', task_request_id: ctx.request_id, error: null, target_power_state: null };
       if (installing) patch.operation_state = 'install-failed';
       this.mutate(cur.id, patch, { cause: 'operation', ...(event ? { event } : {}) });
-      if (installing) preempt = this.running.get(cur.id);
+      if (installing) {
+        // The install is over as far as the records go: one operation holds the instance at a time.
+        preempt = this.running.get(cur.id);
+        if (cur.task_request_id) this.abortAction(cur.task_request_id, 'aborted: the instance is being deleted');
+      }
     });
     if (preempt) preempt.controller.abort(new OperationAborted('preempted', 'aborted: the instance is being deleted'));
     const waitFor = preempt?.done;
@@ -763,6 +767,10 @@ export class Engine implements AgentService {
     } catch (e) {
       const aborted = abortReason(run.signal);
       const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
+      if (this.store.getAction(run.requestId)?.finish_time) {
+        if (aborted) throw aborted;
+        throw e;
+      }
       this.store.transaction(() => {
         this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
         this.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Error', code: codeOf(e) } });
@@ -1149,6 +1157,16 @@ export class Engine implements AgentService {
     const index = this.store.appendActionEvent(requestId, ev);
     this.journal('action.event', { instance_id: instanceId, cause: 'operation', data: { request_id: requestId, event: ev.event, result: ev.result, ...details } });
     return index;
+  }
+
+  /** Closes an action's open events with Error and the action itself, with `message`. */
+  private abortAction(requestId: string, message: string): void {
+    const a = this.store.getAction(requestId);
+    if (!a || a.finish_time !== null) return;
+    a.events.forEach((ev, i) => {
+      if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
+    });
+    this.closeAction(requestId, message);
   }
 
   private closeAction(requestId: string, message: string | null): void {
