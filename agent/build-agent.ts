@@ -58,7 +58,6 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   let tokens: Map<string, ApiToken> = resolveTokens(config, secrets);
   const store = openStore({ dir: config.state_dir, agentId: config.agent_id, ...(opts.storeFault ? { fault: opts.storeFault } : {}) });
   const lab = config.allow_fake_drivers ? (opts.fakeLab ?? new FakeLab()) : null;
-  if (config.allow_fake_drivers) log.warn('allow_fake_drivers is true: the in-memory fake driver is enabled (tests and the demo only)');
   const registry = createDefaultRegistry({ allowFake: config.allow_fake_drivers, fakeLab: lab ?? undefined });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 

@@ -73,7 +73,7 @@ export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPat
   }
   const yaml = `agent_id: test-agent
 state_dir: ${opts.stateDir ?? join(dir, 'state')}
-log_level: warn
+log_level: info
 allow_fake_drivers: true
 terminated_retention: 7d
 api:

@@ -1,0 +1,64 @@
+/** Admin-only node routes (`/v1/nodes`); the auth hook answers 403 to anyone else before these run. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { contextOf } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { badRequest } from './errors.js';
+import { toPowerRequest } from './routes-v1.js';
+import { FakeFaultsBody, MaintenanceBody, NodeParams, PowerBody, type MaintenanceBodyT, type PowerBodyT } from './schemas.js';
+import { nodeView } from './views.js';
+
+type Params = Record<string, string>;
+
+export function registerNodeRoutes(
+  app: FastifyInstance,
+  deps: ApiDeps,
+  fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void,
+): void {
+  const { service } = deps;
+  const tags = ['nodes (admin)'];
+
+  app.get('/v1/nodes', { schema: { tags, summary: 'List nodes' } }, async (req: FastifyRequest) => ({
+    nodes: service.listNodes(contextOf(req)).map((n) => nodeView(n, deps.base())),
+  }));
+
+  app.get('/v1/nodes/:id', { schema: { tags, summary: 'Show a node', params: NodeParams } }, async (req: FastifyRequest) =>
+    nodeView(service.getNode(contextOf(req), (req.params as Params)['id']!), deps.base()),
+  );
+
+  app.put(
+    '/v1/nodes/:id/states/power',
+    { schema: { tags, summary: "Change a node's power state (202; same body as an instance's)", params: NodeParams, body: PowerBody } },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const pr = toPowerRequest(req.body as PowerBodyT);
+      await service.setNodePower(contextOf(req), (req.params as Params)['id']!, pr);
+      return reply.code(202).send();
+    },
+  );
+
+  app.put(
+    '/v1/nodes/:id/maintenance',
+    { schema: { tags, summary: 'Set or clear maintenance (200 with the node)', params: NodeParams, body: MaintenanceBody } },
+    async (req: FastifyRequest) => {
+      const b = req.body as MaintenanceBodyT;
+      if (!b.maintenance && b.reason !== undefined) {
+        throw badRequest('Invalid input: body.reason: only allowed with "maintenance": true');
+      }
+      const node = await service.setMaintenance(contextOf(req), (req.params as Params)['id']!, b.maintenance, b.reason);
+      return nodeView(node, deps.base());
+    },
+  );
+
+  if (fakeFaults !== undefined) {
+    app.put(
+      '/v1/nodes/:id/fake-faults',
+      { schema: { hide: true, params: NodeParams, body: FakeFaultsBody } },
+      async (req: FastifyRequest, reply: FastifyReply) => {
+        const ctx = contextOf(req);
+        const id = (req.params as Params)['id']!;
+        service.getNode(ctx, id); // 404 for an unknown node
+        fakeFaults(id, { ...(req.body as Record<string, unknown>) });
+        return reply.code(204).send();
+      },
+    );
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * v2 / v2.1 routes in nova's shapes: os-fping (seed 000), server details (seed 002), instance actions (seed 001).
+ * Errors on these paths are nova faults (agent/api/errors.ts).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AgentError } from '../errors.js';
+import type { LivenessAnswer } from '../service.js';
+import { contextOf } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { badRequest } from './errors.js';
+import { ActionParams, FpingQuery, ProjectInstanceParams, ProjectParams, UUID_RE, type FpingQueryT } from './schemas.js';
+import { actionSummaryView, actionView, serverView } from './views.js';
+
+type Params = Record<string, string>;
+
+function fpingServer(a: LivenessAnswer): { alive: boolean; id: string; project_id: string } {
+  return { alive: a.alive, id: a.instance_id, project_id: a.project_id };
+}
+
+/** `a,b,c` -> UUIDs (400 naming the parameter when one is not). Empty -> undefined. */
+function uuidList(name: string, v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) return undefined;
+  const bad = items.find((s) => !UUID_RE.test(s));
+  if (bad !== undefined) throw badRequest(`Invalid input: querystring.${name}: '${bad.slice(0, 80)}' is not an instance UUID`);
+  return items;
+}
+
+/** nova treats the presence of all_tenants as the request; '0' and 'false' are read as "no" here. */
+function wantsAllTenants(v: string | undefined): boolean {
+  return v !== undefined && !['0', 'false', 'False'].includes(v);
+}
+
+export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { service } = deps;
+
+  app.get(
+    '/v2.1/:project_id/os-fping/:id',
+    { schema: { tags: ['liveness'], summary: 'Ping an instance (seed 000): admin or owner', params: ProjectInstanceParams } },
+    async (req: FastifyRequest) => ({ server: fpingServer(await service.ping(contextOf(req), (req.params as Params)['id']!)) }),
+  );
+
+  app.get(
+    '/v2.1/:project_id/os-fping',
+    {
+      schema: {
+        tags: ['liveness'],
+        summary: "Ping the project's instances (all_tenants: every project's, admin only)",
+        params: ProjectParams,
+        querystring: FpingQuery,
+      },
+    },
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      const q = req.query as FpingQueryT;
+      const allProjects = wantsAllTenants(q.all_tenants);
+      if (allProjects && !ctx.is_admin) {
+        throw new AgentError('AGENT_ERR_FORBIDDEN', 'Policy does not allow all_tenants: admin only.');
+      }
+      const include = uuidList('include', q.include);
+      const exclude = uuidList('exclude', q.exclude);
+      if (include !== undefined && exclude !== undefined) {
+        throw badRequest('Invalid input: querystring: give include or exclude, not both');
+      }
+      const answers = await service.pingMany(ctx, {
+        allProjects,
+        ...(include !== undefined ? { include } : {}),
+        ...(exclude !== undefined ? { exclude } : {}),
+      });
+      return { servers: answers.map(fpingServer) };
+    },
+  );
+
+  app.get(
+    '/v2/:project_id/servers/:id',
+    { schema: { tags: ['servers'], summary: 'Server details (seed 002)', params: ProjectInstanceParams } },
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      const p = req.params as Params;
+      return { server: serverView(service.getInstance(ctx, p['id']!), deps.viewEnv(ctx, p['project_id']!)) };
+    },
+  );
+
+  app.get(
+    '/v2/:project_id/servers/:id/os-instance-actions',
+    { schema: { tags: ['servers'], summary: "A server's actions, newest first (seed 001, without events)", params: ProjectInstanceParams } },
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      const id = (req.params as Params)['id']!;
+      service.getInstance(ctx, id); // 404 for an instance the caller cannot see, whatever listActions does
+      return { instanceActions: service.listActions(ctx, id).map(actionSummaryView) };
+    },
+  );
+
+  app.get(
+    '/v2/:project_id/servers/:id/os-instance-actions/:request_id',
+    { schema: { tags: ['servers'], summary: 'One action with its events (seed 001); traceback for admins only', params: ActionParams } },
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      const p = req.params as Params;
+      service.getInstance(ctx, p['id']!);
+      return { instanceAction: actionView(service.getAction(ctx, p['id']!, p['request_id']!), ctx.is_admin) };
+    },
+  );
+}

@@ -1,0 +1,150 @@
+/**
+ * The local REST API (design 4.2): `buildApi(opts)` returns a fastify instance with every route registered and
+ * ready; agent/main.ts calls `listen()`. Tests use `inject()`.
+ *
+ * Per request, in order: request id (`X-Compute-Request-Id: req-<uuid>`, also the RequestContext's request_id) ->
+ * auth hook (rate limit, token, policy, URL identifiers; agent/api/auth.ts) -> body parsing and schema validation ->
+ * handler -> one error handler for everything that went wrong (agent/api/errors.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ApiToken } from '../config/types.js';
+import { AgentError } from '../errors.js';
+import type { RequestContext } from '../model.js';
+import type { AgentService } from '../service.js';
+import { AUTH_HEADER, authenticate } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { familyOf, renderError, toHttpError } from './errors.js';
+import { createHttpMetrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
+import { registerNodeRoutes } from './routes-nodes.js';
+import { registerNovaRoutes } from './routes-nova.js';
+import { registerOpsRoutes } from './routes-ops.js';
+import { registerV1Routes } from './routes-v1.js';
+import type { ViewEnv } from './views.js';
+
+export interface ApiOptions {
+  service: AgentService;
+  /** Token value -> its grant; called per request, so a SIGHUP reload takes effect at once. */
+  tokens: () => Map<string, ApiToken>;
+  rateLimit: { per_token_per_s: number; burst: number };
+  /** Larger bodies answer 400. */
+  maxBodyBytes: number;
+  /** Base URL for links and Location (no trailing slash needed). */
+  publicUrl: () => string;
+  agentId: string;
+  /** Metrics are created on this registry (never prom-client's global one). */
+  registry: Registry;
+  log: Logger;
+  /** ms since the epoch; the rate limiter's clock. Default Date.now. */
+  clock?: () => number;
+  /** Test/demo only: registers admin-only `PUT /v1/nodes/{id}/fake-faults` (body: the faults object, 204). */
+  fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
+}
+
+export const REQUEST_ID_HEADER = 'X-Compute-Request-Id';
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: opts.log.child({ component: 'api' }) as FastifyBaseLogger,
+    // One line per request is logged by the onResponse hook below (with the route template and status).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    bodyLimit: opts.maxBodyBytes,
+    genReqId: () => `req-${randomUUID()}`,
+    requestIdHeader: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    // Errors raised before routing (a URL that does not decode, ...): same bodies and header as everything else.
+    frameworkErrors: (err, req, reply) => {
+      const e = toHttpError(err, req.log, opts.maxBodyBytes);
+      void (reply as unknown as FastifyReply)
+        .code(e.status)
+        .header(REQUEST_ID_HEADER, req.id)
+        .type('application/json; charset=utf-8')
+        .send(renderError(familyOf(req.url), e));
+    },
+  });
+
+  const base = () => opts.publicUrl().replace(/\/+$/, '');
+  const limiter = new RateLimiter(opts.rateLimit, opts.clock ?? Date.now);
+  const metrics = createHttpMetrics(opts.registry);
+  const nodeNames = (ctx: RequestContext) => (nodeId: string): string | null => {
+    // The node lookup is admin-only at the API level; the view reads the name with an internal admin context.
+    const internal: RequestContext = { ...ctx, user_id: 'metald-api', roles: ['admin'], is_admin: true };
+    try {
+      return opts.service.getNode(internal, nodeId).name;
+    } catch {
+      return null;
+    }
+  };
+  const deps: ApiDeps = {
+    service: opts.service,
+    agentId: opts.agentId,
+    base,
+    viewEnv: (ctx, urlProject): ViewEnv => ({
+      base: base(),
+      agentId: opts.agentId,
+      urlProject,
+      isAdmin: ctx.is_admin,
+      nodeName: nodeNames(ctx),
+    }),
+  };
+
+  // Only JSON bodies: anything else is a 400 (FST_ERR_CTP_INVALID_MEDIA_TYPE, mapped in errors.ts).
+  app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (req) => {
+    authenticate(req, { tokens: opts.tokens, limiter });
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.is404 || req.routeOptions.url === undefined ? 'unmatched' : req.routeOptions.url;
+    metrics.observe({ method: req.method, route, status: reply.statusCode }, reply.elapsedTime / 1000);
+    req.log.info(
+      { method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      'request completed',
+    );
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toHttpError(err, req.log, opts.maxBodyBytes);
+    if (e.retryAfterS !== undefined) void reply.header('Retry-After', String(e.retryAfterS));
+    return reply.code(e.status).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`), req.log, opts.maxBodyBytes);
+    const family = familyOf(req.url);
+    return reply
+      .code(404)
+      .type('application/json; charset=utf-8')
+      .send(renderError(family, family === 'nova' ? { ...e, message: 'The resource could not be found.' } : e));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'metald local REST API',
+        version: '1',
+        description: 'Bare-metal provisioning agent: the seed-shaped API (docs/api.md). Every response carries X-Compute-Request-Id.',
+      },
+      components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'X-Auth-Token' } } },
+      security: [{ token: [] }],
+    },
+  });
+
+  registerOpsRoutes(app, opts.service, opts.registry);
+  registerV1Routes(app, deps);
+  registerNodeRoutes(app, deps, opts.fakeFaults);
+  registerNovaRoutes(app, deps);
+
+  await app.ready();
+  return app;
+}
+
+export { AUTH_HEADER };

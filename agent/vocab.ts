@@ -1,0 +1,142 @@
+/**
+ * Vocabularies at the API boundary, as data (design 3, "Power words"; style 4, "translate at the boundary with
+ * tables"). Internal words live in agent/model.ts; the seeds speak three other dialects:
+ *
+ * - seed 004 (OpenStack Ironic lineage): `"power on" | "power off" | null`, and request words for `PUT .../states/power`;
+ * - seed 002 (nova): integer power states and the `status` / `vm_state` / `task_state` triple;
+ * - seed 003: the internal state words themselves.
+ *
+ * docs/api.md reproduces these tables; change both together.
+ */
+import type { InstanceState, OperationKind, PowerState, TargetPower } from './model.js';
+import type { PowerTarget } from './service.js';
+
+/** Ironic's power words (seed 004 `power_state`, `target_power_state`). */
+export type IronicPower = 'power on' | 'power off' | null;
+
+/** Internal power -> the three vocabularies. `unknown` is never taken for off: Ironic null, nova NOSTATE (0). */
+export const POWER_VOCAB: Readonly<Record<PowerState, { ironic: IronicPower; nova: 0 | 1 | 4; internal: PowerState }>> = {
+  on: { ironic: 'power on', nova: 1 /* RUNNING */, internal: 'on' },
+  off: { ironic: 'power off', nova: 4 /* SHUTDOWN */, internal: 'off' },
+  unknown: { ironic: null, nova: 0 /* NOSTATE */, internal: 'unknown' },
+};
+
+/** Request words of `PUT .../states/power` (Ironic's, then metald's aliases) -> internal PowerTarget. */
+export const POWER_TARGET_WORDS: Readonly<Record<string, PowerTarget>> = {
+  'power on': 'on',
+  'power off': 'off',
+  rebooting: 'reboot',
+  'soft power off': 'soft-off',
+  'soft rebooting': 'soft-reboot',
+  on: 'on',
+  off: 'off',
+  reboot: 'reboot',
+  soft_off: 'soft-off',
+  soft_reboot: 'soft-reboot',
+};
+
+/** The targets that accept a `timeout` (seconds for the OS to shut down on its own). */
+export const SOFT_POWER_TARGETS: readonly PowerTarget[] = ['soft-off', 'soft-reboot'];
+
+/** nova's status / vm_state / task_state triple (seed 002 `status`, `OS-EXT-STS:vm_state`, `OS-EXT-STS:task_state`). */
+export interface NovaStatus {
+  status: string;
+  vm_state: string;
+  task_state: string | null;
+}
+
+/**
+ * (state, task) -> seed 002. `default` applies when no task holds the instance, or the task has no row of its own.
+ * `shutting-down` is resolved by power at run time (novaStatusOf): its row is the power-off case.
+ */
+export const NOVA_STATUS_TABLE: Readonly<
+  Record<InstanceState, { default: NovaStatus; tasks: Partial<Record<OperationKind, NovaStatus>> }>
+> = {
+  pending: {
+    default: { status: 'BUILD', vm_state: 'building', task_state: null },
+    tasks: {
+      create: { status: 'BUILD', vm_state: 'building', task_state: 'spawning' },
+      adopt: { status: 'BUILD', vm_state: 'building', task_state: 'spawning' },
+    },
+  },
+  running: {
+    default: { status: 'ACTIVE', vm_state: 'active', task_state: null },
+    tasks: {
+      reboot: { status: 'HARD_REBOOT', vm_state: 'active', task_state: 'rebooting_hard' },
+      'soft-reboot': { status: 'REBOOT', vm_state: 'active', task_state: 'rebooting' },
+      'power-off': { status: 'ACTIVE', vm_state: 'active', task_state: 'powering-off' },
+      'soft-power-off': { status: 'ACTIVE', vm_state: 'active', task_state: 'powering-off' },
+      reinstall: { status: 'REBUILD', vm_state: 'active', task_state: 'rebuilding' },
+      'switch-install': { status: 'REBUILD', vm_state: 'active', task_state: 'rebuilding' },
+      'modify-ip': { status: 'ACTIVE', vm_state: 'active', task_state: 'networking' },
+      uninstall: { status: 'ACTIVE', vm_state: 'active', task_state: 'uninstalling' },
+      'change-password': { status: 'PASSWORD', vm_state: 'active', task_state: 'updating_password' },
+      delete: { status: 'ACTIVE', vm_state: 'active', task_state: 'deleting' },
+    },
+  },
+  stopped: {
+    default: { status: 'SHUTOFF', vm_state: 'stopped', task_state: null },
+    tasks: {
+      'power-on': { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'powering-on' },
+      // A reboot passes through stopped (PowerReboot, then PowerOn): nova shows it as a hard reboot throughout.
+      reboot: { status: 'HARD_REBOOT', vm_state: 'stopped', task_state: 'rebooting_hard' },
+      'soft-reboot': { status: 'REBOOT', vm_state: 'stopped', task_state: 'rebooting' },
+      reinstall: { status: 'REBUILD', vm_state: 'stopped', task_state: 'rebuilding' },
+      'switch-install': { status: 'REBUILD', vm_state: 'stopped', task_state: 'rebuilding' },
+      'modify-ip': { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'networking' },
+      uninstall: { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'uninstalling' },
+      'change-password': { status: 'PASSWORD', vm_state: 'stopped', task_state: 'updating_password' },
+      delete: { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'deleting' },
+    },
+  },
+  error: {
+    default: { status: 'ERROR', vm_state: 'error', task_state: null },
+    tasks: {
+      retry: { status: 'REBUILD', vm_state: 'error', task_state: 'rebuilding' },
+      'power-on': { status: 'ERROR', vm_state: 'error', task_state: 'powering-on' },
+      'power-off': { status: 'ERROR', vm_state: 'error', task_state: 'powering-off' },
+      'soft-power-off': { status: 'ERROR', vm_state: 'error', task_state: 'powering-off' },
+      delete: { status: 'ERROR', vm_state: 'error', task_state: 'deleting' },
+    },
+  },
+  // status/vm_state follow the power while the node is wiped: ACTIVE/active if on, else SHUTOFF/stopped.
+  'shutting-down': {
+    default: { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'deleting' },
+    tasks: {},
+  },
+  terminated: {
+    default: { status: 'DELETED', vm_state: 'deleted', task_state: null },
+    tasks: {},
+  },
+};
+
+/** Internal power -> Ironic words (seed 004). */
+export function ironicPower(p: PowerState | TargetPower): IronicPower {
+  return p === null ? null : POWER_VOCAB[p].ironic;
+}
+
+/** Internal power -> nova integer (seed 002 `OS-EXT-STS:power_state`). */
+export function novaPower(p: PowerState): 0 | 1 | 4 {
+  return POWER_VOCAB[p].nova;
+}
+
+/** Parses a request word (Ironic's or an alias); undefined when it is not one. */
+export function parsePowerTarget(word: string): PowerTarget | undefined {
+  return Object.prototype.hasOwnProperty.call(POWER_TARGET_WORDS, word) ? POWER_TARGET_WORDS[word] : undefined;
+}
+
+/** Whether `timeout` is allowed with this target. */
+export function acceptsTimeout(t: PowerTarget): boolean {
+  return SOFT_POWER_TARGETS.includes(t);
+}
+
+/** seed 002's status triple for an instance's state, the task holding it (if any) and its power. */
+export function novaStatusOf(state: InstanceState, task: OperationKind | null, power: PowerState): NovaStatus {
+  if (state === 'shutting-down') {
+    return power === 'on'
+      ? { status: 'ACTIVE', vm_state: 'active', task_state: 'deleting' }
+      : { status: 'SHUTOFF', vm_state: 'stopped', task_state: 'deleting' };
+  }
+  const row = NOVA_STATUS_TABLE[state];
+  return (task !== null ? row.tasks[task] : undefined) ?? row.default;
+}
