@@ -1,0 +1,168 @@
+/**
+ * Crash recovery: the real daemon (a child process) is SIGKILLed in the middle of each operation and started again
+ * on the same state_dir. Every operation in flight must be resumed (delete) or failed cleanly: no `-processing`, no
+ * lock left, every action and step closed, the state on the diagram, and the instance open to the next operation.
+ *
+ * The fake lab lives in the daemon's memory, so the restarted daemon meets servers that are off and empty, as after
+ * a power cut: recovery must cope with that too.
+ */
+import { rmSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, nodeId, writeConfig } from '../helpers/harness.js';
+import { startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
+
+const FAKE = '{power_delay: 150ms, install: 1500ms}';
+let daemon: Daemon | null = null;
+let dir: string | null = null;
+
+afterEach(async () => {
+  await daemon?.kill('SIGKILL');
+  daemon = null;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = null;
+});
+
+interface Status {
+  state: string;
+  operation_state: string | null;
+  error: { error_type: string; error_msg: string } | null;
+}
+
+async function status(d: Daemon, id: string): Promise<Status> {
+  const r = await d.call('GET', `/v1/${PROJECT}/instances/${id}/status`, MEMBER_TOKEN);
+  expect(r.status).toBe(200);
+  return r.body as Status;
+}
+
+async function target(d: Daemon, id: string): Promise<string | null> {
+  const r = await d.call('GET', `/v1/instances/${id}/states`, MEMBER_TOKEN);
+  return (r.body as { target_power_state: string | null }).target_power_state;
+}
+
+async function create(d: Daemon): Promise<string> {
+  const r = await d.call('POST', `/v1/${PROJECT}/instances`, MEMBER_TOKEN, { name: 'crash', image_uuid: IMAGE, extra: { node_id: nodeId(1) } });
+  expect(r.status).toBe(201);
+  return (r.body as { uuid: string }).uuid;
+}
+
+async function settle(d: Daemon, id: string): Promise<Status> {
+  let s: Status = await status(d, id);
+  await waitFor(async () => {
+    s = await status(d, id);
+    return !(s.operation_state ?? '').endsWith('-processing') && s.state !== 'pending' && s.state !== 'shutting-down' && (await target(d, id)) === null;
+  }, 30_000, `instance ${id} to settle`);
+  return s;
+}
+
+async function bring(d: Daemon, state: 'running' | 'stopped' | 'error'): Promise<string> {
+  if (state === 'error') {
+    const f = await d.call('PUT', `/v1/nodes/${nodeId(1)}/fake-faults`, ADMIN_TOKEN, { fail_install: 1 });
+    expect(f.status).toBe(204);
+  }
+  const id = await create(d);
+  let s = await settle(d, id);
+  if (state === 'stopped') {
+    expect((await d.call('PUT', `/v1/instances/${id}/states/power`, MEMBER_TOKEN, { target: 'power off' })).status).toBe(202);
+    s = await settle(d, id);
+  }
+  expect(s.state).toBe(state);
+  return id;
+}
+
+type Start = (d: Daemon, id: string) => Promise<void>;
+const power = (t: string): Start => async (d, id) => {
+  expect((await d.call('PUT', `/v1/instances/${id}/states/power`, MEMBER_TOKEN, { target: t })).status).toBe(202);
+};
+const action = (body: unknown): Start => async (d, id) => {
+  expect((await d.call('POST', `/v1/${PROJECT}/instances/${id}/actions`, MEMBER_TOKEN, body)).status).toBe(202);
+};
+const del: Start = async (d, id) => {
+  expect((await d.call('DELETE', `/v1/${PROJECT}/instances/${id}`, MEMBER_TOKEN)).status).toBe(202);
+};
+
+interface Case {
+  name: string;
+  from: 'pending' | 'running' | 'stopped' | 'error';
+  start: Start;
+  /** In flight: what to wait for before the kill. */
+  inFlight: (d: Daemon, id: string) => Promise<boolean>;
+  /** Resumed to the end (delete) rather than failed. */
+  resumed?: boolean;
+  /** Faults set on the node just before the operation starts. */
+  faults?: Record<string, unknown>;
+  /** Settled on a fresh power read that matches the target (the restarted fake lab reads every server off). */
+  settledOff?: boolean;
+}
+
+const processing = (op: string) => async (d: Daemon, id: string) => (await status(d, id)).operation_state === `${op}-processing`;
+const targeted = async (d: Daemon, id: string) => (await target(d, id)) !== null;
+const deleting = async (d: Daemon, id: string) => (await status(d, id)).state === 'shutting-down';
+
+const CASES: Case[] = [
+  { name: 'create (install)', from: 'pending', start: async () => undefined, inFlight: processing('install') },
+  { name: 'power off', from: 'running', start: power('power off'), inFlight: targeted, settledOff: true },
+  { name: 'soft power off', from: 'running', start: power('soft power off'), inFlight: targeted, settledOff: true },
+  { name: 'power on', from: 'stopped', start: power('power on'), inFlight: targeted },
+  // A reset reads `on` throughout, so it would be verified at once: its answer is lost instead, and the kill lands
+  // while the agent waits for it.
+  { name: 'reboot', from: 'running', start: power('rebooting'), inFlight: targeted, faults: { lose_reply: 1 } },
+  { name: 'soft reboot', from: 'running', start: power('soft rebooting'), inFlight: targeted, faults: { lose_reply: 1 } },
+  { name: 'reinstall', from: 'running', start: action({ reinstall: {} }), inFlight: processing('reinstall') },
+  { name: 'switch-install', from: 'stopped', start: action({ 'switch-install': { image_uuid: IMAGE2 } }), inFlight: processing('switch-install') },
+  { name: 'modify-ip', from: 'stopped', start: action({ 'modify-ip': { networks: [{ uuid: NETWORK }] } }), inFlight: processing('modify-ip') },
+  { name: 'uninstall', from: 'stopped', start: action({ uninstall: {} }), inFlight: processing('uninstall') },
+  { name: 'change-password', from: 'stopped', start: action({ 'change-password': { password_hash: '$6$salt$hash' } }), inFlight: async (d, id) => (await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN)).text.includes('"updating_password"') },
+  { name: 'retry', from: 'error', start: action({ retry: {} }), inFlight: processing('install') },
+  { name: 'delete', from: 'stopped', start: del, inFlight: deleting, resumed: true },
+  { name: 'delete of a pending instance', from: 'pending', start: del, inFlight: deleting, resumed: true },
+];
+
+describe('SIGKILL in the middle of each operation, then restart', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      // Power changes take 1 s to show, so the kill lands while the change is being verified.
+      const cfg = writeConfig({ nodes: 1, fake: c.inFlight === targeted ? '{power_delay: 1s, install: 300ms}' : FAKE, deploy: '20s' });
+      dir = cfg.dir;
+      daemon = await startDaemon(cfg.configPath);
+      const id = c.from === 'pending' ? await create(daemon) : await bring(daemon, c.from);
+      if (c.faults) expect((await daemon.call('PUT', `/v1/nodes/${nodeId(1)}/fake-faults`, ADMIN_TOKEN, c.faults)).status).toBe(204);
+      await c.start(daemon, id);
+      await waitFor(() => c.inFlight(daemon!, id), 15_000, `${c.name} in flight`);
+      // Let it get into a step that talks to the BMC or the installer.
+      await new Promise((r) => setTimeout(r, 200));
+      await daemon.kill('SIGKILL');
+
+      daemon = await startDaemon(cfg.configPath);
+      const s = await settle(daemon, id);
+      expect(s.operation_state ?? '').not.toMatch(/-processing$/);
+      expect(['running', 'stopped', 'error', 'terminated']).toContain(s.state);
+      if (c.resumed) {
+        expect(s.state).toBe('terminated');
+      } else if (c.settledOff) {
+        expect(s.state).toBe('stopped');
+        expect(s.error).toBeNull();
+      } else {
+        expect(s.error).not.toBeNull();
+        expect(s.error!.error_msg).toMatch(/interrupted by an agent restart/);
+      }
+      // Every action and every step is closed.
+      const list = await daemon.call('GET', `/v2/${PROJECT}/servers/${id}/os-instance-actions`, MEMBER_TOKEN);
+      expect(list.status).toBe(200);
+      const actions = (list.body as { instanceActions: { request_id: string }[] }).instanceActions;
+      for (const a of actions) {
+        const one = await daemon.call('GET', `/v2/${PROJECT}/servers/${id}/os-instance-actions/${a.request_id}`, MEMBER_TOKEN);
+        const ev = (one.body as { instanceAction: { events: { finish_time: string | null; result: string | null }[] } }).instanceAction.events;
+        for (const e of ev) {
+          expect(e.finish_time).not.toBeNull();
+          expect(e.result).not.toBeNull();
+        }
+      }
+      // The lock is released: the instance takes the next operation.
+      if (s.state !== 'terminated') {
+        await del(daemon, id);
+        const end = await settle(daemon, id);
+        expect(end.state).toBe('terminated');
+      }
+    }, 90_000);
+  }
+});
