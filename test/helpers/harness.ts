@@ -40,6 +40,8 @@ export interface HarnessOptions {
   extra?: string;
   stateDir?: string;
   deploy?: string;
+  /** The liveness section (YAML flow mapping); default: the fake lab's pinger. */
+  liveness?: string;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -87,7 +89,7 @@ power_sync: {interval: 1h, failures_before_unknown: 2}
 timeouts: {bmc_call: 2s, power: 1s, deploy: ${opts.deploy ?? '5s'}, soft_power: 1s}
 power_poll: [5ms, 10ms, 20ms]
 bmc: {min_gap: 0ms}
-liveness: {engine: fake, interval: 30s, timeout: 100ms, retries: 0}
+liveness: ${opts.liveness ?? '{engine: fake, interval: 30s, timeout: 100ms, retries: 0}'}
 images:
   - {uuid: ${IMAGE}, name: debian-12, url: "http://127.0.0.1:1/debian-12.img", sha256: "${'a'.repeat(64)}", os: linux}
   - {uuid: ${IMAGE2}, name: ubuntu-24.04, url: "http://127.0.0.1:1/ubuntu.img", sha256: "${'b'.repeat(64)}", os: linux}
