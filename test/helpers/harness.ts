@@ -35,6 +35,8 @@ export interface HarnessOptions {
   fakeFor?: (i: number) => string | undefined;
   /** Adds an adopted node (running a tenant's OS) as the last node. */
   adopt?: boolean;
+  /** Fake options of the adopted node. */
+  adoptFake?: string;
   listenPort?: number;
   /** Extra top-level YAML appended. */
   extra?: string;
@@ -65,7 +67,7 @@ export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPat
     name: node-${String(i).padStart(2, '0')}
     type: large
     macs: [{mac: "fa:16:3e:00:00:${String(i).padStart(2, '0')}", pxe: true}]
-    bmc: {driver: fake, address: "fake://node-${i}", fake: {power_delay: 5ms, install: 30ms, initial_power: "on", os_installed: debian-12}}
+    bmc: {driver: fake, address: "fake://node-${i}", fake: ${opts.adoptFake ?? '{power_delay: 5ms, install: 30ms, initial_power: "on", os_installed: debian-12}'}}
     adopt:
       instance_id: ${ADOPTED_ID}
       project_id: ${PROJECT}
