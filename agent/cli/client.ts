@@ -139,8 +139,9 @@ export interface FpingServer {
   project_id: string;
 }
 
+/** The admin node view (Ironic's names: `uuid`, `instance_uuid`). */
 export interface NodeView {
-  id: string;
+  uuid: string;
   name: string;
   type?: string;
   boot_mode?: string;
@@ -149,7 +150,7 @@ export interface NodeView {
   maintenance: boolean;
   maintenance_reason?: string | null;
   last_error?: unknown;
-  instance_id: string | null;
+  instance_uuid: string | null;
   [key: string]: unknown;
 }
 

@@ -337,12 +337,12 @@ function nodeTable(nodes: NodeView[]): string {
   return formatTable(
     ['ID', 'NAME', 'TYPE', 'POWER', 'MAINTENANCE', 'INSTANCE', 'LAST_ERROR'],
     nodes.map((n) => [
-      n.id,
+      n.uuid,
       n.name,
       n.type,
       n.power_state,
       n.maintenance ? (n.maintenance_reason ? `yes (${n.maintenance_reason})` : 'yes') : 'no',
-      n.instance_id,
+      n.instance_uuid,
       lastErrorText(n.last_error),
     ]),
   );
@@ -371,6 +371,8 @@ interface Observation {
   power_state: string | null;
   target_power_state: string | null;
   progress: number | null;
+  /** nova's task_state: set while any operation holds the instance (a delete of a running instance, say). */
+  task_state: string | null;
 }
 
 const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -461,21 +463,25 @@ async function observe(client: MetalClient, project: string, id: string, spec: W
     }
   }
   let progress: number | null = null;
+  let task_state: string | null = null;
   if (status.state !== 'terminated') {
     try {
-      const p = (await client.getServer(project, id)).body.server.progress;
-      progress = typeof p === 'number' ? p : null;
+      const server = (await client.getServer(project, id)).body.server;
+      progress = typeof server.progress === 'number' ? server.progress : null;
+      const t = server['OS-EXT-STS:task_state'];
+      task_state = typeof t === 'string' ? t : null;
     } catch {
-      // progress is a nicety: the v2 view may be unavailable; the status above decides.
+      // The v2 view is a nicety (progress, task): the status above decides.
     }
   }
-  return { state: status.state, operation_state: status.operation_state ?? null, error: status.error ?? null, power_state, target_power_state, progress };
+  return { state: status.state, operation_state: status.operation_state ?? null, error: status.error ?? null, power_state, target_power_state, progress, task_state };
 }
 
 function hasEnded(o: Observation, spec: WaitSpec): boolean {
   if (o.operation_state?.endsWith('-processing')) return false;
   if (o.state === 'pending' || o.state === 'shutting-down') return false;
   if (o.target_power_state !== null) return false;
+  if (o.task_state !== null) return false;
   // The operation's record is committed before 202, so its operation_state shows from the first poll; until it
   // does, what we see is an older operation's outcome.
   if (spec.op !== undefined && o.state !== 'error' && !o.operation_state?.startsWith(`${spec.op}-`)) return false;
@@ -944,7 +950,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
         if (onOff === 'off' && o.reason !== undefined) throw new UsageError('--reason goes with on only');
         const res = await (await ctx.client()).setMaintenance(id as string, onOff === 'on', o.reason as string | undefined);
         if (ctx.json) ctx.raw(res);
-        else if (res.body !== undefined && res.body !== null && typeof res.body === 'object' && 'id' in res.body) ctx.out(formatKeyValue(flattenObject(res.body)));
+        else if (res.body !== undefined && res.body !== null && typeof res.body === 'object' && 'uuid' in res.body) ctx.out(formatKeyValue(flattenObject(res.body)));
         else accepted(ctx, `maintenance ${onOff} of node ${id}`, res);
         return EXIT_OK;
       }),

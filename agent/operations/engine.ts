@@ -247,7 +247,7 @@ export class Engine implements AgentService {
 
   listNodes(ctx: RequestContext): Node[] {
     this.requireAdmin(ctx);
-    return this.store.listNodes();
+    return this.store.listNodes().sort((a, b) => a.name.localeCompare(b.name));
   }
 
   getNode(ctx: RequestContext, id: string): Node {

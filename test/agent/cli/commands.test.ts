@@ -33,7 +33,7 @@ function seedRoutes(req: RecordedRequest): StubAnswer | undefined {
     [`GET /v2.1/${PROJECT}/os-fping/${INSTANCE_ID}`]: { status: 200, body: { server: { alive: false, id: INSTANCE_ID, project_id: PROJECT } } },
     [`GET /v2.1/${PROJECT}/os-fping`]: { status: 200, body: { servers: [{ alive: true, id: INSTANCE_ID, project_id: PROJECT }] } },
     [`GET /v2.1/${PROJECT}/os-fping?all_tenants=1`]: { status: 200, body: { servers: [{ alive: true, id: INSTANCE_ID, project_id: PROJECT }, { alive: false, id: 'f5e6fd6d-c0a3-4f9e-aabf-d69196b6d11a', project_id: 'openstack' }] } },
-    ['GET /v1/nodes']: { status: 200, body: { nodes: [nodeView(), nodeView({ id: '1b8c5f0e-0000-4000-8000-000000000002', name: 'node-02', maintenance: true, maintenance_reason: 'disk', power_state: null, instance_id: null, last_error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'BMC 10.0.1.22 does not answer', error_type: 'bmc_unreachable_error' } })] } },
+    ['GET /v1/nodes']: { status: 200, body: { nodes: [nodeView(), nodeView({ uuid: '1b8c5f0e-0000-4000-8000-000000000002', name: 'node-02', maintenance: true, maintenance_reason: 'disk', power_state: null, instance_uuid: null, last_error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'BMC 10.0.1.22 does not answer', error_type: 'bmc_unreachable_error' } })] } },
     [`GET /v1/nodes/${NODE_ID}`]: { status: 200, body: nodeView() },
     [`PUT /v1/nodes/${NODE_ID}/states/power`]: { status: 202 },
     [`PUT /v1/nodes/${NODE_ID}/maintenance`]: { status: 200, body: nodeView({ maintenance: true, maintenance_reason: 'fan' }) },

@@ -84,7 +84,7 @@ export const actionDetail = {
 
 export function nodeView(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    id: NODE_ID,
+    uuid: NODE_ID,
     name: 'node-01',
     type: 'small',
     boot_mode: 'uefi',
@@ -95,7 +95,7 @@ export function nodeView(over: Record<string, unknown> = {}): Record<string, unk
     power_state: 'power on',
     target_power_state: null,
     last_error: null,
-    instance_id: INSTANCE_ID,
+    instance_uuid: INSTANCE_ID,
     ...over,
   };
 }
