@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything metald's demo and tests need on a fresh Debian 12 machine, then the npm dependencies.
+# Idempotent. Debian packages: fping (the liveness engine and its peer), nftables (a silent host for the liveness
+# tests), iproute2. Needs root (or sudo) for apt; skips apt when every package is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(fping nftables iproute2)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]} with apt-get"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# better-sqlite3 builds against the system's Node headers here.
+export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+npm ci --no-audit --no-fund
