@@ -25,7 +25,8 @@ export class SecretFileError extends Error {
   }
 }
 
-function reasonOf(e: unknown): string {
+/** The operator-facing reason a secret file could not be read (never its content). */
+export function reasonOf(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   switch (code) {
     case 'ENOENT':

@@ -53,8 +53,10 @@ describe('examples', () => {
     expect(new Set(config.nodes.map((n) => n.type))).toEqual(new Set(['small', 'large']));
     for (const n of config.nodes) {
       expect(n.bmc.drivers).toEqual(['fake']);
-      expect(n.bmc.fake).toEqual({ power_delay: '300ms', install: '3s' });
+      expect(n.bmc.fake).toMatchObject({ power_delay: '300ms', install: '3s' });
     }
+    // The adopted node's simulated server already runs the tenant's OS.
+    expect(config.nodes.find((n) => n.adopt !== null)?.bmc.fake).toMatchObject({ initial_power: 'on', os_installed: 'debian-12' });
     expect(config.nodes.filter((n) => n.adopt !== null)).toHaveLength(1);
     expect(config.networks).toEqual([
       expect.objectContaining({ cidr: '127.0.1.0/24', pool: { first: '127.0.1.100', last: '127.0.1.199' } }),
