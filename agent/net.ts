@@ -1,59 +1,100 @@
 /**
- * Address arithmetic for network catalogues and address pools (IPv4 and IPv6), with Node's own parser (net.isIP)
- * deciding what an address is.
+ * Address arithmetic for network catalogues and address pools (IPv4 and IPv6): one home for the config's
+ * validation and the engine's allocation. Node's own parser (net.isIPv4/isIPv6) decides what an address is.
  */
-import { isIP } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
-/** The address as a number, or null when it is not an IP address. */
-export function ipToBigInt(addr: string): { value: bigint; version: 4 | 6 } | null {
-  const v = isIP(addr);
-  if (v === 4) {
-    const parts = addr.split('.').map(Number);
-    return { value: parts.reduce((acc, p) => (acc << 8n) + BigInt(p), 0n), version: 4 };
+export interface Ip {
+  version: 4 | 6;
+  value: bigint;
+}
+
+/** A textual IPv4 or IPv6 address (no zone) -> its family and numeric value; null when invalid. */
+export function parseIp(s: string): Ip | null {
+  if (isIPv4(s)) {
+    const value = s.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+    return { version: 4, value };
   }
-  if (v === 6) {
-    let s = addr;
-    const tail = s.match(/(\d+\.\d+\.\d+\.\d+)$/);
-    if (tail?.[1]) {
-      const n = ipToBigInt(tail[1]);
-      if (!n) return null;
-      s = s.slice(0, -tail[1].length) + ((n.value >> 16n) & 0xffffn).toString(16) + ':' + (n.value & 0xffffn).toString(16);
+  if (!isIPv6(s) || s.includes('%')) return null;
+  let text = s;
+  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4tail) {
+    const v4 = parseIp(v4tail[1] as string);
+    if (!v4) return null;
+    const hi = Number(v4.value >> 16n).toString(16);
+    const lo = Number(v4.value & 0xffffn).toString(16);
+    text = `${text.slice(0, -(v4tail[1] as string).length)}${hi}:${lo}`;
+  }
+  const halves = text.split('::');
+  const head = halves[0] ? (halves[0] as string).split(':') : [];
+  const tail = halves.length > 1 && halves[1] ? (halves[1] as string).split(':') : [];
+  const fill = halves.length > 1 ? 8 - head.length - tail.length : 0;
+  const groups = [...head, ...Array<string>(fill).fill('0'), ...tail];
+  if (groups.length !== 8) return null;
+  const value = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  return { version: 6, value };
+}
+
+export function formatIp(ip: Ip): string {
+  if (ip.version === 4) {
+    return [24n, 16n, 8n, 0n].map((sh) => String((ip.value >> sh) & 0xffn)).join('.');
+  }
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
+  // Compress the longest run of two or more zero groups.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
     }
-    const [head, rest] = s.split('::');
-    const h = head ? head.split(':') : [];
-    const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-    const fill = s.includes('::') ? 8 - h.length - r.length : 0;
-    const groups = [...h, ...Array<string>(fill).fill('0'), ...r];
-    if (groups.length !== 8) return null;
-    return { value: groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g, 16)), 0n), version: 6 };
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
   }
-  return null;
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
-export function bigIntToIp(value: bigint, version: 4 | 6): string {
-  if (version === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
-  }
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::');
+export interface Cidr {
+  version: 4 | 6;
+  network: bigint;
+  prefix: number;
 }
 
-/** Normalised text form (so 10.0.0.001-style or differently compressed IPv6 compare equal). */
+/** `10.0.0.0/24`, `fd00::/64` -> parsed; throws with a message when invalid or when host bits are set. */
+export function parseCidr(s: string): Cidr {
+  const m = /^([^/]+)\/([0-9]{1,3})$/.exec(s);
+  if (!m) throw new Error('expected "address/prefix", e.g. "10.0.0.0/24" or "fd00::/64"');
+  const ip = parseIp(m[1] as string);
+  if (!ip) throw new Error(`"${m[1]}" is not an IPv4 or IPv6 address`);
+  const bits = ip.version === 4 ? 32 : 128;
+  const prefix = Number(m[2]);
+  if (prefix > bits) throw new Error(`prefix /${prefix} is longer than ${bits} bits`);
+  const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+  if ((ip.value & hostMask) !== 0n) {
+    const net = formatIp({ version: ip.version, value: ip.value & ~hostMask });
+    throw new Error(`host bits are set (the network is ${net}/${prefix})`);
+  }
+  return { version: ip.version, network: ip.value, prefix };
+}
+
+export function cidrContains(c: Cidr, ip: Ip): boolean {
+  if (c.version !== ip.version) return false;
+  const shift = BigInt((c.version === 4 ? 32 : 128) - c.prefix);
+  return ip.value >> shift === c.network >> shift;
+}
+
+/** Normalised text form (so differently written IPv6 addresses compare equal); null when not an address. */
 export function normaliseIp(addr: string): string | null {
-  const n = ipToBigInt(addr);
-  return n ? bigIntToIp(n.value, n.version) : null;
-}
-
-export function cidrContains(cidr: string, addr: string): boolean {
-  const [base, lenText] = cidr.split('/');
-  const b = base ? ipToBigInt(base) : null;
-  const a = ipToBigInt(addr);
-  if (!b || !a || a.version !== b.version) return false;
-  const bits = b.version === 4 ? 32 : 128;
-  const len = Number(lenText ?? bits);
-  const shift = BigInt(bits - len);
-  return b.value >> shift === a.value >> shift;
+  const ip = parseIp(addr);
+  return ip ? formatIp(ip) : null;
 }
 
 /**
@@ -61,11 +102,11 @@ export function cidrContains(cidr: string, addr: string): boolean {
  * exhausted.
  */
 export function firstFreeInPool(first: string, last: string, used: ReadonlySet<string>): string | null {
-  const f = ipToBigInt(first);
-  const l = ipToBigInt(last);
+  const f = parseIp(first);
+  const l = parseIp(last);
   if (!f || !l || f.version !== l.version) return null;
   for (let v = f.value; v <= l.value; v++) {
-    const ip = bigIntToIp(v, f.version);
+    const ip = formatIp({ version: f.version, value: v });
     if (!used.has(ip)) return ip;
   }
   return null;
