@@ -1,0 +1,68 @@
+/**
+ * The daemon process itself: an invalid config stops it with every error as `path: message`; SIGHUP re-reads secret
+ * files (a rotated API token takes effect, the old one stops working); SIGTERM stops it cleanly.
+ */
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAIN, requireBuild, startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
+import { ADMIN_TOKEN, writeConfig } from '../helpers/harness.js';
+
+let daemon: Daemon | null = null;
+let dir: string | null = null;
+afterEach(async () => {
+  await daemon?.kill('SIGKILL');
+  daemon = null;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = null;
+});
+
+describe('metald process', () => {
+  it('refuses to start on an invalid config and lists every error as path: message', () => {
+    requireBuild();
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    const bad = join(cfg.dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      `state_dir: ${join(cfg.dir, 'state')}
+api: {listen: "nowhere", tokens: [{token_file: ${join(cfg.dir, 'admin.token')}, project_id: "not valid!", user_id: u, roles: [admin]}]}
+nodes:
+  - {id: not-a-uuid, name: n1, bmc: {driver: fake, address: x}}
+  - {id: 1b8c5f0e-0000-4000-8000-000000000001, name: n1, bmc: {driver: warp, address: y}, color: blue}
+`,
+    );
+    const r = spawnSync(process.execPath, [MAIN, '--config', bad], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.split('\n').map((l) => l.trim());
+    for (const path of ['api.listen:', 'api.tokens[0].project_id:', 'nodes[0].id:', 'nodes[0].bmc.driver:', 'nodes[1].name:', 'nodes[1].bmc.driver:', 'nodes[1]']) {
+      expect(lines.some((l) => l.startsWith(path)), `an error for ${path} in:\n${r.stderr}`).toBe(true);
+    }
+    expect(r.stdout).not.toContain('api listening');
+  });
+
+  it('re-reads secret files on SIGHUP: a rotated token takes effect, the old one is refused', async () => {
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    daemon = await startDaemon(cfg.configPath);
+    expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200);
+    const rotated = 'd'.repeat(40);
+    writeFileSync(join(cfg.dir, 'admin.token'), `${rotated}\n`);
+    expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200); // not before SIGHUP
+    daemon.child.kill('SIGHUP');
+    await waitFor(() => daemon!.stdout().includes('SIGHUP: reloaded'), 10_000, 'the reload log line');
+    expect((await daemon.call('GET', '/v1/nodes', rotated)).status).toBe(200);
+    expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(401);
+    expect(daemon.stdout()).not.toContain(rotated);
+  });
+
+  it('stops cleanly on SIGTERM', async () => {
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    daemon = await startDaemon(cfg.configPath);
+    const code = await daemon.kill('SIGTERM');
+    expect(code).toBe(0);
+    expect(daemon.stdout()).toContain('"msg":"stopped"');
+  });
+});
