@@ -90,6 +90,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   });
   engineRef = engine;
 
+  let apiRef: FastifyInstance | null = null;
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const api = await buildApi({
@@ -97,7 +98,13 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     tokens: () => tokens,
     rateLimit: config.api.rate_limit,
     maxBodyBytes: config.api.max_body_bytes,
-    publicUrl: () => config.api.public_url ?? `http://${formatListen(config.api.listen)}`,
+    // Without api.public_url, links name the address the API is bound to (port 0 in the config: the real port).
+    publicUrl: () => {
+      if (config.api.public_url) return config.api.public_url;
+      const bound = apiRef?.server.address();
+      const port = bound && typeof bound === 'object' ? bound.port : config.api.listen.port;
+      return `http://${formatListen({ host: config.api.listen.host, port })}`;
+    },
     agentId: config.agent_id,
     registry: metrics,
     log,
@@ -110,6 +117,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       : {}),
   });
 
+  apiRef = api;
   let retentionTimer: NodeJS.Timeout | null = null;
   return {
     engine,

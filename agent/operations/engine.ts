@@ -706,7 +706,12 @@ export class Engine implements AgentService {
     if (os && os !== 'uninstall') patch.progress = 100;
     if (os) patch.failed_operation = null;
     if (event && transition(inst.state, event) === 'running' && os) patch.launched_at = this.now();
-    if (run.kind === 'delete') patch.terminated_at = this.now();
+    if (run.kind === 'delete') {
+      patch.terminated_at = this.now();
+      // Nothing of the tenant's secrets outlives the instance (it stays readable for terminated_retention).
+      patch.extra = {};
+      this.deps.liveness.forget(run.instanceId);
+    }
     this.store.transaction(() => {
       this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
       this.closeAction(run.requestId, null);
@@ -800,7 +805,11 @@ export class Engine implements AgentService {
       }
       if (n.instance_id) {
         const inst = this.store.getInstance(n.instance_id);
-        if (inst && inst.state !== 'terminated' && inst.power_state !== power) this.mutate(inst.id, { power_state: power }, { cause });
+        if (inst && inst.state !== 'terminated' && inst.power_state !== power) {
+          this.mutate(inst.id, { power_state: power }, { cause });
+          // A verified power change outdates the liveness verdict (a server just switched off is not alive).
+          this.deps.liveness.forget(inst.id);
+        }
       }
     });
   }
