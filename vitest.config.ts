@@ -5,7 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    reporters: ['verbose'],
+    reporters: ['verbose', './test/helpers/suite-times.ts'],
     pool: 'forks',
   },
 });
