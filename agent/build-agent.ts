@@ -164,8 +164,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       } catch (e) {
         errors.push(e instanceof Error ? e.message : String(e));
       }
+      // BMC handles are rebuilt when a node's settings change; passwords are read at call time (secrets reloaded).
       engine.syncConfigNodes();
-      void bmcs.invalidate();
       return { applied, restartRequired, secretsChanged: secretsResult.changed, errors };
     },
   };

@@ -41,7 +41,7 @@ import type {
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
-import { RULES, targetPowerOf, type PowerKind } from './rules.js';
+import { POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -211,7 +211,6 @@ export class Engine implements AgentService {
         }
       }
     });
-    void this.deps.ports.bmcs.invalidate();
   }
 
   // ------------------------------------------------------------------ reads
@@ -1056,23 +1055,22 @@ export class Engine implements AgentService {
       const inst = this.store.getInstance(action.instance_id);
       const openStep = action.events.find((e) => e.finish_time === null)?.event ?? null;
       const interrupted = `interrupted by an agent restart${openStep ? ` during step '${openStep}'` : ''}`;
+      if (!inst || inst.task_request_id !== action.request_id) {
+        this.abortAction(action.request_id, interrupted);
+        continue;
+      }
       this.store.transaction(() => {
         action.events.forEach((ev, i) => {
           if (ev.finish_time === null) this.store.updateActionEvent(action.request_id, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: interrupted });
         });
       });
-      if (!inst || inst.task_request_id !== action.request_id) {
-        this.closeAction(action.request_id, interrupted);
-        continue;
-      }
       const kind = inst.task ?? 'create';
       this.log.warn({ instance_id: inst.id, request_id: action.request_id, operation: kind, step: openStep }, 'recovering an operation in flight');
       if (kind === 'delete') {
         this.launch(inst.id, action.request_id, 'delete', (run) => this.runDelete(run));
         continue;
       }
-      const powerKinds: readonly string[] = ['power-on', 'power-off', 'soft-power-off', 'reboot', 'soft-reboot'];
-      if (powerKinds.includes(kind)) {
+      if ((POWER_KINDS as readonly string[]).includes(kind)) {
         await this.recoverPower(inst, kind as PowerKind, action.request_id, interrupted);
         continue;
       }
@@ -1093,6 +1091,20 @@ export class Engine implements AgentService {
         continue;
       }
       await this.finishFailure(run, err);
+    }
+    // A lock whose action is gone (it cannot happen through the engine, which commits both together) would hold the
+    // instance forever: release it, failing whatever it claimed to be doing.
+    for (const inst of this.store.listInstances()) {
+      if (inst.task === null || this.running.has(inst.id)) continue;
+      this.log.error({ instance_id: inst.id, operation: inst.task }, 'a lock without an action in flight: released');
+      const processing = inst.operation_state?.endsWith('-processing') ? (inst.operation_state.replace(/-processing$/, '-failed') as OperationState) : inst.operation_state;
+      this.mutate(inst.id, {
+        task: null,
+        task_request_id: null,
+        target_power_state: null,
+        operation_state: processing,
+        error: { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `the '${inst.task}' operation was lost at an agent restart`, error_type: RULES[inst.task].errorType },
+      }, { cause: 'recovery' });
     }
   }
 
