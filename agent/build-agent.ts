@@ -140,11 +140,12 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       purge();
       retentionTimer = setInterval(purge, 3600_000).unref();
     },
+    /** In reverse: stop taking requests, then the loops, then the operations, then the store. */
     async stop() {
+      await api.close();
       if (retentionTimer) clearInterval(retentionTimer);
       await liveness.stop();
       await engine.stop();
-      await api.close();
       store.close();
     },
     reload(next) {

@@ -770,6 +770,8 @@ export class Engine implements AgentService {
       return out;
     } catch (e) {
       const aborted = abortReason(run.signal);
+      // Stopping leaves the step open, exactly as a crash would: the next start closes it naming the step.
+      if (aborted?.kind === 'shutdown') throw aborted;
       const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
       if (this.store.getAction(run.requestId)?.finish_time) {
         if (aborted) throw aborted;

@@ -68,4 +68,24 @@ describe('restart on the same store', () => {
     expect(() => agent.engine.getInstance(ctx(), instance.id)).toThrow(/could not be found/);
     expect(agent.store.listActions(instance.id)).toEqual([]);
   });
+
+  it('a graceful stop leaves the running step open like a crash; the next start fails it naming the step', async () => {
+    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 5s}' });
+    dir = cfg.dir;
+    let agent = await boot(cfg.configPath);
+    const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'stop', image_uuid: IMAGE });
+    for (let i = 0; i < 200 && !agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await agent.stop();
+    agents.pop();
+
+    agent = await boot(cfg.configPath);
+    const after = agent.engine.getInstance(ctx(), instance.id);
+    expect(after).toMatchObject({ state: 'error', operation_state: 'install-failed', task: null });
+    expect(after.error?.error_msg).toContain("interrupted by an agent restart during step 'deploy'");
+    const a = agent.store.getAction(action.request_id)!;
+    expect(a.finish_time).not.toBeNull();
+    expect(a.events.find((e) => e.event === 'deploy')).toMatchObject({ result: 'Error', traceback: "interrupted by an agent restart during step 'deploy'" });
+  });
 });
