@@ -532,7 +532,9 @@ export class Engine implements AgentService {
 
     const image = this.cfg.images.find((i) => i.uuid === current.image_uuid) ?? null;
     const virtualMedia = image?.boot_method === 'virtual-media';
-    if (node.power_state !== 'off' || this.inst(run).power_state !== 'off') await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    // Always from a verified off (a server switched on behind our back would not boot the ramdisk), unless this
+    // operation has just verified it.
+    if (inst.state !== 'running') await this.powerStep(run, bmc, node, 'off', t.power_ms);
     if (virtualMedia) {
       const iso = this.cfg.boot?.ramdisk.iso;
       const base = this.cfg.boot?.public_url;
@@ -636,8 +638,9 @@ export class Engine implements AgentService {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
       this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
       this.mutate(run.instanceId, {}, { event: 'delete', cause: 'operation', owner: run.requestId });
+    } else {
+      await this.powerStep(run, bmc, node, 'off', t.power_ms);
     }
-    await this.powerStep(run, bmc, node, 'off', t.power_ms);
     // Wipe: boot the ramdisk and let the installer erase the disk (the same path as uninstall).
     await this.step(run, 'set_boot_device', () => bmc.setBoot({ device: 'pxe', persistent: false, mode: node.boot_mode }, { signal: run.signal }));
     await this.powerStep(run, bmc, node, 'on', t.power_ms);
