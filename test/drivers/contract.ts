@@ -181,8 +181,10 @@ export function runErrorContract(name: string, makers: { unreachable?: MakeSubje
       ['bad credentials', makers.badAuth, 'BMC_ERR_AUTH'],
     ] as const;
     for (const [what, make, code] of cases) {
-      it.skipIf(!make)(`${what} is ${code}, proving nothing was sent`, async () => {
-        const { bmc } = await setup(make!);
+      // A driver's suite names the conditions it can put its BMC in; only those are checked.
+      if (!make) continue;
+      it(`${what} is ${code}, proving nothing was sent`, async () => {
+        const { bmc } = await setup(make);
         await expect(bmc.readPower()).rejects.toMatchObject({ code, nothingSent: true });
         await expect(bmc.setPower('on')).rejects.toMatchObject({ code, nothingSent: true });
       });
