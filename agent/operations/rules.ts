@@ -29,6 +29,21 @@ export interface OperationRule {
 
 const always = () => true;
 
+/** reinstall, switch-install, modify-ip: from stopped (running first powers off), Provision Succeed / Failed. */
+function provisioning(os: 'reinstall' | 'switch-install' | 'modify-ip'): OperationRule {
+  return {
+    action: os,
+    accepts: ['stopped', 'running'],
+    powerOffFirst: true,
+    os,
+    success: { stopped: 'provision-succeed' },
+    failure: { stopped: 'provision-failed' },
+    errorType: 'install_error',
+    clearsError: always,
+    powerOffOnFailure: true,
+  };
+}
+
 export const RULES: Record<OperationKind, OperationRule> = {
   create: {
     action: 'create',
@@ -109,39 +124,9 @@ export const RULES: Record<OperationKind, OperationRule> = {
     clearsError: always,
     powerOffOnFailure: false,
   },
-  reinstall: {
-    action: 'reinstall',
-    accepts: ['stopped', 'running'],
-    powerOffFirst: true,
-    os: 'reinstall',
-    success: { stopped: 'provision-succeed' },
-    failure: { stopped: 'provision-failed' },
-    errorType: 'install_error',
-    clearsError: always,
-    powerOffOnFailure: true,
-  },
-  'switch-install': {
-    action: 'switch-install',
-    accepts: ['stopped', 'running'],
-    powerOffFirst: true,
-    os: 'switch-install',
-    success: { stopped: 'provision-succeed' },
-    failure: { stopped: 'provision-failed' },
-    errorType: 'install_error',
-    clearsError: always,
-    powerOffOnFailure: true,
-  },
-  'modify-ip': {
-    action: 'modify-ip',
-    accepts: ['stopped', 'running'],
-    powerOffFirst: true,
-    os: 'modify-ip',
-    success: { stopped: 'provision-succeed' },
-    failure: { stopped: 'provision-failed' },
-    errorType: 'install_error',
-    clearsError: always,
-    powerOffOnFailure: true,
-  },
+  reinstall: provisioning('reinstall'),
+  'switch-install': provisioning('switch-install'),
+  'modify-ip': provisioning('modify-ip'),
   uninstall: {
     action: 'uninstall',
     accepts: ['stopped', 'running'],
