@@ -511,7 +511,8 @@ export class Engine implements AgentService {
     const bmc = this.bmc(node);
     const t = this.cfg.timeouts;
 
-    if (inst.state === 'running') {
+    const takesPowerOff = inst.state === 'running' && RULES[run.kind].powerOffFirst;
+    if (takesPowerOff) {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
       this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
     }
@@ -534,7 +535,7 @@ export class Engine implements AgentService {
     const virtualMedia = image?.boot_method === 'virtual-media';
     // Always from a verified off (a server switched on behind our back would not boot the ramdisk), unless this
     // operation has just verified it.
-    if (inst.state !== 'running') await this.powerStep(run, bmc, node, 'off', t.power_ms);
+    if (!takesPowerOff) await this.powerStep(run, bmc, node, 'off', t.power_ms);
     if (virtualMedia) {
       const iso = this.cfg.boot?.ramdisk.iso;
       const base = this.cfg.boot?.public_url;
@@ -634,7 +635,7 @@ export class Engine implements AgentService {
     const node = this.nodeOf(inst);
     const bmc = this.bmc(node);
     const t = this.cfg.timeouts;
-    if (inst.state === 'running') {
+    if (inst.state === 'running' && RULES.delete.powerOffFirst) {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
       this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
       this.mutate(run.instanceId, {}, { event: 'delete', cause: 'operation', owner: run.requestId });
