@@ -1,16 +1,15 @@
 /**
- * Property: random sequences of API calls with random fake-driver failures never take an instance off the seed-003
+ * Property: random sequences of REST API calls with random fake-driver failures never take an instance off the seed-003
  * diagram, never leave one `-processing` (or locked) once the agent is idle, and never run two operations on one
  * instance at once.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { FakeFaults } from '../../../drivers/fake/lab.js';
-import { isAgentError } from '../../../agent/errors.js';
 import { INSTANCE_STATES } from '../../../agent/model.js';
 import type { OsOperationName, PowerTarget } from '../../../agent/service.js';
 import { transition, type FromState, type StateEvent } from '../../../agent/state-machine.js';
-import { ctx, IMAGE, IMAGE2, NETWORK, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import { IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
 
 const NODES = 3;
 
@@ -70,51 +69,53 @@ function checkIdle(h: Harness): void {
   }
 }
 
+/** One call through the REST API (fastify inject: the real routes, auth and validation, no socket). */
 async function perform(h: Harness, call: Call): Promise<void> {
-  const e = h.agent.engine;
   const live = h.agent.store.listInstances().filter((i) => i.state !== 'terminated');
   const pick = (n: number) => live[n % Math.max(1, live.length)];
-  try {
-    switch (call.t) {
-      case 'create':
-        await e.createInstance(ctx(), { name: 'p', image_uuid: IMAGE, ...(call.node ? { extra: { node_id: nodeId(call.node) } } : {}) });
-        break;
-      case 'power': {
-        const i = pick(call.which);
-        if (i) await e.setInstancePower(ctx(), i.id, { target: call.target });
-        break;
-      }
-      case 'op': {
-        const i = pick(call.which);
-        const params =
-          call.op === 'switch-install'
-            ? { image_uuid: IMAGE2 }
-            : call.op === 'change-password'
-              ? { password_hash: '$6$x$y' }
-              : call.op === 'modify-ip'
-                ? { networks: [{ uuid: NETWORK }] }
-                : {};
-        if (i) await e.runOperation(ctx(), i.id, call.op, params);
-        break;
-      }
-      case 'delete': {
-        const i = pick(call.which);
-        if (i) await e.deleteInstance(ctx(), i.id);
-        break;
-      }
-      case 'fault':
-        h.agent.lab!.setFaults(nodeId(call.node), call.faults);
-        break;
-      case 'wait':
-        await new Promise((r) => setTimeout(r, call.ms));
-        break;
-      case 'idle':
-        await e.idle();
-        break;
+  const api = async (method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) => {
+    const res = await h.agent.api.inject({ method, url, headers: { 'x-auth-token': MEMBER_TOKEN }, ...(payload !== undefined ? { payload: payload as object } : {}) });
+    // Refusals (400/404/406/409) are part of the game; a 5xx is a bug.
+    expect(res.statusCode, `${method} ${url} -> ${res.statusCode} ${res.body}`).toBeLessThan(500);
+    return res;
+  };
+  const words: Record<PowerTarget, string> = { on: 'power on', off: 'power off', 'soft-off': 'soft power off', reboot: 'rebooting', 'soft-reboot': 'soft rebooting' };
+  switch (call.t) {
+    case 'create':
+      await api('POST', `/v1/${PROJECT}/instances`, { name: 'p', image_uuid: IMAGE, ...(call.node ? { extra: { node_id: nodeId(call.node) } } : {}) });
+      break;
+    case 'power': {
+      const i = pick(call.which);
+      if (i) await api('PUT', `/v1/instances/${i.id}/states/power`, { target: words[call.target] });
+      break;
     }
-  } catch (err) {
-    // Refusals are part of the game; anything else is a bug.
-    if (!isAgentError(err) || err.status >= 500) throw err;
+    case 'op': {
+      const i = pick(call.which);
+      const params =
+        call.op === 'switch-install'
+          ? { image_uuid: IMAGE2 }
+          : call.op === 'change-password'
+            ? { password_hash: '$6$x$y' }
+            : call.op === 'modify-ip'
+              ? { networks: [{ uuid: NETWORK }] }
+              : {};
+      if (i) await api('POST', `/v1/${PROJECT}/instances/${i.id}/actions`, { [call.op]: params });
+      break;
+    }
+    case 'delete': {
+      const i = pick(call.which);
+      if (i) await api('DELETE', `/v1/${PROJECT}/instances/${i.id}`);
+      break;
+    }
+    case 'fault':
+      h.agent.lab!.setFaults(nodeId(call.node), call.faults);
+      break;
+    case 'wait':
+      await new Promise((r) => setTimeout(r, call.ms));
+      break;
+    case 'idle':
+      await h.agent.engine.idle();
+      break;
   }
 }
 
