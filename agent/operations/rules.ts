@@ -29,6 +29,39 @@ export interface OperationRule {
 
 const always = () => true;
 
+/** power off and soft power off: from running (or error, keeping the error), PowerOff on success. */
+function powerOff(): OperationRule {
+  return {
+    action: 'stop',
+    accepts: ['running', 'error'],
+    powerOffFirst: false,
+    os: null,
+    success: { running: 'power-off' },
+    failure: {},
+    errorType: 'power_off_error',
+    clearsError: (s) => s !== 'error',
+    powerOffOnFailure: false,
+  };
+}
+
+/**
+ * reboot and soft reboot: the reset takes running -> stopped (PowerReboot) when it is sent; success is the PowerOn
+ * edge once `on` is verified; a failure leaves the instance stopped.
+ */
+function reboot(): OperationRule {
+  return {
+    action: 'reboot',
+    accepts: ['running'],
+    powerOffFirst: false,
+    os: null,
+    success: { stopped: 'power-on' },
+    failure: {},
+    errorType: 'reboot_failed_error',
+    clearsError: always,
+    powerOffOnFailure: false,
+  };
+}
+
 /** reinstall, switch-install, modify-ip: from stopped (running first powers off), Provision Succeed / Failed. */
 function provisioning(os: 'reinstall' | 'switch-install' | 'modify-ip'): OperationRule {
   return {
@@ -78,52 +111,10 @@ export const RULES: Record<OperationKind, OperationRule> = {
     clearsError: (s) => s !== 'error',
     powerOffOnFailure: false,
   },
-  'power-off': {
-    action: 'stop',
-    accepts: ['running', 'error'],
-    powerOffFirst: false,
-    os: null,
-    success: { running: 'power-off' },
-    failure: {},
-    errorType: 'power_off_error',
-    clearsError: (s) => s !== 'error',
-    powerOffOnFailure: false,
-  },
-  'soft-power-off': {
-    action: 'stop',
-    accepts: ['running', 'error'],
-    powerOffFirst: false,
-    os: null,
-    success: { running: 'power-off' },
-    failure: {},
-    errorType: 'power_off_error',
-    clearsError: (s) => s !== 'error',
-    powerOffOnFailure: false,
-  },
-  // The reboot itself takes running -> stopped (PowerReboot) when the command is sent; success is the PowerOn
-  // edge once `on` is verified; a failure leaves the instance stopped.
-  reboot: {
-    action: 'reboot',
-    accepts: ['running'],
-    powerOffFirst: false,
-    os: null,
-    success: { stopped: 'power-on' },
-    failure: {},
-    errorType: 'reboot_failed_error',
-    clearsError: always,
-    powerOffOnFailure: false,
-  },
-  'soft-reboot': {
-    action: 'reboot',
-    accepts: ['running'],
-    powerOffFirst: false,
-    os: null,
-    success: { stopped: 'power-on' },
-    failure: {},
-    errorType: 'reboot_failed_error',
-    clearsError: always,
-    powerOffOnFailure: false,
-  },
+  'power-off': powerOff(),
+  'soft-power-off': powerOff(),
+  reboot: reboot(),
+  'soft-reboot': reboot(),
   reinstall: provisioning('reinstall'),
   'switch-install': provisioning('switch-install'),
   'modify-ip': provisioning('modify-ip'),
