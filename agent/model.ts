@@ -116,8 +116,8 @@ export interface Instance {
   task_request_id: string | null;
   /** Installer progress 0-100 (seed 002 `progress`). */
   progress: number;
-  /** The last provisioning operation that failed (what `retry` re-runs), with its parameters. */
-  failed_operation: { kind: OsOperation; params: Record<string, unknown> } | null;
+  /** The last provisioning operation that failed (what `retry` re-runs, with the parameters recorded above). */
+  failed_operation: { kind: OsOperation } | null;
   created_at: string;
   updated_at: string;
   launched_at: string | null;

@@ -19,7 +19,6 @@ import type {
   Address,
   Instance,
   InstanceError,
-  InstanceState,
   JournalKind,
   Node,
   OperationKind,
@@ -444,8 +443,7 @@ export class Engine implements AgentService {
     const node = this.nodeOf(this.inst(run));
     const bmc = this.bmc(node);
     const action = POWER_ACTION_OF[kind];
-    const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
-    const deadline = soft ? (timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms) : this.cfg.timeouts.power_ms;
+    const deadline = this.powerDeadline(kind, timeoutS);
     if (kind === 'reboot' || kind === 'soft-reboot') {
       if (this.inst(run).state === 'running') this.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
     }
@@ -489,8 +487,8 @@ export class Engine implements AgentService {
     });
     this.launch(inst.id, ctx.request_id, kind, async (run) => {
       if (op === 'retry') {
-        const failed = this.inst(run).failed_operation!;
-        await this.runProvision(run, failed.kind, failed.params as OsOperationParams);
+        // The failed operation's parameters were recorded on the instance when it ran: re-run with those.
+        await this.runProvision(run, this.inst(run).failed_operation!.kind, {});
       } else if (op === 'change-password') {
         await this.runProvision(run, 'change-password', params);
       } else {
@@ -745,7 +743,7 @@ export class Engine implements AgentService {
     const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
     if (os) {
       patch.operation_state = `${os}-failed`;
-      if (rule.os !== 'retried') patch.failed_operation = { kind: os, params: {} };
+      if (rule.os !== 'retried') patch.failed_operation = { kind: os };
     }
     this.store.transaction(() => {
       this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
@@ -840,20 +838,9 @@ export class Engine implements AgentService {
     }
     this.nodeBusy.add(node.id);
     this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
-    void (async () => {
-      try {
-        const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
-        const res = await bmc.setPower(POWER_ACTION_OF[kind], {
-          wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs: soft ? (req.timeout_s ?? this.cfg.timeouts.soft_power_ms / 1000) * 1000 : this.cfg.timeouts.power_ms },
-        });
-        this.recordPower(node.id, res.power, 'operation');
-        this.setNodeError(node.id, null);
-      } catch (e) {
-        this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `node power ${req.target} failed: ${messageOf(e)}`, error_type: targetPowerOf(kind) === 'on' ? 'power_on_error' : 'power_off_error' });
-      } finally {
-        this.nodeBusy.delete(node.id);
-      }
-    })();
+    void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
+      .then((ok) => ok && this.setNodeError(node.id, null))
+      .finally(() => this.nodeBusy.delete(node.id));
     return { accepted: true, action: null };
   }
 
@@ -972,12 +959,31 @@ export class Engine implements AgentService {
 
   private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
     this.journal('node.power', { node_id: node.id, cause: 'enforce', data: { target_power_state: want } });
+    await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
+  }
+
+  /**
+   * A verified power command on a node outside any instance operation (free node, enforcement): the reading is
+   * recorded, a failure is set as the node's error. Never throws.
+   * @returns whether it succeeded
+   */
+  private async nodePower(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
     try {
-      const res = await this.bmc(node).setPower(want, { wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs: this.cfg.timeouts.power_ms } });
-      this.recordPower(node.id, res.power, 'enforce');
+      const res = await this.bmc(node).setPower(action, { wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } });
+      this.recordPower(node.id, res.power, cause);
+      return true;
     } catch (e) {
-      this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `enforcing power ${want} failed: ${messageOf(e)}`, error_type: want === 'on' ? 'power_on_error' : 'power_off_error' });
+      const errorType = action === 'off' || action === 'soft-off' ? 'power_off_error' : 'power_on_error';
+      this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
+      return false;
     }
+  }
+
+  /** How long a power request may take to be verified: the request's timeout for soft ones, else the config's. */
+  private powerDeadline(kind: PowerKind, timeoutS: number | undefined): number {
+    const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
+    if (!soft) return this.cfg.timeouts.power_ms;
+    return timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms;
   }
 
   private powerReadFailed(nodeId: string, e: unknown): void {
@@ -1270,4 +1276,3 @@ export class Engine implements AgentService {
   }
 }
 
-export type { InstanceState };

@@ -243,7 +243,7 @@ describe('round trips', () => {
       task: 'power-off',
       task_request_id: 'req-7',
       progress: 42,
-      failed_operation: { kind: 'install', params: { image_uuid: 'img-2', nested: { x: [1, 'y', true] } } },
+      failed_operation: { kind: 'install' },
       created_at: '2024-01-01T12:00:00.000Z',
       launched_at: null,
       terminated_at: null,
