@@ -161,7 +161,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     failure: { 'shutting-down': 'delete-failed' },
     errorType: 'delete_error',
     clearsError: always,
-    powerOffOnFailure: false,
+    // A deleted tenant's OS must not keep running: a failed delete ends powered off too (unless on_failure: leave).
+    powerOffOnFailure: true,
   },
 };
 
