@@ -279,6 +279,7 @@ export class Engine implements AgentService {
 
     const result = this.store.transaction(() => {
       const node = this.pickNode(input.extra?.node_id, nodeType);
+      const instanceTypeUuid = input.instance_type_uuid ?? this.instanceTypeFor(node);
       const addresses = this.allocateAddresses(node, networks);
       const instance: Instance = {
         id,
@@ -287,7 +288,7 @@ export class Engine implements AgentService {
         name: input.name,
         description: input.description ?? null,
         node_id: node.id,
-        instance_type_uuid: input.instance_type_uuid ?? null,
+        instance_type_uuid: instanceTypeUuid,
         image_uuid: image.uuid,
         availability_zone: input.availability_zone ?? null,
         networks: networks.map((n) => ({ uuid: n.uuid, port_type: n.port_type })),
@@ -325,6 +326,20 @@ export class Engine implements AgentService {
     });
     this.launch(result.instance.id, ctx.request_id, 'create', (run) => this.runProvision(run, 'install', {}));
     return { instance: this.store.getInstance(id)!, action: this.store.getAction(ctx.request_id)! };
+  }
+
+  /**
+   * The instance type of an instance created without one, so that its flavor is never a dangling link: the one
+   * catalogue instance type for the node's type; none when the catalogue has no instance types.
+   * @throws AgentError BAD_REQUEST naming instance_type_uuid when none or several fit the node.
+   */
+  private instanceTypeFor(node: Node): string | null {
+    const types = this.cfg.instance_types;
+    if (types.length === 0) return null;
+    const fits = types.filter((t) => t.node_type === node.type);
+    if (fits.length === 1) return fits[0]!.uuid;
+    const why = fits.length === 0 ? 'no instance type is' : `${fits.length} instance types are`;
+    throw new AgentError('AGENT_ERR_BAD_REQUEST', `instance_type_uuid: required: ${why} for nodes of type '${node.type}' (node ${node.name})`);
   }
 
   /** The named node if free, else the first free node of the type (by name). */
@@ -706,11 +721,14 @@ export class Engine implements AgentService {
     if (os) patch.operation_state = `${os}-succeed`;
     if (os && os !== 'uninstall') patch.progress = 100;
     if (os) patch.failed_operation = null;
-    if (event && transition(inst.state, event) === 'running' && os) patch.launched_at = this.now();
+    // Set once, when the instance first reaches running (nova's launched_at); later provisioning keeps it.
+    if (event && transition(inst.state, event) === 'running' && os && inst.launched_at === null) patch.launched_at = this.now();
     if (run.kind === 'delete') {
       patch.terminated_at = this.now();
       // Nothing of the tenant's secrets outlives the instance (it stays readable for terminated_retention).
       patch.extra = {};
+      // Its addresses are released (free for the next instance): it shows none.
+      patch.addresses = [];
       this.deps.liveness.forget(run.instanceId);
     }
     this.store.transaction(() => {

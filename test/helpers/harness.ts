@@ -44,6 +44,8 @@ export interface HarnessOptions {
   deploy?: string;
   /** The liveness section (YAML flow mapping); default: the fake lab's pinger. */
   liveness?: string;
+  /** Rewrites the finished YAML (catalogue variants the options above do not cover). */
+  editConfig?: (yaml: string) => string;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -104,7 +106,7 @@ nodes:
 ${nodes.join('\n')}
 `;
   const configPath = join(dir, 'metald.yaml');
-  writeFileSync(configPath, yaml);
+  writeFileSync(configPath, opts.editConfig ? opts.editConfig(yaml) : yaml);
   return { dir, configPath };
 }
 
