@@ -6,6 +6,9 @@
  * Errors are AgentError (agent/errors.ts): NOT_FOUND also for another project's instance seen by a member,
  * INVALID_TRANSITION (400) when the state forbids it, LOCKED (409) while another operation holds the instance,
  * NOT_ACCEPTABLE (406) when the driver cannot do it, STORE (500) when nothing could be committed.
+ *
+ * Ids are case-insensitive: catalogue uuids (image, instance type, network) and node ids given to createInstance and
+ * runOperation are lowercased by the implementation before any lookup, and stored lower case.
  */
 import type { Action, Instance, Node, RequestContext } from './model.js';
 

@@ -45,6 +45,28 @@ import type { Liveness } from '../liveness.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Catalogue ids (image, instance type, network uuids) and node ids are matched case-insensitively, normalised once at
+ * the boundary: the config loader lowercases its own, the service's entry points lowercase incoming ones with these.
+ */
+const lowerId = (id: string | undefined): string | undefined => id?.toLowerCase();
+const lowerNetworks = <N extends { uuid: string }>(networks: N[] | undefined): N[] | undefined =>
+  networks?.map((n) => ({ ...n, uuid: n.uuid.toLowerCase() }));
+
+function lowerCreateIds(input: CreateInstanceInput): CreateInstanceInput {
+  return {
+    ...input,
+    image_uuid: input.image_uuid.toLowerCase(),
+    instance_type_uuid: lowerId(input.instance_type_uuid),
+    networks: lowerNetworks(input.networks),
+    ...(input.extra ? { extra: { ...input.extra, ...(input.extra.node_id !== undefined ? { node_id: input.extra.node_id.toLowerCase() } : {}) } } : {}),
+  };
+}
+
+function lowerOperationIds(params: OsOperationParams): OsOperationParams {
+  return { ...params, image_uuid: lowerId(params.image_uuid), networks: lowerNetworks(params.networks) };
+}
+
 export interface EngineDeps {
   config: () => Config;
   store: Store;
@@ -257,8 +279,9 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ create
 
-  async createInstance(ctx: RequestContext, input: CreateInstanceInput): Promise<{ instance: Instance; action: Action }> {
+  async createInstance(ctx: RequestContext, body: CreateInstanceInput): Promise<{ instance: Instance; action: Action }> {
     this.requireReady();
+    const input = lowerCreateIds(body);
     const cfg = this.cfg;
     const image = cfg.images.find((i) => i.uuid === input.image_uuid);
     if (!image) throw new AgentError('AGENT_ERR_BAD_REQUEST', `image_uuid: no image ${input.image_uuid} in the catalogue`);
@@ -346,7 +369,7 @@ export class Engine implements AgentService {
   private pickNode(nodeId: string | undefined, nodeType: string | null): Node {
     const usable = (n: Node) => n.instance_id === null && !n.maintenance && n.adopt === null;
     if (nodeId !== undefined) {
-      const node = UUID_RE.test(nodeId) ? this.store.getNode(nodeId.toLowerCase()) : null;
+      const node = UUID_RE.test(nodeId) ? this.store.getNode(nodeId) : null;
       if (!node) throw new AgentError('AGENT_ERR_BAD_REQUEST', `extra.node_id: no node ${nodeId}`);
       if (nodeType !== null && node.type !== nodeType) {
         throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is of type '${node.type}', the instance type needs '${nodeType}'`);
@@ -467,8 +490,9 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ OS operations
 
-  async runOperation(ctx: RequestContext, id: string, op: OsOperationName, params: OsOperationParams): Promise<Action> {
+  async runOperation(ctx: RequestContext, id: string, op: OsOperationName, request: OsOperationParams): Promise<Action> {
     this.requireReady();
+    const params = lowerOperationIds(request);
     const inst = this.getInstance(ctx, id);
     const kind: OperationKind = op;
     if (op === 'switch-install' && !params.image_uuid) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'switch-install needs image_uuid');
