@@ -65,7 +65,9 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     const want = normaliseIp(addr) ?? addr;
     for (const i of store.listInstances()) {
       if (i.state === 'terminated') continue;
-      if (i.addresses.some((a) => (normaliseIp(a.addr) ?? a.addr) === want)) return i.node_id;
+      // A modify-ip in flight: the server being installed already owns its new addresses.
+      const owned = [...i.addresses, ...(i.extra.pending_ip?.addresses ?? [])];
+      if (owned.some((a) => (normaliseIp(a.addr) ?? a.addr) === want)) return i.node_id;
     }
     return null;
   };

@@ -77,6 +77,8 @@ export interface Address {
 export interface NetworkRequest {
   uuid: string;
   port_type?: string | undefined;
+  /** modify-ip only: the address asked for (else one from the pool). Never in `Instance.networks`. */
+  fixed_ip?: string | undefined;
 }
 
 /**
@@ -89,6 +91,11 @@ export interface InstanceExtra {
   ssh_keys?: string[] | undefined;
   password_hash?: string | undefined;
   user_data?: string | undefined;
+  /**
+   * A modify-ip in flight: the networks asked for and the addresses allocated to them at acceptance, reserved (no
+   * other instance gets them) until the operation ends; they become `networks`/`addresses` only when it succeeds.
+   */
+  pending_ip?: { networks: NetworkRequest[]; addresses: Address[] } | undefined;
 }
 
 export interface Instance {
@@ -117,7 +124,7 @@ export interface Instance {
   /** Installer progress 0-100 (seed 002 `progress`). */
   progress: number;
   /** The last provisioning operation that failed (what `retry` re-runs, with the parameters recorded above). */
-  failed_operation: { kind: OsOperation } | null;
+  failed_operation: { kind: OsOperation; networks?: NetworkRequest[] | undefined } | null;
   created_at: string;
   updated_at: string;
   launched_at: string | null;

@@ -26,7 +26,7 @@ import type {
   OsOperation,
   RequestContext,
 } from '../model.js';
-import { firstFreeInPool, normaliseIp } from '../net.js';
+import { cidrContains, firstFreeInPool, normaliseIp, parseCidr, parseIp } from '../net.js';
 import type { DeployJob, Ports } from '../ports.js';
 import type {
   AgentService,
@@ -61,6 +61,25 @@ function lowerCreateIds(input: CreateInstanceInput): CreateInstanceInput {
     networks: lowerNetworks(input.networks),
     ...(input.extra ? { extra: { ...input.extra, ...(input.extra.node_id !== undefined ? { node_id: input.extra.node_id.toLowerCase() } : {}) } } : {}),
   };
+}
+
+/** The addresses an instance's OS is (being) installed with: a modify-ip's reserved ones while it runs. */
+function addressesAfter(inst: Instance): Address[] {
+  return inst.extra.pending_ip?.addresses ?? inst.addresses;
+}
+
+/**
+ * Runs bookkeeping that belongs to a step but is outside `step()` (no action event of its own), so that a failure
+ * there (a store write) names that step. Aborts pass through.
+ * @throws StepFailed named `name`
+ */
+function namedStep<T>(name: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof OperationAborted || e instanceof StepFailed) throw e;
+    throw new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
+  }
 }
 
 function lowerOperationIds(params: OsOperationParams): OsOperationParams {
@@ -399,15 +418,21 @@ export class Engine implements AgentService {
     for (const i of this.store.listInstances()) {
       if (i.state === 'terminated' || i.id === except) continue;
       for (const a of i.addresses) used.add(normaliseIp(a.addr) ?? a.addr);
+      // A modify-ip in flight holds its new addresses (a stale reservation, with no operation, holds nothing).
+      if (i.task !== null) for (const a of i.extra.pending_ip?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
     }
     for (const n of this.store.listNodes()) for (const a of n.adopt?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
     const macs = [...node.macs].sort((a, b) => Number(b.pxe) - Number(a.pxe));
     return networks.map((req, i) => {
-      const net = this.cfg.networks.find((x) => x.uuid === req.uuid)!;
+      const net = this.cfg.networks.find((x) => x.uuid === req.uuid);
+      if (!net) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${req.uuid} in the catalogue`);
       let addr: string | null;
       if (req.fixed_ip !== undefined) {
         addr = normaliseIp(req.fixed_ip);
         if (!addr) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: not an IP address`);
+        if (!cidrContains(parseCidr(net.cidr), parseIp(addr)!)) {
+          throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: ${addr} is outside network ${net.name} (${net.cidr})`);
+        }
         if (used.has(addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
       } else {
         if (!net.pool) throw new AgentError('AGENT_ERR_CONFLICT', `network ${net.name} has no address pool`);
@@ -515,12 +540,17 @@ export class Engine implements AgentService {
           throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'a failed uninstall cannot be retried (no error -> stopped edge); delete the instance');
         }
       }
-      this.newAction(ctx, cur, kind);
       const osOp: OsOperation | null = op === 'retry' ? cur.failed_operation!.kind : RULES[kind].os === null ? null : (op as OsOperation);
+      // modify-ip (or its retry, with the networks it asked for): the addresses are checked (400 malformed or outside
+      // the network, 409 in use) and reserved now, before anything is written; they replace the old ones on success.
+      const ipRequest = op === 'modify-ip' ? params.networks : osOp === 'modify-ip' ? cur.failed_operation!.networks : undefined;
+      const pendingIp = ipRequest ? { networks: ipRequest, addresses: this.allocateAddresses(this.nodeOf(cur), ipRequest, cur.id) } : undefined;
+      this.newAction(ctx, cur, kind);
       this.mutate(cur.id, {
         task: kind,
         task_request_id: ctx.request_id,
         error: null,
+        extra: { ...cur.extra, pending_ip: pendingIp },
         ...(osOp ? { operation_state: `${osOp}-processing` as OperationState } : {}),
       }, { cause: 'operation' });
     });
@@ -551,22 +581,19 @@ export class Engine implements AgentService {
     const takesPowerOff = inst.state === 'running' && RULES[run.kind].powerOffFirst;
     if (takesPowerOff) {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
-      this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
+      namedStep('power_off', () => this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId }));
     }
-    // Parameters that change the instance are recorded now, so a retry re-runs the same job.
+    // Parameters that change the instance are recorded now, so a retry re-runs the same job (modify-ip's addresses
+    // were reserved at acceptance and become the instance's on success).
     const changes: Partial<Instance> = {};
     if ((op === 'reinstall' || op === 'switch-install') && params.image_uuid) changes.image_uuid = params.image_uuid;
-    if (op === 'modify-ip' && params.networks) {
-      changes.addresses = this.store.transaction(() => this.allocateAddresses(node, params.networks!, inst.id));
-      changes.networks = params.networks.map((n) => ({ uuid: n.uuid, port_type: n.port_type }));
-    }
-    const extra = { ...inst.extra };
+    const extra = { ...this.inst(run).extra };
     for (const k of ['hostname', 'ssh_keys', 'password_hash', 'user_data'] as const) {
       if (params[k] !== undefined) (extra as Record<string, unknown>)[k] = params[k];
     }
     changes.extra = extra;
     changes.progress = 0;
-    const current = this.mutate(run.instanceId, changes, { cause: 'operation', owner: run.requestId });
+    const current = namedStep('record_parameters', () => this.mutate(run.instanceId, changes, { cause: 'operation', owner: run.requestId }));
 
     const image = this.cfg.images.find((i) => i.uuid === current.image_uuid) ?? null;
     const virtualMedia = image?.boot_method === 'virtual-media';
@@ -588,7 +615,7 @@ export class Engine implements AgentService {
       instance_id: current.id,
       image: image ? { uuid: image.uuid, name: image.name, url: image.url, sha256: image.sha256, os: image.os } : null,
       hostname: current.extra.hostname ?? current.name,
-      addresses: current.addresses,
+      addresses: addressesAfter(current),
       password_hash: current.extra.password_hash ?? null,
       ssh_keys: current.extra.ssh_keys ?? [],
       user_data: current.extra.user_data ?? null,
@@ -614,13 +641,14 @@ export class Engine implements AgentService {
 
   /** Completion is confirmed by the instance answering ICMP on one of its fixed addresses after it boots from disk. */
   private async confirmAlive(run: Run): Promise<void> {
-    const inst = this.inst(run);
-    if (!inst.addresses.some((a) => a.type === 'fixed')) return;
+    // The addresses the installed system has: a modify-ip's new ones.
+    const target = (): Instance => ({ ...this.inst(run), addresses: addressesAfter(this.inst(run)) });
+    if (!target().addresses.some((a) => a.type === 'fixed')) return;
     await this.step(run, 'confirm_alive', async () => {
       const deadline = this.deps.ports.clock.now() + this.cfg.timeouts.deploy_ms;
       const delays = this.cfg.power_poll_ms;
       for (let i = 0; ; i++) {
-        if (await this.deps.liveness.probe(this.inst(run), run.signal)) return;
+        if (await this.deps.liveness.probe(target(), run.signal)) return;
         if (this.deps.ports.clock.now() >= deadline) {
           throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
         }
@@ -745,6 +773,15 @@ export class Engine implements AgentService {
     if (os) patch.operation_state = `${os}-succeed`;
     if (os && os !== 'uninstall') patch.progress = 100;
     if (os) patch.failed_operation = null;
+    const pending = inst.extra.pending_ip;
+    if (pending) {
+      // modify-ip succeeded: its reserved addresses are now the instance's (the old ones are free).
+      if (os === 'modify-ip') {
+        patch.addresses = pending.addresses;
+        patch.networks = pending.networks.map((n) => ({ uuid: n.uuid, ...(n.port_type !== undefined ? { port_type: n.port_type } : {}) }));
+      }
+      patch.extra = { ...inst.extra, pending_ip: undefined };
+    }
     // Set once, when the instance first reaches running (nova's launched_at); later provisioning keeps it.
     if (event && transition(inst.state, event) === 'running' && os && inst.launched_at === null) patch.launched_at = this.now();
     if (run.kind === 'delete') {
@@ -764,7 +801,7 @@ export class Engine implements AgentService {
 
   private async finishFailure(run: Run, e: unknown): Promise<void> {
     const rule = RULES[run.kind];
-    const step = e instanceof StepFailed ? e.step : 'operation';
+    const step = e instanceof StepFailed ? e.step : this.stepOfFailure(run);
     const msg = `step '${step}' failed: ${messageOf(e)}`;
     this.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step, code: codeOf(e), msg: messageOf(e) }, 'operation failed');
     let inst = this.inst(run);
@@ -785,12 +822,30 @@ export class Engine implements AgentService {
     const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
     if (os) {
       patch.operation_state = `${os}-failed`;
-      if (rule.os !== 'retried') patch.failed_operation = { kind: os };
+      if (rule.os !== 'retried') patch.failed_operation = { kind: os, ...(inst.extra.pending_ip ? { networks: inst.extra.pending_ip.networks } : {}) };
     }
+    // The addresses a failed modify-ip had reserved are released (a retry asks for them again).
+    if (inst.extra.pending_ip) patch.extra = { ...inst.extra, pending_ip: undefined };
     this.store.transaction(() => {
       this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
       this.closeAction(run.requestId, msg);
     });
+  }
+
+  /**
+   * The step a failure that is no step's own (a store write between steps) is charged to: the action's open step,
+   * else the one after its last (`after_<step>`), else `start`.
+   */
+  private stepOfFailure(run: Run): string {
+    try {
+      const events = this.store.getAction(run.requestId)?.events ?? [];
+      const open = events.find((ev) => ev.finish_time === null);
+      if (open) return open.event;
+      const last = events[events.length - 1];
+      return last ? `after_${last.event}` : 'start';
+    } catch {
+      return 'start';
+    }
   }
 
   /**
