@@ -1169,7 +1169,11 @@ export class Engine implements AgentService {
     return this.deps.ports.bmcs.forNode(node);
   }
 
+  /** Records the accepted operation's action; a request id that already names an action is refused (409). */
   private newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+    if (this.store.getAction(ctx.request_id)) {
+      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
+    }
     const action: Action = {
       request_id: ctx.request_id,
       instance_id: inst.id,
@@ -1181,7 +1185,7 @@ export class Engine implements AgentService {
       message: null,
       events: [],
     };
-    this.store.putAction(action);
+    this.store.insertAction(action);
     this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
     return action;
   }

@@ -31,7 +31,7 @@ import type {
   TargetPower,
 } from '../model.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
-import { StoreError, type JournalInput, type Store } from './types.js';
+import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
 
 export const DB_FILE_NAME = 'metald.db';
 
@@ -52,6 +52,7 @@ export const STORE_WRITE_OPS = [
   'deleteNode',
   'putInstance',
   'purgeTerminated',
+  'insertAction',
   'putAction',
   'appendActionEvent',
   'updateActionEvent',
@@ -326,6 +327,19 @@ function eventToRow(requestId: string, idx: number, e: ActionEvent): Params {
   };
 }
 
+function actionHeader(a: Action): Params {
+  return {
+    request_id: a.request_id,
+    instance_id: a.instance_id,
+    project_id: a.project_id,
+    user_id: a.user_id,
+    action: a.action,
+    start_time: a.start_time,
+    finish_time: a.finish_time ?? null,
+    message: a.message ?? null,
+  };
+}
+
 function rowToEvent(r: EventRow): ActionEvent {
   return {
     event: r.event,
@@ -418,12 +432,18 @@ function prepareAll(db: Database.Database) {
     listUnfinishedActions: q<[], ActionRow>(
       'SELECT * FROM actions WHERE finish_time IS NULL ORDER BY start_time, rowid',
     ),
+    insertActionHeader: p(
+      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
+       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)`,
+    ),
+    // An existing request id is updated only when the row is the same action (the one it was created as).
     putActionHeader: p(
       `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
        VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)
-       ON CONFLICT(request_id) DO UPDATE SET instance_id = excluded.instance_id, project_id = excluded.project_id,
-         user_id = excluded.user_id, action = excluded.action, start_time = excluded.start_time,
-         finish_time = excluded.finish_time, message = excluded.message`,
+       ON CONFLICT(request_id) DO UPDATE SET finish_time = excluded.finish_time, message = excluded.message
+       WHERE actions.instance_id = excluded.instance_id AND actions.project_id = excluded.project_id
+         AND actions.user_id = excluded.user_id AND actions.action = excluded.action
+         AND actions.start_time = excluded.start_time`,
     ),
     actionExists: q<[string], { one: number }>('SELECT 1 AS one FROM actions WHERE request_id = ?'),
     listEvents: q<[string], EventRow>('SELECT * FROM action_events WHERE request_id = ? ORDER BY idx'),
@@ -630,20 +650,21 @@ export class SqliteStore implements Store {
 
   // --- actions ---------------------------------------------------------------------------------------------------
 
+  insertAction(action: Action): void {
+    const header = actionHeader(action);
+    const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
+    this.write('insertAction', () => {
+      if (this.stmts.actionExists.get(action.request_id)) throw new DuplicateActionError(action.request_id);
+      this.stmts.insertActionHeader.run(header);
+      for (const e of events) this.stmts.insertEvent.run(e);
+    });
+  }
+
   putAction(action: Action): void {
-    const header: Params = {
-      request_id: action.request_id,
-      instance_id: action.instance_id,
-      project_id: action.project_id,
-      user_id: action.user_id,
-      action: action.action,
-      start_time: action.start_time,
-      finish_time: action.finish_time ?? null,
-      message: action.message ?? null,
-    };
+    const header = actionHeader(action);
     const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
     this.write('putAction', () => {
-      this.stmts.putActionHeader.run(header);
+      if (this.stmts.putActionHeader.run(header).changes === 0) throw new DuplicateActionError(action.request_id);
       this.stmts.deleteEvents.run(action.request_id);
       for (const e of events) this.stmts.insertEvent.run(e);
     });

@@ -14,7 +14,7 @@ import {
   type StoreFaultInjector,
 } from '../../../agent/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../../agent/store/migrations.js';
-import { StoreError, type Store } from '../../../agent/store/types.js';
+import { DuplicateActionError, StoreError, type Store } from '../../../agent/store/types.js';
 
 let dir: string;
 const opened: SqliteStore[] = [];
@@ -307,6 +307,31 @@ describe('round trips', () => {
     expect(s.appendActionEvent('req-2', event())).toBe(0);
   });
 
+  it('actions are unique by request id: a repeat never replaces an action, closing the same action still works', () => {
+    const s = open();
+    const first = action({ events: [event({ finish_time: '2024-01-03T00:00:01.000Z', result: 'Success' })] });
+    s.insertAction(first);
+    // insert-only: the same request id again, even for the very same action, is refused
+    expect(() => s.insertAction(first)).toThrow(DuplicateActionError);
+    expect(() => s.insertAction(action({ action: 'stop', events: [] }))).toThrow(DuplicateActionError);
+    // put of a different action (name, instance, user, project or start) under that request id is refused
+    for (const other of [
+      action({ action: 'stop', events: [] }),
+      action({ instance_id: 'inst-2', events: [] }),
+      action({ user_id: 'user-2', events: [] }),
+      action({ project_id: 'proj-2', events: [] }),
+      action({ start_time: '2024-01-04T00:00:00.000Z', events: [] }),
+    ]) {
+      expect(() => s.putAction(other)).toThrow(DuplicateActionError);
+    }
+    expect(s.getAction('req-1')).toStrictEqual(first);
+    // closing the same action is the update path
+    const closed = { ...first, finish_time: '2024-01-03T00:05:00.000Z', message: 'done' };
+    s.putAction(closed);
+    expect(s.getAction('req-1')).toStrictEqual(closed);
+    expect(s.listActions('inst-1')).toHaveLength(1);
+  });
+
   it('actions: append/update on missing action or index throw StoreError', () => {
     const s = open();
     expect(() => s.appendActionEvent('missing', event())).toThrow(StoreError);
@@ -535,6 +560,7 @@ describe('fault injection', () => {
       ['deleteNode', () => s.deleteNode('node-1')],
       ['putInstance', () => s.putInstance(instance({ name: 'changed' }))],
       ['purgeTerminated', () => s.purgeTerminated('2100-01-01T00:00:00.000Z')],
+      ['insertAction', () => s.insertAction(action({ request_id: 'req-new' }))],
       ['putAction', () => s.putAction(action({ events: [] }))],
       ['appendActionEvent', () => s.appendActionEvent('req-1', event())],
       ['updateActionEvent', () => s.updateActionEvent('req-1', 0, event({ result: 'Error' }))],
