@@ -836,8 +836,8 @@ export class Engine implements AgentService {
     if ((req.target === 'on' && node.power_state === 'on') || ((req.target === 'off' || req.target === 'soft-off') && node.power_state === 'off')) {
       return { accepted: false, action: null };
     }
-    this.nodeBusy.add(node.id);
     this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
+    this.nodeBusy.add(node.id);
     void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => ok && this.setNodeError(node.id, null))
       .finally(() => this.nodeBusy.delete(node.id));

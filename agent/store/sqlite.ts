@@ -63,41 +63,14 @@ export const STORE_WRITE_OPS = [
 export type StoreWriteOp = (typeof STORE_WRITE_OPS)[number];
 
 /**
- * TEST-ONLY fault injection. `beforeWrite(op)` is called before every write (op is one of STORE_WRITE_OPS) and may
- * throw; the write is then not performed and the caller gets a StoreError (a non-StoreError is wrapped). Inside a
- * `transaction`, the throw rolls the whole transaction back unless the caller catches it.
+ * TEST-ONLY fault injection. `beforeWrite(op, at)` is called before every write (op is one of STORE_WRITE_OPS) and
+ * may throw; the write is then not performed and the caller gets a StoreError (a non-StoreError is wrapped). Inside a
+ * `transaction`, the throw rolls the whole transaction back unless the caller catches it. `at.transaction` numbers
+ * the outermost transaction the write would commit with (1, 2, ... per store), so a test can tell the writes of one
+ * commit (an API call's acceptance) from the ones after it.
  */
 export interface StoreFaultInjector {
-  beforeWrite(op: string): void;
-}
-
-/** TEST-ONLY: environment variable naming a fault file (see faultFromEnv). Never set it in production. */
-export const STORE_FAULT_ENV = 'METALD_TEST_STORE_FAULT_FILE';
-
-/**
- * TEST-ONLY fault hook for child-process tests of the daemon. If env METALD_TEST_STORE_FAULT_FILE is set, returns an
- * injector that, on every write, reads that file (if it exists): when it lists the op name (names separated by
- * whitespace or commas) or `*`, the write throws StoreError('injected fault'). The file is read on each write so a
- * test can create, change or remove it while the daemon runs. Returns undefined when the variable is not set.
- * openStore uses it automatically when no `fault` option is given.
- */
-export function faultFromEnv(env: NodeJS.ProcessEnv = process.env): StoreFaultInjector | undefined {
-  const file = env[STORE_FAULT_ENV];
-  if (!file) return undefined;
-  return {
-    beforeWrite(op: string): void {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch {
-        return; // no file: no fault
-      }
-      const ops = text.split(/[\s,]+/).filter((s) => s !== '');
-      if (ops.includes('*') || ops.includes(op)) {
-        throw new StoreError('injected fault', { cause: new Error(`${STORE_FAULT_ENV}: ${op}`) });
-      }
-    },
-  };
+  beforeWrite(op: StoreWriteOp, at: { transaction: number }): void;
 }
 
 export interface OpenStoreOptions {
@@ -105,7 +78,10 @@ export interface OpenStoreOptions {
   dir: string;
   /** Stamped on every journal entry; the journal sequence is per agent. */
   agentId: string;
-  /** TEST-ONLY fault injection; defaults to faultFromEnv(). */
+  /**
+   * TEST-ONLY fault injection; none by default. Production never sets it: the only ways in are this option (tests
+   * building an agent in-process) and the test-only daemon entry point scripts/test-metald-store-faults.ts.
+   */
   fault?: StoreFaultInjector | undefined;
   /** Clock for journal `at` (tests); defaults to the system clock. */
   now?: (() => Date) | undefined;
@@ -494,12 +470,14 @@ export class SqliteStore implements Store {
   private readonly fault: StoreFaultInjector | undefined;
   private readonly now: () => Date;
   private closed = false;
+  /** Outermost transactions begun so far (for the fault injector's `at.transaction`). */
+  private transactions = 0;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
     this.db = db;
     this.agentId = opts.agentId;
-    this.fault = opts.fault ?? faultFromEnv();
+    this.fault = opts.fault;
     this.now = opts.now ?? (() => new Date());
     this.stmts = prepareAll(db);
   }
@@ -549,9 +527,10 @@ export class SqliteStore implements Store {
   private write<T>(op: StoreWriteOp, fn: () => T): T {
     try {
       this.assertOpen();
+      if (!this.db.inTransaction) this.transactions += 1;
       if (this.fault) {
         try {
-          this.fault.beforeWrite(op);
+          this.fault.beforeWrite(op, { transaction: this.transactions });
         } catch (e) {
           if (e instanceof StoreError) throw e;
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
@@ -570,6 +549,7 @@ export class SqliteStore implements Store {
 
   transaction<T>(fn: () => T): T {
     this.assertOpen();
+    if (!this.db.inTransaction) this.transactions += 1;
     let fromCaller = false;
     const body = this.db.transaction(() => {
       let result: T;

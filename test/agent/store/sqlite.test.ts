@@ -6,14 +6,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Action, ActionEvent, Instance, Node } from '../../../agent/model.js';
 import {
   DB_FILE_NAME,
-  faultFromEnv,
   openStore,
-  STORE_FAULT_ENV,
   STORE_WRITE_OPS,
   type SqliteStore,
   type StoreFaultInjector,
 } from '../../../agent/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../../agent/store/migrations.js';
+import { faultFromFile, STORE_FAULT_ENV } from '../../../scripts/test-store-fault-file.js';
 import { DuplicateActionError, StoreError, type Store } from '../../../agent/store/types.js';
 
 let dir: string;
@@ -609,22 +608,27 @@ describe('fault injection', () => {
     expect(s.lastSeq()).toBe(0);
   });
 
-  describe('faultFromEnv (test-only env hook)', () => {
+  describe('the fault file injector (test-only entry point)', () => {
     const saved = process.env[STORE_FAULT_ENV];
     afterEach(() => {
       if (saved === undefined) delete process.env[STORE_FAULT_ENV];
       else process.env[STORE_FAULT_ENV] = saved;
     });
 
-    it('is undefined when the variable is unset', () => {
-      delete process.env[STORE_FAULT_ENV];
-      expect(faultFromEnv()).toBeUndefined();
+    it('openStore never reads the fault variable: only the construction option injects faults', () => {
+      const faultFile = path.join(dir, 'fault');
+      fs.writeFileSync(faultFile, '*');
+      process.env[STORE_FAULT_ENV] = faultFile;
+      const s = open();
+      s.putNode(node());
+      s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+      expect(s.getNode('node-1')).not.toBeNull();
+      expect(s.lastSeq()).toBe(1);
     });
 
     it('faults the listed ops (or *) while the file exists, read on every write', () => {
       const faultFile = path.join(dir, 'fault');
-      process.env[STORE_FAULT_ENV] = faultFile;
-      const s = open(); // no explicit injector: openStore picks up the env hook
+      const s = open({ fault: faultFromFile(faultFile) });
       s.putNode(node()); // no file yet
 
       fs.writeFileSync(faultFile, 'putInstance, appendJournal\n');
