@@ -1,10 +1,17 @@
 /**
  * pino JSON logs to stdout (journald). Redaction is the safety net: secrets are never passed to the logger on
- * purpose, and these paths censor them if one slips through. test/agent/secrets.test.ts proves it end to end.
+ * purpose, and this censors them if one slips through, at any depth. test/agent/log.test.ts and
+ * test/agent/secrets.e2e.test.ts prove it.
+ *
+ * Why a `streamWrite` hook and not pino's `redact` paths: paths cannot say "at any depth", and a walk over the log
+ * call's arguments would miss what serializers, child bindings and the error serializer add. The hook sees the
+ * finished line (plain JSON: no cycles, errors already serialized with their causes), so one walk covers all of it.
+ * Cost: an ordinary line pays one regular-expression test; only a line that holds a secret key is parsed,
+ * censored and re-serialized.
  */
 import { pino, type Logger, type DestinationStream, type Level } from 'pino';
 
-/** Keys whose values are secrets wherever they appear (up to three levels deep). */
+/** Keys whose values are secrets wherever they appear, compared case-insensitively. */
 export const SECRET_KEYS = [
   'password',
   'password_hash',
@@ -12,19 +19,50 @@ export const SECRET_KEYS = [
   'user_data',
   'authorization',
   'x-auth-token',
-  'IPMI_PASSWORD',
   'secret',
+  // The environment variables ipmitool reads the password from (`-E`).
+  'IPMI_PASSWORD',
+  'IPMITOOL_PASSWORD',
 ] as const;
 
-function redactPaths(): string[] {
-  const paths: string[] = [];
-  for (const k of SECRET_KEYS) {
-    const key = /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? k : `["${k}"]`;
-    const dot = key.startsWith('[') ? '' : '.';
-    paths.push(key, `*${dot}${key}`, `*.*${dot}${key}`, `*.*.*${dot}${key}`);
+/** The environment names whose `NAME=value` strings (an env written as a list) are censored too. */
+const SECRET_ENV_NAMES = ['IPMI_PASSWORD', 'IPMITOOL_PASSWORD'] as const;
+
+const CENSOR = '[REDACTED]';
+const SECRET_KEY_SET = new Set<string>(SECRET_KEYS.map((k) => k.toLowerCase()));
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+/** A line needs the walk when it has a secret key, or a secret env name right after a string's opening quote. */
+const NEEDS_WALK = new RegExp(
+  `"(?:${SECRET_KEYS.map(escapeRe).join('|')})"\\s*:|"(?:${SECRET_ENV_NAMES.join('|')})=`,
+  'i',
+);
+const ENV_ENTRY = new RegExp(`^(${SECRET_ENV_NAMES.join('|')})=`, 'i');
+
+/** Returns a copy of a parsed JSON value with every secret key's value and every secret `NAME=value` censored. */
+function censor(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const m = ENV_ENTRY.exec(value);
+    return m ? `${m[1]}=${CENSOR}` : value;
   }
-  paths.push('req.headers["x-auth-token"]', 'req.headers.authorization', 'env.IPMI_PASSWORD');
-  return [...new Set(paths)];
+  if (Array.isArray(value)) return value.map(censor);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY_SET.has(k.toLowerCase()) ? CENSOR : censor(v);
+    return out;
+  }
+  return value;
+}
+
+/** The streamWrite hook: censors one finished log line (a JSON object and a newline). */
+export function redactLine(line: string): string {
+  if (!NEEDS_WALK.test(line)) return line;
+  const end = line.endsWith('\n') ? '\n' : '';
+  try {
+    return JSON.stringify(censor(JSON.parse(line))) + end;
+  } catch {
+    // Not JSON (never expected from pino): drop the line rather than risk printing a secret.
+    return `{"level":50,"msg":"log line dropped: it held a secret key and could not be parsed to censor it"}${end}`;
+  }
 }
 
 export function createLogger(opts: { level?: Level; destination?: DestinationStream; name?: string } = {}): Logger {
@@ -32,7 +70,7 @@ export function createLogger(opts: { level?: Level; destination?: DestinationStr
     {
       name: opts.name ?? 'metald',
       level: opts.level ?? 'info',
-      redact: { paths: redactPaths(), censor: '[REDACTED]' },
+      hooks: { streamWrite: redactLine },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

@@ -7,12 +7,18 @@
  *
  * SIGTERM/SIGINT stop in order (running operations are left for the next start to resume or fail); SIGHUP re-reads
  * the config file and every secret file and says what it applied and what needs a restart.
+ *
+ * `runMetald(argv, injections)` is the daemon; this file's own command line calls it with no injections. The only
+ * other caller is the test-only entry point scripts/test-metald-store-faults.ts, which passes a store fault injector.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { buildAgent, type Agent } from './build-agent.js';
 import { ConfigError, formatListen, loadConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
+import type { StoreFaultInjector } from './store/sqlite.js';
 
 const VERSION = '0.1.0';
 
@@ -30,7 +36,13 @@ function loadOrExplain(path: string): { config: Config; warnings: string[] } | n
   }
 }
 
-async function main(argv: string[]): Promise<void> {
+/** What a caller other than the command line may inject. Production passes nothing. */
+export interface DaemonInjections {
+  /** TEST-ONLY: passed to the store's construction (see agent/store/sqlite.ts). */
+  storeFault?: StoreFaultInjector;
+}
+
+export async function runMetald(argv: string[], inject: DaemonInjections = {}): Promise<void> {
   const program = new Command()
     .name('metald')
     .description('Bare-metal provisioning agent')
@@ -55,7 +67,7 @@ async function main(argv: string[]): Promise<void> {
 
   let agent: Agent;
   try {
-    agent = await buildAgent(loaded.config, { log });
+    agent = await buildAgent(loaded.config, { log, ...(inject.storeFault ? { storeFault: inject.storeFault } : {}) });
   } catch (e) {
     log.fatal({ err: e }, 'metald could not start');
     log.flush();
@@ -112,7 +124,20 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv).catch((e: unknown) => {
-  console.error(`metald: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-  process.exitCode = 1;
-});
+/** True when this module is the program being run (also through the npm bin symlink), not imported. */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  runMetald(process.argv).catch((e: unknown) => {
+    console.error(`metald: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    process.exitCode = 1;
+  });
+}

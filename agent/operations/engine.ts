@@ -933,8 +933,8 @@ export class Engine implements AgentService {
     if ((req.target === 'on' && node.power_state === 'on') || ((req.target === 'off' || req.target === 'soft-off') && node.power_state === 'off')) {
       return { accepted: false, action: null };
     }
-    this.nodeBusy.add(node.id);
     this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
+    this.nodeBusy.add(node.id);
     void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => ok && this.setNodeError(node.id, null))
       .finally(() => this.nodeBusy.delete(node.id));
@@ -1266,7 +1266,11 @@ export class Engine implements AgentService {
     return this.deps.ports.bmcs.forNode(node);
   }
 
+  /** Records the accepted operation's action; a request id that already names an action is refused (409). */
   private newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+    if (this.store.getAction(ctx.request_id)) {
+      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
+    }
     const action: Action = {
       request_id: ctx.request_id,
       instance_id: inst.id,
@@ -1278,7 +1282,7 @@ export class Engine implements AgentService {
       message: null,
       events: [],
     };
-    this.store.putAction(action);
+    this.store.insertAction(action);
     this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
     return action;
   }

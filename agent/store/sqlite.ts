@@ -31,7 +31,7 @@ import type {
   TargetPower,
 } from '../model.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
-import { StoreError, type JournalInput, type Store } from './types.js';
+import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
 
 export const DB_FILE_NAME = 'metald.db';
 
@@ -52,6 +52,7 @@ export const STORE_WRITE_OPS = [
   'deleteNode',
   'putInstance',
   'purgeTerminated',
+  'insertAction',
   'putAction',
   'appendActionEvent',
   'updateActionEvent',
@@ -62,41 +63,14 @@ export const STORE_WRITE_OPS = [
 export type StoreWriteOp = (typeof STORE_WRITE_OPS)[number];
 
 /**
- * TEST-ONLY fault injection. `beforeWrite(op)` is called before every write (op is one of STORE_WRITE_OPS) and may
- * throw; the write is then not performed and the caller gets a StoreError (a non-StoreError is wrapped). Inside a
- * `transaction`, the throw rolls the whole transaction back unless the caller catches it.
+ * TEST-ONLY fault injection. `beforeWrite(op, at)` is called before every write (op is one of STORE_WRITE_OPS) and
+ * may throw; the write is then not performed and the caller gets a StoreError (a non-StoreError is wrapped). Inside a
+ * `transaction`, the throw rolls the whole transaction back unless the caller catches it. `at.transaction` numbers
+ * the outermost transaction the write would commit with (1, 2, ... per store), so a test can tell the writes of one
+ * commit (an API call's acceptance) from the ones after it.
  */
 export interface StoreFaultInjector {
-  beforeWrite(op: string): void;
-}
-
-/** TEST-ONLY: environment variable naming a fault file (see faultFromEnv). Never set it in production. */
-export const STORE_FAULT_ENV = 'METALD_TEST_STORE_FAULT_FILE';
-
-/**
- * TEST-ONLY fault hook for child-process tests of the daemon. If env METALD_TEST_STORE_FAULT_FILE is set, returns an
- * injector that, on every write, reads that file (if it exists): when it lists the op name (names separated by
- * whitespace or commas) or `*`, the write throws StoreError('injected fault'). The file is read on each write so a
- * test can create, change or remove it while the daemon runs. Returns undefined when the variable is not set.
- * openStore uses it automatically when no `fault` option is given.
- */
-export function faultFromEnv(env: NodeJS.ProcessEnv = process.env): StoreFaultInjector | undefined {
-  const file = env[STORE_FAULT_ENV];
-  if (!file) return undefined;
-  return {
-    beforeWrite(op: string): void {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch {
-        return; // no file: no fault
-      }
-      const ops = text.split(/[\s,]+/).filter((s) => s !== '');
-      if (ops.includes('*') || ops.includes(op)) {
-        throw new StoreError('injected fault', { cause: new Error(`${STORE_FAULT_ENV}: ${op}`) });
-      }
-    },
-  };
+  beforeWrite(op: StoreWriteOp, at: { transaction: number }): void;
 }
 
 export interface OpenStoreOptions {
@@ -104,7 +78,10 @@ export interface OpenStoreOptions {
   dir: string;
   /** Stamped on every journal entry; the journal sequence is per agent. */
   agentId: string;
-  /** TEST-ONLY fault injection; defaults to faultFromEnv(). */
+  /**
+   * TEST-ONLY fault injection; none by default. Production never sets it: the only ways in are this option (tests
+   * building an agent in-process) and the test-only daemon entry point scripts/test-metald-store-faults.ts.
+   */
   fault?: StoreFaultInjector | undefined;
   /** Clock for journal `at` (tests); defaults to the system clock. */
   now?: (() => Date) | undefined;
@@ -326,6 +303,19 @@ function eventToRow(requestId: string, idx: number, e: ActionEvent): Params {
   };
 }
 
+function actionHeader(a: Action): Params {
+  return {
+    request_id: a.request_id,
+    instance_id: a.instance_id,
+    project_id: a.project_id,
+    user_id: a.user_id,
+    action: a.action,
+    start_time: a.start_time,
+    finish_time: a.finish_time ?? null,
+    message: a.message ?? null,
+  };
+}
+
 function rowToEvent(r: EventRow): ActionEvent {
   return {
     event: r.event,
@@ -418,12 +408,18 @@ function prepareAll(db: Database.Database) {
     listUnfinishedActions: q<[], ActionRow>(
       'SELECT * FROM actions WHERE finish_time IS NULL ORDER BY start_time, rowid',
     ),
+    insertActionHeader: p(
+      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
+       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)`,
+    ),
+    // An existing request id is updated only when the row is the same action (the one it was created as).
     putActionHeader: p(
       `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
        VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)
-       ON CONFLICT(request_id) DO UPDATE SET instance_id = excluded.instance_id, project_id = excluded.project_id,
-         user_id = excluded.user_id, action = excluded.action, start_time = excluded.start_time,
-         finish_time = excluded.finish_time, message = excluded.message`,
+       ON CONFLICT(request_id) DO UPDATE SET finish_time = excluded.finish_time, message = excluded.message
+       WHERE actions.instance_id = excluded.instance_id AND actions.project_id = excluded.project_id
+         AND actions.user_id = excluded.user_id AND actions.action = excluded.action
+         AND actions.start_time = excluded.start_time`,
     ),
     actionExists: q<[string], { one: number }>('SELECT 1 AS one FROM actions WHERE request_id = ?'),
     listEvents: q<[string], EventRow>('SELECT * FROM action_events WHERE request_id = ? ORDER BY idx'),
@@ -474,12 +470,14 @@ export class SqliteStore implements Store {
   private readonly fault: StoreFaultInjector | undefined;
   private readonly now: () => Date;
   private closed = false;
+  /** Outermost transactions begun so far (for the fault injector's `at.transaction`). */
+  private transactions = 0;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
     this.db = db;
     this.agentId = opts.agentId;
-    this.fault = opts.fault ?? faultFromEnv();
+    this.fault = opts.fault;
     this.now = opts.now ?? (() => new Date());
     this.stmts = prepareAll(db);
   }
@@ -529,9 +527,10 @@ export class SqliteStore implements Store {
   private write<T>(op: StoreWriteOp, fn: () => T): T {
     try {
       this.assertOpen();
+      if (!this.db.inTransaction) this.transactions += 1;
       if (this.fault) {
         try {
-          this.fault.beforeWrite(op);
+          this.fault.beforeWrite(op, { transaction: this.transactions });
         } catch (e) {
           if (e instanceof StoreError) throw e;
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
@@ -550,6 +549,7 @@ export class SqliteStore implements Store {
 
   transaction<T>(fn: () => T): T {
     this.assertOpen();
+    if (!this.db.inTransaction) this.transactions += 1;
     let fromCaller = false;
     const body = this.db.transaction(() => {
       let result: T;
@@ -630,20 +630,21 @@ export class SqliteStore implements Store {
 
   // --- actions ---------------------------------------------------------------------------------------------------
 
+  insertAction(action: Action): void {
+    const header = actionHeader(action);
+    const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
+    this.write('insertAction', () => {
+      if (this.stmts.actionExists.get(action.request_id)) throw new DuplicateActionError(action.request_id);
+      this.stmts.insertActionHeader.run(header);
+      for (const e of events) this.stmts.insertEvent.run(e);
+    });
+  }
+
   putAction(action: Action): void {
-    const header: Params = {
-      request_id: action.request_id,
-      instance_id: action.instance_id,
-      project_id: action.project_id,
-      user_id: action.user_id,
-      action: action.action,
-      start_time: action.start_time,
-      finish_time: action.finish_time ?? null,
-      message: action.message ?? null,
-    };
+    const header = actionHeader(action);
     const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
     this.write('putAction', () => {
-      this.stmts.putActionHeader.run(header);
+      if (this.stmts.putActionHeader.run(header).changes === 0) throw new DuplicateActionError(action.request_id);
       this.stmts.deleteEvents.run(action.request_id);
       for (const e of events) this.stmts.insertEvent.run(e);
     });

@@ -12,6 +12,14 @@ export class StoreError extends Error {
   }
 }
 
+/** A new action was given a request id that already names an action: actions are unique by request id. */
+export class DuplicateActionError extends StoreError {
+  constructor(readonly requestId: string) {
+    super(`an action with request id ${requestId.slice(0, 64)} already exists; a repeated request id never replaces it`);
+    this.name = 'DuplicateActionError';
+  }
+}
+
 export interface JournalInput {
   kind: JournalKind;
   instance_id?: string | null;
@@ -37,6 +45,13 @@ export interface Store {
   /** Removes terminated instances whose terminated_at is before the cutoff (ISO); returns how many. */
   purgeTerminated(beforeIso: string): number;
 
+  /** Records a new action (with its events). Throws DuplicateActionError if the request id already names one. */
+  insertAction(action: Action): void;
+  /**
+   * Updates an action: its finish_time, message and events (closing it). Creates it if the request id is unknown;
+   * throws DuplicateActionError if the request id names a different action (another instance, name, user, project
+   * or start time): a repeated request id never replaces an action.
+   */
   putAction(action: Action): void;
   getAction(requestId: string): Action | null;
   /** Ordered by start_time. */

@@ -12,7 +12,13 @@
  *   can make `redfish` unreachable while `ipmi` still works on the same server.
  * - a log of every command the BMC received. Calls refused before reaching the BMC (unreachable, auth) are not in it:
  *   that is how tests prove "nothing was sent".
+ * - optionally (`state_file`), its state kept in a file so it outlives the daemon, as a real BMC outlives a SIGKILL of
+ *   the agent: power (and a change under way), boot settings, media, installed OS, server-wide faults and the command
+ *   log, written synchronously and atomically (temp file + rename) on every change, read back at creation. A running
+ *   installer is not kept: it dies with the process, as a ramdisk does when its deploy agent is gone.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { realSleep, type Sleep } from '../bmc-lock.js';
 import { BmcError } from '../errors.js';
 import type { BootDevice, BootMode, BootSettings, Inventory, PowerAction, PowerReading } from '../types.js';
@@ -64,6 +70,23 @@ export interface FakeServerOptions {
   inventory: Inventory;
   /** Option `faults`: the server-wide faults it starts with. */
   faults: FakeFaults;
+  /** Option `state_file`: absolute path of the file that keeps the server's state across processes; null: memory only. */
+  stateFile: string | null;
+}
+
+/** What `state_file` holds (version 1). */
+export interface FakeServerStateFile {
+  version: 1;
+  power: PowerReading;
+  pending: { to: PowerReading; at: number; boots: boolean } | null;
+  persistentBoot: BootSettings;
+  nextBoot: BootSettings | null;
+  bootedFrom: BootDevice | null;
+  boots: number;
+  media: string | null;
+  osInstalled: string | null;
+  faults: FakeFaults;
+  log: FakeCommand[];
 }
 
 export type FakeOp = 'power.get' | 'power.set' | 'boot.get' | 'boot.set' | 'media.insert' | 'media.eject' | 'inventory.get';
@@ -116,7 +139,7 @@ export interface FakeLabClock {
   sleep?: Sleep;
 }
 
-const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults'];
+const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file'];
 const INVENTORY_KEYS = ['manufacturer', 'model', 'serial', 'macs', 'cpus', 'memory_mib'];
 
 /**
@@ -203,8 +226,13 @@ export function parseFakeOptions(raw: unknown, nodeId: string): FakeServerOption
   }
   const inventory = attempt(() => parseInventory(o.inventory, nodeId), defaultInventory(nodeId));
   const faults = attempt(() => parseFakeFaults(o.faults, 'faults'), {});
+  let stateFile: string | null = null;
+  if (o.state_file !== undefined) {
+    if (typeof o.state_file === 'string' && path.isAbsolute(o.state_file)) stateFile = o.state_file;
+    else problems.push(`state_file: expected an absolute path, got ${JSON.stringify(o.state_file)}`);
+  }
   if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
-  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults };
+  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile };
 }
 
 function defaultInventory(nodeId: string): Inventory {
@@ -270,6 +298,52 @@ export class FakeServer {
     this.bootedFrom = options.initialPower === 'on' ? 'disk' : null;
     this.osInstalled = options.osInstalled;
     this.serverFaults = { ...options.faults };
+    if (options.stateFile) this.load(options.stateFile);
+  }
+
+  /** Takes the state kept in `file`, if there is one (a fresh server otherwise). @throws Error on a corrupt file. */
+  private load(file: string): void {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    const st = JSON.parse(text) as FakeServerStateFile;
+    if (st.version !== 1) throw new Error(`fake BMC state file ${file}: unknown version ${String(st.version)}`);
+    this.power = st.power;
+    this.pending = st.pending;
+    this.persistentBoot = st.persistentBoot;
+    this.nextBoot = st.nextBoot;
+    this.bootedFrom = st.bootedFrom;
+    this.boots = st.boots;
+    this.media = st.media;
+    this.osInstalled = st.osInstalled;
+    this.serverFaults = parseFakeFaults(st.faults);
+    this.log.push(...st.log);
+  }
+
+  /** Writes the state to `state_file` (synchronously, atomically); nothing without one. */
+  private persist(): void {
+    const file = this.options.stateFile;
+    if (!file) return;
+    const st: FakeServerStateFile = {
+      version: 1,
+      power: this.power,
+      pending: this.pending,
+      persistentBoot: this.persistentBoot,
+      nextBoot: this.nextBoot,
+      bootedFrom: this.bootedFrom,
+      boots: this.boots,
+      media: this.media,
+      osInstalled: this.osInstalled,
+      faults: this.serverFaults,
+      log: this.log,
+    };
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(st));
+    fs.renameSync(tmp, file);
   }
 
   // ---- faults and introspection ----------------------------------------------------------------------------------
@@ -279,6 +353,7 @@ export class FakeServer {
     const parsed = parseFakeFaults(faults);
     if (via === undefined) this.serverFaults = parsed;
     else this.viaFaults.set(via, parsed);
+    this.persist();
   }
 
   faults(via?: string): FakeFaults {
@@ -309,6 +384,7 @@ export class FakeServer {
   /** Clears the installed OS (a disk wipe). */
   wipe(): void {
     this.osInstalled = null;
+    this.persist();
   }
 
   // ---- the BMC ---------------------------------------------------------------------------------------------------
@@ -424,6 +500,7 @@ export class FakeServer {
     }
     if (job.operation === 'uninstall') this.osInstalled = null;
     else if (job.imageName !== null && ['install', 'reinstall', 'switch-install'].includes(job.operation)) this.osInstalled = job.imageName;
+    this.persist();
   }
 
   // ---- internals -------------------------------------------------------------------------------------------------
@@ -444,6 +521,7 @@ export class FakeServer {
     const noAnswer = () => new BmcError('BMC_ERR_TIMEOUT', via, `fake BMC of node ${this.nodeId} did not answer ${op}`);
     if (this.flag(via, 'hang')) {
       entry.outcome = 'hung';
+      this.persist();
       return hangUntilAborted(signal, noAnswer);
     }
     let result: T;
@@ -451,12 +529,13 @@ export class FakeServer {
       result = apply(entry);
     } catch (e) {
       entry.outcome = 'failed';
+      this.persist();
       throw e;
     }
-    if (this.take(via, 'lose_reply')) {
-      entry.outcome = 'reply-lost';
-      return hangUntilAborted(signal, noAnswer);
-    }
+    const lost = this.take(via, 'lose_reply');
+    if (lost) entry.outcome = 'reply-lost';
+    this.persist();
+    if (lost) return hangUntilAborted(signal, noAnswer);
     return result;
   }
 
@@ -509,6 +588,7 @@ export class FakeServer {
     this.power = p.to;
     if (p.to === 'off') this.bootedFrom = null;
     if (p.boots) this.boot();
+    this.persist();
   }
 
   private boot(): void {

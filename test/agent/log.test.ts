@@ -1,16 +1,22 @@
 /**
  * The logger's redaction is the safety net under "secrets are never logged": a secret that slips into a log call,
- * at the top or nested, is censored.
+ * at any depth, under any secret key (the ipmitool environment names included), inside an error or a child logger's
+ * bindings, is censored; everything else is kept.
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/log.js';
 
+function capture() {
+  const lines: string[] = [];
+  const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
+  const log = createLogger({ destination: sink, level: 'info' });
+  return { log, out: () => (log.flush(), lines.join('')), lines };
+}
+
 describe('createLogger redaction', () => {
-  it('censors secret keys at any of the first levels, and request headers', () => {
-    const lines: string[] = [];
-    const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
-    const log = createLogger({ destination: sink, level: 'info' });
+  it('censors secret keys at the first levels, and request headers', () => {
+    const { log, out } = capture();
     log.info(
       {
         password: 'PW-top',
@@ -22,12 +28,75 @@ describe('createLogger redaction', () => {
       },
       'a log line',
     );
-    log.flush();
-    const out = lines.join('');
+    const text = out();
     for (const secret of ['PW-top', 'PW-nested', 'TOK-deep', 'TOK-header', '$6$HASH', 'USERDATA', 'TOK-req', 'TOK-auth', 'PW-env']) {
-      expect(out).not.toContain(secret);
+      expect(text).not.toContain(secret);
     }
-    expect(out).toContain('[REDACTED]');
-    expect(out).toContain('"username":"admin"');
+    expect(text).toContain('[REDACTED]');
+    expect(text).toContain('"username":"admin"');
+  });
+
+  it('censors a secret five (and more) levels deep, inside arrays too', () => {
+    const { log, out } = capture();
+    log.info({ l1: { l2: { l3: { l4: { l5: { password: 'PW-five', keep: 'visible-five' } } } } } }, 'deep');
+    log.info({ a: [{ b: [{ c: { d: { e: { f: { g: { token: 'TOK-seven' } } } } } }] }] }, 'deeper');
+    const text = out();
+    expect(text).not.toContain('PW-five');
+    expect(text).not.toContain('TOK-seven');
+    expect(text).toContain('visible-five');
+    expect(JSON.parse(text.split('\n')[0]!).l1.l2.l3.l4.l5.password).toBe('[REDACTED]');
+  });
+
+  it('censors the environment names ipmitool reads, as keys and as NAME=value entries', () => {
+    const { log, out } = capture();
+    for (const name of ['IPMI_PASSWORD', 'IPMITOOL_PASSWORD']) {
+      log.info({ x: { y: { z: { w: { env: { [name]: `PW-${name}`, PATH: '/usr/bin' } } } } } }, 'env object');
+      log.info({ env: [`${name}=PW-LIST-${name}`, 'LANG=C'] }, 'env list');
+      log.info({ [name.toLowerCase()]: `PW-lower-${name}` }, 'lower case');
+    }
+    const text = out();
+    for (const name of ['IPMI_PASSWORD', 'IPMITOOL_PASSWORD']) {
+      expect(text).not.toContain(`PW-${name}`);
+      expect(text).not.toContain(`PW-LIST-${name}`);
+      expect(text).not.toContain(`PW-lower-${name}`);
+    }
+    expect(text).toContain('/usr/bin');
+    expect(text).toContain('LANG=C');
+  });
+
+  it('censors secrets inside a logged error (own fields, nested, and its cause) and keeps the message', () => {
+    const { log, out } = capture();
+    const cause = Object.assign(new Error('cause text'), { detail: { a: { b: { c: { d: { password: 'PW-cause' } } } } } });
+    const err = Object.assign(new Error('ipmitool failed', { cause }), {
+      env: { IPMITOOL_PASSWORD: 'PW-err-env' },
+      request: { l2: { l3: { l4: { l5: { token: 'TOK-err-deep' } } } } },
+    });
+    log.error({ err }, 'driver error');
+    log.error(err);
+    const text = out();
+    for (const s of ['PW-cause', 'PW-err-env', 'TOK-err-deep']) expect(text).not.toContain(s);
+    expect(text).toContain('ipmitool failed');
+    expect(text).toContain('"type":"Error"');
+  });
+
+  it('censors secrets in a child logger\'s bindings and survives a cyclic object', () => {
+    const { log, out } = capture();
+    log.child({ ctx: { a: { b: { c: { d: { password: 'PW-binding' } } } } } }).info('from a child');
+    const cyclic: Record<string, unknown> = { a: { b: { c: { d: { secret: 'SEC-cycle' } } } } };
+    cyclic.self = cyclic;
+    log.info({ cyclic }, 'cycle');
+    const text = out();
+    expect(text).not.toContain('PW-binding');
+    expect(text).not.toContain('SEC-cycle');
+    expect(text).toContain('from a child');
+    expect(text).toContain('cycle');
+  });
+
+  it('leaves an ordinary line untouched', () => {
+    const { log, lines } = capture();
+    log.info({ instance_id: 'i-1', node: { name: 'node-01', power: 'on' } }, 'plain');
+    log.flush();
+    const j = JSON.parse(lines[0]!);
+    expect(j).toMatchObject({ instance_id: 'i-1', node: { name: 'node-01', power: 'on' }, msg: 'plain' });
   });
 });

@@ -3,10 +3,15 @@
  * on the same state_dir. Every operation in flight must be resumed (delete) or failed cleanly: no `-processing`, no
  * lock left, every action and step closed, the state on the diagram, and the instance open to the next operation.
  *
- * The fake lab lives in the daemon's memory, so the restarted daemon meets servers that are off and empty, as after
- * a power cut: recovery must cope with that too.
+ * The fake BMC keeps its state in a file (fake option `state_file`), so it outlives the daemon as a real BMC does, and
+ * the test asserts what the BMC saw across the kill: no power command sent twice (the interrupted one is not sent
+ * again; a reset never runs twice), a failed operation really powered the server off (on_failure: power_off), and
+ * a resumed delete really powered it off.
  */
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FakeCommand, FakeServerStateFile } from '../../drivers/fake/lab.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, nodeId, writeConfig } from '../helpers/harness.js';
 import { startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
@@ -14,13 +19,23 @@ import { startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
 const FAKE = '{power_delay: 150ms, install: 1500ms}';
 let daemon: Daemon | null = null;
 let dir: string | null = null;
+let bmcDir: string | null = null;
 
 afterEach(async () => {
   await daemon?.kill('SIGKILL');
   daemon = null;
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  for (const d of [dir, bmcDir]) if (d) rmSync(d, { recursive: true, force: true });
   dir = null;
+  bmcDir = null;
 });
+
+/** What the fake BMC of node 1 holds now (its state file). */
+function bmcState(file: string): FakeServerStateFile {
+  return JSON.parse(readFileSync(file, 'utf8')) as FakeServerStateFile;
+}
+/** Power once the change under way (if any) is done. */
+const finalPower = (st: FakeServerStateFile) => st.pending?.to ?? st.power;
+const powerSets = (log: readonly FakeCommand[], ...args: string[]) => log.filter((c) => c.op === 'power.set' && args.includes(c.arg ?? ''));
 
 interface Status {
   state: string;
@@ -90,8 +105,13 @@ interface Case {
   resumed?: boolean;
   /** Faults set on the node just before the operation starts. */
   faults?: Record<string, unknown>;
-  /** Settled on a fresh power read that matches the target (the restarted fake lab reads every server off). */
+  /** Settled on a fresh power read that matches the target (the BMC kept its state: the change was done). */
   settledOff?: boolean;
+  settledOn?: boolean;
+  /** The power command the operation sends (its arg in the BMC's log). */
+  power?: string;
+  /** Failed with on_failure: power_off: the server must end powered off. */
+  poweredOff?: boolean;
 }
 
 const processing = (op: string) => async (d: Daemon, id: string) => (await status(d, id)).operation_state === `${op}-processing`;
@@ -99,20 +119,20 @@ const targeted = async (d: Daemon, id: string) => (await target(d, id)) !== null
 const deleting = async (d: Daemon, id: string) => (await status(d, id)).state === 'shutting-down';
 
 const CASES: Case[] = [
-  { name: 'create (install)', from: 'pending', start: async () => undefined, inFlight: processing('install') },
-  { name: 'power off', from: 'running', start: power('power off'), inFlight: targeted, settledOff: true },
-  { name: 'soft power off', from: 'running', start: power('soft power off'), inFlight: targeted, settledOff: true },
-  { name: 'power on', from: 'stopped', start: power('power on'), inFlight: targeted },
+  { name: 'create (install)', from: 'pending', start: async () => undefined, inFlight: processing('install'), poweredOff: true },
+  { name: 'power off', from: 'running', start: power('power off'), inFlight: targeted, settledOff: true, power: 'off' },
+  { name: 'soft power off', from: 'running', start: power('soft power off'), inFlight: targeted, settledOff: true, power: 'soft-off' },
+  { name: 'power on', from: 'stopped', start: power('power on'), inFlight: targeted, settledOn: true, power: 'on' },
   // A reset reads `on` throughout, so it would be verified at once: its answer is lost instead, and the kill lands
   // while the agent waits for it.
-  { name: 'reboot', from: 'running', start: power('rebooting'), inFlight: targeted, faults: { lose_reply: 1 } },
-  { name: 'soft reboot', from: 'running', start: power('soft rebooting'), inFlight: targeted, faults: { lose_reply: 1 } },
-  { name: 'reinstall', from: 'running', start: action({ reinstall: {} }), inFlight: processing('reinstall') },
-  { name: 'switch-install', from: 'stopped', start: action({ 'switch-install': { image_uuid: IMAGE2 } }), inFlight: processing('switch-install') },
-  { name: 'modify-ip', from: 'stopped', start: action({ 'modify-ip': { networks: [{ uuid: NETWORK }] } }), inFlight: processing('modify-ip') },
-  { name: 'uninstall', from: 'stopped', start: action({ uninstall: {} }), inFlight: processing('uninstall') },
-  { name: 'change-password', from: 'stopped', start: action({ 'change-password': { password_hash: '$6$salt$hash' } }), inFlight: async (d, id) => (await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN)).text.includes('"updating_password"') },
-  { name: 'retry', from: 'error', start: action({ retry: {} }), inFlight: processing('install') },
+  { name: 'reboot', from: 'running', start: power('rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, settledOn: true, power: 'reboot' },
+  { name: 'soft reboot', from: 'running', start: power('soft rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, settledOn: true, power: 'soft-reboot' },
+  { name: 'reinstall', from: 'running', start: action({ reinstall: {} }), inFlight: processing('reinstall'), poweredOff: true },
+  { name: 'switch-install', from: 'stopped', start: action({ 'switch-install': { image_uuid: IMAGE2 } }), inFlight: processing('switch-install'), poweredOff: true },
+  { name: 'modify-ip', from: 'stopped', start: action({ 'modify-ip': { networks: [{ uuid: NETWORK }] } }), inFlight: processing('modify-ip'), poweredOff: true },
+  { name: 'uninstall', from: 'stopped', start: action({ uninstall: {} }), inFlight: processing('uninstall'), poweredOff: true },
+  { name: 'change-password', from: 'stopped', start: action({ 'change-password': { password_hash: '$6$salt$hash' } }), inFlight: async (d, id) => (await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN)).text.includes('"updating_password"'), poweredOff: true },
+  { name: 'retry', from: 'error', start: action({ retry: {} }), inFlight: processing('install'), poweredOff: true },
   { name: 'delete', from: 'stopped', start: del, inFlight: deleting, resumed: true },
   { name: 'delete of a pending instance', from: 'pending', start: del, inFlight: deleting, resumed: true },
 ];
@@ -121,25 +141,43 @@ describe('SIGKILL in the middle of each operation, then restart', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       // Power changes take 1 s to show, so the kill lands while the change is being verified.
-      const cfg = writeConfig({ nodes: 1, fake: c.inFlight === targeted ? '{power_delay: 1s, install: 300ms}' : FAKE, deploy: '20s' });
+      bmcDir = mkdtempSync(join(tmpdir(), 'metald-bmc-'));
+      const stateFile = join(bmcDir, 'node-1.json');
+      const fake = (c.inFlight === targeted ? '{power_delay: 1s, install: 300ms}' : FAKE).replace(/}$/, `, state_file: "${stateFile}"}`);
+      const cfg = writeConfig({ nodes: 1, fake, deploy: '20s' });
       dir = cfg.dir;
       daemon = await startDaemon(cfg.configPath);
       const id = c.from === 'pending' ? await create(daemon) : await bring(daemon, c.from);
       if (c.faults) expect((await daemon.call('PUT', `/v1/nodes/${nodeId(1)}/fake-faults`, ADMIN_TOKEN, c.faults)).status).toBe(204);
+      const atStart = bmcState(stateFile).log.length;
       await c.start(daemon, id);
       await waitFor(() => c.inFlight(daemon!, id), 15_000, `${c.name} in flight`);
       // Let it get into a step that talks to the BMC or the installer.
       await new Promise((r) => setTimeout(r, 200));
       await daemon.kill('SIGKILL');
+      const atKill = bmcState(stateFile);
 
       daemon = await startDaemon(cfg.configPath);
       const s = await settle(daemon, id);
+      const bmc = bmcState(stateFile);
+      const after = bmc.log.slice(atKill.log.length);
+      // What the BMC saw across the kill.
+      const interrupted = c.power ? powerSets(atKill.log, c.power).at(-1) : undefined;
+      if (c.power) {
+        expect(interrupted, `${c.power} reached the BMC before the kill`).toBeDefined();
+        expect(powerSets(after, c.power), `${c.power} sent again after the restart`).toEqual([]);
+      }
+      expect(powerSets(bmc.log.slice(atStart), 'reboot', 'soft-reboot').length, 'the operation reset the server twice').toBeLessThanOrEqual(1);
+      if (c.resumed || c.poweredOff) {
+        expect(finalPower(bmc), 'the server is left powered off').toBe('off');
+        if (finalPower(atKill) === 'on') expect(powerSets(after, 'off', 'soft-off').length, 'a power-off was sent after the restart').toBeGreaterThan(0);
+      }
       expect(s.operation_state ?? '').not.toMatch(/-processing$/);
       expect(['running', 'stopped', 'error', 'terminated']).toContain(s.state);
       if (c.resumed) {
         expect(s.state).toBe('terminated');
-      } else if (c.settledOff) {
-        expect(s.state).toBe('stopped');
+      } else if (c.settledOff || c.settledOn) {
+        expect(s.state).toBe(c.settledOff ? 'stopped' : 'running');
         expect(s.error).toBeNull();
       } else {
         expect(s.error).not.toBeNull();
@@ -160,8 +198,8 @@ describe('SIGKILL in the middle of each operation, then restart', () => {
       // The lock is released: the instance takes the next operation.
       if (s.state !== 'terminated') {
         await del(daemon, id);
-        const end = await settle(daemon, id);
-        expect(end.state).toBe('terminated');
+        // From running, the delete first powers off (no edge yet): wait for the end, not for the first quiet moment.
+        await waitFor(async () => (await status(daemon!, id)).state === 'terminated', 30_000, 'terminated');
       }
     }, 90_000);
   }

@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 
 export const MAIN = resolve(import.meta.dirname, '../../dist/agent/main.js');
 export const METALCTL = resolve(import.meta.dirname, '../../dist/agent/cli/metalctl.js');
+/** TEST-ONLY build of the daemon with the file-driven store fault hook (scripts/test-metald-store-faults.ts). */
+export const STORE_FAULT_MAIN = resolve(import.meta.dirname, '../../dist/scripts/test-metald-store-faults.js');
 
 export function requireBuild(): void {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
@@ -24,9 +26,11 @@ export interface Daemon {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startDaemon(configPath: string, env: Record<string, string> = {}): Promise<Daemon> {
+/** Starts `main` (default: the production daemon) with `env` added to this process's environment. */
+export async function startDaemon(configPath: string, env: Record<string, string> = {}, main: string = MAIN): Promise<Daemon> {
   requireBuild();
-  const child = spawn(process.execPath, [MAIN, '--config', configPath], {
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first (npm test does)`);
+  const child = spawn(process.execPath, [main, '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });

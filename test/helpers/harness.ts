@@ -10,6 +10,7 @@ import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
+import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
 
 export const ADMIN_TOKEN = 'a'.repeat(32);
 export const MEMBER_TOKEN = 'b'.repeat(32);
@@ -46,6 +47,8 @@ export interface HarnessOptions {
   liveness?: string;
   /** Rewrites the finished YAML (catalogue variants the options above do not cover). */
   editConfig?: (yaml: string) => string;
+  /** TEST-ONLY store fault injector (startHarness only). */
+  storeFault?: StoreFaultInjector;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -121,7 +124,7 @@ export interface Harness {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const { dir, configPath } = writeConfig(opts);
   const config = loadConfigFile(configPath);
-  const agent = await buildAgent(config, { log: pino({ level: 'silent' }) });
+  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...(opts.storeFault ? { storeFault: opts.storeFault } : {}) });
   await agent.start();
   return {
     agent,

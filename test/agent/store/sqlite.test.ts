@@ -6,15 +6,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Action, ActionEvent, Instance, Node } from '../../../agent/model.js';
 import {
   DB_FILE_NAME,
-  faultFromEnv,
   openStore,
-  STORE_FAULT_ENV,
   STORE_WRITE_OPS,
   type SqliteStore,
   type StoreFaultInjector,
 } from '../../../agent/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../../agent/store/migrations.js';
-import { StoreError, type Store } from '../../../agent/store/types.js';
+import { faultFromFile, STORE_FAULT_ENV } from '../../../scripts/test-store-fault-file.js';
+import { DuplicateActionError, StoreError, type Store } from '../../../agent/store/types.js';
 
 let dir: string;
 const opened: SqliteStore[] = [];
@@ -307,6 +306,31 @@ describe('round trips', () => {
     expect(s.appendActionEvent('req-2', event())).toBe(0);
   });
 
+  it('actions are unique by request id: a repeat never replaces an action, closing the same action still works', () => {
+    const s = open();
+    const first = action({ events: [event({ finish_time: '2024-01-03T00:00:01.000Z', result: 'Success' })] });
+    s.insertAction(first);
+    // insert-only: the same request id again, even for the very same action, is refused
+    expect(() => s.insertAction(first)).toThrow(DuplicateActionError);
+    expect(() => s.insertAction(action({ action: 'stop', events: [] }))).toThrow(DuplicateActionError);
+    // put of a different action (name, instance, user, project or start) under that request id is refused
+    for (const other of [
+      action({ action: 'stop', events: [] }),
+      action({ instance_id: 'inst-2', events: [] }),
+      action({ user_id: 'user-2', events: [] }),
+      action({ project_id: 'proj-2', events: [] }),
+      action({ start_time: '2024-01-04T00:00:00.000Z', events: [] }),
+    ]) {
+      expect(() => s.putAction(other)).toThrow(DuplicateActionError);
+    }
+    expect(s.getAction('req-1')).toStrictEqual(first);
+    // closing the same action is the update path
+    const closed = { ...first, finish_time: '2024-01-03T00:05:00.000Z', message: 'done' };
+    s.putAction(closed);
+    expect(s.getAction('req-1')).toStrictEqual(closed);
+    expect(s.listActions('inst-1')).toHaveLength(1);
+  });
+
   it('actions: append/update on missing action or index throw StoreError', () => {
     const s = open();
     expect(() => s.appendActionEvent('missing', event())).toThrow(StoreError);
@@ -535,6 +559,7 @@ describe('fault injection', () => {
       ['deleteNode', () => s.deleteNode('node-1')],
       ['putInstance', () => s.putInstance(instance({ name: 'changed' }))],
       ['purgeTerminated', () => s.purgeTerminated('2100-01-01T00:00:00.000Z')],
+      ['insertAction', () => s.insertAction(action({ request_id: 'req-new' }))],
       ['putAction', () => s.putAction(action({ events: [] }))],
       ['appendActionEvent', () => s.appendActionEvent('req-1', event())],
       ['updateActionEvent', () => s.updateActionEvent('req-1', 0, event({ result: 'Error' }))],
@@ -583,22 +608,27 @@ describe('fault injection', () => {
     expect(s.lastSeq()).toBe(0);
   });
 
-  describe('faultFromEnv (test-only env hook)', () => {
+  describe('the fault file injector (test-only entry point)', () => {
     const saved = process.env[STORE_FAULT_ENV];
     afterEach(() => {
       if (saved === undefined) delete process.env[STORE_FAULT_ENV];
       else process.env[STORE_FAULT_ENV] = saved;
     });
 
-    it('is undefined when the variable is unset', () => {
-      delete process.env[STORE_FAULT_ENV];
-      expect(faultFromEnv()).toBeUndefined();
+    it('openStore never reads the fault variable: only the construction option injects faults', () => {
+      const faultFile = path.join(dir, 'fault');
+      fs.writeFileSync(faultFile, '*');
+      process.env[STORE_FAULT_ENV] = faultFile;
+      const s = open();
+      s.putNode(node());
+      s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+      expect(s.getNode('node-1')).not.toBeNull();
+      expect(s.lastSeq()).toBe(1);
     });
 
     it('faults the listed ops (or *) while the file exists, read on every write', () => {
       const faultFile = path.join(dir, 'fault');
-      process.env[STORE_FAULT_ENV] = faultFile;
-      const s = open(); // no explicit injector: openStore picks up the env hook
+      const s = open({ fault: faultFromFile(faultFile) });
       s.putNode(node()); // no file yet
 
       fs.writeFileSync(faultFile, 'putInstance, appendJournal\n');
