@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../../../agent/errors.js';
+import type { Action } from '../../../agent/model.js';
 import { StoreError } from '../../../agent/store/types.js';
 import { ADMIN, BASE, M1, REQ_ID_RE, UUID_RE, auth, harness, type Harness } from './helpers.js';
 import { makeAction } from './stub-service.js';
@@ -339,6 +340,20 @@ describe('nova routes (seeds 000, 001, 002)', () => {
     const adm = await h.app.inject({ method: 'GET', url: url.replace('/p1/', '/adminproj/'), headers: auth(ADMIN) });
     expect(adm.json().instanceAction.events[0].traceback).toBe('BMC_ERR_UNREACHABLE: 10.0.1.21 timed out');
     expect(adm.json().instanceAction.start_time).toMatch(NOVA_MICRO);
+  });
+
+  it('os-instance-actions lists newest first, as nova (the service gives them oldest first)', async () => {
+    const i = h.svc.addInstance();
+    const at = (t: string, action: Action['action']) => makeAction(i, { action, start_time: t });
+    // Store order (oldest first), with two actions started in the same second: the later-recorded is newer.
+    h.svc.actions.push(
+      at('2015-10-15T00:40:25Z', 'create'),
+      at('2015-10-16T08:00:00Z', 'stop'),
+      at('2015-10-16T08:00:00Z', 'start'),
+      at('2015-10-17T09:30:00.5Z', 'reboot'),
+    );
+    const list = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions`, headers: auth(M1) });
+    expect(list.json().instanceActions.map((a: { action: string }) => a.action)).toEqual(['reboot', 'start', 'stop', 'create']);
   });
 
   it('action 404s: unknown request id and a malformed one', async () => {
