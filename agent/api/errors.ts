@@ -5,10 +5,13 @@
  * - v1 paths (and the operational ones): `{"error_code": "AGENT_ERR_...", "error_msg": "..."}` (seed 003);
  * - v2 / v2.1 paths: nova faults `{"<faultName>": {"message": "...", "code": <status>}}` (seeds 001, 002).
  *
- * Unexpected errors (StoreError included) answer 500 with a generic message; the detail goes to the log only.
+ * A store failure (StoreError, or AgentError AGENT_ERR_STORE) answers 500 `AGENT_ERR_STORE` / nova `computeFault` with
+ * its own fixed message; anything else unexpected answers 500 `AGENT_ERR_INTERNAL`. In both the detail (SQL, paths)
+ * goes to the log only, under the request id.
  */
 import type { FastifyError } from 'fastify';
 import { AgentError, isAgentError, type AgentErrorCode } from '../errors.js';
+import { StoreError } from '../store/types.js';
 
 export type ApiFamily = 'v1' | 'nova';
 
@@ -31,7 +34,7 @@ export const NOVA_FAULT_NAMES: Readonly<Record<number, string>> = {
 export const GENERIC_MESSAGES = {
   unauthorized: 'The request you have made requires authentication.',
   internal: 'An unexpected error occurred; nothing was accepted. See the agent log with this X-Compute-Request-Id.',
-  store: 'The agent could not commit the request to its store; nothing was accepted.',
+  store: "The agent's store failed; nothing was accepted. Retry later; see the agent log with this X-Compute-Request-Id.",
   rateLimited: 'Rate limit exceeded for this token; retry after the number of seconds in Retry-After.',
 } as const;
 
@@ -135,6 +138,10 @@ export function notFound(what: string, id: string): AgentError {
  * Oversized bodies and unsupported media types answer 400 (design 4.2: bad input is a 400), not 413/415.
  */
 export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): HttpError {
+  if (err instanceof StoreError) {
+    log.error({ err }, 'store failure answered 500');
+    return { status: 500, code: 'AGENT_ERR_STORE', message: GENERIC_MESSAGES.store };
+  }
   if (isAgentError(err)) {
     if (err.code === 'AGENT_ERR_STORE') {
       log.error({ err }, 'store failure answered 500');

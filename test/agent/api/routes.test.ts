@@ -1,6 +1,7 @@
 /** Every route's status, headers and body shape, compared with the seed documents' key sets. */
 import { createHash } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { GENERIC_MESSAGES } from '../../../agent/api/errors.js';
 import { AgentError } from '../../../agent/errors.js';
 import type { Action } from '../../../agent/model.js';
 import { StoreError } from '../../../agent/store/types.js';
@@ -216,20 +217,34 @@ describe('v1 instances (seeds 003, 004)', () => {
     expect(res.headers['x-compute-request-id']).toMatch(REQ_ID_RE);
   });
 
-  it('a StoreError or unexpected error is a generic 500, detail only in the log', async () => {
+  it('a store failure is 500 AGENT_ERR_STORE / computeFault with its own message; the SQL detail only in the log', async () => {
     const i = h.svc.addInstance();
     h.svc.failNext('deleteInstance', new StoreError('SQLITE_FULL: database or disk is full at /var/lib/metald'));
     const res = await h.app.inject({ method: 'DELETE', url: `/v1/p1/instances/${i.id}`, headers: auth(M1) });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_INTERNAL', error_msg: expect.any(String) });
+    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_STORE', error_msg: GENERIC_MESSAGES.store });
     expect(res.body).not.toContain('SQLITE');
     expect(h.logs.join('')).toContain('SQLITE_FULL');
 
-    h.svc.failNext('getInstance', new AgentError('AGENT_ERR_STORE', 'disk I/O error in table instances'));
+    h.svc.failNext('getInstance', new StoreError('SQLITE_IOERR: disk I/O error in table instances'));
     const v2 = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}`, headers: auth(M1) });
     expect(v2.statusCode).toBe(500);
-    expect(v2.json()).toEqual({ computeFault: { message: expect.any(String), code: 500 } });
+    expect(v2.json()).toEqual({ computeFault: { message: GENERIC_MESSAGES.store, code: 500 } });
     expect(v2.body).not.toContain('disk I/O');
+
+    h.svc.failNext('getInstance', new AgentError('AGENT_ERR_STORE', 'disk I/O error in table instances'));
+    const v1 = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}`, headers: auth(M1) });
+    expect(v1.json()).toEqual({ error_code: 'AGENT_ERR_STORE', error_msg: GENERIC_MESSAGES.store });
+  });
+
+  it('an unexpected error is a generic 500 AGENT_ERR_INTERNAL, detail only in the log', async () => {
+    const i = h.svc.addInstance();
+    h.svc.failNext('getInstance', new TypeError("Cannot read properties of undefined (reading 'node_id')"));
+    const res = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_INTERNAL', error_msg: GENERIC_MESSAGES.internal });
+    expect(GENERIC_MESSAGES.internal).not.toBe(GENERIC_MESSAGES.store);
+    expect(h.logs.join('')).toContain('reading');
   });
 });
 
