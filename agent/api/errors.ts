@@ -123,6 +123,15 @@ export function formatValidation(context: string, issues: readonly AjvIssue[]): 
   return [...lines].join('; ');
 }
 
+/** The most of a caller's input an error message quotes; longer input is cut and ends with an ellipsis. */
+export const MAX_ECHO_CHARS = 64;
+
+/** Caller input as an error message may quote it: at most MAX_ECHO_CHARS characters, then `…`. */
+export function echo(input: string): string {
+  const chars = [...input];
+  return chars.length <= MAX_ECHO_CHARS ? input : `${chars.slice(0, MAX_ECHO_CHARS).join('')}…`;
+}
+
 /** A 400 that says what is wrong. */
 export function badRequest(message: string): AgentError {
   return new AgentError('AGENT_ERR_BAD_REQUEST', message);

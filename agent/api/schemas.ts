@@ -180,7 +180,14 @@ export const MaintenanceBody = Type.Object(
 );
 export type MaintenanceBodyT = Static<typeof MaintenanceBody>;
 
-export const FakeFaultsBody = Type.Object({}, { additionalProperties: true });
+/** Fault names and values are checked by the fake lab (the route maps its Error to a 400); here only their shape. */
+export const FakeFaultsBody = Type.Unsafe<Record<string, boolean | number>>({
+  type: 'object',
+  propertyNames: { minLength: 1, maxLength: 64 },
+  additionalProperties: { type: ['boolean', 'integer'] },
+  maxProperties: 32,
+  description: 'Fake driver faults: flags (true/false) and counts (whole numbers >= 0); {} clears them.',
+});
 
 // ---- query strings ------------------------------------------------------------------------------------------------
 

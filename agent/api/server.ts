@@ -41,7 +41,10 @@ export interface ApiOptions {
   log: Logger;
   /** ms since the epoch; the rate limiter's clock. Default Date.now. */
   clock?: () => number;
-  /** Test/demo only: registers admin-only `PUT /v1/nodes/{id}/fake-faults` (body: the faults object, 204). */
+  /**
+   * Test/demo only: registers admin-only `PUT /v1/nodes/{id}/fake-faults` (body: the faults object, 204).
+   * @throws Error naming the problems when the faults are invalid (unknown fault, wrong type, out of range): a 400.
+   */
   fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
 }
 
@@ -55,7 +58,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     bodyLimit: opts.maxBodyBytes,
     genReqId: () => `req-${randomUUID()}`,
     requestIdHeader: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false, allowUnionTypes: true } },
     // Errors raised before routing (a URL that does not decode, ...): same bodies and header as everything else.
     frameworkErrors: (err, req, reply) => {
       const e = toHttpError(err, req.log, opts.maxBodyBytes);

@@ -464,9 +464,9 @@ describe('nodes (admin)', () => {
     expect(bad2.statusCode).toBe(400);
     expect(h.svc.callsOf('setMaintenance')).toHaveLength(1);
 
-    const f = await h.app.inject({ method: 'PUT', url: `/v1/nodes/${n.id}/fake-faults`, headers: auth(ADMIN), payload: { power_set: 'refuse' } });
+    const f = await h.app.inject({ method: 'PUT', url: `/v1/nodes/${n.id}/fake-faults`, headers: auth(ADMIN), payload: { fail_power_on: 2 } });
     expect(f.statusCode).toBe(204);
-    expect(h.faults).toEqual([{ nodeId: n.id, faults: { power_set: 'refuse' } }]);
+    expect(h.faults).toEqual([{ nodeId: n.id, faults: { fail_power_on: 2 } }]);
 
     const missing = await h.app.inject({ method: 'GET', url: `/v1/nodes/${'0'.repeat(8)}-0000-4000-8000-000000000000`, headers: auth(ADMIN) });
     expect(missing.statusCode).toBe(404);
