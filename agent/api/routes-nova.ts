@@ -102,7 +102,7 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const ctx = contextOf(req);
       const id = (req.params as Params)['id']!;
       service.getInstance(ctx, id); // 404 for an instance the caller cannot see, whatever listActions does
-      return { instanceActions: newestFirst(service.listActions(ctx, id)).map(actionSummaryView) };
+      return { instanceActions: newestFirst(service.listActions(ctx, id)).map((a) => actionSummaryView(a, ctx.is_admin)) };
     },
   );
 

@@ -131,7 +131,10 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/:project_id/instances/:id/status',
     { schema: { tags, summary: 'Instance status: state, operation_state, error (seed 003)', params: ProjectInstanceParams } },
-    async (req: FastifyRequest) => statusView(service.getInstance(contextOf(req), (req.params as Params)['id']!)),
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      return statusView(service.getInstance(ctx, (req.params as Params)['id']!), ctx.is_admin);
+    },
   );
 
   app.post(

@@ -1,6 +1,16 @@
 /** API behaviours that need the real service behind them (buildAgent with the fake lab, fastify inject). */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import {
+  ADMIN_PROJECT,
+  ADMIN_TOKEN,
+  IMAGE,
+  MEMBER_TOKEN,
+  PROJECT,
+  ctx,
+  nodeId,
+  startHarness,
+  type Harness,
+} from '../../helpers/harness.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -42,5 +52,38 @@ describe('PUT /v1/nodes/{id}/fake-faults against the real fake lab', () => {
     expect(h.agent.lab!.server(nodeId(1)).faults()).toEqual({ unreachable: true, fail_power_off: 3 });
     expect((await put({})).statusCode).toBe(204);
     expect(h.agent.lab!.server(nodeId(1)).faults()).toEqual({});
+  });
+});
+
+describe('errors as members and admins read them (real engine, fake BMC)', () => {
+  it('a failed power off: members read the step and a reason, admins the BMC detail', async () => {
+    h = await startHarness({ nodes: 1 });
+    const { instance } = await h.agent.engine.createInstance(ctx('member'), { name: 'b11', image_uuid: IMAGE });
+    await h.agent.engine.idle();
+    h.agent.lab!.setFaults(nodeId(1), { fail_power_off: 1 });
+    const off = await h.agent.api.inject({
+      method: 'PUT',
+      url: `/v1/instances/${instance.id}/states/power`,
+      headers: { 'x-auth-token': MEMBER_TOKEN },
+      payload: { target: 'power off' },
+    });
+    expect(off.statusCode, off.body).toBe(202);
+    await h.agent.engine.idle();
+    const raw = h.agent.store.getInstance(instance.id)!.error!;
+    expect(raw.error_type).toBe('power_off_error');
+    // The stored message carries BMC internals (node name or id, the driver's words): the case under test.
+    expect(raw.error_msg).toContain(nodeId(1));
+
+    const get = (token: string, url: string) => h!.agent.api.inject({ method: 'GET', url, headers: { 'x-auth-token': token } });
+    const member = await get(MEMBER_TOKEN, `/v1/${PROJECT}/instances/${instance.id}/status`);
+    expect(member.json().error.error_type).toBe('power_off_error');
+    expect(member.json().error.error_msg).toMatch(/^step 'power_off' failed: the /);
+    const actions = await get(MEMBER_TOKEN, `/v2/${PROJECT}/servers/${instance.id}/os-instance-actions`);
+    expect(actions.json().instanceActions[0].message).toBe("step 'power_off' failed (an admin can see why)");
+    for (const body of [member.body, actions.body]) {
+      for (const word of ['node-01', nodeId(1), 'fake BMC', 'rejected', 'fail_power_off']) expect(body).not.toContain(word);
+    }
+    const admin = await get(ADMIN_TOKEN, `/v1/${ADMIN_PROJECT}/instances/${instance.id}/status`);
+    expect(admin.json().error.error_msg).toBe(raw.error_msg);
   });
 });

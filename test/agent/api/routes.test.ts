@@ -112,7 +112,7 @@ describe('v1 instances (seeds 003, 004)', () => {
     expect(st.json()).toEqual({
       state: 'error',
       operation_state: null,
-      error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'BMC did not answer', error_type: 'bmc_unreachable_error' },
+      error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'the BMC could not be reached', error_type: 'bmc_unreachable_error' },
     });
   });
 
@@ -369,6 +369,43 @@ describe('nova routes (seeds 000, 001, 002)', () => {
     );
     const list = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions`, headers: auth(M1) });
     expect(list.json().instanceActions.map((a: { action: string }) => a.action)).toEqual(['reboot', 'start', 'stop', 'create']);
+  });
+
+  it('members read errors and action messages without BMC internals; admins read the detail', async () => {
+    const node = '1b8c5f0e-0000-4000-8000-000000000001';
+    const raw = `step 'power_off' failed: node ${node} (node-01) via ipmi at 10.0.1.21: BMC replied 'Chassis Power Control: Up/On'`;
+    const i = h.svc.addInstance({
+      state: 'running',
+      error: { error_code: 'BMC_ERR_VERIFY_FAILED', error_msg: raw, error_type: 'power_off_error' },
+    });
+    h.svc.actions.push(makeAction(i, { action: 'stop', finish_time: '2015-10-15T00:41:00Z', message: raw }));
+    const internals = [node, 'node-01', 'ipmi', '10.0.1.21', 'Chassis'];
+
+    const st = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(st.json().error).toEqual({
+      error_code: 'BMC_ERR_VERIFY_FAILED',
+      error_msg: "step 'power_off' failed: the BMC did not confirm the change",
+      error_type: 'power_off_error',
+    });
+    const list = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions`, headers: auth(M1) });
+    expect(list.json().instanceActions[0].message).toBe("step 'power_off' failed (an admin can see why)");
+    const req = list.json().instanceActions[0].request_id as string;
+    const show = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions/${req}`, headers: auth(M1) });
+    expect(show.json().instanceAction.message).toBe("step 'power_off' failed (an admin can see why)");
+    for (const body of [st.body, list.body, show.body]) for (const word of internals) expect(body).not.toContain(word);
+
+    const adm = await h.app.inject({ method: 'GET', url: `/v1/adminproj/instances/${i.id}/status`, headers: auth(ADMIN) });
+    expect(adm.json().error.error_msg).toBe(raw);
+    const admShow = await h.app.inject({ method: 'GET', url: `/v2/adminproj/servers/${i.id}/os-instance-actions/${req}`, headers: auth(ADMIN) });
+    expect(admShow.json().instanceAction.message).toBe(raw);
+  });
+
+  it('a member error without a step or with an unknown code falls back to the error type', async () => {
+    const i = h.svc.addInstance({
+      error: { error_code: 'BMC_ERR_SOMETHING_NEW', error_msg: 'the BMC of node node-01 could not be read: 10.0.1.21 refused', error_type: 'bmc_unreachable_error' },
+    });
+    const st = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(st.json().error.error_msg).toBe("the server's power state could not be read");
   });
 
   it('action 404s: unknown request id and a malformed one', async () => {
