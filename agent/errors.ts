@@ -19,6 +19,8 @@ export const AGENT_ERRORS = {
   AGENT_ERR_NOT_ACCEPTABLE: { status: 406, retryable: false },
   AGENT_ERR_MAINTENANCE: { status: 409, retryable: true },
   AGENT_ERR_PAYLOAD_TOO_LARGE: { status: 413, retryable: false },
+  /** A body that is not JSON in UTF-8, or sent with a Content-Encoding the API does not decode. */
+  AGENT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false },
   AGENT_ERR_RATE_LIMITED: { status: 429, retryable: true },
   /** The durable store failed: nothing was accepted. */
   AGENT_ERR_STORE: { status: 500, retryable: true },

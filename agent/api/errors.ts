@@ -93,7 +93,7 @@ export function formatValidation(context: string, issues: readonly AjvIssue[]): 
     const params = i.params ?? {};
     switch (i.keyword) {
       case 'additionalProperties':
-        lines.add(`${path}: unknown field '${String(params['additionalProperty'])}'`);
+        lines.add(`${path}: unknown field '${echo(String(params['additionalProperty']))}'`);
         break;
       case 'required':
         lines.add(`${path}: missing required field '${String(params['missingProperty'])}'`);
@@ -115,7 +115,7 @@ export function formatValidation(context: string, issues: readonly AjvIssue[]): 
       default:
         lines.add(
           i.propertyName !== undefined
-            ? `${path}: key '${i.propertyName.slice(0, 40)}': ${i.message ?? 'is invalid'}`
+            ? `${path}: key '${echo(i.propertyName)}': ${i.message ?? 'is invalid'}`
             : `${path}: ${i.message ?? 'is invalid'}`,
         );
     }
@@ -132,6 +132,23 @@ export function echo(input: string): string {
   return chars.length <= MAX_ECHO_CHARS ? input : `${chars.slice(0, MAX_ECHO_CHARS).join('')}…`;
 }
 
+/**
+ * A message from a parser that may quote the caller's input (V8's JSON errors quote the text, fastify's quote
+ * headers): quoted parts are cut with echo().
+ */
+function echoTail(message: string): string {
+  return message.replace(/"([^"]*)"|'([^']*)'/g, (m, dq: string | undefined, sq: string | undefined) =>
+    dq !== undefined ? `"${echo(dq)}"` : `'${echo(sq ?? '')}'`,
+  );
+}
+
+export const UNSUPPORTED_MEDIA_TYPE = 'Unsupported media type: send the body as application/json in UTF-8 (charset=utf-8 or none)';
+
+/** A 415: a body the API does not read (not JSON, not UTF-8, or encoded). */
+export function unsupportedMediaType(message: string = UNSUPPORTED_MEDIA_TYPE): AgentError {
+  return new AgentError('AGENT_ERR_UNSUPPORTED_MEDIA_TYPE', message);
+}
+
 /** A 400 that says what is wrong. */
 export function badRequest(message: string): AgentError {
   return new AgentError('AGENT_ERR_BAD_REQUEST', message);
@@ -144,7 +161,7 @@ export function notFound(what: string, id: string): AgentError {
 
 /**
  * The single mapping from a thrown value to an HTTP answer. `maxBodyBytes` is quoted in the oversized-body message.
- * Oversized bodies and unsupported media types answer 400 (design 4.2: bad input is a 400), not 413/415.
+ * Oversized bodies answer 413, a media type other than JSON in UTF-8 (or a Content-Encoding) 415 (design 4.2).
  */
 export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): HttpError {
   if (err instanceof StoreError) {
@@ -159,9 +176,6 @@ export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): 
     if (err.code === 'AGENT_ERR_INTERNAL') {
       log.error({ err }, 'internal error answered 500');
       return { status: err.status, code: err.code, message: GENERIC_MESSAGES.internal };
-    }
-    if (err.code === 'AGENT_ERR_PAYLOAD_TOO_LARGE') {
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: err.message };
     }
     const retry = err.details?.['retry_after_s'];
     return {
@@ -180,30 +194,28 @@ export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): 
     };
   }
   switch (fe?.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 404, code: 'AGENT_ERR_NOT_FOUND', message: 'The resource could not be found.' };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is larger than ${maxBodyBytes} bytes` };
+      return { status: 413, code: 'AGENT_ERR_PAYLOAD_TOO_LARGE', message: `Invalid input: body is larger than ${maxBodyBytes} bytes` };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return {
-        status: 400,
-        code: 'AGENT_ERR_BAD_REQUEST',
-        message: 'Invalid input: unsupported Content-Type; send the body as application/json',
-      };
+      return { status: 415, code: 'AGENT_ERR_UNSUPPORTED_MEDIA_TYPE', message: UNSUPPORTED_MEDIA_TYPE };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: 'Invalid input: body is empty; expected a JSON object' };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${fe.message ?? 'malformed body'}` };
+      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${echoTail(fe.message ?? 'malformed body')}` };
     default:
       break;
   }
   if (err instanceof SyntaxError) {
-    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is not valid JSON (${err.message})` };
+    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is not valid JSON (${echoTail(err.message)})` };
   }
   // Other client errors fastify raises itself (bad URL, prototype poisoning, ...) keep their 4xx as a 400/404.
   const sc = fe?.statusCode;
   if (typeof sc === 'number' && sc >= 400 && sc < 500) {
     if (sc === 404) return { status: 404, code: 'AGENT_ERR_NOT_FOUND', message: 'The resource could not be found.' };
-    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${fe.message ?? 'bad request'}` };
+    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${echoTail(fe.message ?? 'bad request')}` };
   }
   log.error({ err }, 'unexpected error answered 500');
   return { status: 500, code: 'AGENT_ERR_INTERNAL', message: GENERIC_MESSAGES.internal };

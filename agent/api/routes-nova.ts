@@ -8,7 +8,7 @@ import type { Action } from '../model.js';
 import type { LivenessAnswer } from '../service.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { badRequest } from './errors.js';
+import { badRequest, echo } from './errors.js';
 import { ActionParams, FpingQuery, ProjectInstanceParams, ProjectParams, UUID_RE, type FpingQueryT } from './schemas.js';
 import { actionSummaryView, actionView, serverView } from './views.js';
 
@@ -24,7 +24,7 @@ function uuidList(name: string, v: string | undefined): string[] | undefined {
   const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (items.length === 0) return undefined;
   const bad = items.find((s) => !UUID_RE.test(s));
-  if (bad !== undefined) throw badRequest(`Invalid input: querystring.${name}: '${bad.slice(0, 80)}' is not an instance UUID`);
+  if (bad !== undefined) throw badRequest(`Invalid input: querystring.${name}: '${echo(bad)}' is not an instance UUID`);
   return items;
 }
 

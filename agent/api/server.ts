@@ -17,7 +17,8 @@ import type { RequestContext } from '../model.js';
 import type { AgentService } from '../service.js';
 import { AUTH_HEADER, authenticate } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { familyOf, renderError, toHttpError } from './errors.js';
+import { badRequest, echo, familyOf, renderError, toHttpError } from './errors.js';
+import { checkRequestInput, duplicateKey } from './input.js';
 import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
@@ -31,7 +32,7 @@ export interface ApiOptions {
   /** Token value -> its grant; called per request, so a SIGHUP reload takes effect at once. */
   tokens: () => Map<string, ApiToken>;
   rateLimit: { per_token_per_s: number; burst: number };
-  /** Larger bodies answer 400. */
+  /** Larger bodies answer 413 (`AGENT_ERR_PAYLOAD_TOO_LARGE`). */
   maxBodyBytes: number;
   /** Base URL for links and Location (no trailing slash needed). */
   publicUrl: () => string;
@@ -57,6 +58,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     bodyLimit: opts.maxBodyBytes,
     genReqId: () => `req-${randomUUID()}`,
+    // Long ids still reach the auth hook (401 before 404) and its UUID check (404); longer ones are a 404 too.
+    routerOptions: { maxParamLength: 1024 },
     requestIdHeader: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false, allowUnionTypes: true } },
     // Errors raised before routing (a URL that does not decode, ...): same bodies and header as everything else.
@@ -95,11 +98,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }),
   };
 
-  // Only JSON bodies: anything else is a 400 (FST_ERR_CTP_INVALID_MEDIA_TYPE, mapped in errors.ts).
+  // Only JSON bodies: anything else is a 415 (FST_ERR_CTP_INVALID_MEDIA_TYPE, mapped in errors.ts). fastify's own
+  // JSON parser (prototype poisoning refused), then a duplicate key is a 400: JSON.parse would keep the last silently.
   app.removeContentTypeParser('text/plain');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    parseJson(req, body as string, (err: Error | null, value?: unknown) => {
+      if (err) return done(err, undefined);
+      const dup = duplicateKey(body as string);
+      if (dup !== null) return done(badRequest(`Invalid input: ${dup.path}: duplicate key '${echo(dup.key)}'`), undefined);
+      done(null, value);
+    });
+  });
 
   app.addHook('onRequest', async (req) => {
     authenticate(req, { tokens: opts.tokens, limiter });
+  });
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    checkRequestInput(req);
+    return payload;
   });
   app.addHook('onSend', async (req, reply, payload) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
@@ -120,7 +138,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return reply.code(e.status).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`), req.log, opts.maxBodyBytes);
+    const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${echo(req.method)} ${echo(req.url.split('?')[0] ?? '')}`), req.log, opts.maxBodyBytes);
     const family = familyOf(req.url);
     return reply
       .code(404)
