@@ -9,6 +9,8 @@ export const AGENT_ERRORS = {
   AGENT_ERR_UNAUTHORIZED: { status: 401, retryable: false },
   AGENT_ERR_FORBIDDEN: { status: 403, retryable: false },
   AGENT_ERR_NOT_FOUND: { status: 404, retryable: false },
+  /** A known path with a method it does not take (Allow lists those it does). */
+  AGENT_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false },
   /** The request is not allowed in the instance's current state (seed 004 InvalidState). */
   AGENT_ERR_INVALID_TRANSITION: { status: 400, retryable: false },
   /** Another operation holds the instance or node (seed 004 ClientError 409). */

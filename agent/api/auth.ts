@@ -3,7 +3,7 @@
  * identifiers, and the RequestContext handed to the AgentService. Runs as an onRequest hook, so all of it is decided
  * before a body is read and nothing is called on the service for a refused request.
  *
- * Order (docs/api.md, "Policy"): rate limit -> 401 -> 403 (admin-only paths) -> project id 400 -> project mismatch
+ * Order (docs/api.md, "Policy"): rate limit -> 401 (unknown routes included) -> 403 (admin-only paths) -> project id 400 -> project mismatch
  * 400 (seed 001's message) -> identifiers 404. Ownership of an instance is the service's (NOT_FOUND for a member
  * looking at another project's instance).
  */
@@ -66,8 +66,8 @@ export function authenticate(req: FastifyRequest, deps: AuthDeps): void {
   if (!taken.ok) {
     throw new AgentError('AGENT_ERR_RATE_LIMITED', GENERIC_MESSAGES.rateLimited, { retry_after_s: taken.retryAfterS });
   }
-  if (req.is404 || route === undefined) return; // unknown route: the not-found handler answers 404
   if (token === undefined) throw new AgentError('AGENT_ERR_UNAUTHORIZED', GENERIC_MESSAGES.unauthorized);
+  if (req.is404 || route === undefined) return; // unknown route (or method): the not-found handler answers 404 / 405
 
   const ctx = buildContext(req.id, token);
   if (route.startsWith('/v1/nodes') && !ctx.is_admin) {

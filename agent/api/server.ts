@@ -19,6 +19,7 @@ import { AUTH_HEADER, authenticate } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo, familyOf, renderError, toHttpError } from './errors.js';
 import { checkRequestInput, duplicateKey } from './input.js';
+import { answerClientError, answerExpectation } from './raw-errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
@@ -60,6 +61,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     genReqId: () => `req-${randomUUID()}`,
     // Long ids still reach the auth hook (401 before 404) and its UUID check (404); longer ones are a 404 too.
     routerOptions: { maxParamLength: 1024 },
+    // Requests Node cannot parse: a full raw answer with our header and body (agent/api/raw-errors.ts).
+    clientErrorHandler: answerClientError,
+    // Node would answer a missing Host itself (a bare 400): the onRequest hook below answers it in our shape.
+    http: { requireHostHeader: false },
     requestIdHeader: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false, allowUnionTypes: true } },
     // Errors raised before routing (a URL that does not decode, ...): same bodies and header as everything else.
@@ -72,6 +77,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         .send(renderError(familyOf(req.url), e));
     },
   });
+
+  app.server.on('checkExpectation', answerExpectation);
+  // Route templates by method, for 405 + Allow on a known path with another method.
+  const routes: { re: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (r) => {
+    const re = new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`);
+    let entry = routes.find((x) => x.re.source === re.source);
+    if (entry === undefined) routes.push((entry = { re, methods: new Set() }));
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) entry.methods.add(m);
+  });
+  const allowedMethods = (path: string): string[] =>
+    [...new Set(routes.filter((r) => r.re.test(path)).flatMap((r) => [...r.methods]))].sort();
 
   const base = () => opts.publicUrl().replace(/\/+$/, '');
   const limiter = new RateLimiter(opts.rateLimit, opts.clock ?? Date.now);
@@ -113,6 +130,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.addHook('onRequest', async (req) => {
+    if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      throw badRequest('Invalid input: HTTP/1.1 requires a Host header');
+    }
     authenticate(req, { tokens: opts.tokens, limiter });
   });
   app.addHook('preParsing', async (req, _reply, payload) => {
@@ -138,6 +158,16 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return reply.code(e.status).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
   });
   app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    const allow = allowedMethods(path);
+    if (allow.length > 0) {
+      const e = toHttpError(
+        new AgentError('AGENT_ERR_METHOD_NOT_ALLOWED', `Method ${echo(req.method)} is not allowed on this path; allowed: ${allow.join(', ')}`),
+        req.log,
+        opts.maxBodyBytes,
+      );
+      return reply.code(405).header('Allow', allow.join(', ')).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
+    }
     const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${echo(req.method)} ${echo(req.url.split('?')[0] ?? '')}`), req.log, opts.maxBodyBytes);
     const family = familyOf(req.url);
     return reply

@@ -133,7 +133,7 @@ describe('input validation', () => {
     expect(v1.json()).toEqual({ error_code: 'AGENT_ERR_NOT_FOUND', error_msg: expect.any(String) });
     const v2 = await h.app.inject({ method: 'GET', url: '/v2/p1/flavors', headers: auth(M1) });
     expect(v2.json()).toEqual({ itemNotFound: { message: 'The resource could not be found.', code: 404 } });
-    const v21 = await h.app.inject({ method: 'PATCH', url: '/v2.1/p1/os-fping', headers: auth(M1) });
+    const v21 = await h.app.inject({ method: 'GET', url: '/v2.1/p1/os-hypervisors', headers: auth(M1) });
     expect(v21.statusCode).toBe(404);
     expect(v21.headers['x-compute-request-id']).toMatch(REQ_ID_RE);
   });
