@@ -9,6 +9,8 @@ export const AGENT_ERRORS = {
   AGENT_ERR_UNAUTHORIZED: { status: 401, retryable: false },
   AGENT_ERR_FORBIDDEN: { status: 403, retryable: false },
   AGENT_ERR_NOT_FOUND: { status: 404, retryable: false },
+  /** A known path with a method it does not take (Allow lists those it does). */
+  AGENT_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false },
   /** The request is not allowed in the instance's current state (seed 004 InvalidState). */
   AGENT_ERR_INVALID_TRANSITION: { status: 400, retryable: false },
   /** Another operation holds the instance or node (seed 004 ClientError 409). */
@@ -19,6 +21,8 @@ export const AGENT_ERRORS = {
   AGENT_ERR_NOT_ACCEPTABLE: { status: 406, retryable: false },
   AGENT_ERR_MAINTENANCE: { status: 409, retryable: true },
   AGENT_ERR_PAYLOAD_TOO_LARGE: { status: 413, retryable: false },
+  /** A body that is not JSON in UTF-8, or sent with a Content-Encoding the API does not decode. */
+  AGENT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false },
   AGENT_ERR_RATE_LIMITED: { status: 429, retryable: true },
   /** The durable store failed: nothing was accepted. */
   AGENT_ERR_STORE: { status: 500, retryable: true },

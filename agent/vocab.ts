@@ -8,7 +8,7 @@
  *
  * docs/api.md reproduces these tables; change both together.
  */
-import type { InstanceState, OperationKind, PowerState, TargetPower } from './model.js';
+import type { ErrorType, InstanceState, OperationKind, PowerState, TargetPower } from './model.js';
 import type { PowerTarget } from './service.js';
 
 /** Ironic's power words (seed 004 `power_state`, `target_power_state`). */
@@ -140,3 +140,36 @@ export function novaStatusOf(state: InstanceState, task: OperationKind | null, p
   const row = NOVA_STATUS_TABLE[state];
   return (task !== null ? row.tasks[task] : undefined) ?? row.default;
 }
+
+/**
+ * What a member (not an admin) reads instead of an error's raw `error_msg`: a reason per error code, else per
+ * error type. The raw text names nodes, BMC addresses, drivers and BMC replies; admins see it (as they see the
+ * traceback), members see these words and the step name.
+ */
+export const MEMBER_ERROR_REASONS: Readonly<Record<string, string>> = {
+  BMC_ERR_UNREACHABLE: 'the BMC could not be reached',
+  BMC_ERR_AUTH: 'the BMC refused the credentials',
+  BMC_ERR_TIMEOUT: 'the BMC did not answer in time',
+  BMC_ERR_VERIFY_FAILED: 'the BMC did not confirm the change',
+  BMC_ERR_BOOT_FLAGS_IGNORED: 'the BMC did not keep the boot device setting',
+  BMC_ERR_BUSY: 'the BMC was busy',
+  BMC_ERR_COMMAND_FAILED: 'the BMC refused the command',
+  BMC_ERR_BAD_RESPONSE: 'the BMC answered something that could not be read',
+  BMC_ERR_UNSUPPORTED: "the server's management controller does not support this",
+  BMC_ERR_ABORTED: 'the BMC command was aborted',
+  BMC_ERR_INSTALL_FAILED: 'the installer reported a failure',
+  AGENT_ERR_INTERRUPTED: 'interrupted by an agent restart',
+  AGENT_ERR_TIMEOUT: 'it did not finish in time',
+  AGENT_ERR_ABORTED: 'it was aborted',
+  AGENT_ERR_NOT_ALIVE: 'the instance did not answer on its address after booting',
+};
+
+export const MEMBER_ERROR_TYPE_REASONS: Readonly<Record<ErrorType, string>> = {
+  power_off_error: 'the server could not be powered off',
+  power_on_error: 'the server could not be powered on',
+  reboot_failed_error: 'the server could not be rebooted',
+  install_error: 'the operating system operation failed',
+  bmc_unreachable_error: "the server's power state could not be read",
+  change_password_error: 'the password could not be changed',
+  delete_error: 'the instance could not be wiped',
+};

@@ -3,7 +3,7 @@
  * identifiers, and the RequestContext handed to the AgentService. Runs as an onRequest hook, so all of it is decided
  * before a body is read and nothing is called on the service for a refused request.
  *
- * Order (docs/api.md, "Policy"): rate limit -> 401 -> 403 (admin-only paths) -> project id 400 -> project mismatch
+ * Order (docs/api.md, "Policy"): rate limit -> 401 (unknown routes included) -> 403 (admin-only paths) -> project id 400 -> project mismatch
  * 400 (seed 001's message) -> identifiers 404. Ownership of an instance is the service's (NOT_FOUND for a member
  * looking at another project's instance).
  */
@@ -11,7 +11,7 @@ import type { FastifyRequest } from 'fastify';
 import type { ApiToken } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { RequestContext } from '../model.js';
-import { GENERIC_MESSAGES, badRequest } from './errors.js';
+import { GENERIC_MESSAGES, badRequest, echo } from './errors.js';
 import type { RateLimiter } from './rate-limit.js';
 import { PROJECT_ID_RE, REQUEST_ID_RE, UUID_RE } from './schemas.js';
 
@@ -66,8 +66,8 @@ export function authenticate(req: FastifyRequest, deps: AuthDeps): void {
   if (!taken.ok) {
     throw new AgentError('AGENT_ERR_RATE_LIMITED', GENERIC_MESSAGES.rateLimited, { retry_after_s: taken.retryAfterS });
   }
-  if (req.is404 || route === undefined) return; // unknown route: the not-found handler answers 404
   if (token === undefined) throw new AgentError('AGENT_ERR_UNAUTHORIZED', GENERIC_MESSAGES.unauthorized);
+  if (req.is404 || route === undefined) return; // unknown route (or method): the not-found handler answers 404 / 405
 
   const ctx = buildContext(req.id, token);
   if (route.startsWith('/v1/nodes') && !ctx.is_admin) {
@@ -77,18 +77,18 @@ export function authenticate(req: FastifyRequest, deps: AuthDeps): void {
   const project = params['project_id'];
   if (project !== undefined) {
     if (!PROJECT_ID_RE.test(project)) {
-      throw badRequest(`Malformed request URL: project_id '${project.slice(0, 80)}' must match ^[A-Za-z0-9_-]{1,64}$`);
+      throw badRequest(`Malformed request URL: project_id '${echo(project)}' must match ^[A-Za-z0-9_-]{1,64}$`);
     }
     if (project !== ctx.project_id) throw badRequest(projectMismatchMessage(project, ctx.project_id));
   }
   const id = params['id'];
   if (id !== undefined && !UUID_RE.test(id)) {
     const what = route.startsWith('/v1/nodes') ? 'Node' : 'Instance';
-    throw new AgentError('AGENT_ERR_NOT_FOUND', `${what} ${id.slice(0, 80)} could not be found.`);
+    throw new AgentError('AGENT_ERR_NOT_FOUND', `${what} ${echo(id)} could not be found.`);
   }
   const requestId = params['request_id'];
   if (requestId !== undefined && !REQUEST_ID_RE.test(requestId)) {
-    throw new AgentError('AGENT_ERR_NOT_FOUND', `Action ${requestId.slice(0, 80)} could not be found.`);
+    throw new AgentError('AGENT_ERR_NOT_FOUND', `Action ${echo(requestId)} could not be found.`);
   }
   contexts.set(req, ctx);
 }

@@ -5,10 +5,13 @@
  * - v1 paths (and the operational ones): `{"error_code": "AGENT_ERR_...", "error_msg": "..."}` (seed 003);
  * - v2 / v2.1 paths: nova faults `{"<faultName>": {"message": "...", "code": <status>}}` (seeds 001, 002).
  *
- * Unexpected errors (StoreError included) answer 500 with a generic message; the detail goes to the log only.
+ * A store failure (StoreError, or AgentError AGENT_ERR_STORE) answers 500 `AGENT_ERR_STORE` / nova `computeFault` with
+ * its own fixed message; anything else unexpected answers 500 `AGENT_ERR_INTERNAL`. In both the detail (SQL, paths)
+ * goes to the log only, under the request id.
  */
 import type { FastifyError } from 'fastify';
 import { AgentError, isAgentError, type AgentErrorCode } from '../errors.js';
+import { StoreError } from '../store/types.js';
 
 export type ApiFamily = 'v1' | 'nova';
 
@@ -31,7 +34,7 @@ export const NOVA_FAULT_NAMES: Readonly<Record<number, string>> = {
 export const GENERIC_MESSAGES = {
   unauthorized: 'The request you have made requires authentication.',
   internal: 'An unexpected error occurred; nothing was accepted. See the agent log with this X-Compute-Request-Id.',
-  store: 'The agent could not commit the request to its store; nothing was accepted.',
+  store: "The agent's store failed; nothing was accepted. Retry later; see the agent log with this X-Compute-Request-Id.",
   rateLimited: 'Rate limit exceeded for this token; retry after the number of seconds in Retry-After.',
 } as const;
 
@@ -90,7 +93,7 @@ export function formatValidation(context: string, issues: readonly AjvIssue[]): 
     const params = i.params ?? {};
     switch (i.keyword) {
       case 'additionalProperties':
-        lines.add(`${path}: unknown field '${String(params['additionalProperty'])}'`);
+        lines.add(`${path}: unknown field '${echo(String(params['additionalProperty']))}'`);
         break;
       case 'required':
         lines.add(`${path}: missing required field '${String(params['missingProperty'])}'`);
@@ -112,12 +115,38 @@ export function formatValidation(context: string, issues: readonly AjvIssue[]): 
       default:
         lines.add(
           i.propertyName !== undefined
-            ? `${path}: key '${i.propertyName.slice(0, 40)}': ${i.message ?? 'is invalid'}`
+            ? `${path}: key '${echo(i.propertyName)}': ${i.message ?? 'is invalid'}`
             : `${path}: ${i.message ?? 'is invalid'}`,
         );
     }
   }
   return [...lines].join('; ');
+}
+
+/** The most of a caller's input an error message quotes; longer input is cut and ends with an ellipsis. */
+export const MAX_ECHO_CHARS = 64;
+
+/** Caller input as an error message may quote it: at most MAX_ECHO_CHARS characters, then `…`. */
+export function echo(input: string): string {
+  const chars = [...input];
+  return chars.length <= MAX_ECHO_CHARS ? input : `${chars.slice(0, MAX_ECHO_CHARS).join('')}…`;
+}
+
+/**
+ * A message from a parser that may quote the caller's input (V8's JSON errors quote the text, fastify's quote
+ * headers): quoted parts are cut with echo().
+ */
+function echoTail(message: string): string {
+  return message.replace(/"([^"]*)"|'([^']*)'/g, (m, dq: string | undefined, sq: string | undefined) =>
+    dq !== undefined ? `"${echo(dq)}"` : `'${echo(sq ?? '')}'`,
+  );
+}
+
+export const UNSUPPORTED_MEDIA_TYPE = 'Unsupported media type: send the body as application/json in UTF-8 (charset=utf-8 or none)';
+
+/** A 415: a body the API does not read (not JSON, not UTF-8, or encoded). */
+export function unsupportedMediaType(message: string = UNSUPPORTED_MEDIA_TYPE): AgentError {
+  return new AgentError('AGENT_ERR_UNSUPPORTED_MEDIA_TYPE', message);
 }
 
 /** A 400 that says what is wrong. */
@@ -132,9 +161,13 @@ export function notFound(what: string, id: string): AgentError {
 
 /**
  * The single mapping from a thrown value to an HTTP answer. `maxBodyBytes` is quoted in the oversized-body message.
- * Oversized bodies and unsupported media types answer 400 (design 4.2: bad input is a 400), not 413/415.
+ * Oversized bodies answer 413, a media type other than JSON in UTF-8 (or a Content-Encoding) 415 (design 4.2).
  */
 export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): HttpError {
+  if (err instanceof StoreError) {
+    log.error({ err }, 'store failure answered 500');
+    return { status: 500, code: 'AGENT_ERR_STORE', message: GENERIC_MESSAGES.store };
+  }
   if (isAgentError(err)) {
     if (err.code === 'AGENT_ERR_STORE') {
       log.error({ err }, 'store failure answered 500');
@@ -143,9 +176,6 @@ export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): 
     if (err.code === 'AGENT_ERR_INTERNAL') {
       log.error({ err }, 'internal error answered 500');
       return { status: err.status, code: err.code, message: GENERIC_MESSAGES.internal };
-    }
-    if (err.code === 'AGENT_ERR_PAYLOAD_TOO_LARGE') {
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: err.message };
     }
     const retry = err.details?.['retry_after_s'];
     return {
@@ -164,30 +194,28 @@ export function toHttpError(err: unknown, log: ErrorLog, maxBodyBytes: number): 
     };
   }
   switch (fe?.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 404, code: 'AGENT_ERR_NOT_FOUND', message: 'The resource could not be found.' };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is larger than ${maxBodyBytes} bytes` };
+      return { status: 413, code: 'AGENT_ERR_PAYLOAD_TOO_LARGE', message: `Invalid input: body is larger than ${maxBodyBytes} bytes` };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return {
-        status: 400,
-        code: 'AGENT_ERR_BAD_REQUEST',
-        message: 'Invalid input: unsupported Content-Type; send the body as application/json',
-      };
+      return { status: 415, code: 'AGENT_ERR_UNSUPPORTED_MEDIA_TYPE', message: UNSUPPORTED_MEDIA_TYPE };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: 'Invalid input: body is empty; expected a JSON object' };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${fe.message ?? 'malformed body'}` };
+      return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${echoTail(fe.message ?? 'malformed body')}` };
     default:
       break;
   }
   if (err instanceof SyntaxError) {
-    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is not valid JSON (${err.message})` };
+    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: body is not valid JSON (${echoTail(err.message)})` };
   }
   // Other client errors fastify raises itself (bad URL, prototype poisoning, ...) keep their 4xx as a 400/404.
   const sc = fe?.statusCode;
   if (typeof sc === 'number' && sc >= 400 && sc < 500) {
     if (sc === 404) return { status: 404, code: 'AGENT_ERR_NOT_FOUND', message: 'The resource could not be found.' };
-    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${fe.message ?? 'bad request'}` };
+    return { status: 400, code: 'AGENT_ERR_BAD_REQUEST', message: `Invalid input: ${echoTail(fe.message ?? 'bad request')}` };
   }
   log.error({ err }, 'unexpected error answered 500');
   return { status: 500, code: 'AGENT_ERR_INTERNAL', message: GENERIC_MESSAGES.internal };

@@ -1,5 +1,6 @@
 /** Admin-only node routes (`/v1/nodes`); the auth hook answers 403 to anyone else before these run. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isAgentError } from '../errors.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest } from './errors.js';
@@ -56,7 +57,13 @@ export function registerNodeRoutes(
         const ctx = contextOf(req);
         const id = (req.params as Params)['id']!;
         service.getNode(ctx, id); // 404 for an unknown node
-        fakeFaults(id, { ...(req.body as Record<string, unknown>) });
+        try {
+          fakeFaults(id, { ...(req.body as Record<string, unknown>) });
+        } catch (e) {
+          // The lab refuses unknown faults and out-of-range values with an Error listing them: the caller's mistake.
+          if (e instanceof Error && !isAgentError(e)) throw badRequest(`Invalid input: body: ${e.message.replace(/^faults: /, '')}`);
+          throw e;
+        }
         return reply.code(204).send();
       },
     );

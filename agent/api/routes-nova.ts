@@ -4,10 +4,11 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AgentError } from '../errors.js';
+import type { Action } from '../model.js';
 import type { LivenessAnswer } from '../service.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { badRequest } from './errors.js';
+import { badRequest, echo } from './errors.js';
 import { ActionParams, FpingQuery, ProjectInstanceParams, ProjectParams, UUID_RE, type FpingQueryT } from './schemas.js';
 import { actionSummaryView, actionView, serverView } from './views.js';
 
@@ -23,8 +24,20 @@ function uuidList(name: string, v: string | undefined): string[] | undefined {
   const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (items.length === 0) return undefined;
   const bad = items.find((s) => !UUID_RE.test(s));
-  if (bad !== undefined) throw badRequest(`Invalid input: querystring.${name}: '${bad.slice(0, 80)}' is not an instance UUID`);
+  if (bad !== undefined) throw badRequest(`Invalid input: querystring.${name}: '${echo(bad)}' is not an instance UUID`);
   return items;
+}
+
+/**
+ * nova lists a server's actions newest first (created_at desc); equal start times keep the later-recorded first.
+ * The service returns them oldest first (store order), so the order is set here, at the boundary.
+ */
+export function newestFirst(actions: readonly Action[]): Action[] {
+  const t = (a: Action) => {
+    const ms = Date.parse(a.start_time);
+    return Number.isNaN(ms) ? 0 : ms;
+  };
+  return [...actions].reverse().sort((a, b) => t(b) - t(a));
 }
 
 /** nova treats the presence of all_tenants as the request; '0' and 'false' are read as "no" here. */
@@ -89,7 +102,7 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const ctx = contextOf(req);
       const id = (req.params as Params)['id']!;
       service.getInstance(ctx, id); // 404 for an instance the caller cannot see, whatever listActions does
-      return { instanceActions: service.listActions(ctx, id).map(actionSummaryView) };
+      return { instanceActions: newestFirst(service.listActions(ctx, id)).map((a) => actionSummaryView(a, ctx.is_admin)) };
     },
   );
 

@@ -8,7 +8,7 @@ import type { CreateInstanceInput, OsOperationName, OsOperationParams, PowerRequ
 import { acceptsTimeout, parsePowerTarget } from '../vocab.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { badRequest } from './errors.js';
+import { badRequest, echo } from './errors.js';
 import {
   ACTION_NAMES,
   ActionBody,
@@ -28,9 +28,9 @@ type Params = Record<string, string>;
 /** Ironic words/aliases + timeout -> PowerRequest; `timeout` only with the soft targets (400 otherwise). */
 export function toPowerRequest(body: PowerBodyT): PowerRequest {
   const target = parsePowerTarget(body.target);
-  if (target === undefined) throw badRequest(`Invalid input: body.target: unknown power target '${body.target}'`);
+  if (target === undefined) throw badRequest(`Invalid input: body.target: unknown power target '${echo(body.target)}'`);
   if (body.timeout !== undefined && !acceptsTimeout(target)) {
-    throw badRequest(`Invalid input: body.timeout: only allowed with "soft power off" or "soft rebooting", not "${body.target}"`);
+    throw badRequest(`Invalid input: body.timeout: only allowed with "soft power off" or "soft rebooting", not "${echo(body.target)}"`);
   }
   return { target, timeout_s: body.timeout };
 }
@@ -131,7 +131,10 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/:project_id/instances/:id/status',
     { schema: { tags, summary: 'Instance status: state, operation_state, error (seed 003)', params: ProjectInstanceParams } },
-    async (req: FastifyRequest) => statusView(service.getInstance(contextOf(req), (req.params as Params)['id']!)),
+    async (req: FastifyRequest) => {
+      const ctx = contextOf(req);
+      return statusView(service.getInstance(ctx, (req.params as Params)['id']!), ctx.is_admin);
+    },
   );
 
   app.post(

@@ -21,7 +21,12 @@ const PASSWORD_HASH_PATTERN = '^\\$[0-9A-Za-z]+\\$[^\\s]+$';
 const HOSTNAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
 
 const Uuid = (description: string) => Type.String({ pattern: UUID_PATTERN, description });
-const Text255 = (description: string) => Type.String({ minLength: 1, maxLength: 255, description });
+/** A name: not empty after trimming, no control characters (C0, DEL, C1). */
+export const NAME_PATTERN = '^(?!\\s*$)[^\\u0000-\\u001F\\u007F-\\u009F]*$';
+/** Free text: no control characters (tab and newline excepted); may be empty. */
+export const TEXT_PATTERN = '^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$';
+
+const Text255 = (description: string) => Type.String({ minLength: 1, maxLength: 255, pattern: NAME_PATTERN, description });
 
 // ---- path parameters ----------------------------------------------------------------------------------------------
 
@@ -54,7 +59,7 @@ const Hostname = Type.String({ minLength: 1, maxLength: 253, pattern: HOSTNAME_P
 export const CreateInstanceBody = Type.Object(
   {
     name: Text255('Instance name.'),
-    description: Type.Optional(Type.String({ maxLength: 255, description: 'Free text.' })),
+    description: Type.Optional(Type.String({ maxLength: 255, pattern: TEXT_PATTERN, description: 'Free text.' })),
     instance_type_uuid: Type.Optional(Uuid('Instance type (catalogue `instance_types`); nova flavor.')),
     image_uuid: Uuid('Image (catalogue `images`).'),
     availability_zone: Type.Optional(Text255('Availability zone (free text, answered as given).')),
@@ -174,13 +179,20 @@ export type PowerBodyT = Static<typeof PowerBody>;
 export const MaintenanceBody = Type.Object(
   {
     maintenance: Type.Boolean(),
-    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Only with maintenance: true.' })),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: NAME_PATTERN, description: 'Only with maintenance: true.' })),
   },
   { additionalProperties: false },
 );
 export type MaintenanceBodyT = Static<typeof MaintenanceBody>;
 
-export const FakeFaultsBody = Type.Object({}, { additionalProperties: true });
+/** Fault names and values are checked by the fake lab (the route maps its Error to a 400); here only their shape. */
+export const FakeFaultsBody = Type.Unsafe<Record<string, boolean | number>>({
+  type: 'object',
+  propertyNames: { minLength: 1, maxLength: 64 },
+  additionalProperties: { type: ['boolean', 'integer'] },
+  maxProperties: 32,
+  description: 'Fake driver faults: flags (true/false) and counts (whole numbers >= 0); {} clears them.',
+});
 
 // ---- query strings ------------------------------------------------------------------------------------------------
 

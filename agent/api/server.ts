@@ -17,7 +17,9 @@ import type { RequestContext } from '../model.js';
 import type { AgentService } from '../service.js';
 import { AUTH_HEADER, authenticate } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { familyOf, renderError, toHttpError } from './errors.js';
+import { badRequest, echo, familyOf, renderError, toHttpError } from './errors.js';
+import { checkRequestInput, duplicateKey } from './input.js';
+import { answerClientError, answerExpectation } from './raw-errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
@@ -31,7 +33,7 @@ export interface ApiOptions {
   /** Token value -> its grant; called per request, so a SIGHUP reload takes effect at once. */
   tokens: () => Map<string, ApiToken>;
   rateLimit: { per_token_per_s: number; burst: number };
-  /** Larger bodies answer 400. */
+  /** Larger bodies answer 413 (`AGENT_ERR_PAYLOAD_TOO_LARGE`). */
   maxBodyBytes: number;
   /** Base URL for links and Location (no trailing slash needed). */
   publicUrl: () => string;
@@ -41,7 +43,10 @@ export interface ApiOptions {
   log: Logger;
   /** ms since the epoch; the rate limiter's clock. Default Date.now. */
   clock?: () => number;
-  /** Test/demo only: registers admin-only `PUT /v1/nodes/{id}/fake-faults` (body: the faults object, 204). */
+  /**
+   * Test/demo only: registers admin-only `PUT /v1/nodes/{id}/fake-faults` (body: the faults object, 204).
+   * @throws Error naming the problems when the faults are invalid (unknown fault, wrong type, out of range): a 400.
+   */
   fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
 }
 
@@ -54,8 +59,14 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     bodyLimit: opts.maxBodyBytes,
     genReqId: () => `req-${randomUUID()}`,
+    // Long ids still reach the auth hook (401 before 404) and its UUID check (404); longer ones are a 404 too.
+    routerOptions: { maxParamLength: 1024 },
+    // Requests Node cannot parse: a full raw answer with our header and body (agent/api/raw-errors.ts).
+    clientErrorHandler: answerClientError,
+    // Node would answer a missing Host itself (a bare 400): the onRequest hook below answers it in our shape.
+    http: { requireHostHeader: false },
     requestIdHeader: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false, allowUnionTypes: true } },
     // Errors raised before routing (a URL that does not decode, ...): same bodies and header as everything else.
     frameworkErrors: (err, req, reply) => {
       const e = toHttpError(err, req.log, opts.maxBodyBytes);
@@ -66,6 +77,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         .send(renderError(familyOf(req.url), e));
     },
   });
+
+  app.server.on('checkExpectation', answerExpectation);
+  // Route templates by method, for 405 + Allow on a known path with another method.
+  const routes: { re: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (r) => {
+    const re = new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`);
+    let entry = routes.find((x) => x.re.source === re.source);
+    if (entry === undefined) routes.push((entry = { re, methods: new Set() }));
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) entry.methods.add(m);
+  });
+  const allowedMethods = (path: string): string[] =>
+    [...new Set(routes.filter((r) => r.re.test(path)).flatMap((r) => [...r.methods]))].sort();
 
   const base = () => opts.publicUrl().replace(/\/+$/, '');
   const limiter = new RateLimiter(opts.rateLimit, opts.clock ?? Date.now);
@@ -92,11 +115,29 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }),
   };
 
-  // Only JSON bodies: anything else is a 400 (FST_ERR_CTP_INVALID_MEDIA_TYPE, mapped in errors.ts).
+  // Only JSON bodies: anything else is a 415 (FST_ERR_CTP_INVALID_MEDIA_TYPE, mapped in errors.ts). fastify's own
+  // JSON parser (prototype poisoning refused), then a duplicate key is a 400: JSON.parse would keep the last silently.
   app.removeContentTypeParser('text/plain');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    parseJson(req, body as string, (err: Error | null, value?: unknown) => {
+      if (err) return done(err, undefined);
+      const dup = duplicateKey(body as string);
+      if (dup !== null) return done(badRequest(`Invalid input: ${dup.path}: duplicate key '${echo(dup.key)}'`), undefined);
+      done(null, value);
+    });
+  });
 
   app.addHook('onRequest', async (req) => {
+    if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      throw badRequest('Invalid input: HTTP/1.1 requires a Host header');
+    }
     authenticate(req, { tokens: opts.tokens, limiter });
+  });
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    checkRequestInput(req);
+    return payload;
   });
   app.addHook('onSend', async (req, reply, payload) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
@@ -117,7 +158,17 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return reply.code(e.status).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`), req.log, opts.maxBodyBytes);
+    const path = req.url.split('?')[0] ?? '';
+    const allow = allowedMethods(path);
+    if (allow.length > 0) {
+      const e = toHttpError(
+        new AgentError('AGENT_ERR_METHOD_NOT_ALLOWED', `Method ${echo(req.method)} is not allowed on this path; allowed: ${allow.join(', ')}`),
+        req.log,
+        opts.maxBodyBytes,
+      );
+      return reply.code(405).header('Allow', allow.join(', ')).type('application/json; charset=utf-8').send(renderError(familyOf(req.url), e));
+    }
+    const e = toHttpError(new AgentError('AGENT_ERR_NOT_FOUND', `No route for ${echo(req.method)} ${echo(req.url.split('?')[0] ?? '')}`), req.log, opts.maxBodyBytes);
     const family = familyOf(req.url);
     return reply
       .code(404)

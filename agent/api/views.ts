@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Action, Address, Instance, InstanceError, Node } from '../model.js';
-import { ironicPower, novaPower, novaStatusOf } from '../vocab.js';
+import { MEMBER_ERROR_REASONS, MEMBER_ERROR_TYPE_REASONS, ironicPower, novaPower, novaStatusOf } from '../vocab.js';
 
 /** What a view needs besides the record. */
 export interface ViewEnv {
@@ -116,12 +116,36 @@ export function powerStatesView(inst: Instance): { power_state: string | null; t
 
 // ---- seed 003 -----------------------------------------------------------------------------------------------------
 
-function errorView(e: InstanceError | null): InstanceError | null {
-  return e === null ? null : { error_code: e.error_code, error_msg: e.error_msg, error_type: e.error_type };
+/** The step an engine message names (`step 'power_off' failed: ...`); only a plain word is taken. */
+const STEP_RE = /^step '([A-Za-z0-9_.-]{1,64})' failed\b/;
+
+/**
+ * An error's message as a member may read it: derived from error_code / error_type and the step, never the raw
+ * error_msg (node ids and names, BMC addresses and replies, driver names). Admins get the raw message.
+ */
+export function memberErrorMessage(e: InstanceError): string {
+  const reason = MEMBER_ERROR_REASONS[e.error_code] ?? MEMBER_ERROR_TYPE_REASONS[e.error_type] ?? 'the operation failed';
+  const step = STEP_RE.exec(e.error_msg)?.[1];
+  return step === undefined ? reason : `step '${step}' failed: ${reason}`;
 }
 
-export function statusView(inst: Instance): Record<string, unknown> {
-  return { state: inst.state, operation_state: inst.operation_state, error: errorView(inst.error) };
+/** An action's message (null on success) as a member may read it: the step, not the detail. */
+export function memberActionMessage(message: string | null): string | null {
+  if (message === null) return null;
+  const step = STEP_RE.exec(message)?.[1];
+  return step === undefined
+    ? 'the operation did not complete (an admin can see why)'
+    : `step '${step}' failed (an admin can see why)`;
+}
+
+function errorView(e: InstanceError | null, isAdmin: boolean): InstanceError | null {
+  if (e === null) return null;
+  return { error_code: e.error_code, error_msg: isAdmin ? e.error_msg : memberErrorMessage(e), error_type: e.error_type };
+}
+
+/** seed 003 status; a member's `error.error_msg` is derived (memberErrorMessage), an admin's is the raw one. */
+export function statusView(inst: Instance, isAdmin: boolean): Record<string, unknown> {
+  return { state: inst.state, operation_state: inst.operation_state, error: errorView(inst.error, isAdmin) };
 }
 
 // ---- seed 002 (nova server) ---------------------------------------------------------------------------------------
@@ -205,11 +229,12 @@ export function serverView(inst: Instance, env: ViewEnv): Record<string, unknown
 
 // ---- seed 001 (instance actions) ----------------------------------------------------------------------------------
 
-export function actionSummaryView(a: Action): Record<string, unknown> {
+/** seed 001 summary; `message` raw for admins, the step only for members (memberActionMessage). */
+export function actionSummaryView(a: Action, isAdmin: boolean): Record<string, unknown> {
   return {
     action: a.action,
     instance_uuid: a.instance_id,
-    message: a.message,
+    message: isAdmin ? a.message : memberActionMessage(a.message),
     project_id: a.project_id,
     request_id: a.request_id,
     start_time: novaMicroTime(a.start_time),
@@ -220,7 +245,7 @@ export function actionSummaryView(a: Action): Record<string, unknown> {
 /** With events; `traceback` only for admins (null otherwise). */
 export function actionView(a: Action, isAdmin: boolean): Record<string, unknown> {
   return {
-    ...actionSummaryView(a),
+    ...actionSummaryView(a, isAdmin),
     events: a.events.map((e) => ({
       event: e.event,
       start_time: novaMicroTime(e.start_time),
@@ -252,7 +277,7 @@ export function nodeView(n: Node, base: string): Record<string, unknown> {
     power_state: ironicPower(n.power_state),
     maintenance: n.maintenance,
     maintenance_reason: n.maintenance_reason,
-    last_error: errorView(n.last_error),
+    last_error: errorView(n.last_error, true), // node views are admin-only
     instance_uuid: n.instance_id,
     enforce_power: n.enforce_power,
     source: n.source,

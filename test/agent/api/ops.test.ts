@@ -94,6 +94,17 @@ describe('rate limiting', () => {
     expect((await h.app.inject({ method: 'GET', url: '/v1/p1/instances', headers: auth(M1) })).statusCode).toBe(429);
   });
 
+  it('after an idle period far longer than burst/rate the bucket holds burst tokens, not more', async () => {
+    const h = await harness({ rateLimit: { per_token_per_s: 2, burst: 3 } });
+    const get = async () => (await h.app.inject({ method: 'GET', url: '/v1/p1/instances', headers: auth(M1) })).statusCode;
+    for (let n = 0; n < 3; n++) expect(await get()).toBe(200);
+    expect(await get()).toBe(429);
+    h.now.t += 3_600_000; // an hour idle: 7,200 tokens' worth of refill, capped at burst (3)
+    const codes: number[] = [];
+    for (let n = 0; n < 5; n++) codes.push(await get());
+    expect(codes).toEqual([200, 200, 200, 429, 429]);
+  });
+
   it('unauthenticated requests are limited per remote address', async () => {
     const h = await harness({ rateLimit: { per_token_per_s: 1, burst: 2 } });
     const codes: number[] = [];

@@ -4,99 +4,11 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ADMIN, M1, M2, REQ_ID_RE, auth, harness, type Harness } from './helpers.js';
+import { POLICY, ROLES, rowUrl, type Role } from './policy-table.js';
 import { makeAction } from './stub-service.js';
 
-type Role = 'admin' | 'owner' | 'other' | 'none';
 const TOKENS: Record<Role, string | undefined> = { admin: ADMIN, owner: M1, other: M2, none: undefined };
 const PROJECT: Record<Role, string> = { admin: 'adminproj', owner: 'p1', other: 'p2', none: 'p1' };
-
-interface Row {
-  name: string;
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** {p}: the caller's project; {id}: p1's instance; {node}: a node; {req}: an action of the instance. */
-  path: string;
-  body?: unknown;
-  expect: Record<Role, number>;
-}
-
-const IMG = '1fd5ab9b-1769-4dd5-b0bd-e075614cc866';
-
-export const POLICY: Row[] = [
-  { name: 'list instances', method: 'GET', path: '/v1/{p}/instances', expect: { admin: 200, owner: 200, other: 200, none: 401 } },
-  {
-    name: 'create instance',
-    method: 'POST',
-    path: '/v1/{p}/instances',
-    body: { name: 'vm', image_uuid: IMG },
-    expect: { admin: 201, owner: 201, other: 201, none: 401 },
-  },
-  { name: 'show instance', method: 'GET', path: '/v1/{p}/instances/{id}', expect: { admin: 200, owner: 200, other: 404, none: 401 } },
-  { name: 'delete instance', method: 'DELETE', path: '/v1/{p}/instances/{id}', expect: { admin: 202, owner: 202, other: 404, none: 401 } },
-  { name: 'instance status', method: 'GET', path: '/v1/{p}/instances/{id}/status', expect: { admin: 200, owner: 200, other: 404, none: 401 } },
-  {
-    name: 'OS operation',
-    method: 'POST',
-    path: '/v1/{p}/instances/{id}/actions',
-    body: { uninstall: {} },
-    expect: { admin: 202, owner: 202, other: 404, none: 401 },
-  },
-  { name: 'power states', method: 'GET', path: '/v1/instances/{id}/states', expect: { admin: 200, owner: 200, other: 404, none: 401 } },
-  {
-    name: 'set power',
-    method: 'PUT',
-    path: '/v1/instances/{id}/states/power',
-    body: { target: 'power off' },
-    expect: { admin: 202, owner: 202, other: 404, none: 401 },
-  },
-  { name: 'fping one', method: 'GET', path: '/v2.1/{p}/os-fping/{id}', expect: { admin: 200, owner: 200, other: 404, none: 401 } },
-  { name: 'fping project', method: 'GET', path: '/v2.1/{p}/os-fping', expect: { admin: 200, owner: 200, other: 200, none: 401 } },
-  {
-    name: 'fping all tenants',
-    method: 'GET',
-    path: '/v2.1/{p}/os-fping?all_tenants=1',
-    expect: { admin: 200, owner: 403, other: 403, none: 401 },
-  },
-  { name: 'server details', method: 'GET', path: '/v2/{p}/servers/{id}', expect: { admin: 200, owner: 200, other: 404, none: 401 } },
-  {
-    name: 'list actions',
-    method: 'GET',
-    path: '/v2/{p}/servers/{id}/os-instance-actions',
-    expect: { admin: 200, owner: 200, other: 404, none: 401 },
-  },
-  {
-    name: 'show action',
-    method: 'GET',
-    path: '/v2/{p}/servers/{id}/os-instance-actions/{req}',
-    expect: { admin: 200, owner: 200, other: 404, none: 401 },
-  },
-  { name: 'list nodes', method: 'GET', path: '/v1/nodes', expect: { admin: 200, owner: 403, other: 403, none: 401 } },
-  { name: 'show node', method: 'GET', path: '/v1/nodes/{node}', expect: { admin: 200, owner: 403, other: 403, none: 401 } },
-  {
-    name: 'node power',
-    method: 'PUT',
-    path: '/v1/nodes/{node}/states/power',
-    body: { target: 'on' },
-    expect: { admin: 202, owner: 403, other: 403, none: 401 },
-  },
-  {
-    name: 'node maintenance',
-    method: 'PUT',
-    path: '/v1/nodes/{node}/maintenance',
-    body: { maintenance: true, reason: 'disk swap' },
-    expect: { admin: 200, owner: 403, other: 403, none: 401 },
-  },
-  {
-    name: 'fake faults (test builds only)',
-    method: 'PUT',
-    path: '/v1/nodes/{node}/fake-faults',
-    body: { power_get: 'timeout' },
-    expect: { admin: 204, owner: 403, other: 403, none: 401 },
-  },
-  { name: 'healthz', method: 'GET', path: '/healthz', expect: { admin: 200, owner: 200, other: 200, none: 200 } },
-  { name: 'readyz', method: 'GET', path: '/readyz', expect: { admin: 200, owner: 200, other: 200, none: 200 } },
-  { name: 'metrics', method: 'GET', path: '/metrics', expect: { admin: 200, owner: 200, other: 200, none: 200 } },
-  { name: 'openapi', method: 'GET', path: '/openapi.json', expect: { admin: 200, owner: 200, other: 200, none: 200 } },
-];
 
 describe('policy table', () => {
   let h: Harness;
@@ -115,13 +27,9 @@ describe('policy table', () => {
   });
 
   for (const row of POLICY) {
-    for (const role of ['admin', 'owner', 'other', 'none'] as Role[]) {
+    for (const role of ROLES) {
       it(`${row.method} ${row.path} (${row.name}) as ${role} -> ${row.expect[role]}`, async () => {
-        const url = row.path
-          .replace('{p}', PROJECT[role])
-          .replace('{id}', instanceId)
-          .replace('{node}', nodeId)
-          .replace('{req}', reqId);
+        const url = rowUrl(row, PROJECT[role], { id: instanceId, node: nodeId, req: reqId });
         const token = TOKENS[role];
         const res = await h.app.inject({
           method: row.method,

@@ -1,7 +1,9 @@
 /** Every route's status, headers and body shape, compared with the seed documents' key sets. */
 import { createHash } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { GENERIC_MESSAGES } from '../../../agent/api/errors.js';
 import { AgentError } from '../../../agent/errors.js';
+import type { Action } from '../../../agent/model.js';
 import { StoreError } from '../../../agent/store/types.js';
 import { ADMIN, BASE, M1, REQ_ID_RE, UUID_RE, auth, harness, type Harness } from './helpers.js';
 import { makeAction } from './stub-service.js';
@@ -110,7 +112,7 @@ describe('v1 instances (seeds 003, 004)', () => {
     expect(st.json()).toEqual({
       state: 'error',
       operation_state: null,
-      error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'BMC did not answer', error_type: 'bmc_unreachable_error' },
+      error: { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'the BMC could not be reached', error_type: 'bmc_unreachable_error' },
     });
   });
 
@@ -215,20 +217,34 @@ describe('v1 instances (seeds 003, 004)', () => {
     expect(res.headers['x-compute-request-id']).toMatch(REQ_ID_RE);
   });
 
-  it('a StoreError or unexpected error is a generic 500, detail only in the log', async () => {
+  it('a store failure is 500 AGENT_ERR_STORE / computeFault with its own message; the SQL detail only in the log', async () => {
     const i = h.svc.addInstance();
     h.svc.failNext('deleteInstance', new StoreError('SQLITE_FULL: database or disk is full at /var/lib/metald'));
     const res = await h.app.inject({ method: 'DELETE', url: `/v1/p1/instances/${i.id}`, headers: auth(M1) });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_INTERNAL', error_msg: expect.any(String) });
+    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_STORE', error_msg: GENERIC_MESSAGES.store });
     expect(res.body).not.toContain('SQLITE');
     expect(h.logs.join('')).toContain('SQLITE_FULL');
 
-    h.svc.failNext('getInstance', new AgentError('AGENT_ERR_STORE', 'disk I/O error in table instances'));
+    h.svc.failNext('getInstance', new StoreError('SQLITE_IOERR: disk I/O error in table instances'));
     const v2 = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}`, headers: auth(M1) });
     expect(v2.statusCode).toBe(500);
-    expect(v2.json()).toEqual({ computeFault: { message: expect.any(String), code: 500 } });
+    expect(v2.json()).toEqual({ computeFault: { message: GENERIC_MESSAGES.store, code: 500 } });
     expect(v2.body).not.toContain('disk I/O');
+
+    h.svc.failNext('getInstance', new AgentError('AGENT_ERR_STORE', 'disk I/O error in table instances'));
+    const v1 = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}`, headers: auth(M1) });
+    expect(v1.json()).toEqual({ error_code: 'AGENT_ERR_STORE', error_msg: GENERIC_MESSAGES.store });
+  });
+
+  it('an unexpected error is a generic 500 AGENT_ERR_INTERNAL, detail only in the log', async () => {
+    const i = h.svc.addInstance();
+    h.svc.failNext('getInstance', new TypeError("Cannot read properties of undefined (reading 'node_id')"));
+    const res = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error_code: 'AGENT_ERR_INTERNAL', error_msg: GENERIC_MESSAGES.internal });
+    expect(GENERIC_MESSAGES.internal).not.toBe(GENERIC_MESSAGES.store);
+    expect(h.logs.join('')).toContain('reading');
   });
 });
 
@@ -341,6 +357,57 @@ describe('nova routes (seeds 000, 001, 002)', () => {
     expect(adm.json().instanceAction.start_time).toMatch(NOVA_MICRO);
   });
 
+  it('os-instance-actions lists newest first, as nova (the service gives them oldest first)', async () => {
+    const i = h.svc.addInstance();
+    const at = (t: string, action: Action['action']) => makeAction(i, { action, start_time: t });
+    // Store order (oldest first), with two actions started in the same second: the later-recorded is newer.
+    h.svc.actions.push(
+      at('2015-10-15T00:40:25Z', 'create'),
+      at('2015-10-16T08:00:00Z', 'stop'),
+      at('2015-10-16T08:00:00Z', 'start'),
+      at('2015-10-17T09:30:00.5Z', 'reboot'),
+    );
+    const list = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions`, headers: auth(M1) });
+    expect(list.json().instanceActions.map((a: { action: string }) => a.action)).toEqual(['reboot', 'start', 'stop', 'create']);
+  });
+
+  it('members read errors and action messages without BMC internals; admins read the detail', async () => {
+    const node = '1b8c5f0e-0000-4000-8000-000000000001';
+    const raw = `step 'power_off' failed: node ${node} (node-01) via ipmi at 10.0.1.21: BMC replied 'Chassis Power Control: Up/On'`;
+    const i = h.svc.addInstance({
+      state: 'running',
+      error: { error_code: 'BMC_ERR_VERIFY_FAILED', error_msg: raw, error_type: 'power_off_error' },
+    });
+    h.svc.actions.push(makeAction(i, { action: 'stop', finish_time: '2015-10-15T00:41:00Z', message: raw }));
+    const internals = [node, 'node-01', 'ipmi', '10.0.1.21', 'Chassis'];
+
+    const st = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(st.json().error).toEqual({
+      error_code: 'BMC_ERR_VERIFY_FAILED',
+      error_msg: "step 'power_off' failed: the BMC did not confirm the change",
+      error_type: 'power_off_error',
+    });
+    const list = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions`, headers: auth(M1) });
+    expect(list.json().instanceActions[0].message).toBe("step 'power_off' failed (an admin can see why)");
+    const req = list.json().instanceActions[0].request_id as string;
+    const show = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions/${req}`, headers: auth(M1) });
+    expect(show.json().instanceAction.message).toBe("step 'power_off' failed (an admin can see why)");
+    for (const body of [st.body, list.body, show.body]) for (const word of internals) expect(body).not.toContain(word);
+
+    const adm = await h.app.inject({ method: 'GET', url: `/v1/adminproj/instances/${i.id}/status`, headers: auth(ADMIN) });
+    expect(adm.json().error.error_msg).toBe(raw);
+    const admShow = await h.app.inject({ method: 'GET', url: `/v2/adminproj/servers/${i.id}/os-instance-actions/${req}`, headers: auth(ADMIN) });
+    expect(admShow.json().instanceAction.message).toBe(raw);
+  });
+
+  it('a member error without a step or with an unknown code falls back to the error type', async () => {
+    const i = h.svc.addInstance({
+      error: { error_code: 'BMC_ERR_SOMETHING_NEW', error_msg: 'the BMC of node node-01 could not be read: 10.0.1.21 refused', error_type: 'bmc_unreachable_error' },
+    });
+    const st = await h.app.inject({ method: 'GET', url: `/v1/p1/instances/${i.id}/status`, headers: auth(M1) });
+    expect(st.json().error.error_msg).toBe("the server's power state could not be read");
+  });
+
   it('action 404s: unknown request id and a malformed one', async () => {
     const i = h.svc.addInstance();
     const unknown = await h.app.inject({ method: 'GET', url: `/v2/p1/servers/${i.id}/os-instance-actions/req-${i.id}`, headers: auth(M1) });
@@ -434,9 +501,9 @@ describe('nodes (admin)', () => {
     expect(bad2.statusCode).toBe(400);
     expect(h.svc.callsOf('setMaintenance')).toHaveLength(1);
 
-    const f = await h.app.inject({ method: 'PUT', url: `/v1/nodes/${n.id}/fake-faults`, headers: auth(ADMIN), payload: { power_set: 'refuse' } });
+    const f = await h.app.inject({ method: 'PUT', url: `/v1/nodes/${n.id}/fake-faults`, headers: auth(ADMIN), payload: { fail_power_on: 2 } });
     expect(f.statusCode).toBe(204);
-    expect(h.faults).toEqual([{ nodeId: n.id, faults: { power_set: 'refuse' } }]);
+    expect(h.faults).toEqual([{ nodeId: n.id, faults: { fail_power_on: 2 } }]);
 
     const missing = await h.app.inject({ method: 'GET', url: `/v1/nodes/${'0'.repeat(8)}-0000-4000-8000-000000000000`, headers: auth(ADMIN) });
     expect(missing.statusCode).toBe(404);
