@@ -144,7 +144,8 @@ describe('SIGKILL in the middle of each operation, then restart', () => {
       bmcDir = mkdtempSync(join(tmpdir(), 'metald-bmc-'));
       const stateFile = join(bmcDir, 'node-1.json');
       const fake = (c.inFlight === targeted ? '{power_delay: 1s, install: 300ms}' : FAKE).replace(/}$/, `, state_file: "${stateFile}"}`);
-      const cfg = writeConfig({ nodes: 1, fake, deploy: '20s' });
+      // The power deadline is well past the fake's 1 s delay: a loaded machine must not turn the set-up into a failure.
+      const cfg = writeConfig({ nodes: 1, fake, deploy: '20s', power: '5s' });
       dir = cfg.dir;
       daemon = await startDaemon(cfg.configPath);
       const id = c.from === 'pending' ? await create(daemon) : await bring(daemon, c.from);
