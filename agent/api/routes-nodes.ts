@@ -6,6 +6,7 @@ import type { ApiDeps } from './deps.js';
 import { badRequest } from './errors.js';
 import { toPowerRequest } from './routes-v1.js';
 import { FakeFaultsBody, MaintenanceBody, NodeParams, PowerBody, type MaintenanceBodyT, type PowerBodyT } from './schemas.js';
+import { BODY_ERRORS, NodeList, NodeView, TOKEN_ERRORS, responses } from './responses.js';
 import { nodeView } from './views.js';
 
 type Params = Record<string, string>;
@@ -18,17 +19,41 @@ export function registerNodeRoutes(
   const { service } = deps;
   const tags = ['nodes (admin)'];
 
-  app.get('/v1/nodes', { schema: { tags, summary: 'List nodes' } }, async (req: FastifyRequest) => ({
-    nodes: service.listNodes(contextOf(req)).map((n) => nodeView(n, deps.base())),
-  }));
+  const admin = [...TOKEN_ERRORS, 403];
+  app.get(
+    '/v1/nodes',
+    { schema: { tags, summary: 'List nodes', response: responses('v1', [{ status: 200, description: 'The nodes', schema: NodeList }], admin) } },
+    async (req: FastifyRequest) => ({ nodes: service.listNodes(contextOf(req)).map((n) => nodeView(n, deps.base())) }),
+  );
 
-  app.get('/v1/nodes/:id', { schema: { tags, summary: 'Show a node', params: NodeParams } }, async (req: FastifyRequest) =>
-    nodeView(service.getNode(contextOf(req), (req.params as Params)['id']!), deps.base()),
+  app.get(
+    '/v1/nodes/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Show a node',
+        params: NodeParams,
+        response: responses('v1', [{ status: 200, description: 'The node', schema: NodeView }], [...admin, 404]),
+      },
+    },
+    async (req: FastifyRequest) => nodeView(service.getNode(contextOf(req), (req.params as Params)['id']!), deps.base()),
   );
 
   app.put(
     '/v1/nodes/:id/states/power',
-    { schema: { tags, summary: "Change a node's power state (202; same body as an instance's)", params: NodeParams, body: PowerBody } },
+    {
+      schema: {
+        tags,
+        summary: "Change a node's power state (202; same body as an instance's)",
+        params: NodeParams,
+        body: PowerBody,
+        response: responses(
+          'v1',
+          [{ status: 202, description: 'Accepted (or already in that state); no body' }],
+          [...admin, ...BODY_ERRORS, 404, 406, 409, 503],
+        ),
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const pr = toPowerRequest(req.body as PowerBodyT);
       await service.setNodePower(contextOf(req), (req.params as Params)['id']!, pr);
@@ -38,7 +63,15 @@ export function registerNodeRoutes(
 
   app.put(
     '/v1/nodes/:id/maintenance',
-    { schema: { tags, summary: 'Set or clear maintenance (200 with the node)', params: NodeParams, body: MaintenanceBody } },
+    {
+      schema: {
+        tags,
+        summary: 'Set or clear maintenance (200 with the node)',
+        params: NodeParams,
+        body: MaintenanceBody,
+        response: responses('v1', [{ status: 200, description: 'The node as it now is', schema: NodeView }], [...admin, ...BODY_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const b = req.body as MaintenanceBodyT;
       if (!b.maintenance && b.reason !== undefined) {
@@ -52,7 +85,15 @@ export function registerNodeRoutes(
   if (fakeFaults !== undefined) {
     app.put(
       '/v1/nodes/:id/fake-faults',
-      { schema: { hide: true, params: NodeParams, body: FakeFaultsBody } },
+      {
+        schema: {
+          tags: ['testing (fake driver only)'],
+          summary: "Set the fake driver's faults of a node (test and demo builds only)",
+          params: NodeParams,
+          body: FakeFaultsBody,
+          response: responses('v1', [{ status: 204, description: 'Set; no body' }], [...admin, ...BODY_ERRORS, 404]),
+        },
+      },
       async (req: FastifyRequest, reply: FastifyReply) => {
         const ctx = contextOf(req);
         const id = (req.params as Params)['id']!;

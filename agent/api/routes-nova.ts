@@ -10,6 +10,7 @@ import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo } from './errors.js';
 import { ActionParams, FpingQuery, ProjectInstanceParams, ProjectParams, UUID_RE, type FpingQueryT } from './schemas.js';
+import { ActionList, ActionOne, FpingMany, FpingOne, ServerView, TOKEN_ERRORS, responses } from './responses.js';
 import { actionSummaryView, actionView, serverView } from './views.js';
 
 type Params = Record<string, string>;
@@ -50,7 +51,14 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v2.1/:project_id/os-fping/:id',
-    { schema: { tags: ['liveness'], summary: 'Ping an instance (seed 000): admin or owner', params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags: ['liveness'],
+        summary: 'Ping an instance (seed 000): admin or owner',
+        params: ProjectInstanceParams,
+        response: responses('nova', [{ status: 200, description: 'The verdict', schema: FpingOne }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => ({ server: fpingServer(await service.ping(contextOf(req), (req.params as Params)['id']!)) }),
   );
 
@@ -62,6 +70,7 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
         summary: "Ping the project's instances (all_tenants: every project's, admin only)",
         params: ProjectParams,
         querystring: FpingQuery,
+        response: responses('nova', [{ status: 200, description: 'The verdicts', schema: FpingMany }], [...TOKEN_ERRORS, 403]),
       },
     },
     async (req: FastifyRequest) => {
@@ -87,7 +96,14 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v2/:project_id/servers/:id',
-    { schema: { tags: ['servers'], summary: 'Server details (seed 002)', params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags: ['servers'],
+        summary: 'Server details (seed 002)',
+        params: ProjectInstanceParams,
+        response: responses('nova', [{ status: 200, description: 'The server', schema: ServerView }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       const p = req.params as Params;
@@ -97,7 +113,14 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v2/:project_id/servers/:id/os-instance-actions',
-    { schema: { tags: ['servers'], summary: "A server's actions, newest first (seed 001, without events)", params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags: ['servers'],
+        summary: "A server's actions, newest first (seed 001, without events)",
+        params: ProjectInstanceParams,
+        response: responses('nova', [{ status: 200, description: 'The actions', schema: ActionList }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       const id = (req.params as Params)['id']!;
@@ -108,7 +131,14 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v2/:project_id/servers/:id/os-instance-actions/:request_id',
-    { schema: { tags: ['servers'], summary: 'One action with its events (seed 001); traceback for admins only', params: ActionParams } },
+    {
+      schema: {
+        tags: ['servers'],
+        summary: 'One action with its events (seed 001); traceback for admins only',
+        params: ActionParams,
+        response: responses('nova', [{ status: 200, description: 'The action', schema: ActionOne }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       const p = req.params as Params;

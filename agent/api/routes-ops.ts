@@ -1,17 +1,37 @@
 /** Operational routes, answered without a token: liveness, readiness, metrics, the OpenAPI document. */
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AgentService } from '../service.js';
+import { Health, Readiness, responses } from './responses.js';
 
 export function registerOpsRoutes(app: FastifyInstance, service: AgentService, registry: Registry): void {
   const tags = ['operations'];
   const security: Record<string, string[]>[] = [];
 
-  app.get('/healthz', { schema: { tags, security, summary: 'The process answers' } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    { schema: { tags, security, summary: 'The process answers', response: responses('v1', [{ status: 200, description: 'Alive', schema: Health }], []) } },
+    async () => ({ status: 'ok' }),
+  );
 
   app.get(
     '/readyz',
-    { schema: { tags, security, summary: 'Ready for work: store open, start-up power reads done (503 with reasons)' } },
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Ready for work: store open, start-up power reads done (503 with reasons)',
+        response: responses(
+          'v1',
+          [
+            { status: 200, description: 'Ready', schema: Readiness },
+            { status: 503, description: 'Not ready; the reasons say why', schema: Readiness },
+          ],
+          [],
+        ),
+      },
+    },
     async (_req, reply: FastifyReply) => {
       const r = service.ready();
       void reply.code(r.ready ? 200 : 503);
@@ -19,10 +39,26 @@ export function registerOpsRoutes(app: FastifyInstance, service: AgentService, r
     },
   );
 
-  app.get('/metrics', { schema: { tags, security, summary: 'Prometheus metrics' } }, async (_req, reply: FastifyReply) => {
-    const text = await registry.metrics();
-    return reply.type(registry.contentType).send(text);
-  });
+  const textBody = { 'text/plain': { schema: Type.String({ description: 'Prometheus text exposition format 0.0.4' }) } };
+  app.get(
+    '/metrics',
+    { schema: { tags, security, summary: 'Prometheus metrics', response: responses('v1', [{ status: 200, description: 'The metrics', content: textBody }], []) } },
+    async (_req, reply: FastifyReply) => {
+      const text = await registry.metrics();
+      return reply.type(registry.contentType).send(text);
+    },
+  );
 
-  app.get('/openapi.json', { schema: { tags, security, summary: 'This document' } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'This document',
+        response: responses('v1', [{ status: 200, description: 'OpenAPI 3.0', schema: Type.Object({ openapi: Type.String() }) }], []),
+      },
+    },
+    async () => app.swagger(),
+  );
 }

@@ -21,6 +21,16 @@ import {
   type CreateInstanceBodyT,
   type PowerBodyT,
 } from './schemas.js';
+import {
+  ActionAccepted,
+  BODY_ERRORS,
+  InstanceList,
+  InstanceView,
+  PowerStatesView,
+  StatusView,
+  TOKEN_ERRORS,
+  responses,
+} from './responses.js';
 import { instanceView, powerStatesView, statusView } from './views.js';
 
 type Params = Record<string, string>;
@@ -90,7 +100,26 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.post(
     '/v1/:project_id/instances',
-    { schema: { tags, summary: 'Create an instance (seed 004)', params: ProjectParams, body: CreateInstanceBody } },
+    {
+      schema: {
+        tags,
+        summary: 'Create an instance (seed 004)',
+        params: ProjectParams,
+        body: CreateInstanceBody,
+        response: responses(
+          'v1',
+          [
+            {
+              status: 201,
+              description: 'Accepted and recorded; the install runs on (follow /status)',
+              schema: InstanceView,
+              headers: { Location: { type: 'string', description: "The new instance's URL" } },
+            },
+          ],
+          [...TOKEN_ERRORS, ...BODY_ERRORS, 409, 503],
+        ),
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const ctx = contextOf(req);
       const project = (req.params as Params)['project_id']!;
@@ -102,7 +131,14 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v1/:project_id/instances',
-    { schema: { tags, summary: "List instances (admins: every project's)", params: ProjectParams } },
+    {
+      schema: {
+        tags,
+        summary: "List instances (admins: every project's)",
+        params: ProjectParams,
+        response: responses('v1', [{ status: 200, description: 'The instances', schema: InstanceList }], TOKEN_ERRORS),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       const e = env(req, ctx);
@@ -112,7 +148,14 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v1/:project_id/instances/:id',
-    { schema: { tags, summary: 'Show an instance (seed 004)', params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Show an instance (seed 004)',
+        params: ProjectInstanceParams,
+        response: responses('v1', [{ status: 200, description: 'The instance', schema: InstanceView }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       return instanceView(service.getInstance(ctx, (req.params as Params)['id']!), env(req, ctx));
@@ -121,7 +164,18 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.delete(
     '/v1/:project_id/instances/:id',
-    { schema: { tags, summary: 'Delete an instance (202; follow /status)', params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Delete an instance (202; follow /status)',
+        params: ProjectInstanceParams,
+        response: responses(
+          'v1',
+          [{ status: 202, description: 'Accepted and recorded; no body' }],
+          [...TOKEN_ERRORS, ...BODY_ERRORS, 404, 409, 503],
+        ),
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       await service.deleteInstance(contextOf(req), (req.params as Params)['id']!);
       return reply.code(202).send();
@@ -130,7 +184,14 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v1/:project_id/instances/:id/status',
-    { schema: { tags, summary: 'Instance status: state, operation_state, error (seed 003)', params: ProjectInstanceParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Instance status: state, operation_state, error (seed 003)',
+        params: ProjectInstanceParams,
+        response: responses('v1', [{ status: 200, description: 'The status', schema: StatusView }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       return statusView(service.getInstance(ctx, (req.params as Params)['id']!), ctx.is_admin);
@@ -145,6 +206,11 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
         summary: 'Run an OS operation (seed 003): exactly one of reinstall, switch-install, modify-ip, uninstall, change-password, retry',
         params: ProjectInstanceParams,
         body: ActionBody,
+        response: responses(
+          'v1',
+          [{ status: 202, description: 'Accepted and recorded: the action to follow', schema: ActionAccepted }],
+          [...TOKEN_ERRORS, ...BODY_ERRORS, 404, 409, 503],
+        ),
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -157,13 +223,32 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get(
     '/v1/instances/:id/states',
-    { schema: { tags: ['power'], summary: 'Power state summary (seed 004, Ironic words)', params: InstanceParams } },
+    {
+      schema: {
+        tags: ['power'],
+        summary: 'Power state summary (seed 004, Ironic words)',
+        params: InstanceParams,
+        response: responses('v1', [{ status: 200, description: 'Power and target power', schema: PowerStatesView }], [...TOKEN_ERRORS, 404]),
+      },
+    },
     async (req: FastifyRequest) => powerStatesView(service.getInstance(contextOf(req), (req.params as Params)['id']!)),
   );
 
   app.put(
     '/v1/instances/:id/states/power',
-    { schema: { tags: ['power'], summary: 'Change the power state (202; seed 004)', params: InstanceParams, body: PowerBody } },
+    {
+      schema: {
+        tags: ['power'],
+        summary: 'Change the power state (202; seed 004)',
+        params: InstanceParams,
+        body: PowerBody,
+        response: responses(
+          'v1',
+          [{ status: 202, description: 'Accepted (or already in that state); no body' }],
+          [...TOKEN_ERRORS, ...BODY_ERRORS, 404, 406, 409, 503],
+        ),
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const pr = toPowerRequest(req.body as PowerBodyT);
       await service.setInstancePower(contextOf(req), (req.params as Params)['id']!, pr);

@@ -78,6 +78,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
+  // Route response schemas document the answers (agent/api/responses.ts, /openapi.json); they must not shape them.
+  // fast-json-stringify would drop every field a schema does not list: replies stay JSON.stringify, byte for byte
+  // what they were before the schemas existed.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
   app.server.on('checkExpectation', answerExpectation);
   // Route templates by method, for 405 + Allow on a known path with another method.
   const routes: { re: RegExp; methods: Set<string> }[] = [];

@@ -313,7 +313,8 @@ describe('operational endpoints', () => {
     ]) {
       expect(paths).toContain(p);
     }
-    expect(paths).not.toContain('/v1/nodes/{id}/fake-faults');
+    // This daemon runs the fake driver, so it serves (and documents) the test-only fake-faults route.
+    expect(paths).toContain('/v1/nodes/{id}/fake-faults');
   });
 });
 

@@ -11,6 +11,7 @@ import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
 import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
+import { waitFor } from './daemon.js';
 
 export const ADMIN_TOKEN = 'a'.repeat(32);
 export const MEMBER_TOKEN = 'b'.repeat(32);
@@ -121,6 +122,16 @@ export interface Harness {
   dir: string;
   configPath: string;
   close(): Promise<void>;
+}
+
+/**
+ * Lets accepted work finish before the store closes. NOTE: engine.idle() (and stop()) do not wait for a free node's
+ * power operation (Engine.setNodePower runs it outside `running`), so its busy mark is polled too.
+ */
+export async function settle(h: Harness): Promise<void> {
+  await h.agent.engine.idle();
+  const busy = (h.agent.engine as unknown as { nodeBusy?: Set<string> }).nodeBusy;
+  await waitFor(() => busy === undefined || busy.size === 0, 5_000, 'node power operations to finish');
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {

@@ -63,7 +63,10 @@ describe('operational routes', () => {
     ]) {
       expect(doc.paths, p).toHaveProperty([p]);
     }
-    expect(doc.paths).not.toHaveProperty(['/v1/nodes/{id}/fake-faults']);
+    // Registered (and so documented) only in test/demo builds with the fake driver.
+    expect(doc.paths).toHaveProperty(['/v1/nodes/{id}/fake-faults', 'put', 'responses', '204']);
+    const prod = (await (await harness()).app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(prod.paths).not.toHaveProperty(['/v1/nodes/{id}/fake-faults']);
     expect(doc.components.securitySchemes.token).toEqual({ type: 'apiKey', in: 'header', name: 'X-Auth-Token' });
     const create = doc.paths['/v1/{project_id}/instances'].post;
     expect(create.requestBody.content['application/json'].schema.required).toEqual(['name', 'image_uuid']);

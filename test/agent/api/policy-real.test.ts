@@ -15,10 +15,10 @@ import {
   PROJECT,
   ctx,
   nodeId,
+  settle,
   startHarness,
   type Harness,
 } from '../../helpers/harness.js';
-import { waitFor } from '../../helpers/daemon.js';
 import { POLICY, ROLES, rowUrl, type Role } from './policy-table.js';
 
 const REQ_ID_RE = /^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -28,15 +28,6 @@ const PROJECTS: Record<Role, string> = { admin: ADMIN_PROJECT, owner: PROJECT, o
 /** A fresh agent per mutating case; one shared agent for the read-only rows (GET changes nothing). */
 let fresh: Harness | null = null;
 let shared: Promise<{ h: Harness; id: string; req: string }> | null = null;
-/**
- * Lets accepted work finish before the store closes. NOTE: engine.idle() (and stop()) do not wait for a free node's
- * power operation (Engine.setNodePower runs it outside `running`), so its busy mark is polled too.
- */
-async function settle(h: Harness): Promise<void> {
-  await h.agent.engine.idle();
-  const busy = (h.agent.engine as unknown as { nodeBusy?: Set<string> }).nodeBusy;
-  await waitFor(() => busy === undefined || busy.size === 0, 5_000, 'node power operations to finish');
-}
 afterEach(async () => {
   if (fresh) await settle(fresh);
   await fresh?.close();
