@@ -399,10 +399,19 @@ export class Engine implements AgentService {
     if (!bmc.supports('power', POWER_ACTION_OF[kind])) {
       throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
     }
+    // Refusals that need no BMC first; then ask the hardware, not our memory (Ironic's _can_skip_state_change).
+    this.checkAcceptable(inst, kind);
+    const fresh = await this.freshPower(node, kind);
     const accepted = this.store.transaction(() => {
       const cur = this.store.getInstance(inst.id)!;
       this.checkAcceptable(cur, kind);
-      if (this.alreadyThere(cur, kind)) return null;
+      if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+      if (this.alreadyThere(kind, fresh)) {
+        // The server is already where it was asked to be: follow it if the state says otherwise (as power sync would).
+        const event = RULES[kind].success[cur.state];
+        if (event) this.mutate(cur.id, {}, { event, cause: 'drift' });
+        return null;
+      }
       const rule = RULES[kind];
       const action = this.newAction(ctx, cur, kind);
       this.mutate(cur.id, {
@@ -418,12 +427,24 @@ export class Engine implements AgentService {
     return { accepted: true, action: this.store.getAction(ctx.request_id) };
   }
 
-  /** Already in the target state: 202 and nothing is sent. */
-  private alreadyThere(inst: Instance, kind: OperationKind): boolean {
-    if (kind === 'power-on') return inst.state === 'running' || (inst.state === 'error' && inst.power_state === 'on');
-    if (kind === 'power-off' || kind === 'soft-power-off') {
-      return inst.state === 'stopped' || (inst.state === 'error' && inst.power_state === 'off');
+  /**
+   * The power read that decides "already in the target state", taken at acceptance for on/off requests (a reboot
+   * is never already there: no read). A failed read is `unknown`, which is neither on nor off.
+   */
+  private async freshPower(node: Node, kind: PowerKind): Promise<'on' | 'off' | 'unknown'> {
+    if (kind === 'reboot' || kind === 'soft-reboot') return 'unknown';
+    try {
+      return (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+    } catch (e) {
+      this.log.warn({ node_id: node.id, code: codeOf(e), msg: messageOf(e) }, 'power read at acceptance failed: power unknown');
+      return 'unknown';
     }
+  }
+
+  /** Already in the target state (202, nothing sent): judged by a fresh read only; `unknown` is neither on nor off. */
+  private alreadyThere(kind: PowerKind, fresh: 'on' | 'off' | 'unknown'): boolean {
+    if (kind === 'power-on') return fresh === 'on';
+    if (kind === 'power-off' || kind === 'soft-power-off') return fresh === 'off';
     return false;
   }
 
@@ -433,7 +454,6 @@ export class Engine implements AgentService {
     if (inst.task !== null || this.running.has(inst.id)) {
       throw new AgentError('AGENT_ERR_LOCKED', `instance ${inst.id} is locked by a running '${inst.task ?? 'operation'}' operation`);
     }
-    if (this.alreadyThere(inst, kind)) return;
     if (!RULES[kind].accepts.includes(inst.state)) {
       throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot ${kind} an instance in state '${inst.state}'`);
     }
@@ -833,9 +853,14 @@ export class Engine implements AgentService {
       throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
     }
     if (this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
-    if ((req.target === 'on' && node.power_state === 'on') || ((req.target === 'off' || req.target === 'soft-off') && node.power_state === 'off')) {
-      return { accepted: false, action: null };
-    }
+    const fresh = await this.freshPower(node, kind);
+    // Anything may have changed while we read: accept only a node that is still free and idle.
+    const cur = this.store.getNode(node.id);
+    if (!cur) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${id} could not be found.`);
+    if (cur.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+    if (this.nodeBusy.has(node.id) || cur.instance_id !== null) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
+    if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+    if (this.alreadyThere(kind, fresh)) return { accepted: false, action: null };
     this.nodeBusy.add(node.id);
     this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
     void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
