@@ -10,6 +10,7 @@
  * - power steps inside an OS operation never move `state`; the operation owns it.
  */
 import type { Logger } from 'pino';
+import { isReboot, REBOOT_AS } from '../../drivers/bmc.js';
 import type { Bmc, PowerAction } from '../../drivers/types.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
@@ -74,6 +75,13 @@ const POWER_ACTION_OF: Record<PowerKind, PowerAction> = {
   'soft-power-off': 'soft-off',
   reboot: 'reboot',
   'soft-reboot': 'soft-reboot',
+};
+
+/** The action event of a single power step. */
+const POWER_STEP_OF: Record<Exclude<PowerAction, 'reboot' | 'soft-reboot'>, string> = {
+  on: 'power_on',
+  off: 'power_off',
+  'soft-off': 'soft_power_off',
 };
 
 const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
@@ -464,10 +472,10 @@ export class Engine implements AgentService {
     const bmc = this.bmc(node);
     const action = POWER_ACTION_OF[kind];
     const deadline = this.powerDeadline(kind, timeoutS);
-    if (kind === 'reboot' || kind === 'soft-reboot') {
+    // A reboot is a verified off then a verified on: PowerReboot once off is verified, PowerOn (success) once on is.
+    await this.powerStep(run, bmc, node, action, deadline, undefined, () => {
       if (this.inst(run).state === 'running') this.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
-    }
-    await this.powerStep(run, bmc, node, action, deadline);
+    });
   }
 
   // ------------------------------------------------------------------ OS operations
@@ -808,9 +816,19 @@ export class Engine implements AgentService {
     }
   }
 
-  /** A verified power change, recorded on the node and the instance (never moving `state`). */
-  private async powerStep(run: Run, bmc: Bmc, node: Node, action: PowerAction, deadlineMs: number, name?: string): Promise<void> {
-    const stepName = name ?? (action === 'on' ? 'power_on' : action === 'off' ? 'power_off' : action.replace('-', '_'));
+  /**
+   * A verified power change, recorded on the node and the instance (never moving `state`). A reboot is two steps (a
+   * verified off, `offVerified`, then a verified on: REBOOT_AS); the off takes `deadlineMs`, the on the config's.
+   */
+  private async powerStep(run: Run, bmc: Bmc, node: Node, action: PowerAction, deadlineMs: number, name?: string, offVerified?: () => void): Promise<void> {
+    if (isReboot(action)) {
+      const [off, on] = REBOOT_AS[action];
+      await this.powerStep(run, bmc, node, off, deadlineMs);
+      offVerified?.();
+      await this.powerStep(run, bmc, node, on, this.cfg.timeouts.power_ms);
+      return;
+    }
+    const stepName = name ?? POWER_STEP_OF[action];
     const res = await this.step(run, stepName, () =>
       bmc.setPower(action, { signal: run.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } }),
     );

@@ -49,8 +49,9 @@ function powerOff(): OperationRule {
 }
 
 /**
- * reboot and soft reboot: the reset takes running -> stopped (PowerReboot) when it is sent; success is the PowerOn
- * edge once `on` is verified; a failure leaves the instance stopped.
+ * reboot and soft reboot: carried out as a verified (soft) off, then a verified on. The off, once verified, takes
+ * running -> stopped (PowerReboot); success is the PowerOn edge once `on` is verified. A failure leaves the state
+ * where it is: running if off was never verified, stopped if the on failed.
  */
 function reboot(): OperationRule {
   return {

@@ -17,3 +17,28 @@ export function powerSets(harness: Harness, node: string): string[] {
     .filter((c) => c.op === 'power.set' && c.via !== 'power-button')
     .map((c) => c.arg ?? '');
 }
+
+/** One state edge as the journal recorded it (`from` is `new` for the edge that created the instance). */
+export interface EdgeTaken {
+  event: string;
+  from: string;
+  to: string;
+  cause: string;
+}
+
+/**
+ * The exact sequence of state edges an instance took, read from the store's journal, optionally only those after
+ * journal sequence number `afterSeq` (take `store.lastSeq()` before the operation under test).
+ */
+export function edgesOf(harness: Harness, instanceId: string, afterSeq = 0): EdgeTaken[] {
+  const store = harness.agent.store;
+  return store
+    .readJournal(afterSeq + 1, Math.max(1, store.lastSeq() - afterSeq))
+    .filter((e) => e.kind === 'instance.state' && e.instance_id === instanceId)
+    .map((e) => ({
+      event: String(e.data['event']),
+      from: typeof e.data['from'] === 'string' ? e.data['from'] : 'new',
+      to: String(e.data['state']),
+      cause: e.cause,
+    }));
+}
