@@ -10,6 +10,8 @@ import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
+import type { Clock } from '../../agent/ports.js';
+import { FakeLab } from '../../drivers/fake/lab.js';
 
 export const ADMIN_TOKEN = 'a'.repeat(32);
 export const MEMBER_TOKEN = 'b'.repeat(32);
@@ -44,6 +46,8 @@ export interface HarnessOptions {
   deploy?: string;
   /** The liveness section (YAML flow mapping); default: the fake lab's pinger. */
   liveness?: string;
+  /** The agent's clock, also the fake lab's (test/helpers/manual-clock.ts); default: the system clock. */
+  clock?: Clock;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -119,7 +123,8 @@ export interface Harness {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const { dir, configPath } = writeConfig(opts);
   const config = loadConfigFile(configPath);
-  const agent = await buildAgent(config, { log: pino({ level: 'silent' }) });
+  const clock = opts.clock ? { clock: opts.clock, fakeLab: new FakeLab({ now: () => opts.clock!.now(), sleep: opts.clock.sleep }) } : {};
+  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock });
   await agent.start();
   return {
     agent,
