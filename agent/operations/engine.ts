@@ -189,6 +189,7 @@ export class Engine implements AgentService {
             maintenance: nc.maintenance,
             maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
             power_state: 'unknown',
+            target_power_state: null,
             last_error: null,
             consecutive_power_failures: 0,
             instance_id: null,
@@ -687,7 +688,9 @@ export class Engine implements AgentService {
     await this.step(run, 'release_node', async () => {
       this.store.transaction(() => {
         const n = this.store.getNode(node.id)!;
-        if (n.instance_id === inst.id) this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+        if (n.instance_id !== inst.id) return;
+        this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+        this.journal('node.released', { node_id: node.id, cause: 'operation', data: { instance_id: null, released_instance_id: inst.id } });
       });
     });
   }
@@ -880,7 +883,12 @@ export class Engine implements AgentService {
     if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
     if (this.alreadyThere(kind, fresh)) return { accepted: false, action: null };
     this.nodeBusy.add(node.id);
-    this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
+    try {
+      this.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
+    } catch (e) {
+      this.nodeBusy.delete(node.id);
+      throw e;
+    }
     void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => ok && this.setNodeError(node.id, null))
       .finally(() => this.nodeBusy.delete(node.id));
@@ -980,7 +988,10 @@ export class Engine implements AgentService {
     this.store.transaction(() => {
       const cur = this.store.getNode(nodeId)!;
       const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
-      this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      // Written only when the read changes something: an idle poll costs no fsync.
+      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
+        this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      }
       if (wasUnreachable) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
       if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.mutate(inst.id, { error: null }, { cause: 'poll' });
     });
@@ -1001,13 +1012,14 @@ export class Engine implements AgentService {
   }
 
   private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
-    this.journal('node.power', { node_id: node.id, cause: 'enforce', data: { target_power_state: want } });
+    this.setNodeTarget(node.id, want, 'enforce');
     await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
   }
 
   /**
    * A verified power command on a node outside any instance operation (free node, enforcement): the reading is
-   * recorded, a failure is set as the node's error. Never throws.
+   * recorded, a failure is set as the node's error, and the node's target (set by the caller at acceptance) is
+   * cleared. Never throws.
    * @returns whether it succeeded
    */
   private async nodePower(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
@@ -1019,7 +1031,23 @@ export class Engine implements AgentService {
       const errorType = action === 'off' || action === 'soft-off' ? 'power_off_error' : 'power_on_error';
       this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
       return false;
+    } finally {
+      try {
+        this.setNodeTarget(node.id, null, cause);
+      } catch (e) {
+        this.log.error({ err: e, node_id: node.id }, 'could not clear the node power target');
+      }
     }
+  }
+
+  /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
+  private setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: Record<string, unknown> = {}): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || n.target_power_state === target) return;
+      this.store.putNode({ ...n, target_power_state: target, updated_at: this.now() });
+      this.journal('node.power', { node_id: nodeId, cause, data: { target_power_state: target, ...details } });
+    });
   }
 
   /** How long a power request may take to be verified: the request's timeout for soft ones, else the config's. */
