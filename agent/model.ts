@@ -165,6 +165,11 @@ export interface Node {
   maintenance_reason: string | null;
   /** Observed power; `unknown` after N consecutive failed reads. */
   power_state: PowerState;
+  /**
+   * What a node-level power command (a free node's power request, enforcement) is driving towards while it runs;
+   * null otherwise. An instance's power request keeps its target on the instance.
+   */
+  target_power_state: TargetPower;
   /** Set while the BMC cannot be read (bmc_unreachable_error) or other node-level problem. */
   last_error: InstanceError | null;
   consecutive_power_failures: number;
@@ -243,6 +248,7 @@ export type JournalKind =
   | 'node.power'
   | 'node.error'
   | 'node.maintenance'
+  | 'node.released'
   | 'node.enrolled';
 
 export interface JournalEntry {

@@ -13,8 +13,11 @@
  *   The caller's signal gives BMC_ERR_ABORTED.
  * - setPower verifies by polling getPower under the waiting policy: the first read after the first delay, then one
  *   read per delay (the last delay repeats), a final read at the deadline. The deadline counts from the moment the
- *   command was answered. reboot and soft-reboot are verified as "reads on after the command": a BMC that accepts a
- *   reset and ignores it cannot be told apart from one that rebooted quickly.
+ *   command was answered.
+ * - reboot is carried out as a verified off, then a verified on (soft-reboot: a verified soft-off, then on), as
+ *   Ironic and MAAS do (REBOOT_AS): a reset command verified as "reads on" would pass on a BMC that accepts the reset
+ *   and does nothing, since the server already read on. The driver's own reset is never sent. supports('power',
+ *   'reboot') says whether every action of that plan is supported.
  * - After a BMC_ERR_TIMEOUT on a power command, power is read back at once (then polled as above): if it already is
  *   in the wanted state the change counts as done; otherwise setPower fails with BMC_ERR_TIMEOUT. It never re-sends
  *   the command and never tries another driver, so a reset never runs twice.
@@ -67,6 +70,16 @@ export const EXPECTED_POWER: Readonly<Record<PowerAction, PowerReading>> = {
   reboot: 'on',
   'soft-reboot': 'on',
 };
+
+/** How each kind of reboot is carried out: the first action verified off, then the second verified on. */
+export const REBOOT_AS: Readonly<Record<'reboot' | 'soft-reboot', readonly [PowerAction, PowerAction]>> = {
+  reboot: ['off', 'on'],
+  'soft-reboot': ['soft-off', 'on'],
+};
+
+export function isReboot(action: PowerAction): action is 'reboot' | 'soft-reboot' {
+  return action === 'reboot' || action === 'soft-reboot';
+}
 
 const BOOT_FIELDS = ['device', 'persistent', 'mode'] as const;
 
@@ -216,12 +229,52 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     return { ok: false, last };
   }
 
+  /** One verified power action (never a reboot: see REBOOT_AS). */
+  async function setOnePower(action: PowerAction, callOpts: (CallOptions & { wait?: WaitPolicy }) | undefined): Promise<{ power: PowerReading } & CallRecord> {
+    const wait = callOpts?.wait ?? opts.wait;
+    checkWait(wait);
+    const expected = EXPECTED_POWER[action];
+    const what = `power ${action}`;
+    const tried: string[] = [];
+    const candidates = powerDrivers.filter((d) => d.power!.supportedPowerActions().includes(action));
+    if (candidates.length === 0) {
+      throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: no driver of node ${nodeId} supports it (drivers: ${names()})`);
+    }
+    let sender: string;
+    let timedOut: BmcError | null = null;
+    try {
+      sender = (await walk(what, candidates, (d, o) => d.power!.setPower(action, o), callOpts, tried)).driver.name;
+    } catch (e) {
+      if (!isBmcError(e) || e.code !== 'BMC_ERR_TIMEOUT') throw e;
+      // Nothing is proven: the command may have run. Read back before anything else; never re-send.
+      timedOut = e;
+      sender = e.driver;
+    }
+    const seen = await pollPower(expected, wait, timedOut !== null, callOpts, tried, what);
+    if (seen.ok) return { power: expected, tried, succeeded: sender };
+    if (timedOut) {
+      throw new BmcError(
+        'BMC_ERR_TIMEOUT',
+        timedOut.driver,
+        `${timedOut.message}; power then read ${seen.last} (expected ${expected}); the command was not re-sent`,
+      );
+    }
+    throw new BmcError(
+      'BMC_ERR_VERIFY_FAILED',
+      sender,
+      `${what} was accepted by ${sender} but power read ${seen.last}, expected ${expected}, within ${wait.deadlineMs} ms`,
+    );
+  }
+
   const bmc: BmcHandle = {
     nodeId,
 
     supports(capability: Capability, action?: PowerAction): boolean {
       const list = driversFor(capability);
-      if (capability === 'power' && action !== undefined) return list.some((d) => d.power!.supportedPowerActions().includes(action));
+      if (capability === 'power' && action !== undefined) {
+        const needs = isReboot(action) ? REBOOT_AS[action] : [action];
+        return needs.every((a) => list.some((d) => d.power!.supportedPowerActions().includes(a)));
+      }
       return list.length > 0;
     },
 
@@ -232,39 +285,13 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     },
 
     async setPower(action: PowerAction, callOpts?: CallOptions & { wait?: WaitPolicy }) {
-      const wait = callOpts?.wait ?? opts.wait;
-      checkWait(wait);
-      const expected = EXPECTED_POWER[action];
-      const what = `power ${action}`;
-      const tried: string[] = [];
-      const candidates = powerDrivers.filter((d) => d.power!.supportedPowerActions().includes(action));
-      if (candidates.length === 0) {
-        throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: no driver of node ${nodeId} supports it (drivers: ${names()})`);
+      if (isReboot(action)) {
+        const [off, on] = REBOOT_AS[action];
+        const first = await setOnePower(off, callOpts);
+        const second = await setOnePower(on, callOpts);
+        return { power: second.power, tried: [...new Set([...first.tried, ...second.tried])], succeeded: second.succeeded };
       }
-      let sender: string;
-      let timedOut: BmcError | null = null;
-      try {
-        sender = (await walk(what, candidates, (d, o) => d.power!.setPower(action, o), callOpts, tried)).driver.name;
-      } catch (e) {
-        if (!isBmcError(e) || e.code !== 'BMC_ERR_TIMEOUT') throw e;
-        // Nothing is proven: the command may have run. Read back before anything else; never re-send.
-        timedOut = e;
-        sender = e.driver;
-      }
-      const seen = await pollPower(expected, wait, timedOut !== null, callOpts, tried, what);
-      if (seen.ok) return { power: expected, tried, succeeded: sender };
-      if (timedOut) {
-        throw new BmcError(
-          'BMC_ERR_TIMEOUT',
-          timedOut.driver,
-          `${timedOut.message}; power then read ${seen.last} (expected ${expected}); the command was not re-sent`,
-        );
-      }
-      throw new BmcError(
-        'BMC_ERR_VERIFY_FAILED',
-        sender,
-        `${what} was accepted by ${sender} but power read ${seen.last}, expected ${expected}, within ${wait.deadlineMs} ms`,
-      );
+      return setOnePower(action, callOpts);
     },
 
     async setBoot(settings: BootSettings, callOpts?: CallOptions) {

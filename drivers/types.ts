@@ -129,8 +129,9 @@ export interface Bmc {
   /** @throws BmcError */
   readPower(opts?: CallOptions): Promise<{ power: PowerReading } & CallRecord>;
   /**
-   * Sends the action and polls until the power reads as expected (on for on/reboot/soft-reboot, off for off/soft-off)
-   * under the waiting policy. A reboot is verified by seeing the server on after the command was accepted.
+   * Sends the action and polls until the power reads as expected (on for on, off for off/soft-off) under the waiting
+   * policy. A reboot is carried out as a verified off then a verified on (soft-reboot: soft-off then on), never as
+   * the BMC's reset verified by "reads on", which an ignored reset would pass.
    * @throws BmcError BMC_ERR_VERIFY_FAILED when the read-back never matches.
    */
   setPower(action: PowerAction, opts?: CallOptions & { wait?: WaitPolicy }): Promise<{ power: PowerReading } & CallRecord>;

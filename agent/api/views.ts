@@ -275,6 +275,7 @@ export function nodeView(n: Node, base: string): Record<string, unknown> {
     },
     macs: n.macs.map((m) => ({ mac: m.mac, pxe: m.pxe })),
     power_state: ironicPower(n.power_state),
+    target_power_state: ironicPower(n.target_power_state),
     maintenance: n.maintenance,
     maintenance_reason: n.maintenance_reason,
     last_error: errorView(n.last_error, true), // node views are admin-only

@@ -10,6 +10,7 @@
  * - power steps inside an OS operation never move `state`; the operation owns it.
  */
 import type { Logger } from 'pino';
+import { isReboot, REBOOT_AS } from '../../drivers/bmc.js';
 import type { Bmc, PowerAction } from '../../drivers/types.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
@@ -117,6 +118,13 @@ const POWER_ACTION_OF: Record<PowerKind, PowerAction> = {
   'soft-reboot': 'soft-reboot',
 };
 
+/** The action event of a single power step. */
+const POWER_STEP_OF: Record<Exclude<PowerAction, 'reboot' | 'soft-reboot'>, string> = {
+  on: 'power_on',
+  off: 'power_off',
+  'soft-off': 'soft_power_off',
+};
+
 const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
   on: 'power-on',
   off: 'power-off',
@@ -222,6 +230,7 @@ export class Engine implements AgentService {
             maintenance: nc.maintenance,
             maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
             power_state: 'unknown',
+            target_power_state: null,
             last_error: null,
             consecutive_power_failures: 0,
             instance_id: null,
@@ -462,10 +471,19 @@ export class Engine implements AgentService {
     if (!bmc.supports('power', POWER_ACTION_OF[kind])) {
       throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
     }
+    // Refusals that need no BMC first; then ask the hardware, not our memory (Ironic's _can_skip_state_change).
+    this.checkAcceptable(inst, kind);
+    const fresh = await this.freshPower(node, kind);
     const accepted = this.store.transaction(() => {
       const cur = this.store.getInstance(inst.id)!;
       this.checkAcceptable(cur, kind);
-      if (this.alreadyThere(cur, kind)) return null;
+      if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+      if (this.alreadyThere(kind, fresh)) {
+        // The server is already where it was asked to be: follow it if the state says otherwise (as power sync would).
+        const event = RULES[kind].success[cur.state];
+        if (event) this.mutate(cur.id, {}, { event, cause: 'drift' });
+        return null;
+      }
       const rule = RULES[kind];
       const action = this.newAction(ctx, cur, kind);
       this.mutate(cur.id, {
@@ -481,12 +499,24 @@ export class Engine implements AgentService {
     return { accepted: true, action: this.store.getAction(ctx.request_id) };
   }
 
-  /** Already in the target state: 202 and nothing is sent. */
-  private alreadyThere(inst: Instance, kind: OperationKind): boolean {
-    if (kind === 'power-on') return inst.state === 'running' || (inst.state === 'error' && inst.power_state === 'on');
-    if (kind === 'power-off' || kind === 'soft-power-off') {
-      return inst.state === 'stopped' || (inst.state === 'error' && inst.power_state === 'off');
+  /**
+   * The power read that decides "already in the target state", taken at acceptance for on/off requests (a reboot
+   * is never already there: no read). A failed read is `unknown`, which is neither on nor off.
+   */
+  private async freshPower(node: Node, kind: PowerKind): Promise<'on' | 'off' | 'unknown'> {
+    if (kind === 'reboot' || kind === 'soft-reboot') return 'unknown';
+    try {
+      return (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+    } catch (e) {
+      this.log.warn({ node_id: node.id, code: codeOf(e), msg: messageOf(e) }, 'power read at acceptance failed: power unknown');
+      return 'unknown';
     }
+  }
+
+  /** Already in the target state (202, nothing sent): judged by a fresh read only; `unknown` is neither on nor off. */
+  private alreadyThere(kind: PowerKind, fresh: 'on' | 'off' | 'unknown'): boolean {
+    if (kind === 'power-on') return fresh === 'on';
+    if (kind === 'power-off' || kind === 'soft-power-off') return fresh === 'off';
     return false;
   }
 
@@ -496,7 +526,6 @@ export class Engine implements AgentService {
     if (inst.task !== null || this.running.has(inst.id)) {
       throw new AgentError('AGENT_ERR_LOCKED', `instance ${inst.id} is locked by a running '${inst.task ?? 'operation'}' operation`);
     }
-    if (this.alreadyThere(inst, kind)) return;
     if (!RULES[kind].accepts.includes(inst.state)) {
       throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot ${kind} an instance in state '${inst.state}'`);
     }
@@ -507,10 +536,10 @@ export class Engine implements AgentService {
     const bmc = this.bmc(node);
     const action = POWER_ACTION_OF[kind];
     const deadline = this.powerDeadline(kind, timeoutS);
-    if (kind === 'reboot' || kind === 'soft-reboot') {
+    // A reboot is a verified off then a verified on: PowerReboot once off is verified, PowerOn (success) once on is.
+    await this.powerStep(run, bmc, node, action, deadline, undefined, () => {
       if (this.inst(run).state === 'running') this.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
-    }
-    await this.powerStep(run, bmc, node, action, deadline);
+    });
   }
 
   // ------------------------------------------------------------------ OS operations
@@ -726,7 +755,9 @@ export class Engine implements AgentService {
     await this.step(run, 'release_node', async () => {
       this.store.transaction(() => {
         const n = this.store.getNode(node.id)!;
-        if (n.instance_id === inst.id) this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+        if (n.instance_id !== inst.id) return;
+        this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+        this.journal('node.released', { node_id: node.id, cause: 'operation', data: { instance_id: null, released_instance_id: inst.id } });
       });
     });
   }
@@ -885,9 +916,19 @@ export class Engine implements AgentService {
     }
   }
 
-  /** A verified power change, recorded on the node and the instance (never moving `state`). */
-  private async powerStep(run: Run, bmc: Bmc, node: Node, action: PowerAction, deadlineMs: number, name?: string): Promise<void> {
-    const stepName = name ?? (action === 'on' ? 'power_on' : action === 'off' ? 'power_off' : action.replace('-', '_'));
+  /**
+   * A verified power change, recorded on the node and the instance (never moving `state`). A reboot is two steps (a
+   * verified off, `offVerified`, then a verified on: REBOOT_AS); the off takes `deadlineMs`, the on the config's.
+   */
+  private async powerStep(run: Run, bmc: Bmc, node: Node, action: PowerAction, deadlineMs: number, name?: string, offVerified?: () => void): Promise<void> {
+    if (isReboot(action)) {
+      const [off, on] = REBOOT_AS[action];
+      await this.powerStep(run, bmc, node, off, deadlineMs);
+      offVerified?.();
+      await this.powerStep(run, bmc, node, on, this.cfg.timeouts.power_ms);
+      return;
+    }
+    const stepName = name ?? POWER_STEP_OF[action];
     const res = await this.step(run, stepName, () =>
       bmc.setPower(action, { signal: run.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } }),
     );
@@ -930,11 +971,21 @@ export class Engine implements AgentService {
       throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
     }
     if (this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
-    if ((req.target === 'on' && node.power_state === 'on') || ((req.target === 'off' || req.target === 'soft-off') && node.power_state === 'off')) {
-      return { accepted: false, action: null };
-    }
-    this.journal('node.power', { node_id: node.id, cause: 'operation', data: { target_power_state: targetPowerOf(kind), request_id: ctx.request_id } });
+    const fresh = await this.freshPower(node, kind);
+    // Anything may have changed while we read: accept only a node that is still free and idle.
+    const cur = this.store.getNode(node.id);
+    if (!cur) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${id} could not be found.`);
+    if (cur.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
+    if (this.nodeBusy.has(node.id) || cur.instance_id !== null) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
+    if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+    if (this.alreadyThere(kind, fresh)) return { accepted: false, action: null };
     this.nodeBusy.add(node.id);
+    try {
+      this.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
+    } catch (e) {
+      this.nodeBusy.delete(node.id);
+      throw e;
+    }
     void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => ok && this.setNodeError(node.id, null))
       .finally(() => this.nodeBusy.delete(node.id));
@@ -1034,7 +1085,10 @@ export class Engine implements AgentService {
     this.store.transaction(() => {
       const cur = this.store.getNode(nodeId)!;
       const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
-      this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      // Written only when the read changes something: an idle poll costs no fsync.
+      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
+        this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      }
       if (wasUnreachable) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
       if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.mutate(inst.id, { error: null }, { cause: 'poll' });
     });
@@ -1055,13 +1109,14 @@ export class Engine implements AgentService {
   }
 
   private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
-    this.journal('node.power', { node_id: node.id, cause: 'enforce', data: { target_power_state: want } });
+    this.setNodeTarget(node.id, want, 'enforce');
     await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
   }
 
   /**
    * A verified power command on a node outside any instance operation (free node, enforcement): the reading is
-   * recorded, a failure is set as the node's error. Never throws.
+   * recorded, a failure is set as the node's error, and the node's target (set by the caller at acceptance) is
+   * cleared. Never throws.
    * @returns whether it succeeded
    */
   private async nodePower(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
@@ -1073,7 +1128,23 @@ export class Engine implements AgentService {
       const errorType = action === 'off' || action === 'soft-off' ? 'power_off_error' : 'power_on_error';
       this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
       return false;
+    } finally {
+      try {
+        this.setNodeTarget(node.id, null, cause);
+      } catch (e) {
+        this.log.error({ err: e, node_id: node.id }, 'could not clear the node power target');
+      }
     }
+  }
+
+  /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
+  private setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: Record<string, unknown> = {}): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || n.target_power_state === target) return;
+      this.store.putNode({ ...n, target_power_state: target, updated_at: this.now() });
+      this.journal('node.power', { node_id: nodeId, cause, data: { target_power_state: target, ...details } });
+    });
   }
 
   /** How long a power request may take to be verified: the request's timeout for soft ones, else the config's. */

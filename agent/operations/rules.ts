@@ -29,11 +29,15 @@ export interface OperationRule {
 
 const always = () => true;
 
-/** power off and soft power off: from running (or error, keeping the error), PowerOff on success. */
+/**
+ * power off and soft power off: from running (or error, keeping the error), PowerOff on success. A stopped instance
+ * is accepted too: the engine answers "already there" only from a fresh power read, so a stopped instance whose
+ * server reads on (or cannot be read) gets its command, and its state stays stopped.
+ */
 function powerOff(): OperationRule {
   return {
     action: 'stop',
-    accepts: ['running', 'error'],
+    accepts: ['running', 'error', 'stopped'],
     powerOffFirst: false,
     os: null,
     success: { running: 'power-off' },
@@ -45,8 +49,9 @@ function powerOff(): OperationRule {
 }
 
 /**
- * reboot and soft reboot: the reset takes running -> stopped (PowerReboot) when it is sent; success is the PowerOn
- * edge once `on` is verified; a failure leaves the instance stopped.
+ * reboot and soft reboot: carried out as a verified (soft) off, then a verified on. The off, once verified, takes
+ * running -> stopped (PowerReboot); success is the PowerOn edge once `on` is verified. A failure leaves the state
+ * where it is: running if off was never verified, stopped if the on failed.
  */
 function reboot(): OperationRule {
   return {
@@ -100,9 +105,10 @@ export const RULES: Record<OperationKind, OperationRule> = {
     clearsError: always,
     powerOffOnFailure: false,
   },
+  // running: accepted when a fresh read does not say on (the server is off behind our back, or unknown); state stays.
   'power-on': {
     action: 'start',
-    accepts: ['stopped', 'error'],
+    accepts: ['stopped', 'error', 'running'],
     powerOffFirst: false,
     os: null,
     success: { stopped: 'power-on' },

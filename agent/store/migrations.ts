@@ -122,6 +122,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'nodes.target_power_state: the target of a node-level power command while it runs',
+    up(db) {
+      db.exec(`ALTER TABLE nodes ADD COLUMN target_power_state TEXT;`);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -106,6 +106,7 @@ interface NodeRow {
   maintenance: number;
   maintenance_reason: string | null;
   power_state: string;
+  target_power_state: string | null;
   last_error: string | null;
   consecutive_power_failures: number;
   instance_id: string | null;
@@ -196,6 +197,7 @@ function nodeToRow(n: Node): Params {
     maintenance: bool(n.maintenance),
     maintenance_reason: n.maintenance_reason ?? null,
     power_state: n.power_state,
+    target_power_state: n.target_power_state ?? null,
     last_error: jsonOrNull(n.last_error),
     consecutive_power_failures: n.consecutive_power_failures,
     instance_id: n.instance_id ?? null,
@@ -218,6 +220,7 @@ function rowToNode(r: NodeRow): Node {
     maintenance: r.maintenance !== 0,
     maintenance_reason: r.maintenance_reason,
     power_state: r.power_state as PowerState,
+    target_power_state: r.target_power_state as TargetPower,
     last_error: parseOrNull<InstanceError>(r.last_error),
     consecutive_power_failures: r.consecutive_power_failures,
     instance_id: r.instance_id,
@@ -361,12 +364,15 @@ function prepareAll(db: Database.Database) {
     listNodes: q<[], NodeRow>('SELECT * FROM nodes ORDER BY created_at, id'),
     putNode: p(
       `INSERT INTO nodes (id, name, type, boot_mode, macs, bmc, maintenance, maintenance_reason, power_state,
-         last_error, consecutive_power_failures, instance_id, adopt, enforce_power, source, created_at, updated_at)
+         target_power_state, last_error, consecutive_power_failures, instance_id, adopt, enforce_power, source,
+         created_at, updated_at)
        VALUES (@id, @name, @type, @boot_mode, @macs, @bmc, @maintenance, @maintenance_reason, @power_state,
-         @last_error, @consecutive_power_failures, @instance_id, @adopt, @enforce_power, @source, @created_at, @updated_at)
+         @target_power_state, @last_error, @consecutive_power_failures, @instance_id, @adopt, @enforce_power, @source,
+         @created_at, @updated_at)
        ON CONFLICT(id) DO UPDATE SET name = excluded.name, type = excluded.type, boot_mode = excluded.boot_mode,
          macs = excluded.macs, bmc = excluded.bmc, maintenance = excluded.maintenance,
          maintenance_reason = excluded.maintenance_reason, power_state = excluded.power_state,
+         target_power_state = excluded.target_power_state,
          last_error = excluded.last_error, consecutive_power_failures = excluded.consecutive_power_failures,
          instance_id = excluded.instance_id, adopt = excluded.adopt, enforce_power = excluded.enforce_power,
          source = excluded.source, created_at = excluded.created_at, updated_at = excluded.updated_at`,

@@ -78,13 +78,45 @@ describe('createBmc: fall-through', () => {
   });
 });
 
+describe('createBmc: reboot is a verified off, then a verified on', () => {
+  for (const [action, off] of [
+    ['reboot', 'off'],
+    ['soft-reboot', 'soft-off'],
+  ] as const) {
+    it(`${action} of a running server: ${off} verified, then on verified; the BMC's own reset is never sent`, async () => {
+      const { lab, id, drivers, sets } = twoPaths({ initial_power: 'on' });
+      const r = await fastBmc(id, drivers).setPower(action);
+      expect(r).toEqual({ power: 'on', tried: ['fake-a'], succeeded: 'fake-a' });
+      expect(sets().map((c) => c.arg)).toEqual([off, 'on']);
+      expect(lab.snapshot(id)).toMatchObject({ power: 'on', boots: 1 });
+    });
+  }
+
+  it('a BMC that accepts the off and does nothing: BMC_ERR_VERIFY_FAILED, no on sent', async () => {
+    const { lab, id, drivers, sets } = twoPaths({ initial_power: 'on' });
+    lab.setFaults(id, { ignore_power: 1 });
+    await expect(fastBmc(id, drivers, { wait: { delaysMs: [2], deadlineMs: 30 } }).setPower('reboot')).rejects.toMatchObject({ code: 'BMC_ERR_VERIFY_FAILED' });
+    expect(sets().map((c) => [c.arg, c.outcome])).toEqual([['off', 'ignored']]);
+  });
+
+  it('supports(power, soft-reboot) means soft-off and on are supported', () => {
+    const { id, drivers } = twoPaths({ supports_soft: false });
+    const bmc = fastBmc(id, drivers);
+    expect(bmc.supports('power', 'reboot')).toBe(true);
+    expect(bmc.supports('power', 'soft-reboot')).toBe(false);
+  });
+});
+
 describe('createBmc: timeouts never re-send', () => {
-  it('reboot whose answer is lost: power read back on, done, one reset sent', async () => {
+  it('reboot whose off answer is lost: power read back off, the off not re-sent, then on; one boot', async () => {
     const { lab, id, drivers, sets } = twoPaths({ initial_power: 'on' });
     lab.setFaults(id, { lose_reply: 1 });
     const r = await fastBmc(id, drivers, { callTimeoutMs: 30 }).setPower('reboot');
     expect(r).toMatchObject({ power: 'on', succeeded: 'fake-a', tried: ['fake-a'] });
-    expect(sets().map((c) => [c.via, c.arg, c.outcome])).toEqual([['fake-a', 'reboot', 'reply-lost']]);
+    expect(sets().map((c) => [c.via, c.arg, c.outcome])).toEqual([
+      ['fake-a', 'off', 'reply-lost'],
+      ['fake-a', 'on', 'ok'],
+    ]);
     expect(lab.snapshot(id).boots).toBe(1);
   });
 

@@ -12,6 +12,8 @@ import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
 import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
 import { waitFor } from './daemon.js';
+import type { Clock } from '../../agent/ports.js';
+import { FakeLab } from '../../drivers/fake/lab.js';
 
 export const ADMIN_TOKEN = 'a'.repeat(32);
 export const MEMBER_TOKEN = 'b'.repeat(32);
@@ -52,6 +54,8 @@ export interface HarnessOptions {
   editConfig?: (yaml: string) => string;
   /** TEST-ONLY store fault injector (startHarness only). */
   storeFault?: StoreFaultInjector;
+  /** The agent's clock, also the fake lab's (test/helpers/manual-clock.ts); default: the system clock. */
+  clock?: Clock;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -137,7 +141,8 @@ export async function settle(h: Harness): Promise<void> {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const { dir, configPath } = writeConfig(opts);
   const config = loadConfigFile(configPath);
-  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...(opts.storeFault ? { storeFault: opts.storeFault } : {}) });
+  const clock = opts.clock ? { clock: opts.clock, fakeLab: new FakeLab({ now: () => opts.clock!.now(), sleep: opts.clock.sleep }) } : {};
+  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock, ...(opts.storeFault ? { storeFault: opts.storeFault } : {}) });
   await agent.start();
   return {
     agent,

@@ -83,6 +83,7 @@ export function makeNode(over: Partial<Node> = {}): Node {
     maintenance: false,
     maintenance_reason: null,
     power_state: 'on',
+    target_power_state: null,
     last_error: null,
     consecutive_power_failures: 0,
     instance_id: null,

@@ -4,21 +4,14 @@
  * read clears it; an adoption waits for a verified power read.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADOPTED_ID, ctx, IMAGE, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import { runningInstance, sleep } from '../../helpers/engine.js';
+import { ADOPTED_ID, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
   await h?.close();
   h = null;
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function running(harness: Harness): Promise<string> {
-  const { instance } = await harness.agent.engine.createInstance(ctx(), { name: 'sync', image_uuid: IMAGE, extra: { node_id: nodeId(1) } });
-  await harness.agent.engine.idle();
-  return instance.id;
-}
 
 function stateEvents(harness: Harness, id: string) {
   return harness.agent.store.readJournal(1, 10_000).filter((e) => e.kind === 'instance.state' && e.instance_id === id);
@@ -27,7 +20,7 @@ function stateEvents(harness: Harness, id: string) {
 describe('power sync', () => {
   it('follows a server switched off behind its back (PowerOff edge, cause drift), then on again (PowerOn)', async () => {
     h = await startHarness();
-    const id = await running(h);
+    const id = await runningInstance(h, 'sync');
     await h.agent.lab!.get(nodeId(1)).setPower('power-button', 'off');
     await sleep(20);
     await h.agent.engine.powerSyncOnce();
@@ -46,7 +39,7 @@ describe('power sync', () => {
 
   it('marks power unknown after N failed reads without moving state, and clears it on the next good read', async () => {
     h = await startHarness();
-    const id = await running(h);
+    const id = await runningInstance(h, 'sync');
     h.agent.lab!.setFaults(nodeId(1), { unreachable: true });
     await h.agent.engine.powerSyncOnce();
     let inst = h.agent.engine.getInstance(ctx(), id);

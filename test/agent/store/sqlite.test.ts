@@ -56,6 +56,7 @@ function node(over: Partial<Node> = {}): Node {
     maintenance: false,
     maintenance_reason: null,
     power_state: 'on',
+    target_power_state: null,
     last_error: null,
     consecutive_power_failures: 0,
     instance_id: null,
