@@ -256,6 +256,7 @@ export const NodeView = Type.Object(
     ),
     macs: Type.Array(Type.Object({ mac: Str(), pxe: Type.Boolean() }, { additionalProperties: false })),
     power_state: Nullable(Str()),
+    target_power_state: Nullable(Str("Ironic's words; set while a node-level power request or enforcement runs")),
     maintenance: Type.Boolean(),
     maintenance_reason: Nullable(Str()),
     last_error: Nullable(InstanceError),

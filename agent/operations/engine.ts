@@ -1288,29 +1288,54 @@ export class Engine implements AgentService {
     }
   }
 
+  /**
+   * Settles a power request that was in flight at the last stop. Its command may have been sent and still be taking
+   * effect, so power is polled under the waiting policy (up to the request's power deadline) for what the command in
+   * flight would read, never re-sending it. A reboot is a verified off then a verified on: an instance still
+   * `running` was interrupted in its off (if the server now reads off, the PowerReboot edge is taken, and the reboot
+   * fails, stopped, since nothing will switch it on); a `stopped` one in its on.
+   */
   private async recoverPower(inst: Instance, kind: PowerKind, requestId: string, interrupted: string): Promise<void> {
     const node = this.nodeOf(inst);
-    let power: 'on' | 'off' | null = null;
-    try {
-      power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
-      this.recordPower(node.id, power, 'recovery');
-    } catch {
-      power = null;
-    }
+    const rebootInOff = (kind === 'reboot' || kind === 'soft-reboot') && inst.state === 'running';
     const want = targetPowerOf(kind);
+    const expect = rebootInOff ? 'off' : want;
+    const power = await this.pollPower(node, expect, this.powerDeadline(kind, undefined));
+    if (power !== null) this.recordPower(node.id, power, 'recovery');
     const cur = this.store.getInstance(inst.id)!;
     this.store.transaction(() => {
       const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null };
       let event: StateEvent | undefined;
-      if (power === want) {
+      if (power === want && !rebootInOff) {
         event = RULES[kind].success[cur.state];
         this.closeAction(requestId, null);
       } else {
+        if (rebootInOff && power === 'off') event = 'power-reboot';
         patch.error = { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `${interrupted}; power reads ${power ?? 'unknown'}`, error_type: RULES[kind].errorType };
         this.closeAction(requestId, interrupted);
       }
       this.mutate(inst.id, patch, { cause: 'recovery', ...(event ? { event } : {}) });
     });
+  }
+
+  /**
+   * Reads power until it reads `expect` or `deadlineMs` passes, sending nothing.
+   * @returns the last reading, or null when no read succeeded
+   */
+  private async pollPower(node: Node, expect: 'on' | 'off', deadlineMs: number): Promise<'on' | 'off' | null> {
+    const clock = this.deps.ports.clock;
+    const deadline = clock.now() + deadlineMs;
+    const delays = this.cfg.power_poll_ms;
+    let last: 'on' | 'off' | null = null;
+    for (let i = 0; ; i++) {
+      try {
+        last = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+      } catch {
+        // unknown: never taken for on or off; keep polling until the deadline.
+      }
+      if (last === expect || clock.now() >= deadline) return last;
+      await clock.sleep(Math.min(delays[Math.min(i, delays.length - 1)] ?? 1000, Math.max(0, deadline - clock.now())));
+    }
   }
 
   // ------------------------------------------------------------------ helpers

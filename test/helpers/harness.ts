@@ -46,7 +46,7 @@ export interface HarnessOptions {
   extra?: string;
   stateDir?: string;
   deploy?: string;
-  /** timeouts.power (default 1s): longer where a test's fake power delay is close to a second. */
+  /** timeouts.power and timeouts.soft_power (default 1s): longer where a test's fake power delay is close to a second. */
   power?: string;
   /** The liveness section (YAML flow mapping); default: the fake lab's pinger. */
   liveness?: string;
@@ -100,7 +100,7 @@ api:
     - {token_file: ${join(dir, 'member.token')}, project_id: ${PROJECT}, user_id: 9789b276da0643e8b88bc7d6b85cf939, roles: [member]}
     - {token_file: ${join(dir, 'other.token')}, project_id: ${OTHER_PROJECT}, user_id: someone-else, roles: [member]}
 power_sync: {interval: 1h, failures_before_unknown: 2}
-timeouts: {bmc_call: 2s, power: ${opts.power ?? '1s'}, deploy: ${opts.deploy ?? '5s'}, soft_power: 1s}
+timeouts: {bmc_call: 2s, power: ${opts.power ?? '1s'}, deploy: ${opts.deploy ?? '5s'}, soft_power: ${opts.power ?? '1s'}}
 power_poll: [5ms, 10ms, 20ms]
 bmc: {min_gap: 0ms}
 liveness: ${opts.liveness ?? '{engine: fake, interval: 30s, timeout: 100ms, retries: 0}'}
