@@ -240,6 +240,7 @@ export type JournalKind =
   | 'instance.power'
   | 'instance.target_power'
   | 'instance.error'
+  | 'instance.addresses'
   | 'instance.alive'
   | 'instance.deleted'
   | 'action.started'

@@ -136,8 +136,10 @@ const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
 export class Engine implements AgentService {
   readonly agentId: string;
   private readonly running = new Map<string, Running>();
-  /** Nodes with a node-level operation (no instance) in flight. */
-  private readonly nodeBusy = new Set<string>();
+  /** Nodes with a node-level operation (no instance) in flight, each with its promise (stop and idle wait for it). */
+  private readonly nodeBusy = new Map<string, Promise<void>>();
+  /** Aborted by stop(): node-level power commands end with it (recording nothing, like instance operations). */
+  private readonly stopController = new AbortController();
   private isReady = false;
   private readyReasons: string[] = ['start-up recovery and power reads not done'];
   private stopping = false;
@@ -186,7 +188,9 @@ export class Engine implements AgentService {
     this.readyReasons = ['stopping'];
     if (this.syncTimer) clearTimeout(this.syncTimer);
     for (const r of this.running.values()) r.controller.abort(new OperationAborted('shutdown', 'the agent is stopping'));
+    this.stopController.abort(new OperationAborted('shutdown', 'the agent is stopping'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    await Promise.allSettled([...this.nodeBusy.values()]);
     if (this.syncing) await this.syncing.catch(() => undefined);
     await this.deps.ports.bmcs.invalidate();
   }
@@ -195,9 +199,12 @@ export class Engine implements AgentService {
     return { ready: this.isReady, reasons: [...this.readyReasons] };
   }
 
-  /** Waits until no operation runs (tests and the demo). */
+  /** Waits until no operation runs, node-level power requests included (tests and the demo). */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    while (this.running.size > 0 || this.nodeBusy.size > 0) {
+      await Promise.allSettled([...this.running.values()].map((r) => r.done));
+      await Promise.allSettled([...this.nodeBusy.values()]);
+    }
   }
 
   /** Inserts config nodes the store lacks and refreshes the settings of those it has (SIGHUP does the same). */
@@ -979,16 +986,20 @@ export class Engine implements AgentService {
     if (this.nodeBusy.has(node.id) || cur.instance_id !== null) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
     if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
     if (this.alreadyThere(kind, fresh)) return { accepted: false, action: null };
-    this.nodeBusy.add(node.id);
+    this.nodeBusy.set(node.id, Promise.resolve());
     try {
       this.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
     } catch (e) {
       this.nodeBusy.delete(node.id);
       throw e;
     }
-    void this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
-      .then((ok) => ok && this.setNodeError(node.id, null))
+    const done = this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
+      .then((ok) => {
+        if (ok) this.setNodeError(node.id, null);
+      })
+      .catch((e: unknown) => this.log.error({ err: e, node_id: node.id }, 'node power bookkeeping failed'))
       .finally(() => this.nodeBusy.delete(node.id));
+    this.nodeBusy.set(node.id, done);
     return { accepted: true, action: null };
   }
 
@@ -1121,10 +1132,12 @@ export class Engine implements AgentService {
    */
   private async nodePower(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
     try {
-      const res = await this.bmc(node).setPower(action, { wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } });
+      const res = await this.bmc(node).setPower(action, { signal: this.stopController.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } });
       this.recordPower(node.id, res.power, cause);
       return true;
     } catch (e) {
+      // Stopping: nothing is recorded as failed (the next start reads the node's power and clears its target).
+      if (this.stopController.signal.aborted) return false;
       const errorType = action === 'off' || action === 'soft-off' ? 'power_off_error' : 'power_on_error';
       this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
       return false;
@@ -1235,6 +1248,9 @@ export class Engine implements AgentService {
       const inst = this.store.getInstance(action.instance_id);
       const openStep = action.events.find((e) => e.finish_time === null)?.event ?? null;
       const interrupted = `interrupted by an agent restart${openStep ? ` during step '${openStep}'` : ''}`;
+      // The step a failure names: the open one, else the one after the last that closed (never a generic word).
+      const lastEvent = action.events[action.events.length - 1];
+      const failedStep = openStep ?? (lastEvent ? `after_${lastEvent.event}` : 'start');
       if (!inst || inst.task_request_id !== action.request_id) {
         this.abortAction(action.request_id, interrupted);
         continue;
@@ -1254,7 +1270,7 @@ export class Engine implements AgentService {
         await this.recoverPower(inst, kind as PowerKind, action.request_id, interrupted);
         continue;
       }
-      const err = new StepFailed(openStep ?? 'operation', 'AGENT_ERR_INTERRUPTED', interrupted);
+      const err = new StepFailed(failedStep, 'AGENT_ERR_INTERRUPTED', interrupted);
       const run: Run = { instanceId: inst.id, requestId: action.request_id, kind, signal: new AbortController().signal };
       if (inst.state === 'running') {
         // Interrupted before its first power off took the PowerOff edge: the OS was not touched.
@@ -1264,13 +1280,18 @@ export class Engine implements AgentService {
             task: null,
             task_request_id: null,
             ...(os ? { operation_state: `${os}-failed` as OperationState } : {}),
-            error: { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `step '${openStep ?? 'operation'}' failed: ${interrupted}`, error_type: RULES[kind].errorType },
+            error: { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `step '${failedStep}' failed: ${interrupted}`, error_type: RULES[kind].errorType },
           }, { cause: 'recovery' });
           this.closeAction(action.request_id, interrupted);
         });
         continue;
       }
       await this.finishFailure(run, err);
+    }
+    // A node-level power request (free node, enforcement) does not outlive the process: its target is stale. The
+    // power sync that follows reads every node's power.
+    for (const n of this.store.listNodes()) {
+      if (n.target_power_state !== null) this.setNodeTarget(n.id, null, 'recovery');
     }
     // A lock whose action is gone (it cannot happen through the engine, which commits both together) would hold the
     // instance forever: release it, failing whatever it claimed to be doing.
@@ -1430,6 +1451,8 @@ export class Engine implements AgentService {
         ['power_state', 'instance.power'],
         ['target_power_state', 'instance.target_power'],
         ['error', 'instance.error'],
+        // modify-ip's new addresses, and a delete releasing them, reach the controller too.
+        ['addresses', 'instance.addresses'],
       ];
       for (const [field, kind] of fields) {
         if (JSON.stringify(cur[field]) !== JSON.stringify(next[field]) || (field === 'state' && opts.event)) {

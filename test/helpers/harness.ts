@@ -11,7 +11,6 @@ import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
 import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
-import { waitFor } from './daemon.js';
 import type { Clock } from '../../agent/ports.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
 
@@ -128,14 +127,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/**
- * Lets accepted work finish before the store closes. NOTE: engine.idle() (and stop()) do not wait for a free node's
- * power operation (Engine.setNodePower runs it outside `running`), so its busy mark is polled too.
- */
+/** Lets accepted work finish before the store closes (engine.idle() waits for node-level power requests too). */
 export async function settle(h: Harness): Promise<void> {
   await h.agent.engine.idle();
-  const busy = (h.agent.engine as unknown as { nodeBusy?: Set<string> }).nodeBusy;
-  await waitFor(() => busy === undefined || busy.size === 0, 5_000, 'node power operations to finish');
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {

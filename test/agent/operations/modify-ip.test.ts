@@ -70,6 +70,9 @@ describe('modify-ip addresses', () => {
     expect(done.operation_state).toBe('modify-ip-succeed');
     expect(done.addresses.map((x) => [x.addr, x.network_uuid])).toEqual([['127.0.2.77', NETWORK]]);
     expect(done.networks).toEqual([{ uuid: NETWORK }]);
+    // The outbox carries the change, so the controller hears of the new address.
+    const changes = h.agent.store.readJournal(1, 100_000).filter((j) => j.instance_id === a && j.kind === 'instance.addresses');
+    expect(changes.map((j) => (j.data['addresses'] as { addr: string }[]).map((x) => x.addr))).toEqual([['127.0.2.77']]);
     // The old address is free again.
     await e.runOperation(ctx(), b, 'modify-ip', modify(old[0]!.addr));
     await e.idle();

@@ -96,3 +96,33 @@ describe('a node-level power target is a stored field', () => {
     expect(h.agent.engine.getInstance(ctx(), id).state).toBe('running');
   });
 });
+
+describe('node-level power requests and the agent lifecycle', () => {
+  it('idle() waits for a free node\'s power request to finish', async () => {
+    h = await startHarness({ fake: '{power_delay: 300ms, install: 30ms}' });
+    const before = h.agent.store.getNode(nodeId(1))!.power_state;
+    const want = before === 'on' ? 'off' : 'on';
+    const r = await h.agent.engine.setNodePower(ctx('admin'), nodeId(1), { target: want });
+    expect(r.accepted).toBe(true);
+    await h.agent.engine.idle();
+    const n = h.agent.store.getNode(nodeId(1))!;
+    expect(n.power_state).toBe(want);
+    expect(n.target_power_state).toBeNull();
+  });
+
+  it('stop() ends a free node\'s power request without recording a failure; the next start clears a stale target', async () => {
+    h = await startHarness({ fake: '{power_delay: 5s, install: 30ms}' });
+    const before = h.agent.store.getNode(nodeId(1))!.power_state;
+    const r = await h.agent.engine.setNodePower(ctx('admin'), nodeId(1), { target: before === 'on' ? 'off' : 'on' });
+    expect(r.accepted).toBe(true);
+    const t0 = Date.now();
+    await h.agent.engine.stop();
+    expect(Date.now() - t0).toBeLessThan(3_000); // not the 5 s the change takes
+    const n = h.agent.store.getNode(nodeId(1))!;
+    expect(n.last_error).toBeNull();
+    // A crash leaves the target stored: the next start clears it.
+    h.agent.store.putNode({ ...n, target_power_state: 'on' });
+    await h.agent.engine.start();
+    expect(h.agent.store.getNode(nodeId(1))!.target_power_state).toBeNull();
+  });
+});

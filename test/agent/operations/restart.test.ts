@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../../../agent/build-agent.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import { systemClock, type Clock } from '../../../agent/ports.js';
+import { openStore } from '../../../agent/store/sqlite.js';
 import { ctx, IMAGE, writeConfig } from '../../helpers/harness.js';
 
 let dir: string | null = null;
@@ -87,5 +88,29 @@ describe('restart on the same store', () => {
     const a = agent.store.getAction(action.request_id)!;
     expect(a.finish_time).not.toBeNull();
     expect(a.events.find((e) => e.event === 'deploy')).toMatchObject({ result: 'Error', traceback: "interrupted by an agent restart during step 'deploy'" });
+  });
+
+  it('an operation stopped between two steps fails naming the step after the last closed one, never a generic word', async () => {
+    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 5s}' });
+    dir = cfg.dir;
+    let agent = await boot(cfg.configPath);
+    const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'between', image_uuid: IMAGE });
+    for (let i = 0; i < 200 && !agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await agent.stop();
+    agents.pop();
+    // As if the crash came after 'deploy' closed and before the next step opened: close the open step.
+    const store = openStore({ dir: loadConfigFile(cfg.configPath).state_dir, agentId: 'test-agent' });
+    const events = store.getAction(action.request_id)!.events;
+    const i = events.findIndex((e) => e.finish_time === null);
+    expect(events[i]?.event).toBe('deploy');
+    store.updateActionEvent(action.request_id, i, { ...events[i]!, finish_time: events[i]!.start_time, result: 'Success' });
+    store.close();
+
+    agent = await boot(cfg.configPath);
+    const after = agent.engine.getInstance(ctx(), instance.id);
+    expect(after).toMatchObject({ state: 'error', operation_state: 'install-failed', task: null });
+    expect(after.error?.error_msg).toBe("step 'after_deploy' failed: interrupted by an agent restart");
   });
 });
