@@ -1,25 +1,26 @@
 /**
  * The composition root: `buildAgent(config, opts)` wires the store, drivers, liveness, engine and REST API, and
- * returns `{start, stop, reload}`. Start in order, stop in reverse. Only agent/main.ts touches `process`, signals
- * and `listen()`; tests build agents in-process with their own ports.
+ * returns `{start, stop, reload}`: its lifecycle components (agent/lifecycle.ts) start in order and stop in reverse.
+ * Wiring only: the fakes are wired by agent/fakes.ts, loaded only with `allow_fake_drivers`. Only agent/main.ts
+ * touches `process`, signals and `listen()`; tests build agents in-process with their own ports.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { FakeLab } from '../drivers/fake/lab.js';
+import type { FakeLab } from '../drivers/fake/lab.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
+import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
 import { SecretFiles, resolveTokens } from './config/secrets.js';
 import { diffConfig, mergeForReload } from './config/reload.js';
 import type { ApiToken, Config } from './config/types.js';
-import { formatListen } from './config/load.js';
+import type { Fakes } from './fakes.js';
+import { Lifecycle, type Component } from './lifecycle.js';
 import { Liveness } from './liveness.js';
-import { normaliseIp } from './net.js';
-import { DeployerRouter, FakeLabDeployer } from './operations/deployers.js';
+import { DeployerRouter } from './operations/deployers.js';
 import { Engine } from './operations/engine.js';
-import { FakeLabPinger } from './pinger/fake.js';
 import { FpingPinger } from './pinger/fping.js';
 import { systemClock, type Clock, type Deployer, type Pinger } from './ports.js';
 import { openStore, type StoreFaultInjector } from './store/sqlite.js';
@@ -42,12 +43,24 @@ export interface Agent {
   readonly store: Store;
   readonly lab: FakeLab | null;
   readonly metrics: Registry;
-  /** Recovery, start-up power reads, then the loops. The API may already listen: mutations answer 503 until done. */
-  start(): Promise<void>;
+  /** The lifecycle components' names, in start order (stopped in reverse). */
+  readonly components: readonly string[];
+  /**
+   * Starts the components in order: the API listens (when `listen` is given) before recovery, start-up power reads
+   * and the loops, so mutations answer 503 until they are done.
+   * @throws LifecycleError naming the component that failed, after the ones already started were stopped.
+   */
+  start(opts?: StartOptions): Promise<void>;
+  /** Stops the started components in reverse: the API stops taking requests first, the store closes last. */
   stop(): Promise<void>;
   /** SIGHUP: re-read secrets and apply what can change safely; says what it did not apply. */
   reload(next: Config | null): { applied: string[]; restartRequired: string[]; secretsChanged: string[]; errors: string[] };
   config(): Config;
+}
+
+export interface StartOptions {
+  /** agent/main.ts: makes the API listen. Absent in tests that use `api.inject()`. */
+  listen?: () => Promise<void>;
 }
 
 export async function buildAgent(initial: Config, opts: BuildOptions): Promise<Agent> {
@@ -57,29 +70,17 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const secrets = opts.secrets ?? new SecretFiles();
   let tokens: Map<string, ApiToken> = resolveTokens(config, secrets);
   const store = openStore({ dir: config.state_dir, agentId: config.agent_id, ...(opts.storeFault ? { fault: opts.storeFault } : {}) });
-  const lab = config.allow_fake_drivers ? (opts.fakeLab ?? new FakeLab()) : null;
+  const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
+  const lab = fakes?.lab ?? null;
   const registry = createDefaultRegistry({ allowFake: config.allow_fake_drivers, fakeLab: lab ?? undefined });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
-  const ownerOfAddress = (addr: string): string | null => {
-    const want = normaliseIp(addr) ?? addr;
-    for (const i of store.listInstances()) {
-      if (i.state === 'terminated') continue;
-      // A modify-ip in flight: the server being installed already owns its new addresses.
-      const owned = [...i.addresses, ...(i.extra.pending_ip?.addresses ?? [])];
-      if (owned.some((a) => (normaliseIp(a.addr) ?? a.addr) === want)) return i.node_id;
-    }
-    return null;
-  };
   const pinger: Pinger =
     opts.pinger ??
     (config.liveness.engine === 'fake'
-      ? (() => {
-          if (!lab) throw new Error('liveness.engine: fake needs allow_fake_drivers: true');
-          return new FakeLabPinger(lab, ownerOfAddress);
-        })()
+      ? (fakes ?? fail('liveness.engine: fake needs allow_fake_drivers: true')).pinger
       : new FpingPinger(config.liveness.fping_path));
-  const deployer = opts.deployer ?? new DeployerRouter(lab ? new FakeLabDeployer(lab) : null);
+  const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;
   const liveness = new Liveness(pinger, clock, () => config.liveness, (id, alive) => engineRef?.onAliveChange(id, alive));
@@ -100,56 +101,61 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     tokens: () => tokens,
     rateLimit: config.api.rate_limit,
     maxBodyBytes: config.api.max_body_bytes,
-    // Without api.public_url, links name the address the API is bound to (port 0 in the config: the real port).
-    publicUrl: () => {
-      if (config.api.public_url) return config.api.public_url;
-      const bound = apiRef?.server.address();
-      const port = bound && typeof bound === 'object' ? bound.port : config.api.listen.port;
-      return `http://${formatListen({ host: config.api.listen.host, port })}`;
-    },
+    publicUrl: () => publicUrl(config.api, apiRef?.server.address()),
     agentId: config.agent_id,
     registry: metrics,
     log,
-    ...(lab
-      ? {
-          fakeFaults: (nodeId: string, faults: Record<string, unknown>) => {
-            lab.server(nodeId, store.getNode(nodeId)?.bmc.options).setFaults(faults as never);
-          },
-        }
-      : {}),
+    ...(fakes ? { fakeFaults: fakes.fakeFaults } : {}),
   });
 
   apiRef = api;
   let retentionTimer: NodeJS.Timeout | null = null;
+  const purge = () => {
+    try {
+      const n = engine.purgeTerminated();
+      if (n > 0) log.info({ purged: n }, 'terminated instances past retention removed');
+    } catch (e) {
+      log.error({ err: e }, 'purging terminated instances failed');
+    }
+  };
+  let listen: (() => Promise<void>) | undefined;
+  // The API listens before recovery (mutations answer 503 until it is done) and closes before the engine stops (no
+  // request is in flight when operations are aborted): the engine's stop and start are two components around it.
+  const components: Component[] = [
+    { name: 'store', start: () => undefined, stop: () => store.close() },
+    { name: 'operations', start: () => undefined, stop: () => engine.stop() },
+    { name: 'api', start: () => listen?.(), stop: () => api.close() },
+    { name: 'recovery', start: () => engine.start(), stop: () => undefined },
+    {
+      name: 'liveness',
+      start: () => liveness.startMonitor(() => store.listInstances().filter((i) => i.state === 'running')),
+      stop: () => liveness.stop(),
+    },
+    {
+      name: 'retention',
+      start: () => {
+        purge();
+        retentionTimer = setInterval(purge, 3600_000).unref();
+      },
+      stop: () => {
+        if (retentionTimer) clearInterval(retentionTimer);
+      },
+    },
+  ];
+  const lifecycle = new Lifecycle(components);
   return {
     engine,
     api,
     store,
     lab,
     metrics,
+    components: lifecycle.names(),
     config: () => config,
-    async start() {
-      await engine.start();
-      liveness.startMonitor(() => store.listInstances().filter((i) => i.state === 'running'));
-      const purge = () => {
-        try {
-          const n = engine.purgeTerminated();
-          if (n > 0) log.info({ purged: n }, 'terminated instances past retention removed');
-        } catch (e) {
-          log.error({ err: e }, 'purging terminated instances failed');
-        }
-      };
-      purge();
-      retentionTimer = setInterval(purge, 3600_000).unref();
+    start(startOpts = {}) {
+      listen = startOpts.listen;
+      return lifecycle.start();
     },
-    /** In reverse: stop taking requests, then the loops, then the operations, then the store. */
-    async stop() {
-      await api.close();
-      if (retentionTimer) clearInterval(retentionTimer);
-      await liveness.stop();
-      await engine.stop();
-      store.close();
-    },
+    stop: () => lifecycle.stop(),
     reload(next) {
       const errors: string[] = [];
       const secretsResult = secrets.reload();
@@ -172,4 +178,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       return { applied, restartRequired, secretsChanged: secretsResult.changed, errors };
     },
   };
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }

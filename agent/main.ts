@@ -14,9 +14,11 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { listenUrl } from './api/public-url.js';
 import { buildAgent, type Agent } from './build-agent.js';
 import { ConfigError, formatListen, loadConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
+import { LifecycleError } from './lifecycle.js';
 import { createLogger } from './log.js';
 import type { StoreFaultInjector } from './store/sqlite.js';
 
@@ -102,24 +104,23 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
     );
   });
 
+  // The agent's components start in order; the API's start is this listen(), before recovery (503 until ready).
   const listen = loaded.config.api.listen;
-  try {
+  const listenApi = async () => {
     await agent.api.listen({ host: listen.host, port: listen.port });
-  } catch (e) {
-    log.fatal({ err: e, listen: formatListen(listen) }, 'cannot listen');
-    await agent.stop().catch(() => undefined);
-    process.exitCode = 1;
-    return;
-  }
-  const addr = agent.api.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
-  log.info({ url: `http://${formatListen({ host: listen.host, port })}`, agent_id: loaded.config.agent_id, version: VERSION }, 'api listening');
+    log.info({ url: listenUrl(listen, agent.api.server.address()), agent_id: loaded.config.agent_id, version: VERSION }, 'api listening');
+  };
   try {
-    await agent.start();
+    await agent.start({ listen: listenApi });
     log.info('ready');
   } catch (e) {
-    log.fatal({ err: e }, 'start-up failed');
-    await stop('start-failure');
+    // The components started before the failing one are already stopped, in reverse.
+    if (e instanceof LifecycleError && e.component === 'api') {
+      log.fatal({ err: e.cause, listen: formatListen(listen) }, 'cannot listen');
+    } else {
+      log.fatal({ err: e instanceof LifecycleError ? e.cause : e, component: e instanceof LifecycleError ? e.component : undefined }, 'start-up failed');
+      await stop('start-failure');
+    }
     process.exitCode = 1;
   }
 }

@@ -1,24 +1,10 @@
 /**
- * Deployers: who runs the installer on a node. The fake lab's simulated installer serves fake-driven nodes; the
- * network installer (iPXE, ramdisk, job document behind a one-time token) comes with the boot-server issue, and
- * until then an OS operation on a real node fails its `deploy` step with a message saying so.
+ * Deployers: who runs the installer on a node. The fake lab's simulated installer (agent/fakes.ts) serves fake-driven
+ * nodes; the network installer (iPXE, ramdisk, job document behind a one-time token) comes with the boot-server
+ * issue, and until then an OS operation on a real node fails its `deploy` step with a message saying so.
  */
-import type { FakeLab } from '../../drivers/fake/lab.js';
 import type { Node } from '../model.js';
 import type { DeployJob, Deployer } from '../ports.js';
-
-export class FakeLabDeployer implements Deployer {
-  constructor(private readonly lab: FakeLab) {}
-
-  async deploy(node: Node, job: DeployJob, opts: { signal: AbortSignal; timeoutMs: number; onProgress: (p: number) => void }): Promise<void> {
-    if (job.operation === 'uninstall') {
-      await this.lab.runInstaller(node.id, { operation: 'uninstall', imageName: null }, opts);
-      this.lab.wipe(node.id);
-      return;
-    }
-    await this.lab.runInstaller(node.id, { operation: job.operation, imageName: job.image?.name ?? null }, opts);
-  }
-}
 
 /** Chooses the deployer by the node's drivers. */
 export class DeployerRouter implements Deployer {

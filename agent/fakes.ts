@@ -1,0 +1,78 @@
+/**
+ * Every fake of the agent, wired in one place: the fake lab (simulated servers, shared by the fake driver and the
+ * fake installer), its pinger (`liveness.engine: fake`), its installer, and the fake-faults route hook. Only
+ * agent/build-agent.ts loads this module, with a dynamic `import()` and only when `allow_fake_drivers` is set:
+ * production wiring never evaluates it (test/agent/fakes.test.ts proves it).
+ */
+import { FakeLab } from '../drivers/fake/lab.js';
+import type { Node } from './model.js';
+import { normaliseIp } from './net.js';
+import type { DeployJob, Deployer, PingResult, Pinger } from './ports.js';
+import type { Store } from './store/types.js';
+
+/** The fake lab's pinger: an address answers when the simulated server that owns it is on and has an OS installed. */
+export class FakeLabPinger implements Pinger {
+  readonly engine = 'fake';
+  constructor(
+    private readonly lab: FakeLab,
+    /** The node id owning an address, or null. */
+    private readonly owner: (addr: string) => string | null,
+  ) {}
+
+  async ping(addrs: readonly string[]): Promise<PingResult[]> {
+    return addrs.map((addr) => {
+      const nodeId = this.owner(addr);
+      const s = nodeId && this.lab.has(nodeId) ? this.lab.snapshot(nodeId) : null;
+      const alive = s !== null && s.power === 'on' && s.osInstalled !== null && s.installing === null;
+      return { addr, alive, rtt_ms: alive ? 0 : null };
+    });
+  }
+}
+
+/** The fake lab's simulated installer, for fake-driven nodes (chosen by DeployerRouter). */
+export class FakeLabDeployer implements Deployer {
+  constructor(private readonly lab: FakeLab) {}
+
+  async deploy(node: Node, job: DeployJob, opts: { signal: AbortSignal; timeoutMs: number; onProgress: (p: number) => void }): Promise<void> {
+    if (job.operation === 'uninstall') {
+      await this.lab.runInstaller(node.id, { operation: 'uninstall', imageName: null }, opts);
+      this.lab.wipe(node.id);
+      return;
+    }
+    await this.lab.runInstaller(node.id, { operation: job.operation, imageName: job.image?.name ?? null }, opts);
+  }
+}
+
+/**
+ * The node id of the live instance that owns an address, or null. A modify-ip in flight: the server being installed
+ * already owns its new addresses.
+ */
+export function ownerOfAddress(store: Store, addr: string): string | null {
+  const want = normaliseIp(addr) ?? addr;
+  for (const i of store.listInstances()) {
+    if (i.state === 'terminated') continue;
+    const owned = [...i.addresses, ...(i.extra.pending_ip?.addresses ?? [])];
+    if (owned.some((a) => (normaliseIp(a.addr) ?? a.addr) === want)) return i.node_id;
+  }
+  return null;
+}
+
+export interface Fakes {
+  readonly lab: FakeLab;
+  readonly pinger: Pinger;
+  readonly deployer: Deployer;
+  /** The `PUT /v1/nodes/{id}/fake-faults` hook: sets a simulated server's faults. */
+  fakeFaults(nodeId: string, faults: Record<string, unknown>): void;
+}
+
+/** @param lab the lab to use (tests pass one on their manual clock); a new one when absent. */
+export function wireFakes(store: Store, lab: FakeLab = new FakeLab()): Fakes {
+  return {
+    lab,
+    pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr)),
+    deployer: new FakeLabDeployer(lab),
+    fakeFaults(nodeId, faults) {
+      lab.server(nodeId, store.getNode(nodeId)?.bmc.options).setFaults(faults as never);
+    },
+  };
+}
