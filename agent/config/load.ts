@@ -19,7 +19,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { ValueErrorType, type ValueError, type ValueErrorIterator } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
-import { DEFAULTS, KNOWN_DRIVERS, RawConfigSchema, type RawConfig, type RawNode } from './schema.js';
+import { KNOWN_DRIVERS, RawConfigSchema, type RawConfig, type RawNode } from './schema.js';
 import type {
   AddressConfig,
   AdoptConfig,
@@ -71,9 +71,11 @@ export function parseConfigWithWarnings(text: string, opts: ParseOptions = {}): 
   const p = new Problems();
   const secretPaths = findSecretKeys(raw, p);
   for (const line of schemaErrors(raw, secretPaths)) p.errors.push(line);
-  checkSemantics(raw as Loose, p);
+  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them.
+  const full = Value.Default(RawConfigSchema, Value.Clone(raw));
+  checkSemantics(full as Loose, p);
   if (p.errors.length > 0) throw new ConfigError(sortByPath(p.errors));
-  const config = resolveConfig(raw as RawConfig, {
+  const config = resolveConfig(full as RawConfig, {
     hostname: opts.hostname ?? osHostname(),
     baseDir: opts.baseDir ?? process.cwd(),
   });
@@ -463,10 +465,10 @@ function checkSemantics(raw: Loose, p: Problems): void {
   if (lv['engine'] === 'fake' && !allowFake) {
     p.err('liveness.engine', 'the fake engine requires allow_fake_drivers: true');
   }
-  const lvInterval = durationOf(lv['interval'] ?? DEFAULTS.liveness.interval);
-  const lvTimeout = durationOf(lv['timeout'] ?? DEFAULTS.liveness.timeout);
-  const lvRetries = typeof lv['retries'] === 'number' ? lv['retries'] : DEFAULTS.liveness.retries;
-  if (lvInterval !== undefined && lvTimeout !== undefined && lvTimeout * (lvRetries + 1) > lvInterval) {
+  const lvInterval = durationOf(lv['interval']);
+  const lvTimeout = durationOf(lv['timeout']);
+  const lvRetries = lv['retries'];
+  if (lvInterval !== undefined && lvTimeout !== undefined && typeof lvRetries === 'number' && lvTimeout * (lvRetries + 1) > lvInterval) {
     p.warn('liveness.timeout', 'timeout x (retries + 1) is longer than the interval: probes will overlap');
   }
 
@@ -554,7 +556,7 @@ function checkSemantics(raw: Loose, p: Problems): void {
       if (it !== undefined) {
         if (!typeByUuid.has(it)) p.err(`${apath}.instance_type_uuid`, 'no instance type with this uuid in instance_types');
         else {
-          const nodeType = str(n['type']) ?? DEFAULTS.node.type;
+          const nodeType = str(n['type']) ?? '';
           const wanted = typeByUuid.get(it);
           if (wanted !== undefined && wanted !== nodeType) {
             p.warn(`${apath}.instance_type_uuid`, `the instance type is for nodes of type ${wanted}, this node is ${nodeType}`);
@@ -591,7 +593,7 @@ function checkSemantics(raw: Loose, p: Problems): void {
     }
   });
 
-  const nodeTypes = new Set(nodes.map((n) => str(rec(n)['type']) ?? DEFAULTS.node.type));
+  const nodeTypes = new Set(nodes.map((n) => str(rec(n)['type'])));
   types.forEach((t, i) => {
     const nt = str(rec(t)['node_type']);
     if (nt !== undefined && !nodeTypes.has(nt)) {
@@ -729,45 +731,52 @@ interface ResolveCtx {
   baseDir: string;
 }
 
+/** A key the schema gives a default: present once `Value.Default` ran (a missing one is a schema bug). */
+function must<T>(v: T | undefined, path: string): T {
+  if (v === undefined) throw new Error(`internal error: the configuration schema has no default for ${path}`);
+  return v;
+}
+
 function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolvePath(ctx.baseDir, p));
   const absOrNull = (p: string | null | undefined): string | null => (p === null || p === undefined ? null : abs(p));
-  const dur = (v: string | number | undefined, def: string): number => parseDuration(v ?? def);
+  const dur = (v: string | number | undefined, path: string): number => parseDuration(must(v, path));
 
-  const api = raw.api ?? {};
-  const boot = raw.boot ?? null;
-  const upstream = raw.upstream ?? null;
-  const ps = raw.power_sync ?? {};
-  const to = raw.timeouts ?? {};
-  const lv = raw.liveness ?? {};
+  const api = must(raw.api, 'api');
+  const rl = must(api.rate_limit, 'api.rate_limit');
+  const boot = must(raw.boot, 'boot');
+  const upstream = must(raw.upstream, 'upstream');
+  const ps = must(raw.power_sync, 'power_sync');
+  const to = must(raw.timeouts, 'timeouts');
+  const lv = must(raw.liveness, 'liveness');
 
   return {
     agent_id: raw.agent_id ?? ctx.hostname,
-    state_dir: abs(raw.state_dir ?? DEFAULTS.state_dir),
-    log_level: raw.log_level ?? DEFAULTS.log_level,
-    on_failure: raw.on_failure ?? DEFAULTS.on_failure,
-    terminated_retention_ms: dur(raw.terminated_retention, DEFAULTS.terminated_retention),
+    state_dir: abs(must(raw.state_dir, 'state_dir')),
+    log_level: must(raw.log_level, 'log_level'),
+    on_failure: must(raw.on_failure, 'on_failure'),
+    terminated_retention_ms: dur(raw.terminated_retention, 'terminated_retention'),
     api: {
-      listen: parseListen(api.listen ?? DEFAULTS.api.listen),
-      public_url: api.public_url ?? null,
+      listen: parseListen(must(api.listen, 'api.listen')),
+      public_url: must(api.public_url, 'api.public_url'),
       rate_limit: {
-        per_token_per_s: api.rate_limit?.per_token_per_s ?? DEFAULTS.api.rate_limit.per_token_per_s,
-        burst: api.rate_limit?.burst ?? DEFAULTS.api.rate_limit.burst,
+        per_token_per_s: must(rl.per_token_per_s, 'api.rate_limit.per_token_per_s'),
+        burst: must(rl.burst, 'api.rate_limit.burst'),
       },
-      max_body_bytes: api.max_body_bytes ?? DEFAULTS.api.max_body_bytes,
-      tokens: (api.tokens ?? []).map((t) => ({
+      max_body_bytes: must(api.max_body_bytes, 'api.max_body_bytes'),
+      tokens: must(api.tokens, 'api.tokens').map((t) => ({
         token_file: abs(t.token_file),
         project_id: t.project_id,
         user_id: t.user_id,
-        roles: [...(t.roles ?? DEFAULTS.token_roles)],
+        roles: [...must(t.roles, 'api.tokens[].roles')],
       })),
     },
     boot:
       boot === null
         ? null
         : {
-            listen: parseListen(boot.listen ?? DEFAULTS.boot.listen),
-            public_url: boot.public_url ?? null,
+            listen: parseListen(must(boot.listen, 'boot.listen')),
+            public_url: must(boot.public_url, 'boot.public_url'),
             ramdisk: {
               kernel: absOrNull(boot.ramdisk?.kernel),
               initrd: absOrNull(boot.ramdisk?.initrd),
@@ -778,51 +787,51 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
       upstream === null
         ? null
         : { url: upstream.url, token_file: abs(upstream.token_file), ca_file: absOrNull(upstream.ca_file) },
-    allow_fake_drivers: raw.allow_fake_drivers ?? DEFAULTS.allow_fake_drivers,
+    allow_fake_drivers: must(raw.allow_fake_drivers, 'allow_fake_drivers'),
     power_sync: {
-      interval_ms: dur(ps.interval, DEFAULTS.power_sync.interval),
-      failures_before_unknown: ps.failures_before_unknown ?? DEFAULTS.power_sync.failures_before_unknown,
+      interval_ms: dur(ps.interval, 'power_sync.interval'),
+      failures_before_unknown: must(ps.failures_before_unknown, 'power_sync.failures_before_unknown'),
     },
     timeouts: {
-      bmc_call_ms: dur(to.bmc_call, DEFAULTS.timeouts.bmc_call),
-      power_ms: dur(to.power, DEFAULTS.timeouts.power),
-      deploy_ms: dur(to.deploy, DEFAULTS.timeouts.deploy),
-      soft_power_ms: dur(to.soft_power, DEFAULTS.timeouts.soft_power),
+      bmc_call_ms: dur(to.bmc_call, 'timeouts.bmc_call'),
+      power_ms: dur(to.power, 'timeouts.power'),
+      deploy_ms: dur(to.deploy, 'timeouts.deploy'),
+      soft_power_ms: dur(to.soft_power, 'timeouts.soft_power'),
     },
-    power_poll_ms: (raw.power_poll ?? DEFAULTS.power_poll).map((d) => parseDuration(d)),
-    bmc: { min_gap_ms: dur(raw.bmc?.min_gap, DEFAULTS.bmc.min_gap) },
+    power_poll_ms: must(raw.power_poll, 'power_poll').map((d) => parseDuration(d)),
+    bmc: { min_gap_ms: dur(must(raw.bmc, 'bmc').min_gap, 'bmc.min_gap') },
     liveness: {
-      engine: lv.engine ?? DEFAULTS.liveness.engine,
-      fping_path: lv.fping_path ?? DEFAULTS.liveness.fping_path,
-      interval_ms: dur(lv.interval, DEFAULTS.liveness.interval),
-      timeout_ms: dur(lv.timeout, DEFAULTS.liveness.timeout),
-      retries: lv.retries ?? DEFAULTS.liveness.retries,
+      engine: must(lv.engine, 'liveness.engine'),
+      fping_path: must(lv.fping_path, 'liveness.fping_path'),
+      interval_ms: dur(lv.interval, 'liveness.interval'),
+      timeout_ms: dur(lv.timeout, 'liveness.timeout'),
+      retries: must(lv.retries, 'liveness.retries'),
     },
-    images: (raw.images ?? []).map(
+    images: must(raw.images, 'images').map(
       (i): ImageEntry => ({
         uuid: i.uuid.toLowerCase(),
         name: i.name,
         url: i.url,
         sha256: i.sha256.toLowerCase(),
         os: i.os,
-        boot_method: i.boot_method ?? 'pxe',
+        boot_method: must(i.boot_method, 'images[].boot_method'),
       }),
     ),
-    instance_types: (raw.instance_types ?? []).map(
+    instance_types: must(raw.instance_types, 'instance_types').map(
       (t): InstanceTypeEntry => ({ uuid: t.uuid.toLowerCase(), name: t.name, node_type: t.node_type }),
     ),
-    networks: (raw.networks ?? []).map((n): NetworkEntry => {
+    networks: must(raw.networks, 'networks').map((n): NetworkEntry => {
       const pool = n.pool ? n.pool.split('-').map((x) => x.trim()) : null;
       return {
         uuid: n.uuid.toLowerCase(),
         name: n.name,
         cidr: n.cidr,
-        gateway: n.gateway ?? null,
-        dns: [...(n.dns ?? [])],
+        gateway: must(n.gateway, 'networks[].gateway'),
+        dns: [...must(n.dns, 'networks[].dns')],
         pool: pool ? { first: pool[0] as string, last: pool[1] as string } : null,
       };
     }),
-    nodes: (raw.nodes ?? []).map((n) => resolveNode(n, abs)),
+    nodes: must(raw.nodes, 'nodes').map((n) => resolveNode(n, abs)),
   };
 }
 
@@ -831,7 +840,7 @@ function resolveNode(n: RawNode, abs: (p: string) => string): NodeConfig {
   const bmc: NodeBmcConfig = {
     drivers: typeof b.driver === 'string' ? [b.driver] : [...b.driver],
     address: b.address,
-    insecure: b.insecure ?? false,
+    insecure: must(b.insecure, 'nodes[].bmc.insecure'),
   };
   if (b.port !== undefined) bmc.port = b.port;
   if (b.username !== undefined) bmc.username = b.username;
@@ -842,19 +851,19 @@ function resolveNode(n: RawNode, abs: (p: string) => string): NodeConfig {
   if (b.fake !== undefined) bmc.fake = { ...b.fake };
 
   let adopt: AdoptConfig | null = null;
-  if (n.adopt) {
-    const a = n.adopt;
+  const a = must(n.adopt, 'nodes[].adopt');
+  if (a !== null) {
     adopt = {
       instance_id: a.instance_id.toLowerCase(),
       project_id: a.project_id,
       user_id: a.user_id,
       name: a.name,
-      addresses: (a.addresses ?? []).map(
+      addresses: must(a.addresses, 'nodes[].adopt.addresses').map(
         (ad): AddressConfig => ({
           addr: ad.addr,
           mac: ad.mac.toLowerCase().replace(/-/g, ':'),
           version: ad.version ?? (isIPv6(ad.addr) ? 6 : 4),
-          type: ad.type ?? 'fixed',
+          type: must(ad.type, 'nodes[].adopt.addresses[].type'),
           network: ad.network,
         }),
       ),
@@ -867,12 +876,15 @@ function resolveNode(n: RawNode, abs: (p: string) => string): NodeConfig {
   return {
     id: n.id.toLowerCase(),
     name: n.name,
-    type: n.type ?? DEFAULTS.node.type,
-    boot_mode: n.boot_mode ?? DEFAULTS.node.boot_mode,
-    macs: (n.macs ?? []).map((m) => ({ mac: m.mac.toLowerCase().replace(/-/g, ':'), pxe: m.pxe ?? false })),
+    type: must(n.type, 'nodes[].type'),
+    boot_mode: must(n.boot_mode, 'nodes[].boot_mode'),
+    macs: must(n.macs, 'nodes[].macs').map((m) => ({
+      mac: m.mac.toLowerCase().replace(/-/g, ':'),
+      pxe: must(m.pxe, 'nodes[].macs[].pxe'),
+    })),
     bmc,
-    maintenance: n.maintenance ?? false,
-    enforce_power: n.enforce_power ?? false,
+    maintenance: must(n.maintenance, 'nodes[].maintenance'),
+    enforce_power: must(n.enforce_power, 'nodes[].enforce_power'),
     adopt,
   };
 }

@@ -4,9 +4,12 @@
  * `nodes[].bmc.fake` (the fake driver's free-form options) and `adopt.metadata` (free string map).
  *
  * This schema only checks shapes and simple formats. Everything that needs arithmetic or cross-references
- * (CIDRs, pools, uniqueness, drivers, listen addresses) is checked in agent/config/load.ts, which also applies the
- * defaults and converts durations to milliseconds. `errorMessage` on a schema is the message load.ts reports when
- * that schema fails.
+ * (CIDRs, pools, uniqueness, drivers, listen addresses) is checked in agent/config/load.ts, which converts durations
+ * to milliseconds. `errorMessage` on a schema is the message load.ts reports when that schema fails.
+ *
+ * The `default` keywords here are the only defaults of the file (load.ts applies them with `Value.Default`, and
+ * test/agent/config/docs.test.ts checks docs/config.md against them): an optional mapping has `default: {}` so that
+ * the defaults of its keys apply when it is absent; a key that is null when absent has `default: null`.
  */
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 
@@ -54,7 +57,11 @@ const FilePath = () => Str({ maxLength: 4096 });
 /** `host:port`, `[v6]:port`; checked in load.ts. */
 const Listen = (def: string) => Type.String({ minLength: 1, default: def });
 
-const Obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
+const Obj = <P extends Record<string, TSchema>>(props: P, opts: { default?: Record<string, never> } = {}) =>
+  Type.Object(props, { additionalProperties: false, ...opts });
+/** `T` or null (null when absent); `message` is the error of a value that is neither. */
+const OrNull = <T extends TSchema>(schema: T, message?: string) =>
+  Type.Union([schema, Type.Null()], { default: null, ...(message !== undefined ? { errorMessage: message } : {}) });
 
 export const ApiTokenSchema = Obj({
   token_file: FilePath(),
@@ -71,35 +78,44 @@ export const ApiTokenSchema = Obj({
   ),
 });
 
-export const ApiSchema = Obj({
-  listen: Type.Optional(Listen('127.0.0.1:6385')),
-  public_url: Type.Optional(Type.Union([Str(), Type.Null()], { errorMessage: 'expected a URL or null' })),
-  rate_limit: Type.Optional(
-    Obj({
-      per_token_per_s: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 20 })),
-      burst: Type.Optional(Type.Integer({ minimum: 1, default: 40 })),
-    }),
-  ),
-  max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 65536 })),
-  tokens: Type.Optional(Type.Array(ApiTokenSchema, { default: [] })),
-});
+export const ApiSchema = Obj(
+  {
+    listen: Type.Optional(Listen('127.0.0.1:6385')),
+    public_url: Type.Optional(OrNull(Str(), 'expected a URL or null')),
+    rate_limit: Type.Optional(
+      Obj(
+        {
+          per_token_per_s: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 20 })),
+          burst: Type.Optional(Type.Integer({ minimum: 1, default: 40 })),
+        },
+        { default: {} },
+      ),
+    ),
+    max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 65536 })),
+    tokens: Type.Optional(Type.Array(ApiTokenSchema, { default: [] })),
+    },
+  { default: {} },
+);
 
 export const BootSchema = Obj({
   listen: Type.Optional(Listen('0.0.0.0:8081')),
-  public_url: Type.Optional(Type.Union([Str(), Type.Null()], { errorMessage: 'expected a URL or null' })),
+  public_url: Type.Optional(OrNull(Str(), 'expected a URL or null')),
   ramdisk: Type.Optional(
-    Obj({
-      kernel: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-      initrd: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-      iso: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-    }),
+    Obj(
+      {
+        kernel: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+        initrd: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+        iso: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+      },
+      { default: {} },
+    ),
   ),
 });
 
 export const UpstreamSchema = Obj({
   url: Str(),
   token_file: FilePath(),
-  ca_file: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
+  ca_file: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
 });
 
 export const ImageSchema = Obj({
@@ -121,11 +137,9 @@ export const NetworkSchema = Obj({
   uuid: Uuid(),
   name: Str({ maxLength: 255 }),
   cidr: Str({ maxLength: 64 }),
-  gateway: Type.Optional(Type.Union([Str({ maxLength: 64 }), Type.Null()], { errorMessage: 'expected an IP or null' })),
+  gateway: Type.Optional(OrNull(Str({ maxLength: 64 }), 'expected an IP or null')),
   dns: Type.Optional(Type.Array(Str({ maxLength: 64 }), { default: [] })),
-  pool: Type.Optional(
-    Type.Union([Str({ maxLength: 160 }), Type.Null()], { errorMessage: 'expected "first-last" or null' }),
-  ),
+  pool: Type.Optional(OrNull(Str({ maxLength: 160 }), 'expected "first-last" or null')),
 });
 
 export const AddressSchema = Obj({
@@ -179,7 +193,7 @@ export const NodeSchema = Obj({
   bmc: BmcSchema,
   maintenance: Type.Optional(Type.Boolean({ default: false })),
   enforce_power: Type.Optional(Type.Boolean({ default: false })),
-  adopt: Type.Optional(Type.Union([AdoptSchema, Type.Null()])),
+  adopt: Type.Optional(OrNull(AdoptSchema)),
 });
 
 export const RawConfigSchema = Obj({
@@ -189,33 +203,44 @@ export const RawConfigSchema = Obj({
   on_failure: Type.Optional(oneOf(['power_off', 'leave'] as const, { default: 'power_off' })),
   terminated_retention: Type.Optional(Duration('7d')),
   api: Type.Optional(ApiSchema),
-  boot: Type.Optional(Type.Union([BootSchema, Type.Null()])),
-  upstream: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
+  boot: Type.Optional(OrNull(BootSchema)),
+  upstream: Type.Optional(OrNull(UpstreamSchema)),
   allow_fake_drivers: Type.Optional(Type.Boolean({ default: false })),
   power_sync: Type.Optional(
-    Obj({
-      interval: Type.Optional(Duration('30s')),
-      failures_before_unknown: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
-    }),
+    Obj(
+      {
+        interval: Type.Optional(Duration('30s')),
+        failures_before_unknown: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
+      },
+      { default: {} },
+    ),
   ),
   timeouts: Type.Optional(
-    Obj({
-      bmc_call: Type.Optional(Duration('30s')),
-      power: Type.Optional(Duration('120s')),
-      deploy: Type.Optional(Duration('1h')),
-      soft_power: Type.Optional(Duration('300s')),
-    }),
+    Obj(
+      {
+        bmc_call: Type.Optional(Duration('30s')),
+        power: Type.Optional(Duration('120s')),
+        deploy: Type.Optional(Duration('1h')),
+        soft_power: Type.Optional(Duration('300s')),
+      },
+      { default: {} },
+    ),
   ),
-  power_poll: Type.Optional(Type.Array(Duration(), { minItems: 1, maxItems: 100 })),
-  bmc: Type.Optional(Obj({ min_gap: Type.Optional(Duration('200ms')) })),
+  power_poll: Type.Optional(
+    Type.Array(Duration(), { minItems: 1, maxItems: 100, default: ['1s', '2s', '2s', '4s', '6s', '8s', '12s'] }),
+  ),
+  bmc: Type.Optional(Obj({ min_gap: Type.Optional(Duration('200ms')) }, { default: {} })),
   liveness: Type.Optional(
-    Obj({
-      engine: Type.Optional(oneOf(['fping', 'fake'] as const, { default: 'fping' })),
-      fping_path: Type.Optional(Str({ maxLength: 4096, default: '/usr/bin/fping' })),
-      interval: Type.Optional(Duration('30s')),
-      timeout: Type.Optional(Duration('500ms')),
-      retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
-    }),
+    Obj(
+      {
+        engine: Type.Optional(oneOf(['fping', 'fake'] as const, { default: 'fping' })),
+        fping_path: Type.Optional(Str({ maxLength: 4096, default: '/usr/bin/fping' })),
+        interval: Type.Optional(Duration('30s')),
+        timeout: Type.Optional(Duration('500ms')),
+        retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
+      },
+      { default: {} },
+    ),
   ),
   images: Type.Optional(Type.Array(ImageSchema, { default: [] })),
   instance_types: Type.Optional(Type.Array(InstanceTypeSchema, { default: [] })),
@@ -228,26 +253,3 @@ export type RawNode = Static<typeof NodeSchema>;
 export type RawBmc = Static<typeof BmcSchema>;
 export type RawAdopt = Static<typeof AdoptSchema>;
 export type RawNetwork = Static<typeof NetworkSchema>;
-
-/** Defaults of the keys that have one (documented in docs/config.md). */
-export const DEFAULTS = {
-  state_dir: '/var/lib/metald',
-  log_level: 'info',
-  on_failure: 'power_off',
-  terminated_retention: '7d',
-  api: {
-    listen: '127.0.0.1:6385',
-    public_url: null,
-    rate_limit: { per_token_per_s: 20, burst: 40 },
-    max_body_bytes: 65536,
-  },
-  boot: { listen: '0.0.0.0:8081' },
-  allow_fake_drivers: false,
-  power_sync: { interval: '30s', failures_before_unknown: 3 },
-  timeouts: { bmc_call: '30s', power: '120s', deploy: '1h', soft_power: '300s' },
-  power_poll: ['1s', '2s', '2s', '4s', '6s', '8s', '12s'],
-  bmc: { min_gap: '200ms' },
-  liveness: { engine: 'fping', fping_path: '/usr/bin/fping', interval: '30s', timeout: '500ms', retries: 1 },
-  node: { type: 'default', boot_mode: 'uefi' },
-  token_roles: ['member'],
-} as const;
