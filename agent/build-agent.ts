@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { fakeOptions } from '../drivers/fake/index.js';
 import { FakeLab } from '../drivers/fake/lab.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
 import { buildApi } from './api/server.js';
@@ -58,7 +59,11 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   let tokens: Map<string, ApiToken> = resolveTokens(config, secrets);
   const store = openStore({ dir: config.state_dir, agentId: config.agent_id, ...(opts.storeFault ? { fault: opts.storeFault } : {}) });
   const lab = config.allow_fake_drivers ? (opts.fakeLab ?? new FakeLab()) : null;
-  const registry = createDefaultRegistry({ allowFake: config.allow_fake_drivers, fakeLab: lab ?? undefined });
+  const registry = createDefaultRegistry({
+    allowFake: config.allow_fake_drivers,
+    fakeLab: lab ?? undefined,
+    ports: { clock, log: log.child({ component: 'driver' }) },
+  });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
   const ownerOfAddress = (addr: string): string | null => {
@@ -113,7 +118,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     ...(lab
       ? {
           fakeFaults: (nodeId: string, faults: Record<string, unknown>) => {
-            lab.server(nodeId, store.getNode(nodeId)?.bmc.options).setFaults(faults as never);
+            lab.server(nodeId, fakeOptions(store.getNode(nodeId)?.bmc)).setFaults(faults as never);
           },
         }
       : {}),

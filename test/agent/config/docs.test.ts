@@ -1,12 +1,14 @@
 /**
  * docs/config.md against the schema (agent/config/schema.ts), key by key: every key of the schema has a row with the
- * default the schema gives it, and every row names a key the schema has.
+ * default the schema gives it, and every row names a key the schema has. `nodes[].bmc` is `driver` plus the settings
+ * of every driver metald ships (drivers/*: their settings schemas).
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { TSchema } from '@sinclair/typebox';
-import { RawConfigSchema } from '../../../agent/config/schema.js';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { BmcSchema, RawConfigSchema } from '../../../agent/config/schema.js';
+import { createDefaultRegistry } from '../../../drivers/registry.js';
 
 const DOC = resolve(import.meta.dirname, '../../../docs/config.md');
 
@@ -14,6 +16,13 @@ interface SchemaKey {
   path: string;
   schema: TSchema;
   required: boolean;
+}
+
+/** `nodes[].bmc` as the docs describe it: `driver` and the settings of every shipped driver. */
+function bmcKeys(): TSchema {
+  const registry = createDefaultRegistry({ allowFake: true });
+  const settings = registry.settingsSchema(registry.knownNames()).schema;
+  return Type.Object({ ...BmcSchema.properties, ...settings.properties }, { additionalProperties: false });
 }
 
 const objectBranch = (s: TSchema): TSchema | undefined =>
@@ -56,7 +65,7 @@ function schemaKeys(documented: Map<string, string>): SchemaKey[] {
     for (const [name, schema] of Object.entries((obj['properties'] ?? {}) as Record<string, TSchema>)) {
       const path = `${prefix}${name}`;
       const key = { path, schema, required: required.has(name) };
-      const nested = objectBranch(schema);
+      const nested = path === 'nodes[].bmc' ? bmcKeys() : objectBranch(schema);
       const items = schema['type'] === 'array' ? objectBranch(schema['items'] as TSchema) : undefined;
       if (nested) {
         // A mapping: its keys are documented; the mapping's own row is optional.
