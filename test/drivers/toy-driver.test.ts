@@ -3,11 +3,11 @@
  * settings schema, is registered on a registry, and a node is bound to it through the registry alone (the config
  * loader validates the node's `bmc` with the toy's schema; the core passes the settings through untouched).
  */
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigWithWarnings } from '../../agent/config/load.js';
 import { SecretFiles } from '../../agent/config/secrets.js';
 import { RegistryBmcProvider } from '../../agent/bmc-provider.js';
@@ -69,6 +69,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'toy/index.ts'), TOY_SOURCE(join(REPO, 'drivers/settings.ts')));
   toy = (await import(pathToFileURL(join(dir, 'toy/index.ts')).href)) as ToyModule;
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The one registry line. */
 const registryWithToy = (): DriverRegistry => createDefaultRegistry({ allowFake: false }).register(toy.toyDriver);
