@@ -1,6 +1,7 @@
 /**
  * Builds and caches each node's Bmc handle from its stored settings: the registry binds the node's ordered driver
- * names, the password is read from its file at call time (so a rotated secret is picked up after SIGHUP), and one
+ * names to its settings (opaque here: the drivers' schemas give them meaning), a secret is read from its file at call
+ * time (so a rotated secret is picked up after SIGHUP), and one
  * BmcLock is shared by every handle of the process.
  */
 import { BmcError } from '../drivers/errors.js';
@@ -44,28 +45,22 @@ export class RegistryBmcProvider implements BmcProvider {
     const hit = this.cache.get(node.id);
     if (hit && hit.key === key) return hit.bmc;
     if (hit) void hit.bmc.close().catch(() => undefined);
-    const s = node.bmc;
+    // The settings are the driver's (validated by its schema at config load): passed through, never interpreted.
+    const { drivers, ...settings } = node.bmc;
     const target: BmcTarget = {
       nodeId: node.id,
-      address: s.address,
-      port: s.port,
-      cipherSuite: s.cipher_suite,
-      systemId: s.system_id,
-      caFile: s.ca_file,
-      insecure: s.insecure,
-      options: s.options,
-      credentials: async () =>
-        s.username !== undefined && s.password_file !== undefined
-          ? { username: s.username, password: this.secrets.read(s.password_file) }
-          : null,
+      settings,
+      secret: async (key) => {
+        const file = settings[key];
+        return typeof file === 'string' ? this.secrets.read(file) : null;
+      },
     };
     const cfg = this.config();
     let bmc: Bmc;
     try {
-      const drivers = this.registry.bindAll(s.drivers, target);
-      bmc = createBmc(node.id, drivers, {
+      bmc = createBmc(node.id, this.registry.bindAll(drivers, target), {
         lock: this.lock,
-        lockKey: bmcLockKey(target),
+        lockKey: bmcLockKey(settings),
         minGapMs: cfg.bmc.min_gap_ms,
         callTimeoutMs: cfg.timeouts.bmc_call_ms,
         wait: { delaysMs: cfg.power_poll_ms, deadlineMs: cfg.timeouts.power_ms },

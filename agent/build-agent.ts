@@ -72,7 +72,11 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const store = openStore({ dir: config.state_dir, agentId: config.agent_id, ...(opts.storeFault ? { fault: opts.storeFault } : {}) });
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
-  const registry = createDefaultRegistry({ allowFake: config.allow_fake_drivers, fakeLab: lab ?? undefined });
+  const registry = createDefaultRegistry({
+    allowFake: config.allow_fake_drivers,
+    fakeLab: lab ?? undefined,
+    ports: { clock, log: log.child({ component: 'driver' }) },
+  });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
   const pinger: Pinger =

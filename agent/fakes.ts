@@ -4,6 +4,7 @@
  * agent/build-agent.ts loads this module, with a dynamic `import()` and only when `allow_fake_drivers` is set:
  * production wiring never evaluates it (test/agent/fakes.test.ts proves it).
  */
+import { fakeOptions } from '../drivers/fake/index.js';
 import { FakeLab } from '../drivers/fake/lab.js';
 import type { Node } from './model.js';
 import { normaliseIp } from './net.js';
@@ -72,7 +73,7 @@ export function wireFakes(store: Store, lab: FakeLab = new FakeLab()): Fakes {
     pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr)),
     deployer: new FakeLabDeployer(lab),
     fakeFaults(nodeId, faults) {
-      lab.server(nodeId, store.getNode(nodeId)?.bmc.options).setFaults(faults as never);
+      lab.server(nodeId, fakeOptions(store.getNode(nodeId)?.bmc)).setFaults(faults as never);
     },
   };
 }

@@ -138,20 +138,15 @@ export interface NodeMac {
   pxe: boolean;
 }
 
-/** BMC settings as stored: never the password itself, only where it comes from. */
+/**
+ * BMC settings as stored: the ordered driver names, and the drivers' settings (every other key of the node's `bmc`
+ * mapping), opaque to the core: validated by the drivers' schemas (drivers/registry.ts) and passed through to them.
+ * Never a secret itself, only the file it is in.
+ */
 export interface BmcSettings {
   /** Ordered driver names; the next is tried only after an error that proves nothing was sent. */
   drivers: string[];
-  address: string;
-  port?: number | undefined;
-  username?: string | undefined;
-  password_file?: string | undefined;
-  cipher_suite?: number | undefined;
-  system_id?: string | undefined;
-  ca_file?: string | undefined;
-  insecure?: boolean | undefined;
-  /** Driver-specific options (e.g. the fake driver's delays and faults). Never secrets. */
-  options?: Record<string, unknown> | undefined;
+  [setting: string]: unknown;
 }
 
 export interface Node {

@@ -3,7 +3,7 @@
  * in arrival order (FIFO), with at least `minGapMs` between the end of one command and the start of the next.
  * Ironic: a gap "too low may cause the BMC to crash"; ipmi_sim and many real BMCs also cap concurrent sessions.
  */
-import type { BmcTarget } from './types.js';
+import type { DriverSettings } from './settings.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -29,9 +29,11 @@ export const realSleep: Sleep = (ms, signal) =>
  * The lock key of a BMC: host and port, so the drivers of one node (and nodes that share a BMC, e.g. blades behind
  * one chassis manager) queue together. A URL address (`https://10.0.1.22`) keys on its host and explicit port.
  */
-export function bmcLockKey(target: Pick<BmcTarget, 'address' | 'port'>): string {
-  let host = target.address.trim().toLowerCase();
-  let port = target.port === undefined ? '' : String(target.port);
+export function bmcLockKey(settings: DriverSettings): string {
+  const address = settings['address'];
+  const p = settings['port'];
+  let host = typeof address === 'string' ? address.trim().toLowerCase() : '';
+  let port = typeof p === 'number' ? String(p) : '';
   if (/^[a-z][a-z0-9+.-]*:\/\//.test(host)) {
     try {
       const url = new URL(host);

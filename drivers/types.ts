@@ -3,6 +3,9 @@
  * capabilities it implements; drivers/registry.ts builds, per node, the ordered list of drivers for each capability.
  * drivers/ never imports agent/.
  */
+import type { TObject } from '@sinclair/typebox';
+import type { DriverPorts } from './ports.js';
+import type { DriverSettings, SettingsContext, SettingsReport } from './settings.js';
 
 export type PowerReading = 'on' | 'off';
 /** What can be asked of a power driver. */
@@ -26,24 +29,20 @@ export interface CallOptions {
   timeoutMs?: number | undefined;
 }
 
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-/** What a driver needs to reach one BMC. The password is read lazily, so a rotated secret file is picked up. */
+/**
+ * What a driver needs to reach one BMC: the node's settings as its schema validated them (passed through by the core
+ * untouched), and a way to read the secrets they name. A secret is read at call time, so a rotated file is picked up.
+ */
 export interface BmcTarget {
   /** Node id, for logs and the fake lab. */
   nodeId: string;
-  address: string;
-  port?: number | undefined;
-  cipherSuite?: number | undefined;
-  systemId?: string | undefined;
-  caFile?: string | undefined;
-  insecure?: boolean | undefined;
-  /** Resolves the credentials at call time; never logged. */
-  credentials: () => Promise<Credentials | null>;
-  options?: Record<string, unknown> | undefined;
+  /** The node's `bmc` settings (every key but `driver`), valid for the driver's `settings` schema. */
+  settings: DriverSettings;
+  /**
+   * The content of the file named by setting `key`, or null when the setting is absent. Only for keys the driver's
+   * schema marks `x-secret`; never logged. @throws Error when the key is not a secret setting or the file is unreadable.
+   */
+  secret(key: string): Promise<string | null>;
 }
 
 /**
@@ -95,11 +94,23 @@ export interface BoundDriver {
   close?(): Promise<void>;
 }
 
-/** A driver factory: `create` binds it to one BMC. */
-export interface DriverFactory {
+/**
+ * What a driver module declares: its name, its capabilities and the TypeBox schema of its settings (secret fields
+ * marked `x-secret`, see drivers/settings.ts). `check` adds rules a schema cannot say (e.g. "needs an https://
+ * address"); it runs on every node naming the driver, with the settings as given.
+ */
+export interface DriverDefinition {
   readonly name: string;
   readonly capabilities: readonly Capability[];
-  create(target: BmcTarget): BoundDriver;
+  readonly settings: TObject;
+  /** For tests and the demo only: refused unless `allow_fake_drivers: true`. */
+  readonly testOnly?: boolean;
+  check?(settings: DriverSettings, report: SettingsReport, ctx: SettingsContext): void;
+}
+
+/** A driver that can be bound: `create` binds it to one BMC with the ports it may use. */
+export interface DriverFactory extends DriverDefinition {
+  create(target: BmcTarget, ports: DriverPorts): BoundDriver;
 }
 
 /**

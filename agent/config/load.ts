@@ -14,43 +14,41 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
-import { cidrContains, formatIp, parseCidr, parseIp, type Cidr, type Ip } from '../net.js';
-import { LineCounter, parseDocument } from 'yaml';
+import { cidrContains, parseCidr, parseIp, type Cidr, type Ip } from '../net.js';
 import { Value } from '@sinclair/typebox/value';
-import { ValueErrorType, type ValueError, type ValueErrorIterator } from '@sinclair/typebox/errors';
-import type { TSchema } from '@sinclair/typebox';
-import { DEFAULTS, KNOWN_DRIVERS, RawConfigSchema, type RawConfig, type RawNode } from './schema.js';
-import type {
-  AddressConfig,
-  AdoptConfig,
-  Config,
-  ImageEntry,
-  InstanceTypeEntry,
-  NetworkEntry,
-  NodeBmcConfig,
-  NodeConfig,
-} from './types.js';
+import { createDefaultRegistry, type DriverRegistry } from '../../drivers/registry.js';
+import { HOSTNAME_RE } from '../../drivers/settings.js';
+import { checkNodes, resolveNode } from './nodes.js';
+import { findSecretKeys, parseYaml } from './yaml.js';
+import {
+  ConfigError,
+  Problems,
+  checkUnique,
+  isRec,
+  list,
+  lower,
+  must,
+  rec,
+  schemaErrors,
+  sortByPath,
+  str,
+  type Loose,
+} from './report.js';
+import { RawConfigSchema, type RawConfig } from './schema.js';
+import type { Config, ImageEntry, InstanceTypeEntry, NetworkEntry } from './types.js';
+
+export { ConfigError } from './report.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors and results
-
-/** An invalid configuration: `errors` lists every problem as `path: message`. */
-export class ConfigError extends Error {
-  readonly errors: string[];
-
-  constructor(errors: string[], source?: string) {
-    const head = `invalid configuration${source ? ` ${source}` : ''} (${errors.length} problem${errors.length === 1 ? '' : 's'})`;
-    super(`${head}:\n  ${errors.join('\n  ')}`);
-    this.name = 'ConfigError';
-    this.errors = errors;
-  }
-}
 
 export interface ParseOptions {
   /** The default agent_id (os.hostname() when absent). */
   hostname?: string;
   /** Directory relative paths resolve against (loadConfigFile: the file's directory; else process.cwd()). */
   baseDir?: string;
+  /** The drivers whose settings schemas validate each node's `bmc` (default: every driver metald ships). */
+  drivers?: DriverRegistry;
 }
 
 export interface ConfigWithWarnings {
@@ -70,12 +68,16 @@ export function parseConfigWithWarnings(text: string, opts: ParseOptions = {}): 
   const raw = parseYaml(text);
   const p = new Problems();
   const secretPaths = findSecretKeys(raw, p);
-  for (const line of schemaErrors(raw, secretPaths)) p.errors.push(line);
-  checkSemantics(raw as Loose, p);
+  for (const line of schemaErrors(RawConfigSchema, raw, secretPaths)) p.errors.push(line);
+  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them.
+  const full = Value.Default(RawConfigSchema, Value.Clone(raw));
+  const drivers = opts.drivers ?? createDefaultRegistry({ allowFake: true });
+  checkSemantics(full as Loose, p, drivers, secretPaths);
   if (p.errors.length > 0) throw new ConfigError(sortByPath(p.errors));
-  const config = resolveConfig(raw as RawConfig, {
+  const config = resolveConfig(full as RawConfig, {
     hostname: opts.hostname ?? osHostname(),
     baseDir: opts.baseDir ?? process.cwd(),
+    drivers,
   });
   return { config, warnings: sortByPath(p.warnings) };
 }
@@ -118,7 +120,6 @@ export function parseDuration(v: string | number): number {
   return Math.round(Number(m[1]) * (UNIT_MS[m[2] as string] as number));
 }
 
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** `host:port` or `[v6]:port` (port 0-65535; 0 picks a free port) -> `{host, port}` (IPv6 without brackets). */
 export function parseListen(s: string): { host: string; port: number } {
@@ -153,19 +154,6 @@ export { cidrContains, formatIp, parseCidr, parseIp, type Cidr, type Ip } from '
 // ---------------------------------------------------------------------------------------------------------------
 // Internals: problem collection
 
-type Loose = Record<string, unknown>;
-
-class Problems {
-  readonly errors: string[] = [];
-  readonly warnings: string[] = [];
-  err(path: string, message: string): void {
-    this.errors.push(`${path}: ${message}`);
-  }
-  warn(path: string, message: string): void {
-    this.warnings.push(`${path}: ${message}`);
-  }
-}
-
 function errnoText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (code === 'ENOENT') return 'no such file';
@@ -174,187 +162,8 @@ function errnoText(e: unknown): string {
   return code ?? (e instanceof Error ? e.message : String(e));
 }
 
-const isRec = (v: unknown): v is Loose => typeof v === 'object' && v !== null && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const rec = (v: unknown): Loose => (isRec(v) ? v : {});
-
-/** JSON pointer (`/nodes/1/bmc/address`) -> `nodes[1].bmc.address`. */
-function pointerToPath(pointer: string): string {
-  if (pointer === '') return '(root)';
-  const segs = pointer
-    .split('/')
-    .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  let out = '';
-  for (const s of segs) {
-    if (/^[0-9]+$/.test(s)) out += `[${s}]`;
-    else if (/^[A-Za-z0-9_-]+$/.test(s)) out += out === '' ? s : `.${s}`;
-    else out += `[${JSON.stringify(s)}]`;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// YAML
-
-function parseYaml(text: string): unknown {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
-  const where = (pos: [number, number] | undefined): string => {
-    if (!pos) return 'yaml';
-    const lp = lineCounter.linePos(pos[0]);
-    return `line ${lp.line}, column ${lp.col}`;
-  };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos)}: YAML syntax error: ${e.message}`));
-  }
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw new ConfigError([`yaml: ${e instanceof Error ? e.message : String(e)}`]);
-  }
-  if (raw === null || raw === undefined) throw new ConfigError(['(root): the configuration file is empty']);
-  if (!isRec(raw)) throw new ConfigError(['(root): expected a mapping of keys (agent_id, api, nodes, ...)']);
-  return raw;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Secret keys: the file never holds a secret, only the file it is in
-
-const SECRET_KEY_HINT: Record<string, string> = {
-  password: 'password_file',
-  token: 'token_file',
-};
-
-/** Reports every `password:`/`token:` key and returns their JSON pointers (the schema's "unknown key" is muted). */
-function findSecretKeys(raw: unknown, p: Problems): Set<string> {
-  const found = new Set<string>();
-  const walk = (v: unknown, ptr: string, parentKey: string | null): void => {
-    if (Array.isArray(v)) {
-      v.forEach((x, i) => walk(x, `${ptr}/${i}`, null));
-      return;
-    }
-    if (!isRec(v)) return;
-    for (const [k, child] of Object.entries(v)) {
-      const childPtr = `${ptr}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-      // adopt.metadata is the tenant's free string map, not configuration.
-      if (parentKey === 'adopt' && k === 'metadata') continue;
-      const hint = SECRET_KEY_HINT[k.toLowerCase()];
-      if (hint !== undefined) {
-        found.add(childPtr);
-        p.err(
-          pointerToPath(childPtr),
-          `secrets are never written in the configuration: put the value in a file readable only by metald ` +
-            `(e.g. a systemd credential) and name it with ${hint}`,
-        );
-        continue;
-      }
-      walk(child, childPtr, k);
-    }
-  };
-  walk(raw, '', null);
-  return found;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Schema errors -> `path: message`
-
-function schemaErrors(raw: unknown, mutedPointers: Set<string>): string[] {
-  const found: { path: string; message: string; required: boolean }[] = [];
-  const visit = (it: ValueErrorIterator): void => {
-    for (const e of it) {
-      if (e.type === ValueErrorType.ObjectAdditionalProperties && mutedPointers.has(e.path)) continue;
-      // A union without its own message (mapping | null): report the errors of the mapping branch.
-      if (e.type === ValueErrorType.Union && typeof e.schema['errorMessage'] !== 'string') {
-        const branches = (e.schema['anyOf'] ?? []) as TSchema[];
-        const idx = branches.findIndex((b) => b['type'] === 'object');
-        const sub = e.errors[idx];
-        if (isRec(e.value) && idx >= 0 && sub) {
-          visit(sub);
-          continue;
-        }
-      }
-      found.push({
-        path: pointerToPath(e.path),
-        message: messageFor(e),
-        required: e.type === ValueErrorType.ObjectRequiredProperty,
-      });
-    }
-  };
-  visit(Value.Errors(RawConfigSchema, raw));
-  // A missing key also fails its type check: say only that it is required.
-  const missing = new Set(found.filter((f) => f.required).map((f) => f.path));
-  const out = new Set<string>();
-  for (const f of found) {
-    if (missing.has(f.path) && !f.required) continue;
-    out.add(`${f.path}: ${f.message}`);
-  }
-  return [...out];
-}
-
-/** Orders `path: message` lines by path (numeric-aware), keeping the order of lines with the same path. */
-function sortByPath(lines: string[]): string[] {
-  const key = (l: string): string => l.slice(0, Math.max(0, l.indexOf(': ')));
-  return lines
-    .map((l, i) => ({ l, i, k: key(l) }))
-    .sort((a, b) => a.k.localeCompare(b.k, 'en', { numeric: true }) || a.i - b.i)
-    .map((x) => x.l);
-}
-
-function messageFor(e: ValueError): string {
-  const s = e.schema as Loose;
-  const custom = s['errorMessage'];
-  const quoteHint = typeof e.value === 'number' || typeof e.value === 'boolean' ? ' (quote the value in YAML)' : '';
-  switch (e.type) {
-    case ValueErrorType.ObjectAdditionalProperties: {
-      const allowed = Object.keys(rec(s['properties']));
-      return `unknown key (allowed here: ${allowed.join(', ')})`;
-    }
-    case ValueErrorType.ObjectRequiredProperty:
-      return 'is required';
-    case ValueErrorType.Object:
-      return typeof custom === 'string' ? custom : 'expected a mapping';
-    case ValueErrorType.Array:
-      return 'expected a list';
-    case ValueErrorType.ArrayMinItems:
-      return `expected at least ${String(s['minItems'])} item(s)`;
-    case ValueErrorType.ArrayMaxItems:
-      return `expected at most ${String(s['maxItems'])} items`;
-    case ValueErrorType.ArrayUniqueItems:
-      return 'items must be distinct';
-    case ValueErrorType.Boolean:
-      return 'expected true or false';
-    case ValueErrorType.Integer:
-      return 'expected an integer';
-    case ValueErrorType.Number:
-      return 'expected a number';
-    case ValueErrorType.NumberMinimum:
-    case ValueErrorType.IntegerMinimum:
-      return `must be at least ${String(s['minimum'])}`;
-    case ValueErrorType.NumberMaximum:
-    case ValueErrorType.IntegerMaximum:
-      return `must be at most ${String(s['maximum'])}`;
-    case ValueErrorType.NumberExclusiveMinimum:
-    case ValueErrorType.IntegerExclusiveMinimum:
-      return `must be greater than ${String(s['exclusiveMinimum'])}`;
-    case ValueErrorType.String:
-      return typeof custom === 'string' ? `${custom}${quoteHint}` : `expected a string${quoteHint}`;
-    case ValueErrorType.StringMinLength:
-      return typeof custom === 'string' ? custom : 'must not be empty';
-    case ValueErrorType.StringMaxLength:
-      return `must be at most ${String(s['maxLength'])} characters`;
-    case ValueErrorType.StringPattern:
-      return typeof custom === 'string' ? custom : `does not match ${String(s['pattern'])}`;
-    case ValueErrorType.Literal:
-      return `must be ${JSON.stringify(s['const'])}`;
-    case ValueErrorType.Null:
-      return 'expected null';
-    default:
-      return typeof custom === 'string' ? custom : e.message;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Semantic checks: defensive reads of the raw document (the schema has already reported wrong shapes)
@@ -421,29 +230,8 @@ function checkListen(v: unknown, path: string, p: Problems, what: string): void 
   }
 }
 
-/** Records the first index of each key and reports later duplicates. */
-function checkUnique(
-  items: unknown[],
-  key: (item: Loose) => string | undefined,
-  path: (i: number) => string,
-  what: string,
-  report: (path: string, message: string) => void,
-): void {
-  const first = new Map<string, number>();
-  items.forEach((item, i) => {
-    if (!isRec(item)) return;
-    const k = key(item);
-    if (k === undefined) return;
-    const prev = first.get(k);
-    if (prev === undefined) first.set(k, i);
-    else report(path(i), `duplicate ${what} (also ${path(prev)})`);
-  });
-}
 
-const lower = (v: unknown): string | undefined => str(v)?.toLowerCase();
-const normMac = (v: unknown): string | undefined => str(v)?.toLowerCase().replace(/-/g, ':');
-
-function checkSemantics(raw: Loose, p: Problems): void {
+function checkSemantics(raw: Loose, p: Problems, drivers: DriverRegistry, secretPointers: Set<string>): void {
   const allowFake = raw['allow_fake_drivers'] === true;
   if (allowFake) p.warn('allow_fake_drivers', 'fake drivers are allowed: for tests and the demo only');
 
@@ -463,10 +251,10 @@ function checkSemantics(raw: Loose, p: Problems): void {
   if (lv['engine'] === 'fake' && !allowFake) {
     p.err('liveness.engine', 'the fake engine requires allow_fake_drivers: true');
   }
-  const lvInterval = durationOf(lv['interval'] ?? DEFAULTS.liveness.interval);
-  const lvTimeout = durationOf(lv['timeout'] ?? DEFAULTS.liveness.timeout);
-  const lvRetries = typeof lv['retries'] === 'number' ? lv['retries'] : DEFAULTS.liveness.retries;
-  if (lvInterval !== undefined && lvTimeout !== undefined && lvTimeout * (lvRetries + 1) > lvInterval) {
+  const lvInterval = durationOf(lv['interval']);
+  const lvTimeout = durationOf(lv['timeout']);
+  const lvRetries = lv['retries'];
+  if (lvInterval !== undefined && lvTimeout !== undefined && typeof lvRetries === 'number' && lvTimeout * (lvRetries + 1) > lvInterval) {
     p.warn('liveness.timeout', 'timeout x (retries + 1) is longer than the interval: probes will overlap');
   }
 
@@ -513,91 +301,7 @@ function checkSemantics(raw: Loose, p: Problems): void {
   });
   const networkNames = new Set(networks.map((n) => str(rec(n)['name'])).filter((x): x is string => !!x));
 
-  // Nodes.
-  const nodes = list(raw['nodes']);
-  checkUnique(nodes, (x) => lower(x['id']), (i) => `nodes[${i}].id`, 'node id', (a, b) => p.err(a, b));
-  checkUnique(nodes, (x) => str(x['name']), (i) => `nodes[${i}].name`, 'node name', (a, b) => p.err(a, b));
-  const macOwner = new Map<string, string>();
-  const imageUuids = new Set(images.map((x) => lower(rec(x)['uuid'])));
-  const typeByUuid = new Map(types.map((x) => [lower(rec(x)['uuid']), str(rec(x)['node_type'])] as const));
-  const adoptIds = new Map<string, string>();
-  const fixedAddrs = new Map<string, string>();
-  nodes.forEach((n, i) => {
-    if (!isRec(n)) return;
-    const path = `nodes[${i}]`;
-    const macs = list(n['macs']);
-    macs.forEach((m, k) => {
-      const mac = normMac(rec(m)['mac']);
-      if (mac === undefined) return;
-      const here = `${path}.macs[${k}].mac`;
-      const prev = macOwner.get(mac);
-      if (prev !== undefined) p.err(here, `duplicate MAC ${mac} (also ${prev})`);
-      else macOwner.set(mac, here);
-    });
-    if (macs.length > 0) {
-      const pxe = macs.filter((m) => rec(m)['pxe'] === true).length;
-      if (pxe !== 1) p.err(`${path}.macs`, `exactly one MAC must have pxe: true (found ${pxe})`);
-    }
-    if (isRec(n['bmc'])) checkBmc(n['bmc'], `${path}.bmc`, str(n['name']) ?? path, allowFake, p);
-    if (isRec(n['adopt'])) {
-      const a = n['adopt'];
-      const apath = `${path}.adopt`;
-      const iid = lower(a['instance_id']);
-      if (iid !== undefined) {
-        const prev = adoptIds.get(iid);
-        if (prev !== undefined) p.err(`${apath}.instance_id`, `duplicate instance id (also ${prev})`);
-        else adoptIds.set(iid, `${apath}.instance_id`);
-      }
-      const img = lower(a['image_uuid']);
-      if (img !== undefined && !imageUuids.has(img)) p.err(`${apath}.image_uuid`, 'no image with this uuid in images');
-      const it = lower(a['instance_type_uuid']);
-      if (it !== undefined) {
-        if (!typeByUuid.has(it)) p.err(`${apath}.instance_type_uuid`, 'no instance type with this uuid in instance_types');
-        else {
-          const nodeType = str(n['type']) ?? DEFAULTS.node.type;
-          const wanted = typeByUuid.get(it);
-          if (wanted !== undefined && wanted !== nodeType) {
-            p.warn(`${apath}.instance_type_uuid`, `the instance type is for nodes of type ${wanted}, this node is ${nodeType}`);
-          }
-        }
-      }
-      list(a['addresses']).forEach((ad, k) => {
-        const addrPath = `${apath}.addresses[${k}]`;
-        const r = rec(ad);
-        const net = str(r['network']);
-        if (net !== undefined && !networkNames.has(net)) {
-          p.err(`${addrPath}.network`, `no network named "${net}" in networks`);
-        }
-        const addrText = str(r['addr']);
-        if (addrText === undefined) return;
-        const ip = parseIp(addrText);
-        if (!ip) {
-          p.err(`${addrPath}.addr`, `"${addrText}" is not an IPv4 or IPv6 address`);
-          return;
-        }
-        if (typeof r['version'] === 'number' && r['version'] !== ip.version) {
-          p.err(`${addrPath}.version`, `is ${String(r['version'])} but the address is IPv${ip.version}`);
-        }
-        const type = r['type'] ?? 'fixed';
-        const cidr = net !== undefined ? cidrByName.get(net) : undefined;
-        if (type === 'fixed' && cidr && !cidrContains(cidr, ip)) {
-          p.err(`${addrPath}.addr`, `is outside network ${net} (${formatIp({ version: cidr.version, value: cidr.network })}/${cidr.prefix})`);
-        }
-        const key = `${net ?? ''}/${formatIp(ip)}`;
-        const prev = fixedAddrs.get(key);
-        if (prev !== undefined) p.err(`${addrPath}.addr`, `duplicate address (also ${prev})`);
-        else fixedAddrs.set(key, `${addrPath}.addr`);
-      });
-    }
-  });
-
-  const nodeTypes = new Set(nodes.map((n) => str(rec(n)['type']) ?? DEFAULTS.node.type));
-  types.forEach((t, i) => {
-    const nt = str(rec(t)['node_type']);
-    if (nt !== undefined && !nodeTypes.has(nt)) {
-      p.warn(`instance_types[${i}].node_type`, `no configured node has type ${nt} (yet: nodes may be enrolled later)`);
-    }
-  });
+  checkNodes(list(raw['nodes']), { images, types, cidrByName, networkNames, allowFake, registry: drivers, secretPointers }, p);
 }
 
 function checkNetwork(n: Loose, path: string, p: Problems): Cidr | undefined {
@@ -657,117 +361,55 @@ function checkNetwork(n: Loose, path: string, p: Problems): Cidr | undefined {
   return cidr;
 }
 
-function checkBmc(b: Loose, path: string, nodeName: string, allowFake: boolean, p: Problems): void {
-  const d = b['driver'];
-  const drivers = typeof d === 'string' ? [d] : list(d).filter((x): x is string => typeof x === 'string');
-  for (const name of drivers) {
-    if (!(KNOWN_DRIVERS as readonly string[]).includes(name)) {
-      p.err(`${path}.driver`, `unknown driver "${name}" (known: ${KNOWN_DRIVERS.join(', ')})`);
-    }
-  }
-  if (drivers.includes('fake') && !allowFake) {
-    p.err(`${path}.driver`, 'the fake driver requires allow_fake_drivers: true');
-  }
-  const hasIpmi = drivers.includes('ipmi');
-  const hasRedfish = drivers.includes('redfish');
-  const insecure = b['insecure'] === true;
-  const address = str(b['address']);
-  if (address !== undefined) {
-    if (hasRedfish) {
-      let u: URL | undefined;
-      try {
-        u = new URL(address);
-      } catch {
-        u = undefined;
-      }
-      if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
-        p.err(`${path}.address`, 'the redfish driver needs an https:// address, e.g. "https://10.0.1.22"');
-      } else if (u.username || u.password) {
-        p.err(`${path}.address`, 'credentials in a URL are not allowed: use username and password_file');
-      } else if (u.protocol === 'http:' && !insecure) {
-        p.err(`${path}.address`, 'http:// sends the BMC credentials in clear: use https://, or set insecure: true');
-      }
-    } else if (hasIpmi) {
-      if (address.includes('://')) {
-        let ok = false;
-        try {
-          ok = new URL(address).hostname !== '';
-        } catch {
-          ok = false;
-        }
-        if (!ok) p.err(`${path}.address`, 'expected a host name, an IP address or a URL');
-      } else if (!isIP(address) && !HOSTNAME_RE.test(address)) {
-        p.err(`${path}.address`, 'expected a host name or an IP address');
-      }
-    }
-  }
-  const hasUser = typeof b['username'] === 'string';
-  const hasPw = typeof b['password_file'] === 'string';
-  if (hasIpmi) {
-    if (!hasUser) p.err(`${path}.username`, 'the ipmi driver needs username and password_file');
-    if (!hasPw) p.err(`${path}.password_file`, 'the ipmi driver needs username and password_file');
-  } else if (hasRedfish && hasUser !== hasPw) {
-    p.err(hasUser ? `${path}.password_file` : `${path}.username`, 'the redfish driver needs both username and password_file, or neither');
-  }
-  if (b['cipher_suite'] !== undefined && !hasIpmi) p.warn(`${path}.cipher_suite`, 'only the ipmi driver uses it');
-  if (b['system_id'] !== undefined && !hasRedfish) p.warn(`${path}.system_id`, 'only the redfish driver uses it');
-  if (b['fake'] !== undefined && !drivers.includes('fake')) p.warn(`${path}.fake`, 'only the fake driver uses it');
-  if (insecure) {
-    p.warn(
-      `${path}.insecure`,
-      `TLS certificate verification is disabled for node ${nodeName}: its BMC can be impersonated and its credentials stolen`,
-    );
-    if (b['ca_file'] !== undefined) p.warn(`${path}.ca_file`, 'ignored while insecure: true');
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Resolution: defaults, units, absolute paths
 
 interface ResolveCtx {
   hostname: string;
   baseDir: string;
+  drivers: DriverRegistry;
 }
 
 function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolvePath(ctx.baseDir, p));
   const absOrNull = (p: string | null | undefined): string | null => (p === null || p === undefined ? null : abs(p));
-  const dur = (v: string | number | undefined, def: string): number => parseDuration(v ?? def);
+  const dur = (v: string | number | undefined, path: string): number => parseDuration(must(v, path));
 
-  const api = raw.api ?? {};
-  const boot = raw.boot ?? null;
-  const upstream = raw.upstream ?? null;
-  const ps = raw.power_sync ?? {};
-  const to = raw.timeouts ?? {};
-  const lv = raw.liveness ?? {};
+  const api = must(raw.api, 'api');
+  const rl = must(api.rate_limit, 'api.rate_limit');
+  const boot = must(raw.boot, 'boot');
+  const upstream = must(raw.upstream, 'upstream');
+  const ps = must(raw.power_sync, 'power_sync');
+  const to = must(raw.timeouts, 'timeouts');
+  const lv = must(raw.liveness, 'liveness');
 
   return {
     agent_id: raw.agent_id ?? ctx.hostname,
-    state_dir: abs(raw.state_dir ?? DEFAULTS.state_dir),
-    log_level: raw.log_level ?? DEFAULTS.log_level,
-    on_failure: raw.on_failure ?? DEFAULTS.on_failure,
-    terminated_retention_ms: dur(raw.terminated_retention, DEFAULTS.terminated_retention),
+    state_dir: abs(must(raw.state_dir, 'state_dir')),
+    log_level: must(raw.log_level, 'log_level'),
+    on_failure: must(raw.on_failure, 'on_failure'),
+    terminated_retention_ms: dur(raw.terminated_retention, 'terminated_retention'),
     api: {
-      listen: parseListen(api.listen ?? DEFAULTS.api.listen),
-      public_url: api.public_url ?? null,
+      listen: parseListen(must(api.listen, 'api.listen')),
+      public_url: must(api.public_url, 'api.public_url'),
       rate_limit: {
-        per_token_per_s: api.rate_limit?.per_token_per_s ?? DEFAULTS.api.rate_limit.per_token_per_s,
-        burst: api.rate_limit?.burst ?? DEFAULTS.api.rate_limit.burst,
+        per_token_per_s: must(rl.per_token_per_s, 'api.rate_limit.per_token_per_s'),
+        burst: must(rl.burst, 'api.rate_limit.burst'),
       },
-      max_body_bytes: api.max_body_bytes ?? DEFAULTS.api.max_body_bytes,
-      tokens: (api.tokens ?? []).map((t) => ({
+      max_body_bytes: must(api.max_body_bytes, 'api.max_body_bytes'),
+      tokens: must(api.tokens, 'api.tokens').map((t) => ({
         token_file: abs(t.token_file),
         project_id: t.project_id,
         user_id: t.user_id,
-        roles: [...(t.roles ?? DEFAULTS.token_roles)],
+        roles: [...must(t.roles, 'api.tokens[].roles')],
       })),
     },
     boot:
       boot === null
         ? null
         : {
-            listen: parseListen(boot.listen ?? DEFAULTS.boot.listen),
-            public_url: boot.public_url ?? null,
+            listen: parseListen(must(boot.listen, 'boot.listen')),
+            public_url: must(boot.public_url, 'boot.public_url'),
             ramdisk: {
               kernel: absOrNull(boot.ramdisk?.kernel),
               initrd: absOrNull(boot.ramdisk?.initrd),
@@ -778,101 +420,50 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
       upstream === null
         ? null
         : { url: upstream.url, token_file: abs(upstream.token_file), ca_file: absOrNull(upstream.ca_file) },
-    allow_fake_drivers: raw.allow_fake_drivers ?? DEFAULTS.allow_fake_drivers,
+    allow_fake_drivers: must(raw.allow_fake_drivers, 'allow_fake_drivers'),
     power_sync: {
-      interval_ms: dur(ps.interval, DEFAULTS.power_sync.interval),
-      failures_before_unknown: ps.failures_before_unknown ?? DEFAULTS.power_sync.failures_before_unknown,
+      interval_ms: dur(ps.interval, 'power_sync.interval'),
+      failures_before_unknown: must(ps.failures_before_unknown, 'power_sync.failures_before_unknown'),
     },
     timeouts: {
-      bmc_call_ms: dur(to.bmc_call, DEFAULTS.timeouts.bmc_call),
-      power_ms: dur(to.power, DEFAULTS.timeouts.power),
-      deploy_ms: dur(to.deploy, DEFAULTS.timeouts.deploy),
-      soft_power_ms: dur(to.soft_power, DEFAULTS.timeouts.soft_power),
+      bmc_call_ms: dur(to.bmc_call, 'timeouts.bmc_call'),
+      power_ms: dur(to.power, 'timeouts.power'),
+      deploy_ms: dur(to.deploy, 'timeouts.deploy'),
+      soft_power_ms: dur(to.soft_power, 'timeouts.soft_power'),
     },
-    power_poll_ms: (raw.power_poll ?? DEFAULTS.power_poll).map((d) => parseDuration(d)),
-    bmc: { min_gap_ms: dur(raw.bmc?.min_gap, DEFAULTS.bmc.min_gap) },
+    power_poll_ms: must(raw.power_poll, 'power_poll').map((d) => parseDuration(d)),
+    bmc: { min_gap_ms: dur(must(raw.bmc, 'bmc').min_gap, 'bmc.min_gap') },
     liveness: {
-      engine: lv.engine ?? DEFAULTS.liveness.engine,
-      fping_path: lv.fping_path ?? DEFAULTS.liveness.fping_path,
-      interval_ms: dur(lv.interval, DEFAULTS.liveness.interval),
-      timeout_ms: dur(lv.timeout, DEFAULTS.liveness.timeout),
-      retries: lv.retries ?? DEFAULTS.liveness.retries,
+      engine: must(lv.engine, 'liveness.engine'),
+      fping_path: must(lv.fping_path, 'liveness.fping_path'),
+      interval_ms: dur(lv.interval, 'liveness.interval'),
+      timeout_ms: dur(lv.timeout, 'liveness.timeout'),
+      retries: must(lv.retries, 'liveness.retries'),
     },
-    images: (raw.images ?? []).map(
+    images: must(raw.images, 'images').map(
       (i): ImageEntry => ({
         uuid: i.uuid.toLowerCase(),
         name: i.name,
         url: i.url,
         sha256: i.sha256.toLowerCase(),
         os: i.os,
-        boot_method: i.boot_method ?? 'pxe',
+        boot_method: must(i.boot_method, 'images[].boot_method'),
       }),
     ),
-    instance_types: (raw.instance_types ?? []).map(
+    instance_types: must(raw.instance_types, 'instance_types').map(
       (t): InstanceTypeEntry => ({ uuid: t.uuid.toLowerCase(), name: t.name, node_type: t.node_type }),
     ),
-    networks: (raw.networks ?? []).map((n): NetworkEntry => {
+    networks: must(raw.networks, 'networks').map((n): NetworkEntry => {
       const pool = n.pool ? n.pool.split('-').map((x) => x.trim()) : null;
       return {
         uuid: n.uuid.toLowerCase(),
         name: n.name,
         cidr: n.cidr,
-        gateway: n.gateway ?? null,
-        dns: [...(n.dns ?? [])],
+        gateway: must(n.gateway, 'networks[].gateway'),
+        dns: [...must(n.dns, 'networks[].dns')],
         pool: pool ? { first: pool[0] as string, last: pool[1] as string } : null,
       };
     }),
-    nodes: (raw.nodes ?? []).map((n) => resolveNode(n, abs)),
-  };
-}
-
-function resolveNode(n: RawNode, abs: (p: string) => string): NodeConfig {
-  const b = n.bmc;
-  const bmc: NodeBmcConfig = {
-    drivers: typeof b.driver === 'string' ? [b.driver] : [...b.driver],
-    address: b.address,
-    insecure: b.insecure ?? false,
-  };
-  if (b.port !== undefined) bmc.port = b.port;
-  if (b.username !== undefined) bmc.username = b.username;
-  if (b.password_file !== undefined) bmc.password_file = abs(b.password_file);
-  if (b.cipher_suite !== undefined) bmc.cipher_suite = b.cipher_suite;
-  if (b.system_id !== undefined) bmc.system_id = b.system_id;
-  if (b.ca_file !== undefined) bmc.ca_file = abs(b.ca_file);
-  if (b.fake !== undefined) bmc.fake = { ...b.fake };
-
-  let adopt: AdoptConfig | null = null;
-  if (n.adopt) {
-    const a = n.adopt;
-    adopt = {
-      instance_id: a.instance_id.toLowerCase(),
-      project_id: a.project_id,
-      user_id: a.user_id,
-      name: a.name,
-      addresses: (a.addresses ?? []).map(
-        (ad): AddressConfig => ({
-          addr: ad.addr,
-          mac: ad.mac.toLowerCase().replace(/-/g, ':'),
-          version: ad.version ?? (isIPv6(ad.addr) ? 6 : 4),
-          type: ad.type ?? 'fixed',
-          network: ad.network,
-        }),
-      ),
-    };
-    if (a.image_uuid !== undefined) adopt.image_uuid = a.image_uuid.toLowerCase();
-    if (a.instance_type_uuid !== undefined) adopt.instance_type_uuid = a.instance_type_uuid.toLowerCase();
-    if (a.metadata !== undefined) adopt.metadata = { ...a.metadata };
-  }
-
-  return {
-    id: n.id.toLowerCase(),
-    name: n.name,
-    type: n.type ?? DEFAULTS.node.type,
-    boot_mode: n.boot_mode ?? DEFAULTS.node.boot_mode,
-    macs: (n.macs ?? []).map((m) => ({ mac: m.mac.toLowerCase().replace(/-/g, ':'), pxe: m.pxe ?? false })),
-    bmc,
-    maintenance: n.maintenance ?? false,
-    enforce_power: n.enforce_power ?? false,
-    adopt,
+    nodes: must(raw.nodes, 'nodes').map((n) => resolveNode(n, abs, ctx.drivers)),
   };
 }

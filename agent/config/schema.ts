@@ -1,12 +1,15 @@
 /**
  * The raw configuration file (YAML) as a TypeBox schema: the shape of design.md 4.1 plus every key of
  * agent/config/types.ts. Unknown keys are errors everywhere (additionalProperties: false), except under
- * `nodes[].bmc.fake` (the fake driver's free-form options) and `adopt.metadata` (free string map).
+ * `adopt.metadata` (free string map) and `nodes[].bmc`, whose keys the drivers' settings schemas check.
  *
  * This schema only checks shapes and simple formats. Everything that needs arithmetic or cross-references
- * (CIDRs, pools, uniqueness, drivers, listen addresses) is checked in agent/config/load.ts, which also applies the
- * defaults and converts durations to milliseconds. `errorMessage` on a schema is the message load.ts reports when
- * that schema fails.
+ * (CIDRs, pools, uniqueness, drivers, listen addresses) is checked in agent/config/load.ts, which converts durations
+ * to milliseconds. `errorMessage` on a schema is the message load.ts reports when that schema fails.
+ *
+ * The `default` keywords here are the only defaults of the file (load.ts applies them with `Value.Default`, and
+ * test/agent/config/docs.test.ts checks docs/config.md against them): an optional mapping has `default: {}` so that
+ * the defaults of its keys apply when it is absent; a key that is null when absent has `default: null`.
  */
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 
@@ -18,9 +21,6 @@ export const SHA256_PATTERN = '^[0-9a-fA-F]{64}$';
 export const MAC_PATTERN = '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$';
 /** Node names, node types, agent id: host-name-like, no spaces. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
-
-/** Driver names the configuration accepts. */
-export const KNOWN_DRIVERS = ['ipmi', 'redfish', 'fake'] as const;
 
 function oneOf<const T extends readonly string[]>(values: T, opts: { default?: T[number] } = {}) {
   return Type.Union(
@@ -54,7 +54,11 @@ const FilePath = () => Str({ maxLength: 4096 });
 /** `host:port`, `[v6]:port`; checked in load.ts. */
 const Listen = (def: string) => Type.String({ minLength: 1, default: def });
 
-const Obj = <P extends Record<string, TSchema>>(props: P) => Type.Object(props, { additionalProperties: false });
+const Obj = <P extends Record<string, TSchema>>(props: P, opts: { default?: Record<string, never> } = {}) =>
+  Type.Object(props, { additionalProperties: false, ...opts });
+/** `T` or null (null when absent); `message` is the error of a value that is neither. */
+const OrNull = <T extends TSchema>(schema: T, message?: string) =>
+  Type.Union([schema, Type.Null()], { default: null, ...(message !== undefined ? { errorMessage: message } : {}) });
 
 export const ApiTokenSchema = Obj({
   token_file: FilePath(),
@@ -71,35 +75,44 @@ export const ApiTokenSchema = Obj({
   ),
 });
 
-export const ApiSchema = Obj({
-  listen: Type.Optional(Listen('127.0.0.1:6385')),
-  public_url: Type.Optional(Type.Union([Str(), Type.Null()], { errorMessage: 'expected a URL or null' })),
-  rate_limit: Type.Optional(
-    Obj({
-      per_token_per_s: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 20 })),
-      burst: Type.Optional(Type.Integer({ minimum: 1, default: 40 })),
-    }),
-  ),
-  max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 65536 })),
-  tokens: Type.Optional(Type.Array(ApiTokenSchema, { default: [] })),
-});
+export const ApiSchema = Obj(
+  {
+    listen: Type.Optional(Listen('127.0.0.1:6385')),
+    public_url: Type.Optional(OrNull(Str(), 'expected a URL or null')),
+    rate_limit: Type.Optional(
+      Obj(
+        {
+          per_token_per_s: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 20 })),
+          burst: Type.Optional(Type.Integer({ minimum: 1, default: 40 })),
+        },
+        { default: {} },
+      ),
+    ),
+    max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 65536 })),
+    tokens: Type.Optional(Type.Array(ApiTokenSchema, { default: [] })),
+    },
+  { default: {} },
+);
 
 export const BootSchema = Obj({
   listen: Type.Optional(Listen('0.0.0.0:8081')),
-  public_url: Type.Optional(Type.Union([Str(), Type.Null()], { errorMessage: 'expected a URL or null' })),
+  public_url: Type.Optional(OrNull(Str(), 'expected a URL or null')),
   ramdisk: Type.Optional(
-    Obj({
-      kernel: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-      initrd: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-      iso: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
-    }),
+    Obj(
+      {
+        kernel: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+        initrd: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+        iso: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
+      },
+      { default: {} },
+    ),
   ),
 });
 
 export const UpstreamSchema = Obj({
   url: Str(),
   token_file: FilePath(),
-  ca_file: Type.Optional(Type.Union([FilePath(), Type.Null()], { errorMessage: 'expected a path or null' })),
+  ca_file: Type.Optional(OrNull(FilePath(), 'expected a path or null')),
 });
 
 export const ImageSchema = Obj({
@@ -121,11 +134,9 @@ export const NetworkSchema = Obj({
   uuid: Uuid(),
   name: Str({ maxLength: 255 }),
   cidr: Str({ maxLength: 64 }),
-  gateway: Type.Optional(Type.Union([Str({ maxLength: 64 }), Type.Null()], { errorMessage: 'expected an IP or null' })),
+  gateway: Type.Optional(OrNull(Str({ maxLength: 64 }), 'expected an IP or null')),
   dns: Type.Optional(Type.Array(Str({ maxLength: 64 }), { default: [] })),
-  pool: Type.Optional(
-    Type.Union([Str({ maxLength: 160 }), Type.Null()], { errorMessage: 'expected "first-last" or null' }),
-  ),
+  pool: Type.Optional(OrNull(Str({ maxLength: 160 }), 'expected "first-last" or null')),
 });
 
 export const AddressSchema = Obj({
@@ -153,20 +164,18 @@ export const AdoptSchema = Obj({
 
 const DriverName = Str({ maxLength: 64 });
 
-export const BmcSchema = Obj({
-  driver: Type.Union([DriverName, Type.Array(DriverName, { minItems: 1, uniqueItems: true })], {
-    errorMessage: `expected a driver name or a non-empty list of distinct names (${KNOWN_DRIVERS.join(', ')})`,
-  }),
-  address: Str({ maxLength: 2048 }),
-  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-  username: Type.Optional(Str({ maxLength: 255 })),
-  password_file: Type.Optional(FilePath()),
-  cipher_suite: Type.Optional(Type.Integer({ minimum: 0, maximum: 17 })),
-  system_id: Type.Optional(Str({ maxLength: 1024 })),
-  ca_file: Type.Optional(FilePath()),
-  insecure: Type.Optional(Type.Boolean({ default: false })),
-  fake: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { errorMessage: 'expected a mapping' })),
-});
+/**
+ * A node's `bmc`: `driver` here; every other key is a setting of the named drivers, validated against their schemas
+ * by agent/config/nodes.ts through the driver registry (drivers/registry.ts), hence `additionalProperties: true`.
+ */
+export const BmcSchema = Type.Object(
+  {
+    driver: Type.Union([DriverName, Type.Array(DriverName, { minItems: 1, uniqueItems: true })], {
+      errorMessage: 'expected a driver name or a non-empty list of distinct names',
+    }),
+  },
+  { additionalProperties: true },
+);
 
 export const NodeSchema = Obj({
   id: Uuid(),
@@ -179,7 +188,7 @@ export const NodeSchema = Obj({
   bmc: BmcSchema,
   maintenance: Type.Optional(Type.Boolean({ default: false })),
   enforce_power: Type.Optional(Type.Boolean({ default: false })),
-  adopt: Type.Optional(Type.Union([AdoptSchema, Type.Null()])),
+  adopt: Type.Optional(OrNull(AdoptSchema)),
 });
 
 export const RawConfigSchema = Obj({
@@ -189,33 +198,44 @@ export const RawConfigSchema = Obj({
   on_failure: Type.Optional(oneOf(['power_off', 'leave'] as const, { default: 'power_off' })),
   terminated_retention: Type.Optional(Duration('7d')),
   api: Type.Optional(ApiSchema),
-  boot: Type.Optional(Type.Union([BootSchema, Type.Null()])),
-  upstream: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
+  boot: Type.Optional(OrNull(BootSchema)),
+  upstream: Type.Optional(OrNull(UpstreamSchema)),
   allow_fake_drivers: Type.Optional(Type.Boolean({ default: false })),
   power_sync: Type.Optional(
-    Obj({
-      interval: Type.Optional(Duration('30s')),
-      failures_before_unknown: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
-    }),
+    Obj(
+      {
+        interval: Type.Optional(Duration('30s')),
+        failures_before_unknown: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
+      },
+      { default: {} },
+    ),
   ),
   timeouts: Type.Optional(
-    Obj({
-      bmc_call: Type.Optional(Duration('30s')),
-      power: Type.Optional(Duration('120s')),
-      deploy: Type.Optional(Duration('1h')),
-      soft_power: Type.Optional(Duration('300s')),
-    }),
+    Obj(
+      {
+        bmc_call: Type.Optional(Duration('30s')),
+        power: Type.Optional(Duration('120s')),
+        deploy: Type.Optional(Duration('1h')),
+        soft_power: Type.Optional(Duration('300s')),
+      },
+      { default: {} },
+    ),
   ),
-  power_poll: Type.Optional(Type.Array(Duration(), { minItems: 1, maxItems: 100 })),
-  bmc: Type.Optional(Obj({ min_gap: Type.Optional(Duration('200ms')) })),
+  power_poll: Type.Optional(
+    Type.Array(Duration(), { minItems: 1, maxItems: 100, default: ['1s', '2s', '2s', '4s', '6s', '8s', '12s'] }),
+  ),
+  bmc: Type.Optional(Obj({ min_gap: Type.Optional(Duration('200ms')) }, { default: {} })),
   liveness: Type.Optional(
-    Obj({
-      engine: Type.Optional(oneOf(['fping', 'fake'] as const, { default: 'fping' })),
-      fping_path: Type.Optional(Str({ maxLength: 4096, default: '/usr/bin/fping' })),
-      interval: Type.Optional(Duration('30s')),
-      timeout: Type.Optional(Duration('500ms')),
-      retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
-    }),
+    Obj(
+      {
+        engine: Type.Optional(oneOf(['fping', 'fake'] as const, { default: 'fping' })),
+        fping_path: Type.Optional(Str({ maxLength: 4096, default: '/usr/bin/fping' })),
+        interval: Type.Optional(Duration('30s')),
+        timeout: Type.Optional(Duration('500ms')),
+        retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
+      },
+      { default: {} },
+    ),
   ),
   images: Type.Optional(Type.Array(ImageSchema, { default: [] })),
   instance_types: Type.Optional(Type.Array(InstanceTypeSchema, { default: [] })),
@@ -228,26 +248,3 @@ export type RawNode = Static<typeof NodeSchema>;
 export type RawBmc = Static<typeof BmcSchema>;
 export type RawAdopt = Static<typeof AdoptSchema>;
 export type RawNetwork = Static<typeof NetworkSchema>;
-
-/** Defaults of the keys that have one (documented in docs/config.md). */
-export const DEFAULTS = {
-  state_dir: '/var/lib/metald',
-  log_level: 'info',
-  on_failure: 'power_off',
-  terminated_retention: '7d',
-  api: {
-    listen: '127.0.0.1:6385',
-    public_url: null,
-    rate_limit: { per_token_per_s: 20, burst: 40 },
-    max_body_bytes: 65536,
-  },
-  boot: { listen: '0.0.0.0:8081' },
-  allow_fake_drivers: false,
-  power_sync: { interval: '30s', failures_before_unknown: 3 },
-  timeouts: { bmc_call: '30s', power: '120s', deploy: '1h', soft_power: '300s' },
-  power_poll: ['1s', '2s', '2s', '4s', '6s', '8s', '12s'],
-  bmc: { min_gap: '200ms' },
-  liveness: { engine: 'fping', fping_path: '/usr/bin/fping', interval: '30s', timeout: '500ms', retries: 1 },
-  node: { type: 'default', boot_mode: 'uefi' },
-  token_roles: ['member'],
-} as const;

@@ -58,19 +58,12 @@ export interface AdoptConfig {
   metadata?: Record<string, string> | undefined;
 }
 
+/** A node's `bmc`: the ordered drivers and their settings (opaque here; the drivers' schemas validated them). */
 export interface NodeBmcConfig {
   /** Ordered; a single name in YAML becomes a one-element list. */
   drivers: string[];
-  address: string;
-  port?: number | undefined;
-  username?: string | undefined;
-  password_file?: string | undefined;
-  cipher_suite?: number | undefined;
-  system_id?: string | undefined;
-  ca_file?: string | undefined;
-  insecure?: boolean | undefined;
-  /** Options of the fake driver (only with allow_fake_drivers). */
-  fake?: Record<string, unknown> | undefined;
+  /** The drivers' settings, defaults applied and relative `x-path` settings made absolute. */
+  [setting: string]: unknown;
 }
 
 export interface NodeConfig {

@@ -213,18 +213,8 @@ export class Engine implements AgentService {
     this.store.transaction(() => {
       for (const nc of this.cfg.nodes) {
         const existing = this.store.getNode(nc.id);
-        const bmc = {
-          drivers: nc.bmc.drivers,
-          address: nc.bmc.address,
-          port: nc.bmc.port,
-          username: nc.bmc.username,
-          password_file: nc.bmc.password_file,
-          cipher_suite: nc.bmc.cipher_suite,
-          system_id: nc.bmc.system_id,
-          ca_file: nc.bmc.ca_file,
-          insecure: nc.bmc.insecure,
-          options: nc.bmc.fake,
-        };
+        // The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only.
+        const bmc = { ...nc.bmc, drivers: [...nc.bmc.drivers] };
         const adopt = nc.adopt && !existing?.instance_id && !this.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
         if (!existing) {
           const node: Node = {

@@ -1,8 +1,10 @@
 /**
  * The in-memory `fake` driver: for tests and the demo only (registered only with `allow_fake_drivers: true`).
- * Binding it to a target creates (or reuses) the simulated server of `target.nodeId` in the lab, with
- * `target.options` as its options (see lab.ts). Credentials are not checked; use the `auth` fault instead.
+ * Binding it to a target creates (or reuses) the simulated server of `target.nodeId` in the lab, with the node's
+ * `fake` setting as its options (see lab.ts). Credentials are not checked; use the `auth` fault instead.
  */
+import { Type } from '@sinclair/typebox';
+import { driverSettings, type DriverSettings } from '../settings.js';
 import type { BoundDriver, Capability, DriverFactory } from '../types.js';
 import { createFakeBoot } from './boot.js';
 import { createFakeInventory } from './inventory.js';
@@ -12,6 +14,17 @@ import { createFakePower } from './power.js';
 
 export const FAKE_CAPABILITIES: readonly Capability[] = ['power', 'boot', 'media', 'inventory'];
 
+/** The fake driver's settings: the common ones and `fake`, its free-form options (checked by lab.ts at binding). */
+export const FAKE_SETTINGS = driverSettings({
+  fake: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { errorMessage: 'expected a mapping' })),
+});
+
+/** The simulated server's options in a node's settings (its `fake` mapping), if any. */
+export function fakeOptions(settings: DriverSettings | undefined): Record<string, unknown> | undefined {
+  const o = settings?.['fake'];
+  return typeof o === 'object' && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : undefined;
+}
+
 /**
  * @param name the driver's name; another name gives a second "access path" to the same servers, so tests can fault
  *   one path (`lab.setFaults(id, faults, name)`) and watch the fall-through to the other.
@@ -20,8 +33,10 @@ export function fakeDriverFactory(lab: FakeLab, name = 'fake'): DriverFactory {
   return {
     name,
     capabilities: FAKE_CAPABILITIES,
+    settings: FAKE_SETTINGS,
+    testOnly: true,
     create(target): BoundDriver {
-      const server = lab.server(target.nodeId, target.options);
+      const server = lab.server(target.nodeId, fakeOptions(target.settings));
       return {
         name,
         capabilities: FAKE_CAPABILITIES,

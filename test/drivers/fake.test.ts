@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fakeDriverFactory } from '../../drivers/fake/index.js';
+import { defaultDriverPorts } from '../../drivers/ports.js';
 import { FakeLab, parseDuration, parseFakeOptions } from '../../drivers/fake/lab.js';
 import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from './contract.js';
 import { bindFakes, fastBmc, nextNodeId, target } from './helpers.js';
@@ -7,7 +8,7 @@ import { bindFakes, fastBmc, nextNodeId, target } from './helpers.js';
 function makeFake(options: Record<string, unknown> = {}, quirks: { dropsBootFlags?: boolean } = {}): MakeSubject {
   return () => {
     const lab = new FakeLab();
-    const driver = fakeDriverFactory(lab).create(target(nextNodeId('contract'), { power_delay: '3ms', ...options }));
+    const driver = fakeDriverFactory(lab).create(target(nextNodeId('contract'), { power_delay: '3ms', ...options }), defaultDriverPorts);
     return Promise.resolve({ driver, quirks });
   };
 }
@@ -48,7 +49,7 @@ describe('fake options', () => {
   });
 
   it('binding with bad options fails clearly', () => {
-    expect(() => fakeDriverFactory(new FakeLab()).create(target('n2', { install: [] }))).toThrow(/install: expected a duration/);
+    expect(() => fakeDriverFactory(new FakeLab()).create(target('n2', { install: [] }), defaultDriverPorts)).toThrow(/install: expected a duration/);
   });
 
   it('rejects unknown faults at run time', () => {

@@ -3,6 +3,7 @@ import { createBmc, type BmcHandle, type CreateBmcOptions } from '../../drivers/
 import { BmcLock } from '../../drivers/bmc-lock.js';
 import { fakeDriverFactory } from '../../drivers/fake/index.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
+import { defaultDriverPorts } from '../../drivers/ports.js';
 import type { BmcTarget, BoundDriver } from '../../drivers/types.js';
 
 let seq = 0;
@@ -13,12 +14,12 @@ export function nextNodeId(prefix = 'node'): string {
 }
 
 export function target(nodeId: string, options: Record<string, unknown> = {}): BmcTarget {
-  return { nodeId, address: '127.0.0.1', port: 623, credentials: () => Promise.resolve(null), options };
+  return { nodeId, settings: { address: '127.0.0.1', port: 623, fake: options }, secret: () => Promise.resolve(null) };
 }
 
 /** Fake drivers bound to one simulated server, one per name, in order. */
 export function bindFakes(lab: FakeLab, nodeId: string, names: string[], options: Record<string, unknown> = {}): BoundDriver[] {
-  return names.map((n) => fakeDriverFactory(lab, n).create(target(nodeId, options)));
+  return names.map((n) => fakeDriverFactory(lab, n).create(target(nodeId, options), defaultDriverPorts));
 }
 
 export function fastBmc(nodeId: string, drivers: BoundDriver[], over: Partial<CreateBmcOptions> = {}): BmcHandle {

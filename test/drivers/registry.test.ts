@@ -59,4 +59,25 @@ describe('createDefaultRegistry', () => {
     const r = createDefaultRegistry({ allowFake: true });
     expect(() => r.bindAll(['fake'], target('n5', { power_delay: 'later' }))).toThrow(/fake driver options of node n5: power_delay/);
   });
+
+  it('knows ipmi and redfish by their settings only: binding them is BMC_ERR_UNSUPPORTED (nothing is sent)', () => {
+    const r = createDefaultRegistry({ allowFake: false });
+    expect(r.knownNames()).toEqual(['ipmi', 'redfish', 'fake']);
+    expect(r.names()).toEqual([]);
+    expect(Object.keys(r.definition('ipmi')!.settings.properties)).toEqual(
+      expect.arrayContaining(['address', 'port', 'username', 'password_file', 'cipher_suite']),
+    );
+    expect(Object.keys(r.definition('redfish')!.settings.properties)).toEqual(
+      expect.arrayContaining(['address', 'system_id', 'username', 'password_file', 'ca_file', 'insecure']),
+    );
+    for (const name of ['ipmi', 'redfish']) {
+      let err: unknown;
+      try {
+        r.bindAll([name], target('n6'));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'BMC_ERR_UNSUPPORTED', driver: name, message: `BMC driver ${name} of node n6 is not available: the ${name} driver is not implemented yet` });
+    }
+  });
 });
