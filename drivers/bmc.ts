@@ -26,6 +26,7 @@
  */
 import { realSleep, type BmcLock, type Sleep } from './bmc-lock.js';
 import { BmcError, isBmcError } from './errors.js';
+import { EXPECTED_POWER, isReboot, REBOOT_AS } from './power.js';
 import type {
   Bmc,
   BootSettings,
@@ -60,25 +61,6 @@ export interface CreateBmcOptions {
 export interface BmcHandle extends Bmc {
   readBoot(opts?: CallOptions): Promise<{ boot: BootSettings } & CallRecord>;
   readInventory(opts?: CallOptions): Promise<{ inventory: Inventory } & CallRecord>;
-}
-
-/** What the power reads once each action has taken effect. */
-export const EXPECTED_POWER: Readonly<Record<PowerAction, PowerReading>> = {
-  on: 'on',
-  off: 'off',
-  'soft-off': 'off',
-  reboot: 'on',
-  'soft-reboot': 'on',
-};
-
-/** How each kind of reboot is carried out: the first action verified off, then the second verified on. */
-export const REBOOT_AS: Readonly<Record<'reboot' | 'soft-reboot', readonly [PowerAction, PowerAction]>> = {
-  reboot: ['off', 'on'],
-  'soft-reboot': ['soft-off', 'on'],
-};
-
-export function isReboot(action: PowerAction): action is 'reboot' | 'soft-reboot' {
-  return action === 'reboot' || action === 'soft-reboot';
 }
 
 const BOOT_FIELDS = ['device', 'persistent', 'mode'] as const;

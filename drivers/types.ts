@@ -4,9 +4,10 @@
  * drivers/ never imports agent/.
  */
 
-export type PowerReading = 'on' | 'off';
-/** What can be asked of a power driver. */
-export type PowerAction = 'on' | 'off' | 'soft-off' | 'reboot' | 'soft-reboot';
+import type { PowerAction, PowerReading } from './power.js';
+
+/** The power words are drivers/power.ts's; re-exported here for the capability interfaces' users. */
+export type { PowerAction, PowerReading } from './power.js';
 export type BootDevice = 'pxe' | 'disk' | 'cdrom';
 export type BootMode = 'uefi' | 'legacy';
 

@@ -22,12 +22,13 @@ import {
   type FetchLike,
   type InstanceStatus,
   type InstanceView,
-  type IronicPowerTarget,
   type NodeView,
   type OsParams,
   type PowerBody,
   type StatusError,
 } from './client.js';
+import { EXPECTED_POWER, isSoft, POWER_ACTIONS, SOFT_POWER_ACTIONS, type PowerAction } from '../../drivers/power.js';
+import { IRONIC_POWER_TARGET, ironicPower } from '../vocab.js';
 import { escapeControl, flattenObject, formatCell, formatKeyValue, formatTable } from './format.js';
 
 export interface CliIo {
@@ -64,28 +65,18 @@ interface WaitOpts {
   waitTimeout: number;
 }
 
-/** metalctl's power words -> Ironic's (seed 004); Ironic's own words are accepted as well. */
-const POWER_TARGETS: Record<string, IronicPowerTarget> = {
-  on: 'power on',
-  off: 'power off',
-  reboot: 'rebooting',
-  'soft-off': 'soft power off',
-  'soft-reboot': 'soft rebooting',
-  'power on': 'power on',
-  'power off': 'power off',
-  rebooting: 'rebooting',
-  'soft power off': 'soft power off',
-  'soft rebooting': 'soft rebooting',
-};
+/** metalctl's power words (the internal ones, drivers/power.ts) and Ironic's (seed 004) -> the action asked for. */
+const POWER_TARGETS: Readonly<Record<string, PowerAction>> = Object.fromEntries(
+  POWER_ACTIONS.flatMap((a) => [
+    [a, a],
+    [IRONIC_POWER_TARGET[a], a],
+  ]),
+);
 
-/** The power state an accepted target ends in. */
-const FINAL_POWER: Record<IronicPowerTarget, 'power on' | 'power off'> = {
-  'power on': 'power on',
-  'power off': 'power off',
-  rebooting: 'power on',
-  'soft power off': 'power off',
-  'soft rebooting': 'power on',
-};
+/** The power state (Ironic's words) an accepted target ends in. */
+function finalPower(target: PowerAction): 'power on' | 'power off' {
+  return ironicPower(EXPECTED_POWER[target]) as 'power on' | 'power off';
+}
 
 /** Options that would put a secret on argv: refused before parsing, without echoing the value. */
 const SECRET_OPTIONS: Record<string, string> = {
@@ -584,15 +575,15 @@ async function osParams(o: OsParamOpts): Promise<OsParams> {
   return p;
 }
 
-function powerBody(targetWord: string, timeoutS: number | undefined): PowerBody {
-  const target = POWER_TARGETS[targetWord];
-  if (target === undefined) throw new UsageError(`power target '${targetWord}': expected on, off, soft-off, reboot or soft-reboot`);
-  const body: PowerBody = { target };
+function powerBody(targetWord: string, timeoutS: number | undefined): { body: PowerBody; action: PowerAction } {
+  const action = Object.prototype.hasOwnProperty.call(POWER_TARGETS, targetWord) ? POWER_TARGETS[targetWord] : undefined;
+  if (action === undefined) throw new UsageError(`power target '${targetWord}': expected ${POWER_ACTIONS.slice(0, -1).join(', ')} or ${POWER_ACTIONS[POWER_ACTIONS.length - 1]}`);
+  const body: PowerBody = { target: IRONIC_POWER_TARGET[action] };
   if (timeoutS !== undefined) {
-    if (target !== 'soft power off' && target !== 'soft rebooting') throw new UsageError('--timeout-s applies to soft-off and soft-reboot only');
+    if (!isSoft(action)) throw new UsageError(`--timeout-s applies to ${SOFT_POWER_ACTIONS.join(' and ')} only`);
     body.timeout = timeoutS;
   }
-  return body;
+  return { body, action };
 }
 
 function accepted(ctx: Ctx, what: string, res: ApiResponse<unknown>): void {
@@ -733,19 +724,19 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     instance
       .command('power')
       .argument('<id>', 'instance id')
-      .argument('<target>', 'on | off | soft-off | reboot | soft-reboot')
+      .argument('<target>', POWER_ACTIONS.join(' | '))
       .option('--timeout-s <seconds>', 'soft-off/soft-reboot: seconds the OS gets before the request fails', positiveInt)
       .description("change an instance's power"),
   ).action(
     action(async (ctx, [id, target], o) => {
-      const body = powerBody(target as string, o.timeoutS as number | undefined);
+      const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
       const w = o as unknown as WaitOpts;
       const project = w.wait ? ctx.project('instance power --wait') : '';
       const client = await ctx.client();
       const res = await client.setInstancePower(id as string, body);
       accepted(ctx, `${body.target} of ${id}`, res);
       if (!w.wait) return EXIT_OK;
-      return waitForInstance(ctx, client, project, id as string, { kind: 'power', finalPower: FINAL_POWER[body.target] }, w);
+      return waitForInstance(ctx, client, project, id as string, { kind: 'power', finalPower: finalPower(powerAction) }, w);
     }),
   );
 
@@ -923,18 +914,18 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     node
       .command('power')
       .argument('<id>', 'node id')
-      .argument('<target>', 'on | off | soft-off | reboot | soft-reboot')
+      .argument('<target>', POWER_ACTIONS.join(' | '))
       .option('--timeout-s <seconds>', 'soft-off/soft-reboot: seconds the OS gets before the request fails', positiveInt)
       .description("change a node's power, whether or not an instance is on it"),
   ).action(
     action(async (ctx, [id, target], o) => {
-      const body = powerBody(target as string, o.timeoutS as number | undefined);
+      const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
       const client = await ctx.client();
       const w = o as unknown as WaitOpts;
       const initialError = w.wait ? JSON.stringify((await client.getNode(id as string)).body.last_error ?? null) : '';
       const res = await client.setNodePower(id as string, body);
       accepted(ctx, `${body.target} of node ${id}`, res);
-      return w.wait ? waitForNode(ctx, client, id as string, FINAL_POWER[body.target], initialError, w) : EXIT_OK;
+      return w.wait ? waitForNode(ctx, client, id as string, finalPower(powerAction), initialError, w) : EXIT_OK;
     }),
   );
 

@@ -10,8 +10,8 @@
  * - power steps inside an OS operation never move `state`; the operation owns it.
  */
 import type { Logger } from 'pino';
-import { isReboot, REBOOT_AS } from '../../drivers/bmc.js';
-import type { Bmc, PowerAction } from '../../drivers/types.js';
+import { isReboot, REBOOT_AS, type PowerAction, type PowerReading, type SinglePowerAction } from '../../drivers/power.js';
+import type { Bmc } from '../../drivers/types.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type {
@@ -41,7 +41,7 @@ import type {
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
-import { POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
+import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -110,27 +110,11 @@ interface Run {
   signal: AbortSignal;
 }
 
-const POWER_ACTION_OF: Record<PowerKind, PowerAction> = {
-  'power-on': 'on',
-  'power-off': 'off',
-  'soft-power-off': 'soft-off',
-  reboot: 'reboot',
-  'soft-reboot': 'soft-reboot',
-};
-
 /** The action event of a single power step. */
-const POWER_STEP_OF: Record<Exclude<PowerAction, 'reboot' | 'soft-reboot'>, string> = {
+const POWER_STEP_OF: Record<SinglePowerAction, string> = {
   on: 'power_on',
   off: 'power_off',
   'soft-off': 'soft_power_off',
-};
-
-const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
-  on: 'power-on',
-  off: 'power-off',
-  'soft-off': 'soft-power-off',
-  reboot: 'reboot',
-  'soft-reboot': 'soft-reboot',
 };
 
 export class Engine implements AgentService {
@@ -1343,11 +1327,11 @@ export class Engine implements AgentService {
    * Reads power until it reads `expect` or `deadlineMs` passes, sending nothing.
    * @returns the last reading, or null when no read succeeded
    */
-  private async pollPower(node: Node, expect: 'on' | 'off', deadlineMs: number): Promise<'on' | 'off' | null> {
+  private async pollPower(node: Node, expect: PowerReading, deadlineMs: number): Promise<PowerReading | null> {
     const clock = this.deps.ports.clock;
     const deadline = clock.now() + deadlineMs;
     const delays = this.cfg.power_poll_ms;
-    let last: 'on' | 'off' | null = null;
+    let last: PowerReading | null = null;
     for (let i = 0; ; i++) {
       try {
         last = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
