@@ -12,6 +12,7 @@
 import type { Logger } from 'pino';
 import { isReboot, REBOOT_AS, type PowerAction, type PowerReading, type SinglePowerAction } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
+import { waitFor } from '../../drivers/wait.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type {
@@ -665,14 +666,15 @@ export class Engine implements AgentService {
     const target = (): Instance => ({ ...this.inst(run), addresses: addressesAfter(this.inst(run)) });
     if (!target().addresses.some((a) => a.type === 'fixed')) return;
     await this.step(run, 'confirm_alive', async () => {
-      const deadline = this.deps.ports.clock.now() + this.cfg.timeouts.deploy_ms;
-      const delays = this.cfg.power_poll_ms;
-      for (let i = 0; ; i++) {
-        if (await this.deps.liveness.probe(target(), run.signal)) return;
-        if (this.deps.ports.clock.now() >= deadline) {
-          throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
-        }
-        await this.deps.ports.clock.sleep(delays[Math.min(i, delays.length - 1)] ?? 1000, run.signal);
+      // Probe at once, then after each configured delay (the last repeating), a final probe at the deadline.
+      const waited = await waitFor(
+        { delaysMs: [0, ...this.cfg.power_poll_ms], deadlineMs: this.cfg.timeouts.deploy_ms },
+        async () => ({ done: await this.deps.liveness.probe(target(), run.signal) }),
+        { clock: this.deps.ports.clock, signal: run.signal },
+      );
+      if (waited.status === 'aborted') throw waited.reason;
+      if (waited.status === 'deadline') {
+        throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
       }
     });
   }
@@ -1328,19 +1330,21 @@ export class Engine implements AgentService {
    * @returns the last reading, or null when no read succeeded
    */
   private async pollPower(node: Node, expect: PowerReading, deadlineMs: number): Promise<PowerReading | null> {
-    const clock = this.deps.ports.clock;
-    const deadline = clock.now() + deadlineMs;
-    const delays = this.cfg.power_poll_ms;
-    let last: PowerReading | null = null;
-    for (let i = 0; ; i++) {
-      try {
-        last = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
-      } catch {
-        // unknown: never taken for on or off; keep polling until the deadline.
-      }
-      if (last === expect || clock.now() >= deadline) return last;
-      await clock.sleep(Math.min(delays[Math.min(i, delays.length - 1)] ?? 1000, Math.max(0, deadline - clock.now())));
-    }
+    // Read at once, then after each configured delay (the last repeating), a final read at the deadline.
+    const waited = await waitFor<PowerReading>(
+      { delaysMs: [0, ...this.cfg.power_poll_ms], deadlineMs },
+      async () => {
+        try {
+          const power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+          return { done: power === expect, seen: power };
+        } catch {
+          // unknown: never taken for on or off; keep polling until the deadline.
+          return { done: false };
+        }
+      },
+      { clock: this.deps.ports.clock },
+    );
+    return waited.last ?? null;
   }
 
   // ------------------------------------------------------------------ helpers
