@@ -27,7 +27,9 @@ import {
   type PowerBody,
   type StatusError,
 } from './client.js';
+import { realSleep } from '../../drivers/bmc-lock.js';
 import { EXPECTED_POWER, isSoft, POWER_ACTIONS, SOFT_POWER_ACTIONS, type PowerAction } from '../../drivers/power.js';
+import { waitFor, type WaitClock, type WaitPolicy } from '../../drivers/wait.js';
 import { IRONIC_POWER_TARGET, ironicPower } from '../vocab.js';
 import { escapeControl, flattenObject, formatCell, formatKeyValue, formatTable } from './format.js';
 
@@ -366,7 +368,16 @@ interface Observation {
   task_state: string | null;
 }
 
-const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** The wait loop's time: the wall clock and `io.sleep` (tests) or a timer. */
+function waitClock(ctx: Ctx): WaitClock {
+  const sleep = ctx.io.sleep ?? realSleep;
+  return { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+}
+
+/** Poll at once, then every --poll-interval, a last time at --wait-timeout (waitFor, drivers/wait.ts). */
+function pollPolicy(w: WaitOpts): WaitPolicy {
+  return { delaysMs: [0, w.pollInterval * 1000], deadlineMs: w.waitTimeout * 1000 };
+}
 
 /** An answer worth polling through: the agent restarting, overloaded, or briefly unreachable. */
 function isTransient(err: unknown): boolean {
@@ -392,45 +403,45 @@ function errorText(e: StatusError): string {
  * @returns the exit code: 0 success, 1 the operation ended in error, 3 gave up after --wait-timeout.
  */
 async function waitForInstance(ctx: Ctx, client: MetalClient, project: string, id: string, spec: WaitSpec, w: WaitOpts): Promise<number> {
-  const sleep = ctx.io.sleep ?? sleepMs;
   const started = Date.now();
-  const deadline = started + w.waitTimeout * 1000;
   let lastLine = '';
   let lastTransient = '';
-  let last: Observation | undefined;
+  let exit: number | undefined;
   const label = escapeControl(id);
-  for (;;) {
-    let obs: Observation | 'gone' | undefined;
-    try {
-      obs = await observe(client, project, id, spec);
-      lastTransient = '';
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-      const msg = (err as Error).message;
-      if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
-      lastTransient = msg;
-    }
-    if (obs === 'gone') {
-      ctx.err(`${label}: done (deleted)\n`);
-      return EXIT_OK;
-    }
-    if (obs !== undefined) {
-      last = obs;
+  const waited = await waitFor<Observation>(
+    pollPolicy(w),
+    async () => {
+      let obs: Observation | 'gone';
+      try {
+        obs = await observe(client, project, id, spec);
+        lastTransient = '';
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        const msg = (err as Error).message;
+        if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
+        lastTransient = msg;
+        return { done: false };
+      }
+      if (obs === 'gone') {
+        ctx.err(`${label}: done (deleted)\n`);
+        exit = EXIT_OK;
+        return { done: true };
+      }
       const line = describe(obs);
       if (line !== lastLine) {
         const secs = Math.round((Date.now() - started) / 1000);
         ctx.err(`[${String(secs).padStart(4)}s] ${label}: ${line}\n`);
         lastLine = line;
       }
-      if (hasEnded(obs, spec)) return verdict(ctx, label, obs, spec);
-    }
-    if (Date.now() + w.pollInterval * 1000 > deadline) {
-      const where = last ? ` (${describe(last)})` : '';
-      ctx.err(`error: gave up waiting for ${label} after ${w.waitTimeout} s${where}; the operation goes on in metald\n`);
-      return EXIT_WAIT_TIMEOUT;
-    }
-    await sleep(w.pollInterval * 1000);
-  }
+      if (hasEnded(obs, spec)) exit = verdict(ctx, label, obs, spec);
+      return { done: exit !== undefined, seen: obs };
+    },
+    { clock: waitClock(ctx) },
+  );
+  if (exit !== undefined) return exit;
+  const where = waited.last ? ` (${describe(waited.last)})` : '';
+  ctx.err(`error: gave up waiting for ${label} after ${w.waitTimeout} s${where}; the operation goes on in metald\n`);
+  return EXIT_WAIT_TIMEOUT;
 }
 
 async function observe(client: MetalClient, project: string, id: string, spec: WaitSpec): Promise<Observation | 'gone'> {
@@ -502,19 +513,20 @@ function verdict(ctx: Ctx, label: string, o: Observation, spec: WaitSpec): numbe
 
 /** Node power --wait: until no target remains and the power reached the target's end. */
 async function waitForNode(ctx: Ctx, client: MetalClient, id: string, finalPower: string, initialError: string, w: WaitOpts): Promise<number> {
-  const sleep = ctx.io.sleep ?? sleepMs;
   const started = Date.now();
-  const deadline = started + w.waitTimeout * 1000;
   const label = escapeControl(id);
   let lastLine = '';
-  for (;;) {
-    let node: NodeView | undefined;
-    try {
-      node = (await client.getNode(id)).body;
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-    }
-    if (node) {
+  let exit: number | undefined;
+  await waitFor(
+    pollPolicy(w),
+    async () => {
+      let node: NodeView;
+      try {
+        node = (await client.getNode(id)).body;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        return { done: false };
+      }
       const hasTarget = Object.prototype.hasOwnProperty.call(node, 'target_power_state');
       const target = node.target_power_state ?? null;
       const line = `power=${formatCell(node.power_state)} target=${formatCell(target)} last_error=${formatCell(lastErrorText(node.last_error))}`;
@@ -525,19 +537,18 @@ async function waitForNode(ctx: Ctx, client: MetalClient, id: string, finalPower
       const errNow = JSON.stringify(node.last_error ?? null);
       if (target === null && node.power_state === finalPower) {
         ctx.err(`node ${label}: done (${line})\n`);
-        return EXIT_OK;
-      }
-      if ((hasTarget && target === null) || errNow !== initialError) {
+        exit = EXIT_OK;
+      } else if ((hasTarget && target === null) || errNow !== initialError) {
         ctx.err(`error: node ${label} did not reach ${finalPower}: ${line}\n`);
-        return EXIT_ERROR;
+        exit = EXIT_ERROR;
       }
-    }
-    if (Date.now() + w.pollInterval * 1000 > deadline) {
-      ctx.err(`error: gave up waiting for node ${label} after ${w.waitTimeout} s; the request goes on in metald\n`);
-      return EXIT_WAIT_TIMEOUT;
-    }
-    await sleep(w.pollInterval * 1000);
-  }
+      return { done: exit !== undefined };
+    },
+    { clock: waitClock(ctx) },
+  );
+  if (exit !== undefined) return exit;
+  ctx.err(`error: gave up waiting for node ${label} after ${w.waitTimeout} s; the request goes on in metald\n`);
+  return EXIT_WAIT_TIMEOUT;
 }
 
 // ---------------------------------------------------------------- program
