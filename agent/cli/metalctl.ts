@@ -30,7 +30,7 @@ import {
 import { realSleep } from '../../drivers/bmc-lock.js';
 import { EXPECTED_POWER, isSoft, POWER_ACTIONS, SOFT_POWER_ACTIONS, type PowerAction } from '../../drivers/power.js';
 import { waitFor, type WaitClock, type WaitPolicy } from '../../drivers/wait.js';
-import { IRONIC_POWER_TARGET, ironicPower } from '../vocab.js';
+import { IRONIC_POWER_TARGET, ironicPower, type IronicPower } from '../vocab.js';
 import { escapeControl, flattenObject, formatCell, formatKeyValue, formatTable } from './format.js';
 
 export interface CliIo {
@@ -76,8 +76,8 @@ const POWER_TARGETS: Readonly<Record<string, PowerAction>> = Object.fromEntries(
 );
 
 /** The power state (Ironic's words) an accepted target ends in. */
-function finalPower(target: PowerAction): 'power on' | 'power off' {
-  return ironicPower(EXPECTED_POWER[target]) as 'power on' | 'power off';
+function finalPower(target: PowerAction): NonNullable<IronicPower> {
+  return ironicPower(EXPECTED_POWER[target]) as NonNullable<IronicPower>;
 }
 
 /** Options that would put a secret on argv: refused before parsing, without echoing the value. */
@@ -354,7 +354,7 @@ interface WaitSpec {
   /** For create/os: the operation whose operation_state must show (`install`, `reinstall`, ...), if any. */
   op?: string;
   /** For power: the power state the target ends in. */
-  finalPower?: 'power on' | 'power off';
+  finalPower?: NonNullable<IronicPower>;
 }
 
 interface Observation {
