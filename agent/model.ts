@@ -6,10 +6,12 @@
  * derived from them in agent/api/views.ts and agent/vocab.ts; nothing here is a wire shape.
  */
 
-/** Internal power words. `unknown` is never taken for `off`. */
-export type PowerState = 'on' | 'off' | 'unknown';
+import type { PowerReading, PowerState } from '../drivers/power.js';
+
+/** Internal power words (drivers/power.ts). `unknown` is never taken for `off`. */
+export type { PowerState } from '../drivers/power.js';
 /** What an accepted power request is driving towards (seed 004's target_power_state, internal words). */
-export type TargetPower = 'on' | 'off' | null;
+export type TargetPower = PowerReading | null;
 
 /** Seed 003 `state` (the diagram's `shutting_down` is `shutting-down` on the wire and here). */
 export const INSTANCE_STATES = ['pending', 'running', 'stopped', 'shutting-down', 'terminated', 'error'] as const;

@@ -10,6 +10,7 @@
  * Ids are case-insensitive: catalogue uuids (image, instance type, network) and node ids given to createInstance and
  * runOperation are lowercased by the implementation before any lookup, and stored lower case.
  */
+import type { PowerAction } from '../drivers/power.js';
 import type { Action, Instance, Node, RequestContext } from './model.js';
 
 export interface CreateInstanceInput {
@@ -31,8 +32,8 @@ export interface CreateInstanceInput {
     | undefined;
 }
 
-/** Internal power request words (the API maps Ironic's words and the aliases onto these). */
-export type PowerTarget = 'on' | 'off' | 'soft-off' | 'reboot' | 'soft-reboot';
+/** Internal power request words, the power actions of drivers/power.ts (the API maps Ironic's words and the aliases onto these). */
+export type PowerTarget = PowerAction;
 
 export interface PowerRequest {
   target: PowerTarget;

@@ -1,6 +1,6 @@
 /**
  * Vocabularies at the API boundary, as data (design 3, "Power words"; style 4, "translate at the boundary with
- * tables"). Internal words live in agent/model.ts; the seeds speak three other dialects:
+ * tables"). Internal words live in drivers/power.ts; the seeds speak three other dialects, spelled here only:
  *
  * - seed 004 (OpenStack Ironic lineage): `"power on" | "power off" | null`, and request words for `PUT .../states/power`;
  * - seed 002 (nova): integer power states and the `status` / `vm_state` / `task_state` triple;
@@ -8,6 +8,7 @@
  *
  * docs/api.md reproduces these tables; change both together.
  */
+import { SOFT_POWER_ACTIONS, type PowerAction } from '../drivers/power.js';
 import type { ErrorType, InstanceState, OperationKind, PowerState, TargetPower } from './model.js';
 import type { PowerTarget } from './service.js';
 
@@ -21,22 +22,38 @@ export const POWER_VOCAB: Readonly<Record<PowerState, { ironic: IronicPower; nov
   unknown: { ironic: null, nova: 0 /* NOSTATE */, internal: 'unknown' },
 };
 
-/** Request words of `PUT .../states/power` (Ironic's, then metald's aliases) -> internal PowerTarget. */
-export const POWER_TARGET_WORDS: Readonly<Record<string, PowerTarget>> = {
-  'power on': 'on',
-  'power off': 'off',
-  rebooting: 'reboot',
-  'soft power off': 'soft-off',
-  'soft rebooting': 'soft-reboot',
+/** Ironic's request words of `PUT .../states/power` (seed 004 `target`). */
+export type IronicPowerTarget = 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting';
+
+/** Internal power target -> Ironic's request word. */
+export const IRONIC_POWER_TARGET: Readonly<Record<PowerAction, IronicPowerTarget>> = {
+  on: 'power on',
+  off: 'power off',
+  reboot: 'rebooting',
+  'soft-off': 'soft power off',
+  'soft-reboot': 'soft rebooting',
+};
+
+/** Internal power target -> metald's alias for it in `PUT .../states/power`. */
+export const POWER_TARGET_ALIAS: Readonly<Record<PowerAction, string>> = {
   on: 'on',
   off: 'off',
   reboot: 'reboot',
-  soft_off: 'soft-off',
-  soft_reboot: 'soft-reboot',
+  'soft-off': 'soft_off',
+  'soft-reboot': 'soft_reboot',
 };
 
+const powerTargetsBy = (words: Readonly<Record<PowerAction, string>>): [string, PowerAction][] =>
+  (Object.keys(words) as PowerAction[]).map((t) => [words[t], t]);
+
+/** Request words of `PUT .../states/power` (Ironic's, then metald's aliases) -> internal PowerTarget. */
+export const POWER_TARGET_WORDS: Readonly<Record<string, PowerTarget>> = Object.fromEntries([
+  ...powerTargetsBy(IRONIC_POWER_TARGET),
+  ...powerTargetsBy(POWER_TARGET_ALIAS),
+]);
+
 /** The targets that accept a `timeout` (seconds for the OS to shut down on its own). */
-export const SOFT_POWER_TARGETS: readonly PowerTarget[] = ['soft-off', 'soft-reboot'];
+export const SOFT_POWER_TARGETS: readonly PowerTarget[] = SOFT_POWER_ACTIONS;
 
 /** nova's status / vm_state / task_state triple (seed 002 `status`, `OS-EXT-STS:vm_state`, `OS-EXT-STS:task_state`). */
 export interface NovaStatus {
@@ -124,6 +141,9 @@ export function novaPower(p: PowerState): 0 | 1 | 4 {
 export function parsePowerTarget(word: string): PowerTarget | undefined {
   return Object.prototype.hasOwnProperty.call(POWER_TARGET_WORDS, word) ? POWER_TARGET_WORDS[word] : undefined;
 }
+
+/** Ironic's words of the targets that accept a `timeout`, quoted, for error messages: `"soft power off" or ...`. */
+export const SOFT_TARGET_WORDS = SOFT_POWER_TARGETS.map((t) => `"${IRONIC_POWER_TARGET[t]}"`).join(' or ');
 
 /** Whether `timeout` is allowed with this target. */
 export function acceptsTimeout(t: PowerTarget): boolean {

@@ -11,9 +11,9 @@
  *   includes the wait for the lock: expiring while queued is BMC_ERR_BUSY (nothing was sent, the walk stops);
  *   expiring while the driver runs is BMC_ERR_TIMEOUT (the driver is abandoned; it must kill its process on abort).
  *   The caller's signal gives BMC_ERR_ABORTED.
- * - setPower verifies by polling getPower under the waiting policy: the first read after the first delay, then one
- *   read per delay (the last delay repeats), a final read at the deadline. The deadline counts from the moment the
- *   command was answered.
+ * - setPower verifies by polling getPower under the waiting policy (waitFor, drivers/wait.ts): the first read after
+ *   the first delay, then one read per delay (the last delay repeats), a final read at the deadline. The deadline
+ *   counts from the moment the command was answered.
  * - reboot is carried out as a verified off, then a verified on (soft-reboot: a verified soft-off, then on), as
  *   Ironic and MAAS do (REBOOT_AS): a reset command verified as "reads on" would pass on a BMC that accepts the reset
  *   and does nothing, since the server already read on. The driver's own reset is never sent. supports('power',
@@ -26,6 +26,8 @@
  */
 import { realSleep, type BmcLock, type Sleep } from './bmc-lock.js';
 import { BmcError, isBmcError } from './errors.js';
+import { EXPECTED_POWER, isReboot, REBOOT_AS } from './power.js';
+import { checkWaitPolicy, waitFor } from './wait.js';
 import type {
   Bmc,
   BootSettings,
@@ -62,25 +64,6 @@ export interface BmcHandle extends Bmc {
   readInventory(opts?: CallOptions): Promise<{ inventory: Inventory } & CallRecord>;
 }
 
-/** What the power reads once each action has taken effect. */
-export const EXPECTED_POWER: Readonly<Record<PowerAction, PowerReading>> = {
-  on: 'on',
-  off: 'off',
-  'soft-off': 'off',
-  reboot: 'on',
-  'soft-reboot': 'on',
-};
-
-/** How each kind of reboot is carried out: the first action verified off, then the second verified on. */
-export const REBOOT_AS: Readonly<Record<'reboot' | 'soft-reboot', readonly [PowerAction, PowerAction]>> = {
-  reboot: ['off', 'on'],
-  'soft-reboot': ['soft-off', 'on'],
-};
-
-export function isReboot(action: PowerAction): action is 'reboot' | 'soft-reboot' {
-  return action === 'reboot' || action === 'soft-reboot';
-}
-
 const BOOT_FIELDS = ['device', 'persistent', 'mode'] as const;
 
 /** Who reported an error that no single driver raised. */
@@ -95,7 +78,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   }
   if (!(opts.callTimeoutMs > 0)) throw new Error(`callTimeoutMs must be > 0, got ${opts.callTimeoutMs}`);
   if (!(opts.minGapMs >= 0)) throw new Error(`minGapMs must be >= 0, got ${opts.minGapMs}`);
-  checkWait(opts.wait);
+  checkWaitPolicy(opts.wait);
 
   const lockKey = opts.lockKey ?? nodeId;
   const sleep = opts.sleep ?? realSleep;
@@ -200,39 +183,32 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     tried: string[],
     what: string,
   ): Promise<{ ok: true } | { ok: false; last: string }> {
-    const deadline = now() + wait.deadlineMs;
-    let last = 'nothing (no read completed)';
-    for (let i = 0; ; i++) {
-      const remaining = deadline - now();
-      if (i > 0 && remaining <= 0) break;
-      const delay = immediate && i === 0 ? 0 : (wait.delaysMs[Math.min(i, wait.delaysMs.length - 1)] ?? 0);
-      if (delay > 0) {
+    const seen = await waitFor<string>(
+      wait,
+      async () => {
         try {
-          await sleep(Math.min(delay, Math.max(0, remaining)), callOpts?.signal);
-        } catch {
-          throw new BmcError('BMC_ERR_ABORTED', BMC, `${what}: aborted while verifying (last read: ${last})`);
+          const { value } = await readPowerOnce(callOpts, tried);
+          return { done: value === expected, seen: value };
+        } catch (e) {
+          const err = e as BmcError;
+          if (err.code === 'BMC_ERR_ABORTED') throw err;
+          if (!err.retryable) {
+            throw new BmcError('BMC_ERR_VERIFY_FAILED', err.driver, `${what} was sent but the power read-back failed: ${err.message}`);
+          }
+          return { done: false, seen: `an error (${err.code}: ${err.message})` };
         }
-      }
-      try {
-        const { value } = await readPowerOnce(callOpts, tried);
-        if (value === expected) return { ok: true };
-        last = value;
-      } catch (e) {
-        const err = e as BmcError;
-        if (err.code === 'BMC_ERR_ABORTED') throw err;
-        if (!err.retryable) {
-          throw new BmcError('BMC_ERR_VERIFY_FAILED', err.driver, `${what} was sent but the power read-back failed: ${err.message}`);
-        }
-        last = `an error (${err.code}: ${err.message})`;
-      }
-    }
-    return { ok: false, last };
+      },
+      { clock: { now, sleep }, signal: callOpts?.signal, immediate },
+    );
+    const last = seen.last ?? 'nothing (no read completed)';
+    if (seen.status === 'aborted') throw new BmcError('BMC_ERR_ABORTED', BMC, `${what}: aborted while verifying (last read: ${last})`);
+    return seen.status === 'done' ? { ok: true } : { ok: false, last };
   }
 
   /** One verified power action (never a reboot: see REBOOT_AS). */
   async function setOnePower(action: PowerAction, callOpts: (CallOptions & { wait?: WaitPolicy }) | undefined): Promise<{ power: PowerReading } & CallRecord> {
     const wait = callOpts?.wait ?? opts.wait;
-    checkWait(wait);
+    checkWaitPolicy(wait);
     const expected = EXPECTED_POWER[action];
     const what = `power ${action}`;
     const tried: string[] = [];
@@ -345,13 +321,6 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     },
   };
   return bmc;
-}
-
-/** @throws Error when the policy cannot be followed. */
-function checkWait(wait: WaitPolicy): void {
-  if (wait.delaysMs.length === 0) throw new Error('waiting policy: delaysMs must not be empty');
-  if (wait.delaysMs.some((d) => !(d >= 0) || !Number.isFinite(d))) throw new Error(`waiting policy: delays must be >= 0 ms, got ${wait.delaysMs.join(', ')}`);
-  if (!(wait.deadlineMs >= 0)) throw new Error(`waiting policy: deadlineMs must be >= 0, got ${wait.deadlineMs}`);
 }
 
 function describeBoot(s: BootSettings): string {

@@ -7,9 +7,11 @@ import type { TObject } from '@sinclair/typebox';
 import type { DriverPorts } from './ports.js';
 import type { DriverSettings, SettingsContext, SettingsReport } from './settings.js';
 
-export type PowerReading = 'on' | 'off';
-/** What can be asked of a power driver. */
-export type PowerAction = 'on' | 'off' | 'soft-off' | 'reboot' | 'soft-reboot';
+import type { PowerAction, PowerReading } from './power.js';
+import type { WaitPolicy } from './wait.js';
+
+/** The power words are drivers/power.ts's; re-exported here for the capability interfaces' users. */
+export type { PowerAction, PowerReading } from './power.js';
 export type BootDevice = 'pxe' | 'disk' | 'cdrom';
 export type BootMode = 'uefi' | 'legacy';
 
@@ -113,14 +115,8 @@ export interface DriverFactory extends DriverDefinition {
   create(target: BmcTarget, ports: DriverPorts): BoundDriver;
 }
 
-/**
- * Waiting policy for verification: the delays between read-backs, in ms, in order; the last repeats until the
- * deadline. (MAAS waits 1, 2, 2, 4, 6, 8, 12 s.) Tests use short ones; the daemon takes them from config.
- */
-export interface WaitPolicy {
-  delaysMs: readonly number[];
-  deadlineMs: number;
-}
+/** Waiting policy for verification (drivers/wait.ts): the delays between read-backs; the last repeats until the deadline. */
+export type { WaitPolicy } from './wait.js';
 
 /** Which drivers were tried for a call and which succeeded: recorded in the action's events. */
 export interface CallRecord {

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../model.js';
 import type { CreateInstanceInput, OsOperationName, OsOperationParams, PowerRequest } from '../service.js';
-import { acceptsTimeout, parsePowerTarget } from '../vocab.js';
+import { acceptsTimeout, parsePowerTarget, SOFT_TARGET_WORDS } from '../vocab.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo } from './errors.js';
@@ -40,7 +40,7 @@ export function toPowerRequest(body: PowerBodyT): PowerRequest {
   const target = parsePowerTarget(body.target);
   if (target === undefined) throw badRequest(`Invalid input: body.target: unknown power target '${echo(body.target)}'`);
   if (body.timeout !== undefined && !acceptsTimeout(target)) {
-    throw badRequest(`Invalid input: body.timeout: only allowed with "soft power off" or "soft rebooting", not "${echo(body.target)}"`);
+    throw badRequest(`Invalid input: body.timeout: only allowed with ${SOFT_TARGET_WORDS}, not "${echo(body.target)}"`);
   }
   return { target, timeout_s: body.timeout };
 }

@@ -6,6 +6,7 @@
  * bad instance id a 404 (as nova); the patterns here document them.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { POWER_TARGET_ALIAS, POWER_TARGET_WORDS } from '../vocab.js';
 
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 export const PROJECT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
@@ -150,25 +151,15 @@ export const ActionBody = Type.Object(
 );
 export type ActionBodyT = Static<typeof ActionBody>;
 
-export const POWER_WORDS = [
-  'power on',
-  'power off',
-  'rebooting',
-  'soft power off',
-  'soft rebooting',
-  'on',
-  'off',
-  'reboot',
-  'soft_off',
-  'soft_reboot',
-] as const;
+/** The request words of `PUT .../states/power` (agent/vocab.ts). */
+export const POWER_WORDS: readonly string[] = Object.keys(POWER_TARGET_WORDS);
 
 export const PowerBody = Type.Object(
   {
-    target: Type.Unsafe<(typeof POWER_WORDS)[number]>({
+    target: Type.Unsafe<string>({
       type: 'string',
       enum: [...POWER_WORDS],
-      description: "Ironic's words, or the aliases on, off, reboot, soft_off, soft_reboot.",
+      description: `Ironic's words, or the aliases ${Object.values(POWER_TARGET_ALIAS).join(', ')}.`,
     }),
     timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'Seconds; soft power off / soft rebooting only.' })),
   },

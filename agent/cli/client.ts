@@ -6,6 +6,7 @@
  * the API's own: `error_msg` on v1 paths, the nova fault's `message` on v2/v2.1 paths), ConnectionError (nothing
  * was answered: refused, unresolvable, reset, timed out). `fetch` is injectable so tests need no monkeypatching.
  */
+import type { IronicPowerTarget } from '../vocab.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -188,9 +189,7 @@ export type ActionBody =
   | { 'change-password': { password_hash: string } }
   | { retry: Record<string, never> };
 
-/** Ironic's power targets (seed 004). */
-export type IronicPowerTarget = 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting';
-
+/** Ironic's power targets (seed 004; agent/vocab.ts). */
 export interface PowerBody {
   target: IronicPowerTarget;
   timeout?: number;

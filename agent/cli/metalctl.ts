@@ -22,12 +22,15 @@ import {
   type FetchLike,
   type InstanceStatus,
   type InstanceView,
-  type IronicPowerTarget,
   type NodeView,
   type OsParams,
   type PowerBody,
   type StatusError,
 } from './client.js';
+import { realSleep } from '../../drivers/bmc-lock.js';
+import { EXPECTED_POWER, isSoft, POWER_ACTIONS, SOFT_POWER_ACTIONS, type PowerAction } from '../../drivers/power.js';
+import { waitFor, type WaitClock, type WaitPolicy } from '../../drivers/wait.js';
+import { IRONIC_POWER_TARGET, ironicPower, type IronicPower } from '../vocab.js';
 import { escapeControl, flattenObject, formatCell, formatKeyValue, formatTable } from './format.js';
 
 export interface CliIo {
@@ -64,28 +67,18 @@ interface WaitOpts {
   waitTimeout: number;
 }
 
-/** metalctl's power words -> Ironic's (seed 004); Ironic's own words are accepted as well. */
-const POWER_TARGETS: Record<string, IronicPowerTarget> = {
-  on: 'power on',
-  off: 'power off',
-  reboot: 'rebooting',
-  'soft-off': 'soft power off',
-  'soft-reboot': 'soft rebooting',
-  'power on': 'power on',
-  'power off': 'power off',
-  rebooting: 'rebooting',
-  'soft power off': 'soft power off',
-  'soft rebooting': 'soft rebooting',
-};
+/** metalctl's power words (the internal ones, drivers/power.ts) and Ironic's (seed 004) -> the action asked for. */
+const POWER_TARGETS: Readonly<Record<string, PowerAction>> = Object.fromEntries(
+  POWER_ACTIONS.flatMap((a) => [
+    [a, a],
+    [IRONIC_POWER_TARGET[a], a],
+  ]),
+);
 
-/** The power state an accepted target ends in. */
-const FINAL_POWER: Record<IronicPowerTarget, 'power on' | 'power off'> = {
-  'power on': 'power on',
-  'power off': 'power off',
-  rebooting: 'power on',
-  'soft power off': 'power off',
-  'soft rebooting': 'power on',
-};
+/** The power state (Ironic's words) an accepted target ends in. */
+function finalPower(target: PowerAction): NonNullable<IronicPower> {
+  return ironicPower(EXPECTED_POWER[target]) as NonNullable<IronicPower>;
+}
 
 /** Options that would put a secret on argv: refused before parsing, without echoing the value. */
 const SECRET_OPTIONS: Record<string, string> = {
@@ -361,7 +354,7 @@ interface WaitSpec {
   /** For create/os: the operation whose operation_state must show (`install`, `reinstall`, ...), if any. */
   op?: string;
   /** For power: the power state the target ends in. */
-  finalPower?: 'power on' | 'power off';
+  finalPower?: NonNullable<IronicPower>;
 }
 
 interface Observation {
@@ -375,7 +368,16 @@ interface Observation {
   task_state: string | null;
 }
 
-const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** The wait loop's time: the wall clock and `io.sleep` (tests) or a timer. */
+function waitClock(ctx: Ctx): WaitClock {
+  const sleep = ctx.io.sleep ?? realSleep;
+  return { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+}
+
+/** Poll at once, then every --poll-interval, a last time at --wait-timeout (waitFor, drivers/wait.ts). */
+function pollPolicy(w: WaitOpts): WaitPolicy {
+  return { delaysMs: [0, w.pollInterval * 1000], deadlineMs: w.waitTimeout * 1000 };
+}
 
 /** An answer worth polling through: the agent restarting, overloaded, or briefly unreachable. */
 function isTransient(err: unknown): boolean {
@@ -401,45 +403,45 @@ function errorText(e: StatusError): string {
  * @returns the exit code: 0 success, 1 the operation ended in error, 3 gave up after --wait-timeout.
  */
 async function waitForInstance(ctx: Ctx, client: MetalClient, project: string, id: string, spec: WaitSpec, w: WaitOpts): Promise<number> {
-  const sleep = ctx.io.sleep ?? sleepMs;
   const started = Date.now();
-  const deadline = started + w.waitTimeout * 1000;
   let lastLine = '';
   let lastTransient = '';
-  let last: Observation | undefined;
+  let exit: number | undefined;
   const label = escapeControl(id);
-  for (;;) {
-    let obs: Observation | 'gone' | undefined;
-    try {
-      obs = await observe(client, project, id, spec);
-      lastTransient = '';
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-      const msg = (err as Error).message;
-      if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
-      lastTransient = msg;
-    }
-    if (obs === 'gone') {
-      ctx.err(`${label}: done (deleted)\n`);
-      return EXIT_OK;
-    }
-    if (obs !== undefined) {
-      last = obs;
+  const waited = await waitFor<Observation>(
+    pollPolicy(w),
+    async () => {
+      let obs: Observation | 'gone';
+      try {
+        obs = await observe(client, project, id, spec);
+        lastTransient = '';
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        const msg = (err as Error).message;
+        if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
+        lastTransient = msg;
+        return { done: false };
+      }
+      if (obs === 'gone') {
+        ctx.err(`${label}: done (deleted)\n`);
+        exit = EXIT_OK;
+        return { done: true };
+      }
       const line = describe(obs);
       if (line !== lastLine) {
         const secs = Math.round((Date.now() - started) / 1000);
         ctx.err(`[${String(secs).padStart(4)}s] ${label}: ${line}\n`);
         lastLine = line;
       }
-      if (hasEnded(obs, spec)) return verdict(ctx, label, obs, spec);
-    }
-    if (Date.now() + w.pollInterval * 1000 > deadline) {
-      const where = last ? ` (${describe(last)})` : '';
-      ctx.err(`error: gave up waiting for ${label} after ${w.waitTimeout} s${where}; the operation goes on in metald\n`);
-      return EXIT_WAIT_TIMEOUT;
-    }
-    await sleep(w.pollInterval * 1000);
-  }
+      if (hasEnded(obs, spec)) exit = verdict(ctx, label, obs, spec);
+      return { done: exit !== undefined, seen: obs };
+    },
+    { clock: waitClock(ctx) },
+  );
+  if (exit !== undefined) return exit;
+  const where = waited.last ? ` (${describe(waited.last)})` : '';
+  ctx.err(`error: gave up waiting for ${label} after ${w.waitTimeout} s${where}; the operation goes on in metald\n`);
+  return EXIT_WAIT_TIMEOUT;
 }
 
 async function observe(client: MetalClient, project: string, id: string, spec: WaitSpec): Promise<Observation | 'gone'> {
@@ -511,19 +513,20 @@ function verdict(ctx: Ctx, label: string, o: Observation, spec: WaitSpec): numbe
 
 /** Node power --wait: until no target remains and the power reached the target's end. */
 async function waitForNode(ctx: Ctx, client: MetalClient, id: string, finalPower: string, initialError: string, w: WaitOpts): Promise<number> {
-  const sleep = ctx.io.sleep ?? sleepMs;
   const started = Date.now();
-  const deadline = started + w.waitTimeout * 1000;
   const label = escapeControl(id);
   let lastLine = '';
-  for (;;) {
-    let node: NodeView | undefined;
-    try {
-      node = (await client.getNode(id)).body;
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-    }
-    if (node) {
+  let exit: number | undefined;
+  await waitFor(
+    pollPolicy(w),
+    async () => {
+      let node: NodeView;
+      try {
+        node = (await client.getNode(id)).body;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        return { done: false };
+      }
       const hasTarget = Object.prototype.hasOwnProperty.call(node, 'target_power_state');
       const target = node.target_power_state ?? null;
       const line = `power=${formatCell(node.power_state)} target=${formatCell(target)} last_error=${formatCell(lastErrorText(node.last_error))}`;
@@ -534,19 +537,18 @@ async function waitForNode(ctx: Ctx, client: MetalClient, id: string, finalPower
       const errNow = JSON.stringify(node.last_error ?? null);
       if (target === null && node.power_state === finalPower) {
         ctx.err(`node ${label}: done (${line})\n`);
-        return EXIT_OK;
-      }
-      if ((hasTarget && target === null) || errNow !== initialError) {
+        exit = EXIT_OK;
+      } else if ((hasTarget && target === null) || errNow !== initialError) {
         ctx.err(`error: node ${label} did not reach ${finalPower}: ${line}\n`);
-        return EXIT_ERROR;
+        exit = EXIT_ERROR;
       }
-    }
-    if (Date.now() + w.pollInterval * 1000 > deadline) {
-      ctx.err(`error: gave up waiting for node ${label} after ${w.waitTimeout} s; the request goes on in metald\n`);
-      return EXIT_WAIT_TIMEOUT;
-    }
-    await sleep(w.pollInterval * 1000);
-  }
+      return { done: exit !== undefined };
+    },
+    { clock: waitClock(ctx) },
+  );
+  if (exit !== undefined) return exit;
+  ctx.err(`error: gave up waiting for node ${label} after ${w.waitTimeout} s; the request goes on in metald\n`);
+  return EXIT_WAIT_TIMEOUT;
 }
 
 // ---------------------------------------------------------------- program
@@ -584,15 +586,15 @@ async function osParams(o: OsParamOpts): Promise<OsParams> {
   return p;
 }
 
-function powerBody(targetWord: string, timeoutS: number | undefined): PowerBody {
-  const target = POWER_TARGETS[targetWord];
-  if (target === undefined) throw new UsageError(`power target '${targetWord}': expected on, off, soft-off, reboot or soft-reboot`);
-  const body: PowerBody = { target };
+function powerBody(targetWord: string, timeoutS: number | undefined): { body: PowerBody; action: PowerAction } {
+  const action = Object.prototype.hasOwnProperty.call(POWER_TARGETS, targetWord) ? POWER_TARGETS[targetWord] : undefined;
+  if (action === undefined) throw new UsageError(`power target '${targetWord}': expected ${POWER_ACTIONS.slice(0, -1).join(', ')} or ${POWER_ACTIONS[POWER_ACTIONS.length - 1]}`);
+  const body: PowerBody = { target: IRONIC_POWER_TARGET[action] };
   if (timeoutS !== undefined) {
-    if (target !== 'soft power off' && target !== 'soft rebooting') throw new UsageError('--timeout-s applies to soft-off and soft-reboot only');
+    if (!isSoft(action)) throw new UsageError(`--timeout-s applies to ${SOFT_POWER_ACTIONS.join(' and ')} only`);
     body.timeout = timeoutS;
   }
-  return body;
+  return { body, action };
 }
 
 function accepted(ctx: Ctx, what: string, res: ApiResponse<unknown>): void {
@@ -733,19 +735,19 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     instance
       .command('power')
       .argument('<id>', 'instance id')
-      .argument('<target>', 'on | off | soft-off | reboot | soft-reboot')
+      .argument('<target>', POWER_ACTIONS.join(' | '))
       .option('--timeout-s <seconds>', 'soft-off/soft-reboot: seconds the OS gets before the request fails', positiveInt)
       .description("change an instance's power"),
   ).action(
     action(async (ctx, [id, target], o) => {
-      const body = powerBody(target as string, o.timeoutS as number | undefined);
+      const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
       const w = o as unknown as WaitOpts;
       const project = w.wait ? ctx.project('instance power --wait') : '';
       const client = await ctx.client();
       const res = await client.setInstancePower(id as string, body);
       accepted(ctx, `${body.target} of ${id}`, res);
       if (!w.wait) return EXIT_OK;
-      return waitForInstance(ctx, client, project, id as string, { kind: 'power', finalPower: FINAL_POWER[body.target] }, w);
+      return waitForInstance(ctx, client, project, id as string, { kind: 'power', finalPower: finalPower(powerAction) }, w);
     }),
   );
 
@@ -923,18 +925,18 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     node
       .command('power')
       .argument('<id>', 'node id')
-      .argument('<target>', 'on | off | soft-off | reboot | soft-reboot')
+      .argument('<target>', POWER_ACTIONS.join(' | '))
       .option('--timeout-s <seconds>', 'soft-off/soft-reboot: seconds the OS gets before the request fails', positiveInt)
       .description("change a node's power, whether or not an instance is on it"),
   ).action(
     action(async (ctx, [id, target], o) => {
-      const body = powerBody(target as string, o.timeoutS as number | undefined);
+      const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
       const client = await ctx.client();
       const w = o as unknown as WaitOpts;
       const initialError = w.wait ? JSON.stringify((await client.getNode(id as string)).body.last_error ?? null) : '';
       const res = await client.setNodePower(id as string, body);
       accepted(ctx, `${body.target} of node ${id}`, res);
-      return w.wait ? waitForNode(ctx, client, id as string, FINAL_POWER[body.target], initialError, w) : EXIT_OK;
+      return w.wait ? waitForNode(ctx, client, id as string, finalPower(powerAction), initialError, w) : EXIT_OK;
     }),
   );
 

@@ -10,8 +10,9 @@
  * - power steps inside an OS operation never move `state`; the operation owns it.
  */
 import type { Logger } from 'pino';
-import { isReboot, REBOOT_AS } from '../../drivers/bmc.js';
-import type { Bmc, PowerAction } from '../../drivers/types.js';
+import { isReboot, REBOOT_AS, type PowerAction, type PowerReading, type SinglePowerAction } from '../../drivers/power.js';
+import type { Bmc } from '../../drivers/types.js';
+import { waitFor } from '../../drivers/wait.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type {
@@ -41,7 +42,7 @@ import type {
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
-import { POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
+import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -110,27 +111,11 @@ interface Run {
   signal: AbortSignal;
 }
 
-const POWER_ACTION_OF: Record<PowerKind, PowerAction> = {
-  'power-on': 'on',
-  'power-off': 'off',
-  'soft-power-off': 'soft-off',
-  reboot: 'reboot',
-  'soft-reboot': 'soft-reboot',
-};
-
 /** The action event of a single power step. */
-const POWER_STEP_OF: Record<Exclude<PowerAction, 'reboot' | 'soft-reboot'>, string> = {
+const POWER_STEP_OF: Record<SinglePowerAction, string> = {
   on: 'power_on',
   off: 'power_off',
   'soft-off': 'soft_power_off',
-};
-
-const KIND_OF_TARGET: Record<PowerRequest['target'], PowerKind> = {
-  on: 'power-on',
-  off: 'power-off',
-  'soft-off': 'soft-power-off',
-  reboot: 'reboot',
-  'soft-reboot': 'soft-reboot',
 };
 
 export class Engine implements AgentService {
@@ -671,14 +656,15 @@ export class Engine implements AgentService {
     const target = (): Instance => ({ ...this.inst(run), addresses: addressesAfter(this.inst(run)) });
     if (!target().addresses.some((a) => a.type === 'fixed')) return;
     await this.step(run, 'confirm_alive', async () => {
-      const deadline = this.deps.ports.clock.now() + this.cfg.timeouts.deploy_ms;
-      const delays = this.cfg.power_poll_ms;
-      for (let i = 0; ; i++) {
-        if (await this.deps.liveness.probe(target(), run.signal)) return;
-        if (this.deps.ports.clock.now() >= deadline) {
-          throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
-        }
-        await this.deps.ports.clock.sleep(delays[Math.min(i, delays.length - 1)] ?? 1000, run.signal);
+      // Probe at once, then after each configured delay (the last repeating), a final probe at the deadline.
+      const waited = await waitFor(
+        { delaysMs: [0, ...this.cfg.power_poll_ms], deadlineMs: this.cfg.timeouts.deploy_ms },
+        async () => ({ done: await this.deps.liveness.probe(target(), run.signal) }),
+        { clock: this.deps.ports.clock, signal: run.signal },
+      );
+      if (waited.status === 'aborted') throw waited.reason;
+      if (waited.status === 'deadline') {
+        throw new StepFailed('confirm_alive', 'AGENT_ERR_NOT_ALIVE', `no fixed address of the instance answered ICMP within ${this.cfg.timeouts.deploy_ms} ms`);
       }
     });
   }
@@ -1333,20 +1319,22 @@ export class Engine implements AgentService {
    * Reads power until it reads `expect` or `deadlineMs` passes, sending nothing.
    * @returns the last reading, or null when no read succeeded
    */
-  private async pollPower(node: Node, expect: 'on' | 'off', deadlineMs: number): Promise<'on' | 'off' | null> {
-    const clock = this.deps.ports.clock;
-    const deadline = clock.now() + deadlineMs;
-    const delays = this.cfg.power_poll_ms;
-    let last: 'on' | 'off' | null = null;
-    for (let i = 0; ; i++) {
-      try {
-        last = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
-      } catch {
-        // unknown: never taken for on or off; keep polling until the deadline.
-      }
-      if (last === expect || clock.now() >= deadline) return last;
-      await clock.sleep(Math.min(delays[Math.min(i, delays.length - 1)] ?? 1000, Math.max(0, deadline - clock.now())));
-    }
+  private async pollPower(node: Node, expect: PowerReading, deadlineMs: number): Promise<PowerReading | null> {
+    // Read at once, then after each configured delay (the last repeating), a final read at the deadline.
+    const waited = await waitFor<PowerReading>(
+      { delaysMs: [0, ...this.cfg.power_poll_ms], deadlineMs },
+      async () => {
+        try {
+          const power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+          return { done: power === expect, seen: power };
+        } catch {
+          // unknown: never taken for on or off; keep polling until the deadline.
+          return { done: false };
+        }
+      },
+      { clock: this.deps.ports.clock },
+    );
+    return waited.last ?? null;
   }
 
   // ------------------------------------------------------------------ helpers

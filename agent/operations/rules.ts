@@ -3,6 +3,7 @@
  * The engine (agent/operations/engine.ts) reads it; test/agent/operations/rules.test.ts walks every
  * (state, operation) pair against it.
  */
+import { EXPECTED_POWER, type PowerAction, type PowerReading } from '../../drivers/power.js';
 import type { ActionName, ErrorType, InstanceState, OperationKind, OsOperation } from '../model.js';
 import type { StateEvent } from '../state-machine.js';
 
@@ -172,11 +173,23 @@ export const RULES: Record<OperationKind, OperationRule> = {
   },
 };
 
-/** Operations that are power requests (seed 004 `PUT .../states/power`). */
-export const POWER_KINDS = ['power-on', 'power-off', 'soft-power-off', 'reboot', 'soft-reboot'] as const;
-export type PowerKind = (typeof POWER_KINDS)[number];
+/** Operations that are power requests (seed 004 `PUT .../states/power`) -> the power action each carries out. */
+export const POWER_ACTION_OF = {
+  'power-on': 'on',
+  'power-off': 'off',
+  'soft-power-off': 'soft-off',
+  reboot: 'reboot',
+  'soft-reboot': 'soft-reboot',
+} as const satisfies Partial<Record<OperationKind, PowerAction>>;
+export type PowerKind = keyof typeof POWER_ACTION_OF;
+export const POWER_KINDS = Object.keys(POWER_ACTION_OF) as readonly PowerKind[];
+
+/** A power request's target (a power action) -> the operation kind that carries it out: POWER_ACTION_OF inverted. */
+export const KIND_OF_TARGET = Object.fromEntries(
+  POWER_KINDS.map((k) => [POWER_ACTION_OF[k], k]),
+) as unknown as Readonly<Record<PowerAction, PowerKind>>;
 
 /** The target_power_state an accepted power request records ("power on" throughout a reboot). */
-export function targetPowerOf(kind: PowerKind): 'on' | 'off' {
-  return kind === 'power-off' || kind === 'soft-power-off' ? 'off' : 'on';
+export function targetPowerOf(kind: PowerKind): PowerReading {
+  return EXPECTED_POWER[POWER_ACTION_OF[kind]];
 }

@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { realSleep, type Sleep } from '../bmc-lock.js';
 import { BmcError } from '../errors.js';
+import { EXPECTED_POWER, isReboot, isSoft, POWER_ACTIONS } from '../power.js';
 import type { BootDevice, BootMode, BootSettings, Inventory, PowerAction, PowerReading } from '../types.js';
 
 /** Faults of one fake BMC. Counters are consumed one per matching command. */
@@ -390,7 +391,7 @@ export class FakeServer {
   // ---- the BMC ---------------------------------------------------------------------------------------------------
 
   supportedPowerActions(): readonly PowerAction[] {
-    return this.options.supportsSoft ? ['on', 'off', 'soft-off', 'reboot', 'soft-reboot'] : ['on', 'off', 'reboot'];
+    return this.options.supportsSoft ? POWER_ACTIONS : POWER_ACTIONS.filter((a) => !isSoft(a));
   }
 
   getPower(via: string, signal?: AbortSignal): Promise<PowerReading> {
@@ -410,7 +411,7 @@ export class FakeServer {
       if (!this.supportedPowerActions().includes(action)) {
         throw new BmcError('BMC_ERR_UNSUPPORTED', via, `fake BMC of node ${this.nodeId} does not support power ${action} (supports_soft: false)`);
       }
-      const counter: CountFault = action === 'on' ? 'fail_power_on' : action === 'off' || action === 'soft-off' ? 'fail_power_off' : 'fail_reboot';
+      const counter: CountFault = isReboot(action) ? 'fail_reboot' : EXPECTED_POWER[action] === 'on' ? 'fail_power_on' : 'fail_power_off';
       if (this.take(via, counter)) {
         throw new BmcError('BMC_ERR_COMMAND_FAILED', via, `fake BMC of node ${this.nodeId} rejected power ${action} (fault ${counter})`);
       }

@@ -1,5 +1,6 @@
 /** Helpers of the engine tests that drive a harness agent (test/helpers/harness.ts) directly. */
 import { ctx, IMAGE, nodeId, type Harness } from './harness.js';
+import { flush, type ManualClock } from './manual-clock.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -41,4 +42,24 @@ export function edgesOf(harness: Harness, instanceId: string, afterSeq = 0): Edg
       to: String(e.data['state']),
       cause: e.cause,
     }));
+}
+
+/**
+ * With a manual clock: moves the clock until no operation runs, calling `atEachWait` whenever something waits on it.
+ * @returns how many times something waited.
+ */
+export async function drive(harness: Harness, clock: ManualClock, atEachWait: () => Promise<void> = async () => undefined): Promise<number> {
+  let done = false;
+  void harness.agent.engine.idle().then(() => (done = true));
+  let waits = 0;
+  for (let i = 0; i < 2_000; i++) {
+    await flush();
+    if (done) return waits;
+    if (clock.waiting > 0) {
+      await atEachWait();
+      waits++;
+    }
+    clock.next();
+  }
+  throw new Error('the operation did not finish');
 }

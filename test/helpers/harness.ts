@@ -11,7 +11,7 @@ import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
 import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
-import type { Clock } from '../../agent/ports.js';
+import type { Clock, Pinger } from '../../agent/ports.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
 
 export const ADMIN_TOKEN = 'a'.repeat(32);
@@ -55,6 +55,8 @@ export interface HarnessOptions {
   storeFault?: StoreFaultInjector;
   /** The agent's clock, also the fake lab's (test/helpers/manual-clock.ts); default: the system clock. */
   clock?: Clock;
+  /** The liveness pinger (startHarness only); default: the one the liveness section names. */
+  pinger?: Pinger;
 }
 
 export function writeConfig(opts: HarnessOptions = {}): { dir: string; configPath: string } {
@@ -136,7 +138,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const { dir, configPath } = writeConfig(opts);
   const config = loadConfigFile(configPath);
   const clock = opts.clock ? { clock: opts.clock, fakeLab: new FakeLab({ now: () => opts.clock!.now(), sleep: opts.clock.sleep }) } : {};
-  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock, ...(opts.storeFault ? { storeFault: opts.storeFault } : {}) });
+  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock, ...(opts.storeFault ? { storeFault: opts.storeFault } : {}), ...(opts.pinger ? { pinger: opts.pinger } : {}) });
   await agent.start();
   return {
     agent,

@@ -171,6 +171,20 @@ describe('--wait', () => {
     expect(r.stderr).toMatch(/error: gave up waiting for cbce6087-\S+ after 0.2 s \(state=pending operation_state=install-processing .*progress=5%\); the operation goes on in metald/);
   });
 
+  it('--wait polls a last time at --wait-timeout: an operation that ends between the last interval and the deadline is seen', async () => {
+    const t0 = Date.now();
+    const inner = {
+      before: scripted([{ status: { state: 'pending', operation_state: 'install-processing', error: null }, progress: 5 }], accepted),
+      after: scripted([{ status: { state: 'running', operation_state: 'install-succeed', error: null } }], accepted),
+    };
+    // Polls at 0 and ~0.5 s see the retry running; the one at the deadline (0.7 s) sees it ended.
+    stub.route = (req) => (Date.now() - t0 >= 600 ? inner.after(req) : inner.before(req));
+    const r = await cli(stub.url, ['instance', 'retry', INSTANCE_ID, '--wait', '--wait-timeout', '0.7', '--project', PROJECT, '--poll-interval', '0.5']);
+    expect(r.stderr).toMatch(/: done \(state=running operation_state=install-succeed /);
+    expect(r.code).toBe(0);
+    expect(stub.requests.filter((q) => q.url.endsWith('/status'))).toHaveLength(3);
+  });
+
   it('power --wait needs a project', async () => {
     const r = await cli(stub.url, ['instance', 'power', INSTANCE_ID, 'on', '--wait']);
     expect(r.code).toBe(2);

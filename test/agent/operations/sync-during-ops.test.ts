@@ -6,32 +6,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstanceState } from '../../../agent/model.js';
 import type { OsOperationName, PowerTarget } from '../../../agent/service.js';
-import { edgesOf } from '../../helpers/engine.js';
+import { drive, edgesOf } from '../../helpers/engine.js';
 import { ctx, IMAGE, IMAGE2, NETWORK, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
-import { flush, ManualClock } from '../../helpers/manual-clock.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
   await h?.close();
   h = null;
 });
-
-/** Moves the clock until no operation runs. */
-async function drive(harness: Harness, clock: ManualClock, atEachWait: () => Promise<void> = async () => undefined): Promise<number> {
-  let done = false;
-  void harness.agent.engine.idle().then(() => (done = true));
-  let waits = 0;
-  for (let i = 0; i < 2_000; i++) {
-    await flush();
-    if (done) return waits;
-    if (clock.waiting > 0) {
-      await atEachWait();
-      waits++;
-    }
-    clock.next();
-  }
-  throw new Error('the operation did not finish');
-}
 
 type Op = PowerTarget | OsOperationName | 'create' | 'delete';
 
