@@ -74,7 +74,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const lab = fakes?.lab ?? null;
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
-    fakeLab: lab ?? undefined,
+    bindable: fakes ? [fakes.driver] : [],
     ports: { clock, log: log.child({ component: 'driver' }) },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);

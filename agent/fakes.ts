@@ -4,7 +4,8 @@
  * agent/build-agent.ts loads this module, with a dynamic `import()` and only when `allow_fake_drivers` is set:
  * production wiring never evaluates it (test/agent/fakes.test.ts proves it).
  */
-import { fakeOptions } from '../drivers/fake/index.js';
+import { fakeDriverFactory, fakeOptions } from '../drivers/fake/index.js';
+import type { DriverFactory } from '../drivers/types.js';
 import { FakeLab } from '../drivers/fake/lab.js';
 import type { Node } from './model.js';
 import { normaliseIp } from './net.js';
@@ -60,6 +61,8 @@ export function ownerOfAddress(store: Store, addr: string): string | null {
 
 export interface Fakes {
   readonly lab: FakeLab;
+  /** The bindable fake driver, simulating its servers in `lab` (drivers/registry.ts knows only its settings). */
+  readonly driver: DriverFactory;
   readonly pinger: Pinger;
   readonly deployer: Deployer;
   /** The `PUT /v1/nodes/{id}/fake-faults` hook: sets a simulated server's faults. */
@@ -70,6 +73,7 @@ export interface Fakes {
 export function wireFakes(store: Store, lab: FakeLab = new FakeLab()): Fakes {
   return {
     lab,
+    driver: fakeDriverFactory(lab),
     pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr)),
     deployer: new FakeLabDeployer(lab),
     fakeFaults(nodeId, faults) {

@@ -9,8 +9,7 @@
 import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { BmcError } from './errors.js';
-import { fakeDriverFactory } from './fake/index.js';
-import { FakeLab } from './fake/lab.js';
+import { fakeDriverDefinition } from './fake/settings.js';
 import { ipmiDriver } from './ipmi/index.js';
 import { defaultDriverPorts, type DriverPorts } from './ports.js';
 import { redfishDriver } from './redfish/index.js';
@@ -185,28 +184,37 @@ export class DriverRegistry {
 export interface DefaultRegistryOptions {
   /** `allow_fake_drivers` of the config: the in-memory fake is for tests and the demo only. */
   allowFake: boolean;
-  /** The lab the fake driver simulates servers in (shared with the fake installer); a new one when absent. */
-  fakeLab?: FakeLab | undefined;
+  /**
+   * Bindable drivers the caller supplies for built-in names the registry only knows by their settings: agent/fakes.ts
+   * passes the fake driver bound to its lab (test-only drivers are taken only with `allowFake`).
+   */
+  bindable?: readonly DriverFactory[] | undefined;
   /** What the drivers may use (clock, logger, process runner, HTTP client); a system clock and no logs when absent. */
   ports?: DriverPorts | undefined;
 }
 
-/** Every driver metald ships. One line per driver (a definition without `create` has its settings only). */
-export function builtinDrivers(fakeLab: FakeLab = new FakeLab()): DriverDefinition[] {
+/**
+ * Every driver metald ships. One line per driver. A definition without `create` has its settings only: ipmi and
+ * redfish until the drivers issue; the fake, whose code is loaded only by agent/fakes.ts (never in production).
+ */
+export function builtinDrivers(): DriverDefinition[] {
   return [
-    ipmiDriver, //     drivers/ipmi/     (settings only until the drivers issue)
-    redfishDriver, //  drivers/redfish/  (settings only until the drivers issue)
-    fakeDriverFactory(fakeLab), // drivers/fake/ (tests and the demo only)
+    ipmiDriver, //            drivers/ipmi/     (settings only until the drivers issue)
+    redfishDriver, //         drivers/redfish/  (settings only until the drivers issue)
+    fakeDriverDefinition, //  drivers/fake/     (tests and the demo only; bindable through `bindable`)
   ];
 }
 
 /** The registry of every driver metald ships: test-only drivers are withheld unless allowed. */
 export function createDefaultRegistry(opts: DefaultRegistryOptions): DriverRegistry {
   const registry = new DriverRegistry(opts.ports);
-  for (const d of builtinDrivers(opts.fakeLab)) {
-    if (!isFactory(d)) registry.declare(d, `the ${d.name} driver is not implemented yet`);
-    else if (d.testOnly && !opts.allowFake) {
+  for (const builtin of builtinDrivers()) {
+    const supplied = opts.bindable?.find((f) => f.name === builtin.name);
+    const d = isFactory(builtin) ? builtin : supplied ?? builtin;
+    if (d.testOnly && !opts.allowFake) {
       registry.declare(d, `the ${d.name} driver is for tests and the demo only (set allow_fake_drivers: true)`);
+    } else if (!isFactory(d)) {
+      registry.declare(d, d.testOnly ? `the ${d.name} driver is not wired in this process` : `the ${d.name} driver is not implemented yet`);
     } else registry.register(d);
   }
   return registry;

@@ -3,27 +3,15 @@
  * Binding it to a target creates (or reuses) the simulated server of `target.nodeId` in the lab, with the node's
  * `fake` setting as its options (see lab.ts). Credentials are not checked; use the `auth` fault instead.
  */
-import { Type } from '@sinclair/typebox';
-import { driverSettings, type DriverSettings } from '../settings.js';
-import type { BoundDriver, Capability, DriverFactory } from '../types.js';
+import type { BoundDriver, DriverFactory } from '../types.js';
 import { createFakeBoot } from './boot.js';
 import { createFakeInventory } from './inventory.js';
 import type { FakeLab } from './lab.js';
 import { createFakeMedia } from './media.js';
 import { createFakePower } from './power.js';
+import { FAKE_CAPABILITIES, FAKE_SETTINGS, fakeOptions } from './settings.js';
 
-export const FAKE_CAPABILITIES: readonly Capability[] = ['power', 'boot', 'media', 'inventory'];
-
-/** The fake driver's settings: the common ones and `fake`, its free-form options (checked by lab.ts at binding). */
-export const FAKE_SETTINGS = driverSettings({
-  fake: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { errorMessage: 'expected a mapping' })),
-});
-
-/** The simulated server's options in a node's settings (its `fake` mapping), if any. */
-export function fakeOptions(settings: DriverSettings | undefined): Record<string, unknown> | undefined {
-  const o = settings?.['fake'];
-  return typeof o === 'object' && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : undefined;
-}
+export { FAKE_CAPABILITIES, FAKE_SETTINGS, fakeDriverDefinition, fakeOptions } from './settings.js';
 
 /**
  * @param name the driver's name; another name gives a second "access path" to the same servers, so tests can fault

@@ -7,10 +7,19 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { base, parseObj } from './config/helpers.js';
 
-const loaded = vi.hoisted(() => ({ fakes: 0 }));
-// Counts evaluations of agent/fakes.ts (the factory runs when something imports it), then gives the real module.
+const loaded = vi.hoisted(() => ({ fakes: 0, fakeDriver: 0, fakeLab: 0 }));
+// Counts evaluations of agent/fakes.ts and of the fake driver's code (the factory runs when something imports the
+// module), then gives the real module. drivers/registry.ts knows the fake by its settings only (drivers/fake/settings.ts).
 vi.mock('../../agent/fakes.js', async (importOriginal) => {
   loaded.fakes += 1;
+  return importOriginal();
+});
+vi.mock('../../drivers/fake/index.js', async (importOriginal) => {
+  loaded.fakeDriver += 1;
+  return importOriginal();
+});
+vi.mock('../../drivers/fake/lab.js', async (importOriginal) => {
+  loaded.fakeLab += 1;
   return importOriginal();
 });
 
@@ -38,6 +47,8 @@ describe('fakes in one place', () => {
   it('an agent built with allow_fake_drivers off does not load agent/fakes.ts and has no lab nor fake-faults route', async () => {
     const a = await build(false);
     expect(loaded.fakes).toBe(0);
+    expect(loaded.fakeDriver, 'drivers/fake/index.ts loaded without allow_fake_drivers').toBe(0);
+    expect(loaded.fakeLab, 'drivers/fake/lab.ts loaded without allow_fake_drivers').toBe(0);
     expect(a.lab).toBeNull();
     expect(a.api.hasRoute({ method: 'PUT', url: '/v1/nodes/:id/fake-faults' })).toBe(false);
   });
@@ -45,6 +56,8 @@ describe('fakes in one place', () => {
   it('with allow_fake_drivers on it is loaded and wires the lab and the fake-faults route', async () => {
     const a = await build(true);
     expect(loaded.fakes).toBe(1);
+    expect(loaded.fakeDriver).toBe(1);
+    expect(loaded.fakeLab).toBe(1);
     expect(a.lab).not.toBeNull();
     expect(a.api.hasRoute({ method: 'PUT', url: '/v1/nodes/:id/fake-faults' })).toBe(true);
   });

@@ -48,15 +48,22 @@ describe('createDefaultRegistry', () => {
 
   it('binds the fake into the lab it was given', async () => {
     const lab = new FakeLab();
-    const r = createDefaultRegistry({ allowFake: true, fakeLab: lab });
+    const r = createDefaultRegistry({ allowFake: true, bindable: [fakeDriverFactory(lab)] });
     expect(r.names()).toEqual(['fake']);
     const [d] = r.bindAll(['fake'], target('n4', { initial_power: 'on' }));
     expect(await d!.power!.getPower()).toBe('on');
     expect(lab.snapshot('n4').power).toBe('on');
   });
 
-  it('passes bad fake options up as a clear error', () => {
+  it('allowed but not supplied (no lab wired in this process): the fake is known, refused at binding, saying why', () => {
     const r = createDefaultRegistry({ allowFake: true });
+    expect(r.has('fake')).toBe(false);
+    expect(r.knownNames()).toContain('fake');
+    expect(() => r.bindAll(['fake'], target('n6'))).toThrow(/fake driver is not wired in this process/);
+  });
+
+  it('passes bad fake options up as a clear error', () => {
+    const r = createDefaultRegistry({ allowFake: true, bindable: [fakeDriverFactory(new FakeLab())] });
     expect(() => r.bindAll(['fake'], target('n5', { power_delay: 'later' }))).toThrow(/fake driver options of node n5: power_delay/);
   });
 
