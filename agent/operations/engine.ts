@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { isReboot, REBOOT_AS, type PowerAction, type PowerReading, type SinglePowerAction } from '../../drivers/power.js';
-import type { Bmc } from '../../drivers/types.js';
+import type { Bmc, CallRecord } from '../../drivers/types.js';
 import { waitFor } from '../../drivers/wait.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
@@ -869,7 +869,7 @@ export class Engine implements AgentService {
     );
     try {
       const out = await fn();
-      const rec = out as unknown as { tried?: unknown; succeeded?: unknown } | undefined;
+      const rec = out as unknown as Partial<CallRecord> | undefined;
       const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
       this.store.transaction(() => {
         this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });

@@ -1,9 +1,11 @@
 /**
  * The recorder: the only writer of instance and node rows and of the journal (the outbox). Every change of an
  * instance goes through `mutate`, which journals each observable field that changed; every journal entry goes
- * through `journal`. The engine decides, the recorder writes.
+ * through `journal`, typed by its kind's data schema (agent/journal-events.ts). The engine decides, the recorder
+ * writes.
  */
 import { AgentError } from '../errors.js';
+import { type ActionEventDetails, type EventData } from '../journal-events.js';
 import type { Liveness } from '../liveness.js';
 import type { Action, ActionEvent, Instance, InstanceError, JournalKind, Node, OperationKind, RequestContext } from '../model.js';
 import type { Clock } from '../ports.js';
@@ -96,7 +98,7 @@ export class Recorder {
     return action;
   }
 
-  appendEvent(requestId: string, instanceId: string, ev: ActionEvent, details: Record<string, unknown> = {}): number {
+  appendEvent(requestId: string, instanceId: string, ev: ActionEvent, details: ActionEventDetails = {}): number {
     const index = this.store.appendActionEvent(requestId, ev);
     this.journal('action.event', { instance_id: instanceId, cause: 'operation', data: { request_id: requestId, event: ev.event, result: ev.result, ...details } });
     return index;
@@ -151,7 +153,9 @@ export class Recorder {
           this.journal(kind, {
             instance_id: id,
             cause: opts.cause,
-            data: { [field]: next[field], ...(field === 'state' && opts.event ? { event: opts.event, from: cur.state } : {}) },
+            // One entry per changed field, its data `{ <field>: value }`. A computed key cannot be typed, hence the cast:
+            // test/agent/operations/journal-events.test.ts checks these entries against their schemas at run time.
+            data: { [field]: next[field], ...(field === 'state' && opts.event ? { event: opts.event, from: cur.state } : {}) } as EventData<InstanceFieldKind>,
           });
         }
       }
@@ -162,13 +166,15 @@ export class Recorder {
     });
   }
 
-  /** The one way a journal entry is written. */
-  journal(kind: JournalKind, e: { instance_id?: string; node_id?: string; cause: string; data: Record<string, unknown> }): void {
+  /**
+   * The one way a journal entry is written: its `data` is typed by its kind's schema (agent/journal-events.ts).
+   */
+  journal<K extends JournalKind>(kind: K, e: { instance_id?: string; node_id?: string; cause: string; data: EventData<K> }): void {
     this.store.appendJournal({ kind, instance_id: e.instance_id ?? null, node_id: e.node_id ?? null, cause: e.cause, data: e.data });
   }
 
   /** What may leave the agent about an instance: never `extra` (password hash, user data). */
-  private publicSummary(i: Instance): Record<string, unknown> {
+  private publicSummary(i: Instance): EventData<'instance.created'> {
     return {
       id: i.id,
       project_id: i.project_id,
@@ -212,7 +218,7 @@ export class Recorder {
   }
 
   /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
-  setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: Record<string, unknown> = {}): void {
+  setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: { request_id?: string } = {}): void {
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n || n.target_power_state === target) return;
