@@ -11,17 +11,15 @@
  */
 import type { Logger } from 'pino';
 import { isReboot, REBOOT_AS, type PowerAction, type PowerReading, type SinglePowerAction } from '../../drivers/power.js';
-import type { Bmc } from '../../drivers/types.js';
+import type { Bmc, CallRecord } from '../../drivers/types.js';
 import { waitFor } from '../../drivers/wait.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type {
   Action,
-  ActionEvent,
   Address,
   Instance,
   InstanceError,
-  JournalKind,
   Node,
   OperationKind,
   OperationState,
@@ -42,6 +40,7 @@ import type {
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
+import { Recorder } from './recorder.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
 
@@ -131,8 +130,12 @@ export class Engine implements AgentService {
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
 
+  /** The only writer of instance and node rows and of the journal. */
+  private readonly rec: Recorder;
+
   constructor(private readonly deps: EngineDeps) {
     this.agentId = deps.config().agent_id;
+    this.rec = new Recorder(deps);
   }
 
   private get cfg(): Config {
@@ -222,11 +225,10 @@ export class Engine implements AgentService {
             created_at: now,
             updated_at: now,
           };
-          this.store.putNode(node);
-          this.journal('node.enrolled', { node_id: node.id, cause: 'config', data: { name: node.name, type: node.type } });
+          this.rec.enrolNode(node, 'config');
         } else {
           const forced = nc.maintenance && !existing.maintenance;
-          this.store.putNode({
+          this.rec.putNode({
             ...existing,
             name: nc.name,
             type: nc.type,
@@ -342,13 +344,11 @@ export class Engine implements AgentService {
         launched_at: null,
         terminated_at: null,
       };
-      this.store.putInstance(instance);
-      this.store.putNode({ ...node, instance_id: id, updated_at: now });
-      this.journal('instance.created', { instance_id: id, node_id: node.id, cause: 'operation', data: this.publicSummary(instance) });
-      this.journal('instance.state', { instance_id: id, cause: 'operation', data: { state: 'pending', event: 'create' } });
-      this.journal('instance.operation_state', { instance_id: id, cause: 'operation', data: { operation_state: 'install-processing' } });
-      const action = this.newAction(ctx, instance, 'create');
-      this.appendEvent(action.request_id, id, {
+      this.rec.insertInstance(instance, { ...node, instance_id: id, updated_at: now }, 'operation');
+      this.rec.journal('instance.state', { instance_id: id, cause: 'operation', data: { state: 'pending', event: 'create' } });
+      this.rec.journal('instance.operation_state', { instance_id: id, cause: 'operation', data: { operation_state: 'install-processing' } });
+      const action = this.rec.newAction(ctx, instance, 'create');
+      this.rec.appendEvent(action.request_id, id, {
         event: 'schedule',
         start_time: now,
         finish_time: now,
@@ -459,16 +459,16 @@ export class Engine implements AgentService {
     const accepted = this.store.transaction(() => {
       const cur = this.store.getInstance(inst.id)!;
       this.checkAcceptable(cur, kind);
-      if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+      if (fresh !== 'unknown') this.rec.recordPower(node.id, fresh, 'operation');
       if (this.alreadyThere(kind, fresh)) {
         // The server is already where it was asked to be: follow it if the state says otherwise (as power sync would).
         const event = RULES[kind].success[cur.state];
-        if (event) this.mutate(cur.id, {}, { event, cause: 'drift' });
+        if (event) this.rec.mutate(cur.id, {}, { event, cause: 'drift' });
         return null;
       }
       const rule = RULES[kind];
-      const action = this.newAction(ctx, cur, kind);
-      this.mutate(cur.id, {
+      const action = this.rec.newAction(ctx, cur, kind);
+      this.rec.mutate(cur.id, {
         task: kind,
         task_request_id: ctx.request_id,
         target_power_state: targetPowerOf(kind),
@@ -520,7 +520,7 @@ export class Engine implements AgentService {
     const deadline = this.powerDeadline(kind, timeoutS);
     // A reboot is a verified off then a verified on: PowerReboot once off is verified, PowerOn (success) once on is.
     await this.powerStep(run, bmc, node, action, deadline, undefined, () => {
-      if (this.inst(run).state === 'running') this.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
+      if (this.inst(run).state === 'running') this.rec.mutate(run.instanceId, {}, { event: 'power-reboot', cause: 'operation', owner: run.requestId });
     });
   }
 
@@ -556,8 +556,8 @@ export class Engine implements AgentService {
       // the network, 409 in use) and reserved now, before anything is written; they replace the old ones on success.
       const ipRequest = op === 'modify-ip' ? params.networks : osOp === 'modify-ip' ? cur.failed_operation!.networks : undefined;
       const pendingIp = ipRequest ? { networks: ipRequest, addresses: this.allocateAddresses(this.nodeOf(cur), ipRequest, cur.id) } : undefined;
-      this.newAction(ctx, cur, kind);
-      this.mutate(cur.id, {
+      this.rec.newAction(ctx, cur, kind);
+      this.rec.mutate(cur.id, {
         task: kind,
         task_request_id: ctx.request_id,
         error: null,
@@ -592,7 +592,7 @@ export class Engine implements AgentService {
     const takesPowerOff = inst.state === 'running' && RULES[run.kind].powerOffFirst;
     if (takesPowerOff) {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
-      namedStep('power_off', () => this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId }));
+      namedStep('power_off', () => this.rec.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId }));
     }
     // Parameters that change the instance are recorded now, so a retry re-runs the same job (modify-ip's addresses
     // were reserved at acceptance and become the instance's on success).
@@ -604,7 +604,7 @@ export class Engine implements AgentService {
     }
     changes.extra = extra;
     changes.progress = 0;
-    const current = namedStep('record_parameters', () => this.mutate(run.instanceId, changes, { cause: 'operation', owner: run.requestId }));
+    const current = namedStep('record_parameters', () => this.rec.mutate(run.instanceId, changes, { cause: 'operation', owner: run.requestId }));
 
     const image = this.cfg.images.find((i) => i.uuid === current.image_uuid) ?? null;
     const virtualMedia = image?.boot_method === 'virtual-media';
@@ -636,7 +636,7 @@ export class Engine implements AgentService {
         signal: run.signal,
         timeoutMs: t.deploy_ms,
         onProgress: (p) => {
-          if (!run.signal.aborted) this.mutate(run.instanceId, { progress: Math.max(0, Math.min(100, Math.round(p))) }, { cause: 'installer', owner: run.requestId, quiet: true });
+          if (!run.signal.aborted) this.rec.mutate(run.instanceId, { progress: Math.max(0, Math.min(100, Math.round(p))) }, { cause: 'installer', owner: run.requestId, quiet: true });
         },
       }),
     );
@@ -687,15 +687,15 @@ export class Engine implements AgentService {
       if (!RULES.delete.accepts.includes(cur.state)) {
         throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot delete an instance in state '${cur.state}'`);
       }
-      this.newAction(ctx, cur, 'delete');
+      this.rec.newAction(ctx, cur, 'delete');
       const event: StateEvent | undefined = cur.state === 'error' ? 'retry-delete' : cur.state === 'running' ? undefined : 'delete';
       const patch: Partial<Instance> = { task: 'delete', task_request_id: ctx.request_id, error: null, target_power_state: null };
       if (installing) patch.operation_state = 'install-failed';
-      this.mutate(cur.id, patch, { cause: 'operation', ...(event ? { event } : {}) });
+      this.rec.mutate(cur.id, patch, { cause: 'operation', ...(event ? { event } : {}) });
       if (installing) {
         // The install is over as far as the records go: one operation holds the instance at a time.
         preempt = this.running.get(cur.id);
-        if (cur.task_request_id) this.abortAction(cur.task_request_id, 'aborted: the instance is being deleted');
+        if (cur.task_request_id) this.rec.abortAction(cur.task_request_id, 'aborted: the instance is being deleted');
       }
     });
     if (preempt) preempt.controller.abort(new OperationAborted('preempted', 'aborted: the instance is being deleted'));
@@ -714,8 +714,8 @@ export class Engine implements AgentService {
     const t = this.cfg.timeouts;
     if (inst.state === 'running' && RULES.delete.powerOffFirst) {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
-      this.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
-      this.mutate(run.instanceId, {}, { event: 'delete', cause: 'operation', owner: run.requestId });
+      this.rec.mutate(run.instanceId, {}, { event: 'power-off', cause: 'operation', owner: run.requestId });
+      this.rec.mutate(run.instanceId, {}, { event: 'delete', cause: 'operation', owner: run.requestId });
     } else {
       await this.powerStep(run, bmc, node, 'off', t.power_ms);
     }
@@ -736,12 +736,7 @@ export class Engine implements AgentService {
     );
     await this.powerStep(run, bmc, node, 'off', t.power_ms);
     await this.step(run, 'release_node', async () => {
-      this.store.transaction(() => {
-        const n = this.store.getNode(node.id)!;
-        if (n.instance_id !== inst.id) return;
-        this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
-        this.journal('node.released', { node_id: node.id, cause: 'operation', data: { instance_id: null, released_instance_id: inst.id } });
-      });
+      this.rec.releaseNode(node.id, inst.id);
     });
   }
 
@@ -766,7 +761,7 @@ export class Engine implements AgentService {
         const aborted = abortReason(run.signal) ?? (e instanceof OperationAborted ? e : null);
         if (aborted?.kind === 'shutdown') return;
         if (aborted?.kind === 'preempted') {
-          this.closeAction(run.requestId, aborted.message);
+          this.rec.closeAction(run.requestId, aborted.message);
           return;
         }
         await this.finishFailure(run, e);
@@ -807,8 +802,8 @@ export class Engine implements AgentService {
       this.deps.liveness.forget(run.instanceId);
     }
     this.store.transaction(() => {
-      this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
-      this.closeAction(run.requestId, null);
+      this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.rec.closeAction(run.requestId, null);
     });
     this.log.info({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind }, 'operation succeeded');
   }
@@ -841,8 +836,8 @@ export class Engine implements AgentService {
     // The addresses a failed modify-ip had reserved are released (a retry asks for them again).
     if (inst.extra.pending_ip) patch.extra = { ...inst.extra, pending_ip: undefined };
     this.store.transaction(() => {
-      this.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
-      this.closeAction(run.requestId, msg);
+      this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.rec.closeAction(run.requestId, msg);
     });
   }
 
@@ -870,15 +865,15 @@ export class Engine implements AgentService {
     if (run.signal.aborted) throw run.signal.reason;
     const start = this.now();
     const index = this.store.transaction(() =>
-      this.appendEvent(run.requestId, run.instanceId, { event: name, start_time: start, finish_time: null, result: null, traceback: null }),
+      this.rec.appendEvent(run.requestId, run.instanceId, { event: name, start_time: start, finish_time: null, result: null, traceback: null }),
     );
     try {
       const out = await fn();
-      const rec = out as unknown as { tried?: unknown; succeeded?: unknown } | undefined;
+      const rec = out as unknown as Partial<CallRecord> | undefined;
       const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
       this.store.transaction(() => {
         this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
-        this.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Success', ...record } });
+        this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Success', ...record } });
       });
       return out;
     } catch (e) {
@@ -892,7 +887,7 @@ export class Engine implements AgentService {
       }
       this.store.transaction(() => {
         this.store.updateActionEvent(run.requestId, index, { event: name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
-        this.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Error', code: codeOf(e) } });
+        this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: name, result: 'Error', code: codeOf(e) } });
       });
       if (aborted) throw aborted;
       throw e instanceof StepFailed ? e : new StepFailed(name, codeOf(e), messageOf(e), { cause: e });
@@ -915,27 +910,7 @@ export class Engine implements AgentService {
     const res = await this.step(run, stepName, () =>
       bmc.setPower(action, { signal: run.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } }),
     );
-    this.recordPower(node.id, res.power, 'operation');
-  }
-
-  /** Records an observed power reading on the node and its instance. */
-  private recordPower(nodeId: string, power: 'on' | 'off' | 'unknown', cause: string): void {
-    this.store.transaction(() => {
-      const n = this.store.getNode(nodeId);
-      if (!n) return;
-      if (n.power_state !== power) {
-        this.store.putNode({ ...n, power_state: power, updated_at: this.now() });
-        this.journal('node.power', { node_id: nodeId, cause, data: { power_state: power } });
-      }
-      if (n.instance_id) {
-        const inst = this.store.getInstance(n.instance_id);
-        if (inst && inst.state !== 'terminated' && inst.power_state !== power) {
-          this.mutate(inst.id, { power_state: power }, { cause });
-          // A verified power change outdates the liveness verdict (a server just switched off is not alive).
-          this.deps.liveness.forget(inst.id);
-        }
-      }
-    });
+    this.rec.recordPower(node.id, res.power, 'operation');
   }
 
   // ------------------------------------------------------------------ node API
@@ -960,18 +935,18 @@ export class Engine implements AgentService {
     if (!cur) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${id} could not be found.`);
     if (cur.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
     if (this.nodeBusy.has(node.id) || cur.instance_id !== null) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
-    if (fresh !== 'unknown') this.recordPower(node.id, fresh, 'operation');
+    if (fresh !== 'unknown') this.rec.recordPower(node.id, fresh, 'operation');
     if (this.alreadyThere(kind, fresh)) return { accepted: false, action: null };
     this.nodeBusy.set(node.id, Promise.resolve());
     try {
-      this.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
+      this.rec.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
     } catch (e) {
       this.nodeBusy.delete(node.id);
       throw e;
     }
     const done = this.nodePower(node, POWER_ACTION_OF[kind], this.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => {
-        if (ok) this.setNodeError(node.id, null);
+        if (ok) this.rec.setNodeError(node.id, null);
       })
       .catch((e: unknown) => this.log.error({ err: e, node_id: node.id }, 'node power bookkeeping failed'))
       .finally(() => this.nodeBusy.delete(node.id));
@@ -981,22 +956,7 @@ export class Engine implements AgentService {
 
   async setMaintenance(ctx: RequestContext, id: string, on: boolean, reason?: string): Promise<Node> {
     const node = this.getNode(ctx, id);
-    return this.store.transaction(() => {
-      const cur = this.store.getNode(node.id)!;
-      const next: Node = { ...cur, maintenance: on, maintenance_reason: on ? reason ?? null : null, updated_at: this.now() };
-      this.store.putNode(next);
-      this.journal('node.maintenance', { node_id: node.id, cause: 'operation', data: { maintenance: on, reason: next.maintenance_reason } });
-      return next;
-    });
-  }
-
-  private setNodeError(nodeId: string, error: InstanceError | null): void {
-    this.store.transaction(() => {
-      const n = this.store.getNode(nodeId);
-      if (!n || JSON.stringify(n.last_error) === JSON.stringify(error)) return;
-      this.store.putNode({ ...n, last_error: error, updated_at: this.now() });
-      this.journal('node.error', { node_id: nodeId, cause: 'operation', data: { error } });
-    });
+    return this.rec.setMaintenance(node.id, on, reason);
   }
 
   // ------------------------------------------------------------------ liveness
@@ -1025,7 +985,7 @@ export class Engine implements AgentService {
   /** Called by the liveness monitor when a verdict changes. */
   onAliveChange(instanceId: string, alive: boolean): void {
     try {
-      this.journal('instance.alive', { instance_id: instanceId, cause: 'monitor', data: { alive } });
+      this.rec.journal('instance.alive', { instance_id: instanceId, cause: 'monitor', data: { alive } });
     } catch (e) {
       this.log.error({ err: e, instance_id: instanceId }, 'could not journal a liveness change');
     }
@@ -1074,12 +1034,12 @@ export class Engine implements AgentService {
       const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
       // Written only when the read changes something: an idle poll costs no fsync.
       if (wasUnreachable || cur.consecutive_power_failures !== 0) {
-        this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+        this.rec.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
       }
-      if (wasUnreachable) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
-      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.mutate(inst.id, { error: null }, { cause: 'poll' });
+      if (wasUnreachable) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
+      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.rec.mutate(inst.id, { error: null }, { cause: 'poll' });
     });
-    this.recordPower(nodeId, power, 'poll');
+    this.rec.recordPower(nodeId, power, 'poll');
     if (n.adopt && !n.instance_id) {
       this.completeAdoption(nodeId, power);
       return;
@@ -1088,15 +1048,15 @@ export class Engine implements AgentService {
     const cur = this.store.getInstance(inst.id)!;
     if (cur.state === 'running' && power === 'off') {
       if (n.enforce_power) await this.enforce(n, 'on');
-      else this.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
+      else this.rec.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
     } else if (cur.state === 'stopped' && power === 'on') {
       if (n.enforce_power) await this.enforce(n, 'off');
-      else this.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
+      else this.rec.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
     }
   }
 
   private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
-    this.setNodeTarget(node.id, want, 'enforce');
+    this.rec.setNodeTarget(node.id, want, 'enforce');
     await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
   }
 
@@ -1109,31 +1069,21 @@ export class Engine implements AgentService {
   private async nodePower(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
     try {
       const res = await this.bmc(node).setPower(action, { signal: this.stopController.signal, wait: { delaysMs: this.cfg.power_poll_ms, deadlineMs } });
-      this.recordPower(node.id, res.power, cause);
+      this.rec.recordPower(node.id, res.power, cause);
       return true;
     } catch (e) {
       // Stopping: nothing is recorded as failed (the next start reads the node's power and clears its target).
       if (this.stopController.signal.aborted) return false;
       const errorType = action === 'off' || action === 'soft-off' ? 'power_off_error' : 'power_on_error';
-      this.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
+      this.rec.setNodeError(node.id, { error_code: codeOf(e), error_msg: `${what} failed: ${messageOf(e)}`, error_type: errorType });
       return false;
     } finally {
       try {
-        this.setNodeTarget(node.id, null, cause);
+        this.rec.setNodeTarget(node.id, null, cause);
       } catch (e) {
         this.log.error({ err: e, node_id: node.id }, 'could not clear the node power target');
       }
     }
-  }
-
-  /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
-  private setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: Record<string, unknown> = {}): void {
-    this.store.transaction(() => {
-      const n = this.store.getNode(nodeId);
-      if (!n || n.target_power_state === target) return;
-      this.store.putNode({ ...n, target_power_state: target, updated_at: this.now() });
-      this.journal('node.power', { node_id: nodeId, cause, data: { target_power_state: target, ...details } });
-    });
   }
 
   /** How long a power request may take to be verified: the request's timeout for soft ones, else the config's. */
@@ -1152,13 +1102,13 @@ export class Engine implements AgentService {
       const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
       const unknown = failures >= threshold;
       const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
-      this.store.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
-      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
+      this.rec.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
+      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
       if (unknown) {
-        this.recordPower(nodeId, 'unknown', 'poll');
+        this.rec.recordPower(nodeId, 'unknown', 'poll');
         const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
         if (inst && inst.state !== 'terminated' && inst.error?.error_type !== 'bmc_unreachable_error' && inst.error === null) {
-          this.mutate(inst.id, { error }, { cause: 'poll' });
+          this.rec.mutate(inst.id, { error }, { cause: 'poll' });
         }
       }
     });
@@ -1200,14 +1150,12 @@ export class Engine implements AgentService {
         launched_at: now,
         terminated_at: null,
       };
-      this.store.putInstance(instance);
-      this.store.putNode({ ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now });
-      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause: 'adopt', data: this.publicSummary(instance) });
-      this.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
+      this.rec.insertInstance(instance, { ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now }, 'adopt');
+      this.rec.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
       const requestId = `req-${this.deps.ports.uuid()}`;
-      const action = this.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
-      this.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
-      this.closeAction(action.request_id, null);
+      const action = this.rec.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
+      this.rec.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
+      this.rec.closeAction(action.request_id, null);
     });
   }
 
@@ -1228,7 +1176,7 @@ export class Engine implements AgentService {
       const lastEvent = action.events[action.events.length - 1];
       const failedStep = openStep ?? (lastEvent ? `after_${lastEvent.event}` : 'start');
       if (!inst || inst.task_request_id !== action.request_id) {
-        this.abortAction(action.request_id, interrupted);
+        this.rec.abortAction(action.request_id, interrupted);
         continue;
       }
       this.store.transaction(() => {
@@ -1252,13 +1200,13 @@ export class Engine implements AgentService {
         // Interrupted before its first power off took the PowerOff edge: the OS was not touched.
         this.store.transaction(() => {
           const os = RULES[kind].os === 'retried' ? inst.failed_operation?.kind : RULES[kind].os;
-          this.mutate(inst.id, {
+          this.rec.mutate(inst.id, {
             task: null,
             task_request_id: null,
             ...(os ? { operation_state: `${os}-failed` as OperationState } : {}),
             error: { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `step '${failedStep}' failed: ${interrupted}`, error_type: RULES[kind].errorType },
           }, { cause: 'recovery' });
-          this.closeAction(action.request_id, interrupted);
+          this.rec.closeAction(action.request_id, interrupted);
         });
         continue;
       }
@@ -1267,7 +1215,7 @@ export class Engine implements AgentService {
     // A node-level power request (free node, enforcement) does not outlive the process: its target is stale. The
     // power sync that follows reads every node's power.
     for (const n of this.store.listNodes()) {
-      if (n.target_power_state !== null) this.setNodeTarget(n.id, null, 'recovery');
+      if (n.target_power_state !== null) this.rec.setNodeTarget(n.id, null, 'recovery');
     }
     // A lock whose action is gone (it cannot happen through the engine, which commits both together) would hold the
     // instance forever: release it, failing whatever it claimed to be doing.
@@ -1275,7 +1223,7 @@ export class Engine implements AgentService {
       if (inst.task === null || this.running.has(inst.id)) continue;
       this.log.error({ instance_id: inst.id, operation: inst.task }, 'a lock without an action in flight: released');
       const processing = inst.operation_state?.endsWith('-processing') ? (inst.operation_state.replace(/-processing$/, '-failed') as OperationState) : inst.operation_state;
-      this.mutate(inst.id, {
+      this.rec.mutate(inst.id, {
         task: null,
         task_request_id: null,
         target_power_state: null,
@@ -1298,20 +1246,20 @@ export class Engine implements AgentService {
     const want = targetPowerOf(kind);
     const expect = rebootInOff ? 'off' : want;
     const power = await this.pollPower(node, expect, this.powerDeadline(kind, undefined));
-    if (power !== null) this.recordPower(node.id, power, 'recovery');
+    if (power !== null) this.rec.recordPower(node.id, power, 'recovery');
     const cur = this.store.getInstance(inst.id)!;
     this.store.transaction(() => {
       const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null };
       let event: StateEvent | undefined;
       if (power === want && !rebootInOff) {
         event = RULES[kind].success[cur.state];
-        this.closeAction(requestId, null);
+        this.rec.closeAction(requestId, null);
       } else {
         if (rebootInOff && power === 'off') event = 'power-reboot';
         patch.error = { error_code: 'AGENT_ERR_INTERRUPTED', error_msg: `${interrupted}; power reads ${power ?? 'unknown'}`, error_type: RULES[kind].errorType };
-        this.closeAction(requestId, interrupted);
+        this.rec.closeAction(requestId, interrupted);
       }
-      this.mutate(inst.id, patch, { cause: 'recovery', ...(event ? { event } : {}) });
+      this.rec.mutate(inst.id, patch, { cause: 'recovery', ...(event ? { event } : {}) });
     });
   }
 
@@ -1359,112 +1307,6 @@ export class Engine implements AgentService {
 
   private bmc(node: Node): Bmc {
     return this.deps.ports.bmcs.forNode(node);
-  }
-
-  /** Records the accepted operation's action; a request id that already names an action is refused (409). */
-  private newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
-    if (this.store.getAction(ctx.request_id)) {
-      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
-    }
-    const action: Action = {
-      request_id: ctx.request_id,
-      instance_id: inst.id,
-      project_id: inst.project_id,
-      user_id: ctx.user_id,
-      action: RULES[kind].action,
-      start_time: this.now(),
-      finish_time: null,
-      message: null,
-      events: [],
-    };
-    this.store.insertAction(action);
-    this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
-    return action;
-  }
-
-  private appendEvent(requestId: string, instanceId: string, ev: ActionEvent, details: Record<string, unknown> = {}): number {
-    const index = this.store.appendActionEvent(requestId, ev);
-    this.journal('action.event', { instance_id: instanceId, cause: 'operation', data: { request_id: requestId, event: ev.event, result: ev.result, ...details } });
-    return index;
-  }
-
-  /** Closes an action's open events with Error and the action itself, with `message`. */
-  private abortAction(requestId: string, message: string): void {
-    const a = this.store.getAction(requestId);
-    if (!a || a.finish_time !== null) return;
-    a.events.forEach((ev, i) => {
-      if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
-    });
-    this.closeAction(requestId, message);
-  }
-
-  private closeAction(requestId: string, message: string | null): void {
-    this.store.transaction(() => {
-      const a = this.store.getAction(requestId);
-      if (!a || a.finish_time !== null) return;
-      const finished: Action = { ...a, finish_time: this.now(), message };
-      this.store.putAction(finished);
-      this.journal('action.finished', { instance_id: a.instance_id, cause: 'operation', data: { request_id: requestId, action: a.action, result: message === null ? 'Success' : 'Error', message } });
-    });
-  }
-
-  /**
-   * The one way an instance changes: re-reads it, applies the patch (and the state edge, if any, through the state
-   * machine), writes it and journals every observable field that changed, in one transaction. With `owner`, the
-   * write is refused when another operation took the instance over (a preempting delete).
-   */
-  private mutate(id: string, patch: Partial<Instance>, opts: { event?: StateEvent; cause: string; owner?: string; quiet?: boolean }): Instance {
-    return this.store.transaction(() => {
-      const cur = this.store.getInstance(id);
-      if (!cur) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${id} vanished`);
-      if (opts.owner !== undefined && cur.task_request_id !== opts.owner && cur.task_request_id !== null) {
-        throw new OperationAborted('preempted', 'aborted: another operation took over the instance');
-      }
-      const next: Instance = { ...cur, ...patch, updated_at: this.now() };
-      if (opts.event) next.state = transition(cur.state, opts.event);
-      this.store.putInstance(next);
-      const fields: [keyof Instance, JournalKind][] = [
-        ['state', 'instance.state'],
-        ['operation_state', 'instance.operation_state'],
-        ['power_state', 'instance.power'],
-        ['target_power_state', 'instance.target_power'],
-        ['error', 'instance.error'],
-        // modify-ip's new addresses, and a delete releasing them, reach the controller too.
-        ['addresses', 'instance.addresses'],
-      ];
-      for (const [field, kind] of fields) {
-        if (JSON.stringify(cur[field]) !== JSON.stringify(next[field]) || (field === 'state' && opts.event)) {
-          this.journal(kind, {
-            instance_id: id,
-            cause: opts.cause,
-            data: { [field]: next[field], ...(field === 'state' && opts.event ? { event: opts.event, from: cur.state } : {}) },
-          });
-        }
-      }
-      if (next.state === 'terminated' && cur.state !== 'terminated') {
-        this.journal('instance.deleted', { instance_id: id, cause: opts.cause, data: {} });
-      }
-      return next;
-    });
-  }
-
-  private journal(kind: JournalKind, e: { instance_id?: string; node_id?: string; cause: string; data: Record<string, unknown> }): void {
-    this.store.appendJournal({ kind, instance_id: e.instance_id ?? null, node_id: e.node_id ?? null, cause: e.cause, data: e.data });
-  }
-
-  /** What may leave the agent about an instance: never `extra` (password hash, user data). */
-  private publicSummary(i: Instance): Record<string, unknown> {
-    return {
-      id: i.id,
-      project_id: i.project_id,
-      user_id: i.user_id,
-      name: i.name,
-      node_id: i.node_id,
-      image_uuid: i.image_uuid,
-      instance_type_uuid: i.instance_type_uuid,
-      addresses: i.addresses,
-      state: i.state,
-    };
   }
 
   /** Removes terminated instances past terminated_retention. */

@@ -1,0 +1,229 @@
+/**
+ * The recorder: the only writer of instance and node rows and of the journal (the outbox). Every change of an
+ * instance goes through `mutate`, which journals each observable field that changed; every journal entry goes
+ * through `journal`, typed by its kind's data schema (agent/journal-events.ts). The engine decides, the recorder
+ * writes.
+ */
+import { AgentError } from '../errors.js';
+import { type ActionEventDetails, type EventData } from '../journal-events.js';
+import type { Liveness } from '../liveness.js';
+import type { Action, ActionEvent, Instance, InstanceError, JournalKind, Node, OperationKind, RequestContext } from '../model.js';
+import type { Clock } from '../ports.js';
+import { transition, type StateEvent } from '../state-machine.js';
+import type { Store } from '../store/types.js';
+import { OperationAborted } from './errors.js';
+import { RULES } from './rules.js';
+
+export interface RecorderDeps {
+  store: Store;
+  ports: { clock: Clock };
+  liveness: Pick<Liveness, 'forget'>;
+}
+
+/** The journal kinds `mutate` emits for a changed instance field. */
+type InstanceFieldKind = 'instance.state' | 'instance.operation_state' | 'instance.power' | 'instance.target_power' | 'instance.error' | 'instance.addresses';
+
+export class Recorder {
+  constructor(private readonly deps: RecorderDeps) {}
+
+  private get store(): Store {
+    return this.deps.store;
+  }
+  private now(): string {
+    return new Date(this.deps.ports.clock.now()).toISOString();
+  }
+
+  /** Writes a node row whose change journals nothing (settings refreshed from the config, a counter) or whose entry the caller emits. */
+  putNode(node: Node): void {
+    this.store.putNode(node);
+  }
+
+  /** Enrols a new node (from the configuration): writes it and journals `node.enrolled`. */
+  enrolNode(node: Node, cause: string): void {
+    this.store.transaction(() => {
+      this.store.putNode(node);
+      this.journal('node.enrolled', { node_id: node.id, cause, data: { name: node.name, type: node.type } });
+    });
+  }
+
+  /** Writes a new instance and its node (now holding it), and journals `instance.created` (its public summary). */
+  insertInstance(instance: Instance, node: Node, cause: string): void {
+    this.store.transaction(() => {
+      this.store.putInstance(instance);
+      this.store.putNode(node);
+      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause, data: this.publicSummary(instance) });
+    });
+  }
+
+  /** Sets or clears a node's maintenance flag (with its reason) and journals it. */
+  setMaintenance(nodeId: string, on: boolean, reason: string | undefined): Node {
+    return this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId);
+      if (!cur) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${nodeId} could not be found.`);
+      const next: Node = { ...cur, maintenance: on, maintenance_reason: on ? reason ?? null : null, updated_at: this.now() };
+      this.store.putNode(next);
+      this.journal('node.maintenance', { node_id: nodeId, cause: 'operation', data: { maintenance: on, reason: next.maintenance_reason } });
+      return next;
+    });
+  }
+
+  /** Frees a node of the instance it held (a delete's last step); nothing when it holds another, or none. */
+  releaseNode(nodeId: string, instanceId: string): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || n.instance_id !== instanceId) return;
+      this.store.putNode({ ...n, instance_id: null, updated_at: this.now() });
+      this.journal('node.released', { node_id: nodeId, cause: 'operation', data: { instance_id: null, released_instance_id: instanceId } });
+    });
+  }
+
+  /** Records the accepted operation's action; a request id that already names an action is refused (409). */
+  newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+    if (this.store.getAction(ctx.request_id)) {
+      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
+    }
+    const action: Action = {
+      request_id: ctx.request_id,
+      instance_id: inst.id,
+      project_id: inst.project_id,
+      user_id: ctx.user_id,
+      action: RULES[kind].action,
+      start_time: this.now(),
+      finish_time: null,
+      message: null,
+      events: [],
+    };
+    this.store.insertAction(action);
+    this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
+    return action;
+  }
+
+  appendEvent(requestId: string, instanceId: string, ev: ActionEvent, details: ActionEventDetails = {}): number {
+    const index = this.store.appendActionEvent(requestId, ev);
+    this.journal('action.event', { instance_id: instanceId, cause: 'operation', data: { request_id: requestId, event: ev.event, result: ev.result, ...details } });
+    return index;
+  }
+
+  /** Closes an action's open events with Error and the action itself, with `message`. */
+  abortAction(requestId: string, message: string): void {
+    const a = this.store.getAction(requestId);
+    if (!a || a.finish_time !== null) return;
+    a.events.forEach((ev, i) => {
+      if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
+    });
+    this.closeAction(requestId, message);
+  }
+
+  closeAction(requestId: string, message: string | null): void {
+    this.store.transaction(() => {
+      const a = this.store.getAction(requestId);
+      if (!a || a.finish_time !== null) return;
+      const finished: Action = { ...a, finish_time: this.now(), message };
+      this.store.putAction(finished);
+      this.journal('action.finished', { instance_id: a.instance_id, cause: 'operation', data: { request_id: requestId, action: a.action, result: message === null ? 'Success' : 'Error', message } });
+    });
+  }
+
+  /**
+   * The one way an instance changes: re-reads it, applies the patch (and the state edge, if any, through the state
+   * machine), writes it and journals every observable field that changed, in one transaction. With `owner`, the
+   * write is refused when another operation took the instance over (a preempting delete).
+   */
+  mutate(id: string, patch: Partial<Instance>, opts: { event?: StateEvent; cause: string; owner?: string; quiet?: boolean }): Instance {
+    return this.store.transaction(() => {
+      const cur = this.store.getInstance(id);
+      if (!cur) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${id} vanished`);
+      if (opts.owner !== undefined && cur.task_request_id !== opts.owner && cur.task_request_id !== null) {
+        throw new OperationAborted('preempted', 'aborted: another operation took over the instance');
+      }
+      const next: Instance = { ...cur, ...patch, updated_at: this.now() };
+      if (opts.event) next.state = transition(cur.state, opts.event);
+      this.store.putInstance(next);
+      const fields: [keyof Instance, InstanceFieldKind][] = [
+        ['state', 'instance.state'],
+        ['operation_state', 'instance.operation_state'],
+        ['power_state', 'instance.power'],
+        ['target_power_state', 'instance.target_power'],
+        ['error', 'instance.error'],
+        // modify-ip's new addresses, and a delete releasing them, reach the controller too.
+        ['addresses', 'instance.addresses'],
+      ];
+      for (const [field, kind] of fields) {
+        if (JSON.stringify(cur[field]) !== JSON.stringify(next[field]) || (field === 'state' && opts.event)) {
+          this.journal(kind, {
+            instance_id: id,
+            cause: opts.cause,
+            // One entry per changed field, its data `{ <field>: value }`. A computed key cannot be typed, hence the cast:
+            // test/agent/operations/journal-events.test.ts checks these entries against their schemas at run time.
+            data: { [field]: next[field], ...(field === 'state' && opts.event ? { event: opts.event, from: cur.state } : {}) } as EventData<InstanceFieldKind>,
+          });
+        }
+      }
+      if (next.state === 'terminated' && cur.state !== 'terminated') {
+        this.journal('instance.deleted', { instance_id: id, cause: opts.cause, data: {} });
+      }
+      return next;
+    });
+  }
+
+  /**
+   * The one way a journal entry is written: its `data` is typed by its kind's schema (agent/journal-events.ts).
+   */
+  journal<K extends JournalKind>(kind: K, e: { instance_id?: string; node_id?: string; cause: string; data: EventData<K> }): void {
+    this.store.appendJournal({ kind, instance_id: e.instance_id ?? null, node_id: e.node_id ?? null, cause: e.cause, data: e.data });
+  }
+
+  /** What may leave the agent about an instance: never `extra` (password hash, user data). */
+  private publicSummary(i: Instance): EventData<'instance.created'> {
+    return {
+      id: i.id,
+      project_id: i.project_id,
+      user_id: i.user_id,
+      name: i.name,
+      node_id: i.node_id,
+      image_uuid: i.image_uuid,
+      instance_type_uuid: i.instance_type_uuid,
+      addresses: i.addresses,
+      state: i.state,
+    };
+  }
+
+  /** Records an observed power reading on the node and its instance. */
+  recordPower(nodeId: string, power: 'on' | 'off' | 'unknown', cause: string): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n) return;
+      if (n.power_state !== power) {
+        this.store.putNode({ ...n, power_state: power, updated_at: this.now() });
+        this.journal('node.power', { node_id: nodeId, cause, data: { power_state: power } });
+      }
+      if (n.instance_id) {
+        const inst = this.store.getInstance(n.instance_id);
+        if (inst && inst.state !== 'terminated' && inst.power_state !== power) {
+          this.mutate(inst.id, { power_state: power }, { cause });
+          // A verified power change outdates the liveness verdict (a server just switched off is not alive).
+          this.deps.liveness.forget(inst.id);
+        }
+      }
+    });
+  }
+
+  setNodeError(nodeId: string, error: InstanceError | null): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || JSON.stringify(n.last_error) === JSON.stringify(error)) return;
+      this.store.putNode({ ...n, last_error: error, updated_at: this.now() });
+      this.journal('node.error', { node_id: nodeId, cause: 'operation', data: { error } });
+    });
+  }
+
+  /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
+  setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: { request_id?: string } = {}): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n || n.target_power_state === target) return;
+      this.store.putNode({ ...n, target_power_state: target, updated_at: this.now() });
+      this.journal('node.power', { node_id: nodeId, cause, data: { target_power_state: target, ...details } });
+    });
+  }
+}
