@@ -28,7 +28,6 @@ import type {
   OsOperation,
   RequestContext,
 } from '../model.js';
-import { cidrContains, firstFreeInPool, normaliseIp, parseCidr, parseIp } from '../net.js';
 import type { DeployJob, Ports } from '../ports.js';
 import type {
   AgentService,
@@ -44,8 +43,9 @@ import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { UUID_RE } from './ids.js';
+import { allocateAddresses, reserveAddresses, type IpamInput } from './ipam.js';
+import { pickNode } from './scheduler.js';
 
 /**
  * Catalogue ids (image, instance type, network uuids) and node ids are matched case-insensitively, normalised once at
@@ -311,9 +311,9 @@ export class Engine implements AgentService {
     const now = this.now();
 
     const result = this.store.transaction(() => {
-      const node = this.pickNode(input.extra?.node_id, nodeType);
+      const node = pickNode({ nodes: this.store, isNodeBusy: (n) => this.nodeBusy.has(n) }, input.extra?.node_id, nodeType);
       const instanceTypeUuid = input.instance_type_uuid ?? this.instanceTypeFor(node);
-      const addresses = this.allocateAddresses(node, networks);
+      const addresses = allocateAddresses(this.ipam(), node, networks);
       const instance: Instance = {
         id,
         project_id: ctx.project_id,
@@ -373,73 +373,6 @@ export class Engine implements AgentService {
     if (fits.length === 1) return fits[0]!.uuid;
     const why = fits.length === 0 ? 'no instance type is' : `${fits.length} instance types are`;
     throw new AgentError('AGENT_ERR_BAD_REQUEST', `instance_type_uuid: required: ${why} for nodes of type '${node.type}' (node ${node.name})`);
-  }
-
-  /** The named node if free, else the first free node of the type (by name). */
-  private pickNode(nodeId: string | undefined, nodeType: string | null): Node {
-    const usable = (n: Node) => n.instance_id === null && !n.maintenance && n.adopt === null;
-    if (nodeId !== undefined) {
-      const node = UUID_RE.test(nodeId) ? this.store.getNode(nodeId) : null;
-      if (!node) throw new AgentError('AGENT_ERR_BAD_REQUEST', `extra.node_id: no node ${nodeId}`);
-      if (nodeType !== null && node.type !== nodeType) {
-        throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is of type '${node.type}', the instance type needs '${nodeType}'`);
-      }
-      if (node.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
-      if (!usable(node) || this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is not free`);
-      return node;
-    }
-    const free = this.store
-      .listNodes()
-      .filter((n) => usable(n) && !this.nodeBusy.has(n.id) && (nodeType === null || n.type === nodeType))
-      .sort((a, b) => a.name.localeCompare(b.name));
-    const node = free[0];
-    if (!node) {
-      throw new AgentError('AGENT_ERR_CONFLICT', nodeType === null ? 'no free node' : `no free node of type '${nodeType}'`);
-    }
-    return node;
-  }
-
-  /** One fixed address per requested network, from its pool; the PXE MAC carries the first. */
-  private allocateAddresses(
-    node: Node,
-    networks: readonly { uuid: string; port_type?: string | undefined; fixed_ip?: string | undefined }[],
-    except?: string,
-  ): Address[] {
-    const used = new Set<string>();
-    for (const i of this.store.listInstances()) {
-      if (i.state === 'terminated' || i.id === except) continue;
-      for (const a of i.addresses) used.add(normaliseIp(a.addr) ?? a.addr);
-      // A modify-ip in flight holds its new addresses (a stale reservation, with no operation, holds nothing).
-      if (i.task !== null) for (const a of i.extra.pending_ip?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
-    }
-    for (const n of this.store.listNodes()) for (const a of n.adopt?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
-    const macs = [...node.macs].sort((a, b) => Number(b.pxe) - Number(a.pxe));
-    return networks.map((req, i) => {
-      const net = this.cfg.networks.find((x) => x.uuid === req.uuid);
-      if (!net) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${req.uuid} in the catalogue`);
-      let addr: string | null;
-      if (req.fixed_ip !== undefined) {
-        addr = normaliseIp(req.fixed_ip);
-        if (!addr) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: not an IP address`);
-        if (!cidrContains(parseCidr(net.cidr), parseIp(addr)!)) {
-          throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: ${addr} is outside network ${net.name} (${net.cidr})`);
-        }
-        if (used.has(addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
-      } else {
-        if (!net.pool) throw new AgentError('AGENT_ERR_CONFLICT', `network ${net.name} has no address pool`);
-        addr = firstFreeInPool(net.pool.first, net.pool.last, used);
-        if (!addr) throw new AgentError('AGENT_ERR_CONFLICT', `the address pool of network ${net.name} is exhausted`);
-      }
-      used.add(addr);
-      return {
-        addr,
-        mac: macs[i]?.mac ?? macs[0]?.mac ?? '',
-        version: addr.includes(':') ? 6 : 4,
-        type: 'fixed',
-        network: net.name,
-        network_uuid: net.uuid,
-      } satisfies Address;
-    });
   }
 
   // ------------------------------------------------------------------ power
@@ -555,7 +488,7 @@ export class Engine implements AgentService {
       // modify-ip (or its retry, with the networks it asked for): the addresses are checked (400 malformed or outside
       // the network, 409 in use) and reserved now, before anything is written; they replace the old ones on success.
       const ipRequest = op === 'modify-ip' ? params.networks : osOp === 'modify-ip' ? cur.failed_operation!.networks : undefined;
-      const pendingIp = ipRequest ? { networks: ipRequest, addresses: this.allocateAddresses(this.nodeOf(cur), ipRequest, cur.id) } : undefined;
+      const pendingIp = ipRequest ? reserveAddresses(this.ipam(), this.nodeOf(cur), cur.id, ipRequest) : undefined;
       this.newAction(ctx, cur, kind);
       this.mutate(cur.id, {
         task: kind,
@@ -1355,6 +1288,11 @@ export class Engine implements AgentService {
     const node = this.store.getNode(inst.node_id);
     if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
     return node;
+  }
+
+  /** What address allocation reads: the store and the catalogue's networks. */
+  private ipam(): IpamInput {
+    return { store: this.store, networks: this.cfg.networks };
   }
 
   private bmc(node: Node): Bmc {
