@@ -43,6 +43,8 @@ import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
+import { Adoption } from './adoption.js';
+import { PowerSync } from './power-sync.js';
 import { UUID_RE } from './ids.js';
 import { allocateAddresses, reserveAddresses, type IpamInput } from './ipam.js';
 import { pickNode } from './scheduler.js';
@@ -127,12 +129,41 @@ export class Engine implements AgentService {
   private readonly stopController = new AbortController();
   private isReady = false;
   private readyReasons: string[] = ['start-up recovery and power reads not done'];
-  private stopping = false;
-  private syncTimer: NodeJS.Timeout | null = null;
-  private syncing: Promise<void> | null = null;
+  private readonly adoption: Adoption;
+  private readonly powerSync: PowerSync;
 
   constructor(private readonly deps: EngineDeps) {
     this.agentId = deps.config().agent_id;
+    this.adoption = new Adoption({
+      config: deps.config,
+      store: deps.store,
+      now: () => this.now(),
+      uuid: () => deps.ports.uuid(),
+      recorder: {
+        journal: (kind, e) => this.journal(kind, e),
+        newAction: (ctx, inst, kind) => this.newAction(ctx, inst, kind),
+        appendEvent: (requestId, instanceId, ev, details) => this.appendEvent(requestId, instanceId, ev, details),
+        closeAction: (requestId, message) => this.closeAction(requestId, message),
+        publicSummary: (i) => this.publicSummary(i),
+      },
+    });
+    this.powerSync = new PowerSync({
+      config: deps.config,
+      store: deps.store,
+      log: deps.log,
+      now: () => this.now(),
+      bmc: (node) => this.bmc(node),
+      isNodeBusy: (nodeId) => this.nodeBusy.has(nodeId),
+      isInstanceRunning: (instanceId) => this.running.has(instanceId),
+      nodePower: (node, action, deadlineMs, cause, what) => this.nodePower(node, action, deadlineMs, cause, what),
+      completeAdoption: (nodeId, power) => this.adoption.completeAdoption(nodeId, power),
+      recorder: {
+        journal: (kind, e) => this.journal(kind, e),
+        mutate: (id, patch, opts) => this.mutate(id, patch, opts),
+        recordPower: (nodeId, power, cause) => this.recordPower(nodeId, power, cause),
+        setNodeTarget: (nodeId, target, cause) => this.setNodeTarget(nodeId, target, cause),
+      },
+    });
   }
 
   private get cfg(): Config {
@@ -160,7 +191,7 @@ export class Engine implements AgentService {
     await this.powerSyncOnce();
     this.isReady = true;
     this.readyReasons = [];
-    this.schedulePowerSync();
+    this.powerSync.schedulePowerSync();
   }
 
   /**
@@ -168,15 +199,14 @@ export class Engine implements AgentService {
    * the next start resumes or fails them, exactly as after a crash.
    */
   async stop(): Promise<void> {
-    this.stopping = true;
+    this.powerSync.halt();
     this.isReady = false;
     this.readyReasons = ['stopping'];
-    if (this.syncTimer) clearTimeout(this.syncTimer);
     for (const r of this.running.values()) r.controller.abort(new OperationAborted('shutdown', 'the agent is stopping'));
     this.stopController.abort(new OperationAborted('shutdown', 'the agent is stopping'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
     await Promise.allSettled([...this.nodeBusy.values()]);
-    if (this.syncing) await this.syncing.catch(() => undefined);
+    await this.powerSync.settled();
     await this.deps.ports.bmcs.invalidate();
   }
 
@@ -966,71 +996,9 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ power sync and adoption
 
-  private schedulePowerSync(): void {
-    if (this.stopping) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncing = this.powerSyncOnce()
-        .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
-        .finally(() => {
-          this.syncing = null;
-          this.schedulePowerSync();
-        });
-    }, this.cfg.power_sync.interval_ms);
-    this.syncTimer.unref();
-  }
-
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
   async powerSyncOnce(): Promise<void> {
-    const nodes = this.store.listNodes().filter((n) => !n.maintenance);
-    await Promise.all(nodes.map((n) => this.syncNode(n.id)));
-  }
-
-  private async syncNode(nodeId: string): Promise<void> {
-    const node = this.store.getNode(nodeId);
-    if (!node || node.maintenance || this.nodeBusy.has(nodeId)) return;
-    const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
-    if (instBefore?.task || (instBefore && this.running.has(instBefore.id))) return;
-    let power: 'on' | 'off';
-    try {
-      power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
-    } catch (e) {
-      this.powerReadFailed(nodeId, e);
-      return;
-    }
-    // Anything may have started while we read: only act on what is still idle.
-    const n = this.store.getNode(nodeId);
-    if (!n) return;
-    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
-    if (inst?.task || (inst && this.running.has(inst.id))) return;
-    this.store.transaction(() => {
-      const cur = this.store.getNode(nodeId)!;
-      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
-      // Written only when the read changes something: an idle poll costs no fsync.
-      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
-        this.store.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
-      }
-      if (wasUnreachable) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
-      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.mutate(inst.id, { error: null }, { cause: 'poll' });
-    });
-    this.recordPower(nodeId, power, 'poll');
-    if (n.adopt && !n.instance_id) {
-      this.completeAdoption(nodeId, power);
-      return;
-    }
-    if (!inst) return;
-    const cur = this.store.getInstance(inst.id)!;
-    if (cur.state === 'running' && power === 'off') {
-      if (n.enforce_power) await this.enforce(n, 'on');
-      else this.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
-    } else if (cur.state === 'stopped' && power === 'on') {
-      if (n.enforce_power) await this.enforce(n, 'off');
-      else this.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
-    }
-  }
-
-  private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
-    this.setNodeTarget(node.id, want, 'enforce');
-    await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
+    await this.powerSync.powerSyncOnce();
   }
 
   /**
@@ -1074,74 +1042,6 @@ export class Engine implements AgentService {
     const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
     if (!soft) return this.cfg.timeouts.power_ms;
     return timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms;
-  }
-
-  private powerReadFailed(nodeId: string, e: unknown): void {
-    this.store.transaction(() => {
-      const cur = this.store.getNode(nodeId);
-      if (!cur) return;
-      const failures = cur.consecutive_power_failures + 1;
-      const threshold = this.cfg.power_sync.failures_before_unknown;
-      const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
-      const unknown = failures >= threshold;
-      const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
-      this.store.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
-      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
-      if (unknown) {
-        this.recordPower(nodeId, 'unknown', 'poll');
-        const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
-        if (inst && inst.state !== 'terminated' && inst.error?.error_type !== 'bmc_unreachable_error' && inst.error === null) {
-          this.mutate(inst.id, { error }, { cause: 'poll' });
-        }
-      }
-    });
-  }
-
-  /** Adoption: the instance enters running or stopped from a verified power read, with no install. */
-  private completeAdoption(nodeId: string, power: 'on' | 'off'): void {
-    this.store.transaction(() => {
-      const node = this.store.getNode(nodeId)!;
-      const req = node.adopt;
-      if (!req || node.instance_id) return;
-      const now = this.now();
-      const event: StateEvent = power === 'on' ? 'adopt-running' : 'adopt-stopped';
-      const instance: Instance = {
-        id: req.instance_id,
-        project_id: req.project_id,
-        user_id: req.user_id,
-        name: req.name,
-        description: null,
-        node_id: node.id,
-        instance_type_uuid: req.instance_type_uuid ?? null,
-        image_uuid: req.image_uuid ?? null,
-        availability_zone: null,
-        networks: [],
-        addresses: req.addresses.map((a) => ({ ...a, network_uuid: this.cfg.networks.find((n) => n.name === a.network)?.uuid })),
-        metadata: req.metadata ?? {},
-        extra: {},
-        state: transition('new', event),
-        operation_state: null,
-        error: null,
-        power_state: power,
-        target_power_state: null,
-        task: null,
-        task_request_id: null,
-        progress: 100,
-        failed_operation: null,
-        created_at: now,
-        updated_at: now,
-        launched_at: now,
-        terminated_at: null,
-      };
-      this.store.putInstance(instance);
-      this.store.putNode({ ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now });
-      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause: 'adopt', data: this.publicSummary(instance) });
-      this.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
-      const requestId = `req-${this.deps.ports.uuid()}`;
-      const action = this.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
-      this.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
-      this.closeAction(action.request_id, null);
-    });
   }
 
   // ------------------------------------------------------------------ recovery
