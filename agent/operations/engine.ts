@@ -26,7 +26,6 @@ import type {
   OsOperation,
   RequestContext,
 } from '../model.js';
-import { cidrContains, firstFreeInPool, normaliseIp, parseCidr, parseIp } from '../net.js';
 import type { DeployJob, Ports } from '../ports.js';
 import type {
   AgentService,
@@ -43,8 +42,11 @@ import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './
 import { Recorder } from './recorder.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, POWER_KINDS, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Liveness } from '../liveness.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { Adoption } from './adoption.js';
+import { PowerSync } from './power-sync.js';
+import { UUID_RE } from './ids.js';
+import { allocateAddresses, reserveAddresses, type IpamInput } from './ipam.js';
+import { pickNode } from './scheduler.js';
 
 /**
  * Catalogue ids (image, instance type, network uuids) and node ids are matched case-insensitively, normalised once at
@@ -126,9 +128,8 @@ export class Engine implements AgentService {
   private readonly stopController = new AbortController();
   private isReady = false;
   private readyReasons: string[] = ['start-up recovery and power reads not done'];
-  private stopping = false;
-  private syncTimer: NodeJS.Timeout | null = null;
-  private syncing: Promise<void> | null = null;
+  private readonly adoption: Adoption;
+  private readonly powerSync: PowerSync;
 
   /** The only writer of instance and node rows and of the journal. */
   private readonly rec: Recorder;
@@ -136,6 +137,25 @@ export class Engine implements AgentService {
   constructor(private readonly deps: EngineDeps) {
     this.agentId = deps.config().agent_id;
     this.rec = new Recorder(deps);
+    this.adoption = new Adoption({
+      config: deps.config,
+      store: deps.store,
+      now: () => this.now(),
+      uuid: () => deps.ports.uuid(),
+      recorder: this.rec,
+    });
+    this.powerSync = new PowerSync({
+      config: deps.config,
+      store: deps.store,
+      log: deps.log,
+      now: () => this.now(),
+      bmc: (node) => this.bmc(node),
+      isNodeBusy: (nodeId) => this.nodeBusy.has(nodeId),
+      isInstanceRunning: (instanceId) => this.running.has(instanceId),
+      nodePower: (node, action, deadlineMs, cause, what) => this.nodePower(node, action, deadlineMs, cause, what),
+      completeAdoption: (nodeId, power) => this.adoption.completeAdoption(nodeId, power),
+      recorder: this.rec,
+    });
   }
 
   private get cfg(): Config {
@@ -163,7 +183,7 @@ export class Engine implements AgentService {
     await this.powerSyncOnce();
     this.isReady = true;
     this.readyReasons = [];
-    this.schedulePowerSync();
+    this.powerSync.schedulePowerSync();
   }
 
   /**
@@ -171,15 +191,14 @@ export class Engine implements AgentService {
    * the next start resumes or fails them, exactly as after a crash.
    */
   async stop(): Promise<void> {
-    this.stopping = true;
+    this.powerSync.halt();
     this.isReady = false;
     this.readyReasons = ['stopping'];
-    if (this.syncTimer) clearTimeout(this.syncTimer);
     for (const r of this.running.values()) r.controller.abort(new OperationAborted('shutdown', 'the agent is stopping'));
     this.stopController.abort(new OperationAborted('shutdown', 'the agent is stopping'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
     await Promise.allSettled([...this.nodeBusy.values()]);
-    if (this.syncing) await this.syncing.catch(() => undefined);
+    await this.powerSync.settled();
     await this.deps.ports.bmcs.invalidate();
   }
 
@@ -313,9 +332,9 @@ export class Engine implements AgentService {
     const now = this.now();
 
     const result = this.store.transaction(() => {
-      const node = this.pickNode(input.extra?.node_id, nodeType);
+      const node = pickNode({ nodes: this.store, isNodeBusy: (n) => this.nodeBusy.has(n) }, input.extra?.node_id, nodeType);
       const instanceTypeUuid = input.instance_type_uuid ?? this.instanceTypeFor(node);
-      const addresses = this.allocateAddresses(node, networks);
+      const addresses = allocateAddresses(this.ipam(), node, networks);
       const instance: Instance = {
         id,
         project_id: ctx.project_id,
@@ -373,73 +392,6 @@ export class Engine implements AgentService {
     if (fits.length === 1) return fits[0]!.uuid;
     const why = fits.length === 0 ? 'no instance type is' : `${fits.length} instance types are`;
     throw new AgentError('AGENT_ERR_BAD_REQUEST', `instance_type_uuid: required: ${why} for nodes of type '${node.type}' (node ${node.name})`);
-  }
-
-  /** The named node if free, else the first free node of the type (by name). */
-  private pickNode(nodeId: string | undefined, nodeType: string | null): Node {
-    const usable = (n: Node) => n.instance_id === null && !n.maintenance && n.adopt === null;
-    if (nodeId !== undefined) {
-      const node = UUID_RE.test(nodeId) ? this.store.getNode(nodeId) : null;
-      if (!node) throw new AgentError('AGENT_ERR_BAD_REQUEST', `extra.node_id: no node ${nodeId}`);
-      if (nodeType !== null && node.type !== nodeType) {
-        throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is of type '${node.type}', the instance type needs '${nodeType}'`);
-      }
-      if (node.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
-      if (!usable(node) || this.nodeBusy.has(node.id)) throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is not free`);
-      return node;
-    }
-    const free = this.store
-      .listNodes()
-      .filter((n) => usable(n) && !this.nodeBusy.has(n.id) && (nodeType === null || n.type === nodeType))
-      .sort((a, b) => a.name.localeCompare(b.name));
-    const node = free[0];
-    if (!node) {
-      throw new AgentError('AGENT_ERR_CONFLICT', nodeType === null ? 'no free node' : `no free node of type '${nodeType}'`);
-    }
-    return node;
-  }
-
-  /** One fixed address per requested network, from its pool; the PXE MAC carries the first. */
-  private allocateAddresses(
-    node: Node,
-    networks: readonly { uuid: string; port_type?: string | undefined; fixed_ip?: string | undefined }[],
-    except?: string,
-  ): Address[] {
-    const used = new Set<string>();
-    for (const i of this.store.listInstances()) {
-      if (i.state === 'terminated' || i.id === except) continue;
-      for (const a of i.addresses) used.add(normaliseIp(a.addr) ?? a.addr);
-      // A modify-ip in flight holds its new addresses (a stale reservation, with no operation, holds nothing).
-      if (i.task !== null) for (const a of i.extra.pending_ip?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
-    }
-    for (const n of this.store.listNodes()) for (const a of n.adopt?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
-    const macs = [...node.macs].sort((a, b) => Number(b.pxe) - Number(a.pxe));
-    return networks.map((req, i) => {
-      const net = this.cfg.networks.find((x) => x.uuid === req.uuid);
-      if (!net) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${req.uuid} in the catalogue`);
-      let addr: string | null;
-      if (req.fixed_ip !== undefined) {
-        addr = normaliseIp(req.fixed_ip);
-        if (!addr) throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: not an IP address`);
-        if (!cidrContains(parseCidr(net.cidr), parseIp(addr)!)) {
-          throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: ${addr} is outside network ${net.name} (${net.cidr})`);
-        }
-        if (used.has(addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
-      } else {
-        if (!net.pool) throw new AgentError('AGENT_ERR_CONFLICT', `network ${net.name} has no address pool`);
-        addr = firstFreeInPool(net.pool.first, net.pool.last, used);
-        if (!addr) throw new AgentError('AGENT_ERR_CONFLICT', `the address pool of network ${net.name} is exhausted`);
-      }
-      used.add(addr);
-      return {
-        addr,
-        mac: macs[i]?.mac ?? macs[0]?.mac ?? '',
-        version: addr.includes(':') ? 6 : 4,
-        type: 'fixed',
-        network: net.name,
-        network_uuid: net.uuid,
-      } satisfies Address;
-    });
   }
 
   // ------------------------------------------------------------------ power
@@ -555,7 +507,7 @@ export class Engine implements AgentService {
       // modify-ip (or its retry, with the networks it asked for): the addresses are checked (400 malformed or outside
       // the network, 409 in use) and reserved now, before anything is written; they replace the old ones on success.
       const ipRequest = op === 'modify-ip' ? params.networks : osOp === 'modify-ip' ? cur.failed_operation!.networks : undefined;
-      const pendingIp = ipRequest ? { networks: ipRequest, addresses: this.allocateAddresses(this.nodeOf(cur), ipRequest, cur.id) } : undefined;
+      const pendingIp = ipRequest ? reserveAddresses(this.ipam(), this.nodeOf(cur), cur.id, ipRequest) : undefined;
       this.rec.newAction(ctx, cur, kind);
       this.rec.mutate(cur.id, {
         task: kind,
@@ -993,71 +945,9 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ power sync and adoption
 
-  private schedulePowerSync(): void {
-    if (this.stopping) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncing = this.powerSyncOnce()
-        .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
-        .finally(() => {
-          this.syncing = null;
-          this.schedulePowerSync();
-        });
-    }, this.cfg.power_sync.interval_ms);
-    this.syncTimer.unref();
-  }
-
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
   async powerSyncOnce(): Promise<void> {
-    const nodes = this.store.listNodes().filter((n) => !n.maintenance);
-    await Promise.all(nodes.map((n) => this.syncNode(n.id)));
-  }
-
-  private async syncNode(nodeId: string): Promise<void> {
-    const node = this.store.getNode(nodeId);
-    if (!node || node.maintenance || this.nodeBusy.has(nodeId)) return;
-    const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
-    if (instBefore?.task || (instBefore && this.running.has(instBefore.id))) return;
-    let power: 'on' | 'off';
-    try {
-      power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
-    } catch (e) {
-      this.powerReadFailed(nodeId, e);
-      return;
-    }
-    // Anything may have started while we read: only act on what is still idle.
-    const n = this.store.getNode(nodeId);
-    if (!n) return;
-    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
-    if (inst?.task || (inst && this.running.has(inst.id))) return;
-    this.store.transaction(() => {
-      const cur = this.store.getNode(nodeId)!;
-      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
-      // Written only when the read changes something: an idle poll costs no fsync.
-      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
-        this.rec.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
-      }
-      if (wasUnreachable) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
-      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.rec.mutate(inst.id, { error: null }, { cause: 'poll' });
-    });
-    this.rec.recordPower(nodeId, power, 'poll');
-    if (n.adopt && !n.instance_id) {
-      this.completeAdoption(nodeId, power);
-      return;
-    }
-    if (!inst) return;
-    const cur = this.store.getInstance(inst.id)!;
-    if (cur.state === 'running' && power === 'off') {
-      if (n.enforce_power) await this.enforce(n, 'on');
-      else this.rec.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
-    } else if (cur.state === 'stopped' && power === 'on') {
-      if (n.enforce_power) await this.enforce(n, 'off');
-      else this.rec.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
-    }
-  }
-
-  private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
-    this.rec.setNodeTarget(node.id, want, 'enforce');
-    await this.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
+    await this.powerSync.powerSyncOnce();
   }
 
   /**
@@ -1091,72 +981,6 @@ export class Engine implements AgentService {
     const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
     if (!soft) return this.cfg.timeouts.power_ms;
     return timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms;
-  }
-
-  private powerReadFailed(nodeId: string, e: unknown): void {
-    this.store.transaction(() => {
-      const cur = this.store.getNode(nodeId);
-      if (!cur) return;
-      const failures = cur.consecutive_power_failures + 1;
-      const threshold = this.cfg.power_sync.failures_before_unknown;
-      const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
-      const unknown = failures >= threshold;
-      const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
-      this.rec.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
-      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
-      if (unknown) {
-        this.rec.recordPower(nodeId, 'unknown', 'poll');
-        const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
-        if (inst && inst.state !== 'terminated' && inst.error?.error_type !== 'bmc_unreachable_error' && inst.error === null) {
-          this.rec.mutate(inst.id, { error }, { cause: 'poll' });
-        }
-      }
-    });
-  }
-
-  /** Adoption: the instance enters running or stopped from a verified power read, with no install. */
-  private completeAdoption(nodeId: string, power: 'on' | 'off'): void {
-    this.store.transaction(() => {
-      const node = this.store.getNode(nodeId)!;
-      const req = node.adopt;
-      if (!req || node.instance_id) return;
-      const now = this.now();
-      const event: StateEvent = power === 'on' ? 'adopt-running' : 'adopt-stopped';
-      const instance: Instance = {
-        id: req.instance_id,
-        project_id: req.project_id,
-        user_id: req.user_id,
-        name: req.name,
-        description: null,
-        node_id: node.id,
-        instance_type_uuid: req.instance_type_uuid ?? null,
-        image_uuid: req.image_uuid ?? null,
-        availability_zone: null,
-        networks: [],
-        addresses: req.addresses.map((a) => ({ ...a, network_uuid: this.cfg.networks.find((n) => n.name === a.network)?.uuid })),
-        metadata: req.metadata ?? {},
-        extra: {},
-        state: transition('new', event),
-        operation_state: null,
-        error: null,
-        power_state: power,
-        target_power_state: null,
-        task: null,
-        task_request_id: null,
-        progress: 100,
-        failed_operation: null,
-        created_at: now,
-        updated_at: now,
-        launched_at: now,
-        terminated_at: null,
-      };
-      this.rec.insertInstance(instance, { ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now }, 'adopt');
-      this.rec.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
-      const requestId = `req-${this.deps.ports.uuid()}`;
-      const action = this.rec.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
-      this.rec.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
-      this.rec.closeAction(action.request_id, null);
-    });
   }
 
   // ------------------------------------------------------------------ recovery
@@ -1303,6 +1127,11 @@ export class Engine implements AgentService {
     const node = this.store.getNode(inst.node_id);
     if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
     return node;
+  }
+
+  /** What address allocation reads: the store and the catalogue's networks. */
+  private ipam(): IpamInput {
+    return { store: this.store, networks: this.cfg.networks };
   }
 
   private bmc(node: Node): Bmc {

@@ -1,0 +1,160 @@
+/**
+ * Power sync: every `power_sync.interval` the power of each idle node (not in maintenance, no operation in flight) is
+ * read from its BMC; drift is followed (the state machine's power-on/power-off edges) or, on a node with
+ * `enforce_power`, corrected; repeated failed reads make the power `unknown` and set bmc_unreachable_error; a waiting
+ * adoption completes on a verified read. It writes only through the recorder functions it is given.
+ */
+import type { Logger } from 'pino';
+import type { PowerAction } from '../../drivers/power.js';
+import type { Bmc } from '../../drivers/types.js';
+import type { Config } from '../config/types.js';
+import type { InstanceError, Node } from '../model.js';
+import type { Store } from '../store/types.js';
+import { codeOf, messageOf } from './errors.js';
+import type { Recorder } from './recorder.js';
+
+/** The engine's record and journal functions power sync writes through (the one writer of rows and journal). */
+/** The recorder's methods power sync writes through (agent/operations/recorder.ts, the only writer). */
+export type PowerSyncRecorder = Pick<Recorder, 'journal' | 'mutate' | 'putNode' | 'recordPower' | 'setNodeTarget'>;
+
+export interface PowerSyncDeps {
+  config: () => Config;
+  store: Store;
+  log: Logger;
+  /** The current time, ISO 8601. */
+  now: () => string;
+  bmc: (node: Node) => Bmc;
+  /** A node-level operation (no instance) is in flight on the node: it is not synced. */
+  isNodeBusy: (nodeId: string) => boolean;
+  /** An operation of the instance is running in this process: its node is not synced. */
+  isInstanceRunning: (instanceId: string) => boolean;
+  /** A verified node-level power command that records its outcome and never throws (enforcement uses it). */
+  nodePower: (node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string) => Promise<boolean>;
+  /** Completes a node's waiting adoption from a verified power read (agent/operations/adoption.ts). */
+  completeAdoption: (nodeId: string, power: 'on' | 'off') => void;
+  recorder: PowerSyncRecorder;
+}
+
+export class PowerSync {
+  private stopping = false;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+
+  constructor(private readonly deps: PowerSyncDeps) {}
+
+  private get cfg(): Config {
+    return this.deps.config();
+  }
+  private get store(): Store {
+    return this.deps.store;
+  }
+  private get log(): Logger {
+    return this.deps.log;
+  }
+  private get rec(): PowerSyncRecorder {
+    return this.deps.recorder;
+  }
+  private now(): string {
+    return this.deps.now();
+  }
+
+  /** No sync is scheduled from now on (one in flight finishes: `settled()` waits for it). */
+  halt(): void {
+    this.stopping = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+  }
+
+  /** Waits for the sync in flight, if any; never throws. */
+  async settled(): Promise<void> {
+    if (this.syncing) await this.syncing.catch(() => undefined);
+  }
+
+  /** Schedules a sync after `power_sync.interval`, and after each sync the next, until `halt()`. */
+  schedulePowerSync(): void {
+    if (this.stopping) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncing = this.powerSyncOnce()
+        .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
+        .finally(() => {
+          this.syncing = null;
+          this.schedulePowerSync();
+        });
+    }, this.cfg.power_sync.interval_ms);
+    this.syncTimer.unref();
+  }
+
+  /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
+  async powerSyncOnce(): Promise<void> {
+    const nodes = this.store.listNodes().filter((n) => !n.maintenance);
+    await Promise.all(nodes.map((n) => this.syncNode(n.id)));
+  }
+
+  private async syncNode(nodeId: string): Promise<void> {
+    const node = this.store.getNode(nodeId);
+    if (!node || node.maintenance || this.deps.isNodeBusy(nodeId)) return;
+    const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
+    if (instBefore?.task || (instBefore && this.deps.isInstanceRunning(instBefore.id))) return;
+    let power: 'on' | 'off';
+    try {
+      power = (await this.deps.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+    } catch (e) {
+      this.powerReadFailed(nodeId, e);
+      return;
+    }
+    // Anything may have started while we read: only act on what is still idle.
+    const n = this.store.getNode(nodeId);
+    if (!n) return;
+    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    if (inst?.task || (inst && this.deps.isInstanceRunning(inst.id))) return;
+    this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId)!;
+      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
+      // Written only when the read changes something: an idle poll costs no fsync.
+      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
+        this.rec.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      }
+      if (wasUnreachable) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
+      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.rec.mutate(inst.id, { error: null }, { cause: 'poll' });
+    });
+    this.rec.recordPower(nodeId, power, 'poll');
+    if (n.adopt && !n.instance_id) {
+      this.deps.completeAdoption(nodeId, power);
+      return;
+    }
+    if (!inst) return;
+    const cur = this.store.getInstance(inst.id)!;
+    if (cur.state === 'running' && power === 'off') {
+      if (n.enforce_power) await this.enforce(n, 'on');
+      else this.rec.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
+    } else if (cur.state === 'stopped' && power === 'on') {
+      if (n.enforce_power) await this.enforce(n, 'off');
+      else this.rec.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
+    }
+  }
+
+  private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
+    this.rec.setNodeTarget(node.id, want, 'enforce');
+    await this.deps.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
+  }
+
+  private powerReadFailed(nodeId: string, e: unknown): void {
+    this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId);
+      if (!cur) return;
+      const failures = cur.consecutive_power_failures + 1;
+      const threshold = this.cfg.power_sync.failures_before_unknown;
+      const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
+      const unknown = failures >= threshold;
+      const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
+      this.rec.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
+      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
+      if (unknown) {
+        this.rec.recordPower(nodeId, 'unknown', 'poll');
+        const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
+        if (inst && inst.state !== 'terminated' && inst.error?.error_type !== 'bmc_unreachable_error' && inst.error === null) {
+          this.rec.mutate(inst.id, { error }, { cause: 'poll' });
+        }
+      }
+    });
+  }
+}
