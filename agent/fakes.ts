@@ -9,7 +9,7 @@ import type { DriverFactory } from '../drivers/types.js';
 import { FakeLab } from '../drivers/fake/lab.js';
 import type { Node } from './model.js';
 import { normaliseIp } from './net.js';
-import type { DeployJob, Deployer, PingResult, Pinger } from './ports.js';
+import type { DeployJob, DeployOptions, Deployer, PingResult, Pinger } from './ports.js';
 import type { Store } from './store/types.js';
 
 /** The fake lab's pinger: an address answers when the simulated server that owns it is on and has an OS installed. */
@@ -35,7 +35,8 @@ export class FakeLabPinger implements Pinger {
 export class FakeLabDeployer implements Deployer {
   constructor(private readonly lab: FakeLab) {}
 
-  async deploy(node: Node, job: DeployJob, opts: { signal: AbortSignal; timeoutMs: number; onProgress: (p: number) => void }): Promise<void> {
+  async deploy(node: Node, job: DeployJob, o: DeployOptions): Promise<void> {
+    const opts = { signal: o.signal, timeoutMs: Math.max(0, o.deadlineAt - Date.now()), onProgress: o.onProgress };
     if (job.operation === 'uninstall') {
       await this.lab.runInstaller(node.id, { operation: 'uninstall', imageName: null }, opts);
       this.lab.wipe(node.id);

@@ -227,6 +227,18 @@ export interface Action {
   finish_time: string | null;
   message: string | null;
   events: ActionEvent[];
+  /**
+   * Where the operation's plan is (agent/operations/runner.ts): the index of the step that runs or is about to run,
+   * persisted before the step starts, and the plan's own data (an installer job id, a deadline). Never a secret;
+   * never shown by the API. Absent or null: no step has started.
+   */
+  plan?: ActionPlan | null;
+}
+
+/** A plan's position, kept with its action (see Action.plan). */
+export interface ActionPlan {
+  step: number;
+  data: Record<string, unknown>;
 }
 
 /** Kinds of journal entries (the outbox). Every change of these is journalled before it is sent upstream. */

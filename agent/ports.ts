@@ -56,13 +56,29 @@ export interface DeployJob {
   user_data: string | null;
 }
 
+/** How a deploy is run: the job's identity and its absolute deadline, both kept by the agent across restarts. */
+export interface DeployOptions {
+  /**
+   * The job's id, chosen by the agent and persisted (in the action's plan data) before the job is handed over. A
+   * deploy with an id the installer already holds (the agent restarted while the installer worked) attaches to that
+   * job and waits for it, instead of starting another; an id the installer finished reports that job's outcome.
+   */
+  jobId: string;
+  signal: AbortSignal;
+  /** When the job must be over, ms since the epoch: fixed when the job first starts, so a resumed wait keeps it. */
+  deadlineAt: number;
+  onProgress: (p: number) => void;
+}
+
 /**
  * Runs the installer on a node that metald has set to network-boot and powered on, and resolves when the installer
- * reports success. Progress 0-100 through `onProgress`.
- * @throws Error with a message naming what failed (the installer's report, a timeout, an abort).
+ * reports success. Progress 0-100 through `onProgress`. The job runs outside the agent (on the server), so waiting
+ * for it survives an agent restart: see `DeployOptions.jobId`.
+ * @throws Error with a message naming what failed (the installer's report, the deadline, an abort, a job the
+ *   installer does not know after a restart).
  */
 export interface Deployer {
-  deploy(node: Node, job: DeployJob, opts: { signal: AbortSignal; timeoutMs: number; onProgress: (p: number) => void }): Promise<void>;
+  deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void>;
 }
 
 /** Gives the BMC handle of a node (built from its settings by drivers/registry.ts). */

@@ -586,7 +586,8 @@ export class Engine implements AgentService {
     await this.step(run, 'deploy', () =>
       this.deps.ports.deployer.deploy(this.store.getNode(node.id)!, job, {
         signal: run.signal,
-        timeoutMs: t.deploy_ms,
+        jobId: `${run.requestId}/deploy`,
+        deadlineAt: this.deps.ports.clock.now() + t.deploy_ms,
         onProgress: (p) => {
           if (!run.signal.aborted) this.rec.mutate(run.instanceId, { progress: Math.max(0, Math.min(100, Math.round(p))) }, { cause: 'installer', owner: run.requestId, quiet: true });
         },
@@ -684,7 +685,7 @@ export class Engine implements AgentService {
         password_hash: null,
         ssh_keys: [],
         user_data: null,
-      }, { signal: run.signal, timeoutMs: t.deploy_ms, onProgress: () => undefined }),
+      }, { signal: run.signal, jobId: `${run.requestId}/wipe`, deadlineAt: this.deps.ports.clock.now() + t.deploy_ms, onProgress: () => undefined }),
     );
     await this.powerStep(run, bmc, node, 'off', t.power_ms);
     await this.step(run, 'release_node', async () => {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type {
   Action,
+  ActionPlan,
   ActionEvent,
   ActionEventResult,
   ActionName,
@@ -551,6 +552,14 @@ export class SqliteStore implements Store {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreError('store is closed');
+  }
+
+  afterCommit(_fn: () => void): void {
+    throw new StoreError('afterCommit: not implemented yet');
+  }
+
+  setActionPlan(_requestId: string, _plan: ActionPlan): void {
+    throw new StoreError('setActionPlan: not implemented yet');
   }
 
   transaction<T>(fn: () => T): T {

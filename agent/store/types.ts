@@ -3,7 +3,7 @@
  * migrations. All methods are synchronous (better-sqlite3); `transaction` makes a group of writes atomic.
  * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
  */
-import type { Action, ActionEvent, Instance, JournalEntry, JournalKind, Node } from '../model.js';
+import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, JournalKind, Node } from '../model.js';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -31,6 +31,13 @@ export interface JournalInput {
 export interface Store {
   /** Runs fn in one IMMEDIATE transaction; rolls back if it throws. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
+  /**
+   * Runs fn once the outermost transaction now open commits; dropped if it rolls back. Outside a transaction fn runs
+   * at once. fn runs synchronously after COMMIT returns; what it throws is logged by the store and never reaches
+   * the committing caller (the commit stands). This is how an accepted operation is launched only once its records
+   * are durable.
+   */
+  afterCommit(fn: () => void): void;
 
   getNode(id: string): Node | null;
   listNodes(): Node[];
@@ -61,6 +68,8 @@ export interface Store {
   /** Appends one event to an action; returns its index. */
   appendActionEvent(requestId: string, event: ActionEvent): number;
   updateActionEvent(requestId: string, index: number, event: ActionEvent): void;
+  /** Stores an action's plan position (Action.plan). Throws StoreError if the action does not exist. */
+  setActionPlan(requestId: string, plan: ActionPlan): void;
 
   /** Appends to the journal (the outbox) with the next per-agent sequence number; returns the entry. */
   appendJournal(entry: JournalInput): JournalEntry;
