@@ -12,6 +12,7 @@ import type { Clock } from '../ports.js';
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted } from './errors.js';
+import type { PlanInputs } from './plan.js';
 import { RULES } from './rules.js';
 
 export interface RecorderDeps {
@@ -78,7 +79,7 @@ export class Recorder {
   }
 
   /** Records the accepted operation's action; a request id that already names an action is refused (409). */
-  newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+  newAction(ctx: RequestContext, inst: Instance, kind: OperationKind, inputs?: PlanInputs): Action {
     if (this.store.getAction(ctx.request_id)) {
       throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
     }
@@ -92,6 +93,8 @@ export class Recorder {
       finish_time: null,
       message: null,
       events: [],
+      // The plan's inputs, kept with the action so a restart rebuilds the same plan (agent/operations/runner.ts).
+      plan: inputs ? { step: 0, data: { inputs } } : null,
     };
     this.store.insertAction(action);
     this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });

@@ -26,6 +26,10 @@ export interface OperationRule {
   clearsError: (state: InstanceState) => boolean;
   /** A failure ends with the node powered off when config on_failure is power_off. */
   powerOffOnFailure: boolean;
+  /** Edge taken at acceptance, by the state the instance is in then; absent: none. */
+  entry: Partial<Record<InstanceState | 'new', StateEvent>>;
+  /** Power the server is left in on success (null: the retried operation's, or unchanged). */
+  finalPower: PowerReading | null;
 }
 
 const always = () => true;
@@ -46,6 +50,8 @@ function powerOff(): OperationRule {
     errorType: 'power_off_error',
     clearsError: (s) => s !== 'error',
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'off',
   };
 }
 
@@ -65,6 +71,8 @@ function reboot(): OperationRule {
     errorType: 'reboot_failed_error',
     clearsError: always,
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'on',
   };
 }
 
@@ -80,6 +88,8 @@ function provisioning(os: 'reinstall' | 'switch-install' | 'modify-ip'): Operati
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'on',
   };
 }
 
@@ -94,6 +104,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: { new: 'create' },
+    finalPower: 'on',
   },
   adopt: {
     action: 'adopt',
@@ -105,6 +117,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'bmc_unreachable_error',
     clearsError: always,
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: null,
   },
   // running: accepted when a fresh read does not say on (the server is off behind our back, or unknown); state stays.
   'power-on': {
@@ -117,6 +131,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'power_on_error',
     clearsError: (s) => s !== 'error',
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'on',
   },
   'power-off': powerOff(),
   'soft-power-off': powerOff(),
@@ -135,6 +151,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'off',
   },
   'change-password': {
     action: 'changePassword',
@@ -146,6 +164,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'change_password_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'off',
   },
   retry: {
     action: 'retry',
@@ -157,6 +177,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: null,
   },
   // pending: the install is aborted first. running: PowerOff edge first. error: the diagram's Retry DeleteInstance.
   delete: {
@@ -170,6 +192,8 @@ export const RULES: Record<OperationKind, OperationRule> = {
     clearsError: always,
     // A deleted tenant's OS must not keep running: a failed delete ends powered off too (unless on_failure: leave).
     powerOffOnFailure: true,
+    entry: { pending: 'delete', stopped: 'delete', error: 'retry-delete' },
+    finalPower: 'off',
   },
 };
 
