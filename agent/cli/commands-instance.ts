@@ -6,7 +6,6 @@ import {
   addOsParamOptions,
   addWaitOptions,
   collect,
-  finalPower,
   osParams,
   parseCreateNetwork,
   parseMetadata,
@@ -20,7 +19,7 @@ import {
 import { accepted, EXIT_OK, type ActionOf } from './context.js';
 import { escapeControl, formatKeyValue, formatTable } from './format.js';
 import { instanceDetail, instanceTable, statusDetail, yesNo } from './views.js';
-import { waitForInstance, type WaitSpec } from './wait.js';
+import { actionIdOf, waitForAction } from './wait.js';
 
 export function registerInstanceCommands(program: Command, action: ActionOf): void {
   const instance = program.command('instance').description('tenant instances (seeds 002, 003, 004)');
@@ -102,7 +101,7 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
       else ctx.out(instanceDetail(res.body));
       const w = o as unknown as WaitOpts;
       if (!w.wait) return EXIT_OK;
-      return waitForInstance(ctx, client, project, res.body.uuid, { kind: 'create', op: 'install' }, w);
+      return waitForAction(ctx, client, { kind: 'create', project, instanceId: res.body.uuid, requestId: actionIdOf(res) }, w);
     }),
   );
 
@@ -113,7 +112,7 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
       const res = await client.deleteInstance(project, id as string);
       accepted(ctx, `delete of ${id}`, res);
       const w = o as unknown as WaitOpts;
-      return w.wait ? waitForInstance(ctx, client, project, id as string, { kind: 'delete' }, w) : EXIT_OK;
+      return w.wait ? waitForAction(ctx, client, { kind: 'delete', project, instanceId: id as string, requestId: actionIdOf(res) }, w) : EXIT_OK;
     }),
   );
 
@@ -126,14 +125,14 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
       .description("change an instance's power"),
   ).action(
     action(async (ctx, [id, target], o) => {
-      const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
+      const { body } = powerBody(target as string, o.timeoutS as number | undefined);
       const w = o as unknown as WaitOpts;
       const project = w.wait ? ctx.project('instance power --wait') : '';
       const client = await ctx.client();
       const res = await client.setInstancePower(id as string, body);
       accepted(ctx, `${body.target} of ${id}`, res);
       if (!w.wait) return EXIT_OK;
-      return waitForInstance(ctx, client, project, id as string, { kind: 'power', finalPower: finalPower(powerAction) }, w);
+      return waitForAction(ctx, client, { kind: 'power', project, instanceId: id as string, requestId: actionIdOf(res) }, w);
     }),
   );
 
@@ -155,7 +154,6 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
     name: string,
     description: string,
     build: (o: Record<string, unknown>) => Promise<ActionBody>,
-    spec: WaitSpec,
     configure: (c: Command) => Command = (c) => c,
   ): void => {
     const cmd = configure(instance.command(name).argument('<id>', 'instance id').description(description));
@@ -167,7 +165,7 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
         const res = await client.postAction(project, id as string, body);
         accepted(ctx, `${name} of ${id}`, res);
         const w = o as unknown as WaitOpts;
-        return w.wait ? waitForInstance(ctx, client, project, id as string, spec, w) : EXIT_OK;
+        return w.wait ? waitForAction(ctx, client, { kind: 'os', project, instanceId: id as string, requestId: actionIdOf(res) }, w) : EXIT_OK;
       }),
     );
   };
@@ -176,32 +174,28 @@ export function registerInstanceCommands(program: Command, action: ActionOf): vo
     'reinstall',
     'reinstall the OS (same image unless --image)',
     async (o) => ({ reinstall: await osParams(o as OsParamOpts) }),
-    { kind: 'os', op: 'reinstall' },
     (c) => addOsParamOptions(c.option('--image <uuid>', 'image uuid (default: the current one)')),
   );
   osCommand(
     'switch-install',
     'install another image',
     async (o) => ({ 'switch-install': { ...(await osParams(o as OsParamOpts)), image_uuid: o.image as string } }),
-    { kind: 'os', op: 'switch-install' },
     (c) => addOsParamOptions(c.requiredOption('--image <uuid>', 'the new image uuid')),
   );
   osCommand(
     'modify-ip',
     "change the instance's networks and addresses",
     async (o) => ({ 'modify-ip': { networks: ((o.network as string[] | undefined) ?? []).map(parseModifyNetwork) } }),
-    { kind: 'os', op: 'modify-ip' },
     (c) => c.requiredOption('--network <uuid[:port_type][=fixed_ip]>', 'network (repeatable); without =fixed_ip an address comes from the pool', collect),
   );
-  osCommand('uninstall', 'wipe the OS (the instance stays, stopped)', async () => ({ uninstall: {} }), { kind: 'os', op: 'uninstall' });
+  osCommand('uninstall', 'wipe the OS (the instance stays, stopped)', async () => ({ uninstall: {} }));
   osCommand(
     'change-password',
     "change the OS's root password",
     async (o) => ({ 'change-password': { password_hash: await readPasswordHash(o.passwordHashFile as string) } }),
-    { kind: 'os' },
     (c) => c.requiredOption('--password-hash-file <file>', 'file holding a crypt(3) password hash'),
   );
-  osCommand('retry', 're-run the failed provisioning of an instance in error', async () => ({ retry: {} }), { kind: 'os' });
+  osCommand('retry', 're-run the failed provisioning of an instance in error', async () => ({ retry: {} }));
 
   instance
     .command('actions')

@@ -5,7 +5,7 @@ import { addWaitOptions, finalPower, positiveInt, powerBody, type WaitOpts } fro
 import { accepted, EXIT_OK, UsageError, type ActionOf } from './context.js';
 import { flattenObject, formatKeyValue } from './format.js';
 import { nodeTable } from './views.js';
-import { waitForNode } from './wait.js';
+import { actionIdOf, waitForAction, waitForNode } from './wait.js';
 
 export function registerNodeCommands(program: Command, action: ActionOf): void {
   const node = program.command('node').description('physical servers (admin)');
@@ -47,10 +47,17 @@ export function registerNodeCommands(program: Command, action: ActionOf): void {
       const { body, action: powerAction } = powerBody(target as string, o.timeoutS as number | undefined);
       const client = await ctx.client();
       const w = o as unknown as WaitOpts;
-      const initialError = w.wait ? JSON.stringify((await client.getNode(id as string)).body.last_error ?? null) : '';
+      const before = w.wait ? (await client.getNode(id as string)).body : undefined;
       const res = await client.setNodePower(id as string, body);
       accepted(ctx, `${body.target} of node ${id}`, res);
-      return w.wait ? waitForNode(ctx, client, id as string, finalPower(powerAction), initialError, w) : EXIT_OK;
+      if (before === undefined) return EXIT_OK;
+      // A node with an instance powers it through the instance's action: follow that when a project names the
+      // os-instance-actions path; a bare node has no action, and its own view is polled.
+      const project = ctx.optionalProject();
+      if (typeof before.instance_uuid === 'string' && project !== undefined) {
+        return waitForAction(ctx, client, { kind: 'power', project, instanceId: before.instance_uuid, requestId: actionIdOf(res) }, w);
+      }
+      return waitForNode(ctx, client, id as string, finalPower(powerAction), JSON.stringify(before.last_error ?? null), w);
     }),
   );
 

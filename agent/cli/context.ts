@@ -71,10 +71,15 @@ export class Ctx {
     this.out(res.text.endsWith('\n') ? res.text : res.text + '\n');
   }
 
+  /** --project, else METALCTL_PROJECT, else undefined. */
+  optionalProject(): string | undefined {
+    return nonEmpty(this.opts.project ?? this.io.env.METALCTL_PROJECT);
+  }
+
   /** The project for a project-scoped command. @throws UsageError when neither --project nor METALCTL_PROJECT. */
   project(what: string): string {
-    const p = this.opts.project ?? this.io.env.METALCTL_PROJECT;
-    if (p === undefined || p === '') {
+    const p = this.optionalProject();
+    if (p === undefined) {
       throw new UsageError(`'${what}' needs a project: give --project ID or set METALCTL_PROJECT`);
     }
     return p;

@@ -1,35 +1,48 @@
 /**
- * metalctl's `--wait`: follows an accepted operation until it ends, with progress lines on stderr, through the one
- * wait loop (`waitFor`, drivers/wait.ts). Exit codes: 0 success, 1 ended in error, 3 gave up after --wait-timeout.
+ * metalctl's `--wait`, through the one wait loop (`waitFor`, drivers/wait.ts). Exit codes: 0 success, 1 ended in
+ * error, 3 gave up after --wait-timeout (the operation goes on in metald).
+ *
+ * An instance operation is followed by its action record, not by re-deriving "done" from status fields: the
+ * accepted request's `X-Compute-Request-Id` is the request_id of the action it recorded, and
+ * `GET .../os-instance-actions/{request_id}` shows its events as they start and finish and, once it is over, the
+ * header `X-Metald-Action-Finished` (docs/api.md); the outcome is the action's `message` (null: success).
  */
-import { ApiError, ConnectionError, type InstanceStatus, type MetalClient, type NodeView, type StatusError } from './client.js';
+import { ApiError, ConnectionError, type ApiResponse, type InstanceActionEvent, type MetalClient, type NodeView } from './client.js';
 import { realSleep } from '../../drivers/bmc-lock.js';
-import { waitFor, type WaitClock, type WaitPolicy } from '../../drivers/wait.js';
-import type { IronicPower } from '../vocab.js';
+import { waitFor, type ProbeResult, type WaitClock, type WaitPolicy } from '../../drivers/wait.js';
 import type { WaitOpts } from './args.js';
 import { EXIT_ERROR, EXIT_OK, EXIT_WAIT_TIMEOUT, type Ctx } from './context.js';
 import { escapeControl, formatCell } from './format.js';
 import { lastErrorText } from './views.js';
 
-type WaitKind = 'create' | 'delete' | 'power' | 'os';
+/** Set by metald on an action's answer once the action is finished (its ISO finish time); absent while in flight. */
+export const ACTION_FINISHED_HEADER = 'x-metald-action-finished';
 
-export interface WaitSpec {
-  kind: WaitKind;
-  /** For create/os: the operation whose operation_state must show (`install`, `reinstall`, ...), if any. */
-  op?: string;
-  /** For power: the power state the target ends in. */
-  finalPower?: NonNullable<IronicPower>;
+/** Actions that install an OS: their instance's `progress` (seed 002) is shown while they run. */
+const INSTALLS: ReadonlySet<string> = new Set(['create', 'reinstall', 'switch-install', 'retry']);
+
+export interface ActionWait {
+  /** `power`: a 404 for the action before it was ever read means none was recorded (already there, nothing sent).
+   * `delete`: a 404 with the instance itself gone means done. */
+  kind: 'create' | 'delete' | 'power' | 'os';
+  project: string;
+  instanceId: string;
+  /** The accepted request's X-Compute-Request-Id: the request_id of the action it recorded. */
+  requestId: string | null;
 }
 
-interface Observation {
-  state: string;
-  operation_state: string | null;
-  error: StatusError | null;
-  power_state: string | null;
-  target_power_state: string | null;
+/** What the last read of the action showed (quoted when the wait gives up). */
+interface ActionSeen {
+  action: string;
+  events: InstanceActionEvent[];
   progress: number | null;
-  /** nova's task_state: set while any operation holds the instance (a delete of a running instance, say). */
-  task_state: string | null;
+}
+
+/** The request id naming an accepted request's action: its X-Compute-Request-Id, else the body's `request_id`. */
+export function actionIdOf(res: ApiResponse<unknown>): string | null {
+  if (res.requestId !== null) return res.requestId;
+  const rid = (res.body as { request_id?: unknown } | undefined)?.request_id;
+  return typeof rid === 'string' ? rid : null;
 }
 
 /** The wait loop's time: the wall clock and `io.sleep` (tests) or a timer. */
@@ -49,130 +62,114 @@ function isTransient(err: unknown): boolean {
   return err instanceof ApiError && (err.status === 429 || err.status === 502 || err.status === 503 || err.status === 504);
 }
 
-function describe(o: Observation): string {
-  const progress = o.progress === null ? '-' : `${o.progress}%`;
-  return (
-    `state=${formatCell(o.state)} operation_state=${formatCell(o.operation_state)} ` +
-    `power=${formatCell(o.power_state)} target=${formatCell(o.target_power_state)} progress=${progress}`
-  );
-}
+const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
 
-function errorText(e: StatusError): string {
-  return escapeControl(`${e.error_msg} (${e.error_type}, ${e.error_code})`);
+function describeSeen(rid: string, s: ActionSeen): string {
+  const last = s.events[s.events.length - 1];
+  const step = last === undefined ? 'no step yet' : `step ${formatCell(last.event)} ${last.finish_time === null ? 'running' : formatCell(last.result)}`;
+  return `${formatCell(s.action)} ${rid}: ${step}${s.progress === null ? '' : ` progress=${s.progress}%`}`;
 }
 
 /**
- * Polls an instance until its operation ends: operation_state no longer `-processing`, state neither `pending`
- * nor `shutting-down`, and no target_power_state. Progress lines go to stderr when something changes.
- * @returns the exit code: 0 success, 1 the operation ended in error, 3 gave up after --wait-timeout.
+ * Follows the action of an accepted instance operation until metald marks it finished. Each event is printed to
+ * stderr as it starts and as it finishes (with its result), and an install's progress as it changes.
+ * @returns 0 the action succeeded (message null), 1 it failed (its message is printed), 3 gave up.
+ * @throws ApiError / ConnectionError for an answer that is neither transient nor an expected 404.
  */
-export async function waitForInstance(ctx: Ctx, client: MetalClient, project: string, id: string, spec: WaitSpec, w: WaitOpts): Promise<number> {
+export async function waitForAction(ctx: Ctx, client: MetalClient, spec: ActionWait, w: WaitOpts): Promise<number> {
+  const { project, instanceId: id, requestId } = spec;
+  const label = escapeControl(id);
+  if (requestId === null) {
+    ctx.err(`error: metald named no request id for the operation on ${label}: there is no action to follow\n`);
+    return EXIT_ERROR;
+  }
+  const rid = escapeControl(requestId);
   const started = Date.now();
-  let lastLine = '';
+  const say = (text: string): void => void ctx.err(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s] ${label}: ${text}\n`);
+  /** Per event index: 1 its start was printed, 2 its finish too. */
+  const shown: number[] = [];
+  let progress: number | null = null;
+  let readOnce = false;
   let lastTransient = '';
   let exit: number | undefined;
-  const label = escapeControl(id);
-  const waited = await waitFor<Observation>(
+  const finish = (code: number, line: string): ProbeResult<ActionSeen> => {
+    ctx.err(line);
+    exit = code;
+    return { done: true };
+  };
+  const retry = (err: unknown): ProbeResult<ActionSeen> => {
+    if (!isTransient(err)) throw err;
+    const msg = (err as Error).message;
+    if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
+    lastTransient = msg;
+    return { done: false };
+  };
+  /** A 404 for the action: expected for a power request that recorded none, or a deleted instance that is gone. */
+  const notFound = async (err: unknown): Promise<ProbeResult<ActionSeen>> => {
+    if (spec.kind === 'power' && !readOnce) {
+      return finish(EXIT_OK, `${label}: already in the target state: metald recorded no action and sent nothing (request ${rid})\n`);
+    }
+    if (spec.kind === 'delete') {
+      try {
+        await client.getStatus(project, id);
+      } catch (e) {
+        return isNotFound(e) ? finish(EXIT_OK, `${label}: done (deleted)\n`) : retry(e);
+      }
+    }
+    throw err;
+  };
+
+  const waited = await waitFor<ActionSeen>(
     pollPolicy(w),
     async () => {
-      let obs: Observation | 'gone';
+      let res;
       try {
-        obs = await observe(client, project, id, spec);
-        lastTransient = '';
+        res = await client.getAction(project, id, requestId);
       } catch (err) {
-        if (!isTransient(err)) throw err;
-        const msg = (err as Error).message;
-        if (msg !== lastTransient) ctx.err(`${label}: poll failed: ${escapeControl(msg)}; retrying\n`);
-        lastTransient = msg;
-        return { done: false };
+        return isNotFound(err) ? notFound(err) : retry(err);
       }
-      if (obs === 'gone') {
-        ctx.err(`${label}: done (deleted)\n`);
-        exit = EXIT_OK;
-        return { done: true };
+      lastTransient = '';
+      readOnce = true;
+      const a = res.body?.instanceAction ?? { action: null, events: [], message: null };
+      const events = Array.isArray(a.events) ? a.events : [];
+      events.forEach((e, i) => {
+        if (shown[i] === undefined) {
+          say(`${formatCell(e.event)} started`);
+          shown[i] = 1;
+        }
+        if (e.finish_time !== null && shown[i] !== 2) {
+          say(`${formatCell(e.event)} ${formatCell(e.result)}`);
+          shown[i] = 2;
+        }
+      });
+      const finishedAt = res.headers.get(ACTION_FINISHED_HEADER);
+      if (INSTALLS.has(String(a.action)) && finishedAt === null) {
+        const p = await readProgress(client, project, id);
+        if (p !== null && p !== progress) say(`progress ${p}%`);
+        progress = p ?? progress;
       }
-      const line = describe(obs);
-      if (line !== lastLine) {
-        const secs = Math.round((Date.now() - started) / 1000);
-        ctx.err(`[${String(secs).padStart(4)}s] ${label}: ${line}\n`);
-        lastLine = line;
-      }
-      if (hasEnded(obs, spec)) exit = verdict(ctx, label, obs, spec);
-      return { done: exit !== undefined, seen: obs };
+      const seen: ActionSeen = { action: String(a.action), events, progress };
+      if (finishedAt === null) return { done: false, seen };
+      const what = `${formatCell(a.action)} ${rid}`;
+      if (a.message === null) return finish(EXIT_OK, `${label}: done (${what} finished ${escapeControl(finishedAt)})\n`);
+      return finish(EXIT_ERROR, `error: ${label} ended in error: ${formatCell(a.message)} (${what})\n`);
     },
     { clock: waitClock(ctx) },
   );
   if (exit !== undefined) return exit;
-  const where = waited.last ? ` (${describe(waited.last)})` : '';
+  const where = waited.last ? ` (${describeSeen(rid, waited.last)})` : '';
   ctx.err(`error: gave up waiting for ${label} after ${w.waitTimeout} s${where}; the operation goes on in metald\n`);
   return EXIT_WAIT_TIMEOUT;
 }
 
-async function observe(client: MetalClient, project: string, id: string, spec: WaitSpec): Promise<Observation | 'gone'> {
-  let status: InstanceStatus;
+/** The installer's progress from the server view (seed 002), for display only: null when it cannot be read. */
+async function readProgress(client: MetalClient, project: string, id: string): Promise<number | null> {
   try {
-    status = (await client.getStatus(project, id)).body;
-  } catch (err) {
-    if (spec.kind === 'delete' && err instanceof ApiError && err.status === 404) return 'gone';
-    throw err;
+    const p = (await client.getServer(project, id)).body?.server?.progress;
+    return typeof p === 'number' ? p : null;
+  } catch {
+    return null;
   }
-  let power_state: string | null = null;
-  let target_power_state: string | null = null;
-  if (status.state !== 'terminated') {
-    try {
-      const states = (await client.getPowerStates(id)).body;
-      power_state = states.power_state;
-      target_power_state = states.target_power_state;
-    } catch (err) {
-      if (spec.kind === 'delete' && err instanceof ApiError && err.status === 404) return 'gone';
-      throw err;
-    }
-  }
-  let progress: number | null = null;
-  let task_state: string | null = null;
-  if (status.state !== 'terminated') {
-    try {
-      const server = (await client.getServer(project, id)).body.server;
-      progress = typeof server.progress === 'number' ? server.progress : null;
-      const t = server['OS-EXT-STS:task_state'];
-      task_state = typeof t === 'string' ? t : null;
-    } catch {
-      // The v2 view is a nicety (progress, task): the status above decides.
-    }
-  }
-  return { state: status.state, operation_state: status.operation_state ?? null, error: status.error ?? null, power_state, target_power_state, progress, task_state };
-}
-
-function hasEnded(o: Observation, spec: WaitSpec): boolean {
-  if (o.operation_state?.endsWith('-processing')) return false;
-  if (o.state === 'pending' || o.state === 'shutting-down') return false;
-  if (o.target_power_state !== null) return false;
-  if (o.task_state !== null) return false;
-  // The operation's record is committed before 202, so its operation_state shows from the first poll; until it
-  // does, what we see is an older operation's outcome.
-  if (spec.op !== undefined && o.state !== 'error' && !o.operation_state?.startsWith(`${spec.op}-`)) return false;
-  return true;
-}
-
-function verdict(ctx: Ctx, label: string, o: Observation, spec: WaitSpec): number {
-  let failed: boolean;
-  switch (spec.kind) {
-    case 'delete':
-      failed = o.state !== 'terminated';
-      break;
-    case 'power':
-      failed = o.power_state !== spec.finalPower;
-      break;
-    default:
-      failed = o.state === 'error' || o.operation_state?.endsWith('-failed') === true || o.error !== null;
-  }
-  if (!failed) {
-    ctx.err(`${label}: done (${describe(o)})\n`);
-    return EXIT_OK;
-  }
-  const why = o.error ? errorText(o.error) : spec.kind === 'power' ? `power is ${formatCell(o.power_state)}, expected ${spec.finalPower}` : 'no error reported';
-  ctx.err(`error: ${label} ended in error: ${why}; ${describe(o)}\n`);
-  return EXIT_ERROR;
 }
 
 /** Node power --wait: until no target remains and the power reached the target's end. */
