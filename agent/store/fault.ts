@@ -13,6 +13,7 @@ export const STORE_WRITE_OPS = [
   'putAction',
   'appendActionEvent',
   'updateActionEvent',
+  'setActionPlan',
   'appendJournal',
   'trimJournal',
   'setMeta',

@@ -2,8 +2,10 @@
  * Row shapes of the store's tables and the mapping between them and the model. JSON columns are parsed here; a
  * corrupt one throws, and the store (./sqlite.ts) turns that into StoreError.
  */
+import { StoreError } from './types.js';
 import type {
   Action,
+  ActionPlan,
   ActionEvent,
   ActionEventResult,
   ActionName,
@@ -83,6 +85,9 @@ export interface ActionRow {
   start_time: string;
   finish_time: string | null;
   message: string | null;
+  /** Both NULL until a plan step has started (Action.plan null). */
+  plan_step: number | null;
+  plan_data: string | null;
 }
 
 export interface EventRow {
@@ -244,7 +249,37 @@ export function actionHeader(a: Action): Params {
     start_time: a.start_time,
     finish_time: a.finish_time ?? null,
     message: a.message ?? null,
+    ...planToColumns(a.plan ?? null),
+    // putAction: an action read without its plan (plan undefined) keeps the stored one
+    plan_given: a.plan === undefined ? 0 : 1,
   };
+}
+
+/** The plan columns of an action row; throws StoreError for a plan that cannot be stored faithfully. */
+export function planToColumns(plan: ActionPlan | null): { plan_step: number | null; plan_data: string | null } {
+  if (plan === null) return { plan_step: null, plan_data: null };
+  if (!Number.isSafeInteger(plan.step) || plan.step < 0) {
+    throw new StoreError(`action plan step must be a non-negative integer, got ${String(plan.step)}`);
+  }
+  if (!isPlainObject(plan.data)) throw new StoreError('action plan data must be a JSON object');
+  let data: string;
+  try {
+    data = JSON.stringify(plan.data);
+  } catch (e) {
+    throw new StoreError('action plan data is not serialisable as JSON', { cause: e });
+  }
+  return { plan_step: plan.step, plan_data: data };
+}
+
+function rowToPlan(r: ActionRow): ActionPlan | null {
+  if (r.plan_step === null) return null;
+  const data: unknown = r.plan_data === null ? null : JSON.parse(r.plan_data);
+  if (!isPlainObject(data)) throw new StoreError(`action ${r.request_id}: plan_data is not a JSON object`);
+  return { step: r.plan_step, data };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function rowToEvent(r: EventRow): ActionEvent {
@@ -281,5 +316,6 @@ export function rowToAction(r: ActionRow, events: ActionEvent[]): Action {
     finish_time: r.finish_time,
     message: r.message,
     events,
+    plan: rowToPlan(r),
   };
 }

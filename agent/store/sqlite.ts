@@ -21,6 +21,7 @@ import {
   instanceToRow,
   json,
   nodeToRow,
+  planToColumns,
   rowToAction,
   rowToEvent,
   rowToInstance,
@@ -169,10 +170,6 @@ export class SqliteStore implements Store {
     throw new StoreError('afterCommit: not implemented yet');
   }
 
-  setActionPlan(_requestId: string, _plan: ActionPlan): void {
-    throw new StoreError('setActionPlan: not implemented yet');
-  }
-
   transaction<T>(fn: () => T): T {
     this.assertOpen();
     if (!this.db.inTransaction) this.transactions += 1;
@@ -306,6 +303,16 @@ export class SqliteStore implements Store {
     this.write('updateActionEvent', () => {
       const res = this.stmts.updateEvent.run(eventToRow(requestId, index, event));
       if (res.changes === 0) throw new StoreError(`action ${requestId} has no event at index ${index}`);
+    });
+  }
+
+  setActionPlan(requestId: string, plan: ActionPlan): void {
+    if (typeof plan !== 'object' || plan === null) throw new StoreError('setActionPlan: plan must be {step, data}');
+    const { plan_step, plan_data } = planToColumns(plan);
+    this.write('setActionPlan', () => {
+      if (this.stmts.setActionPlan.run(plan_step!, plan_data!, requestId).changes === 0) {
+        throw new StoreError(`no action ${requestId.slice(0, 64)}`);
+      }
     });
   }
 

@@ -61,18 +61,26 @@ export function prepareAll(db: Database.Database) {
       'SELECT * FROM actions WHERE finish_time IS NULL ORDER BY start_time, rowid',
     ),
     insertActionHeader: p(
-      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
-       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)`,
+      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message,
+         plan_step, plan_data)
+       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message,
+         @plan_step, @plan_data)`,
     ),
-    // An existing request id is updated only when the row is the same action (the one it was created as).
+    // An existing request id is updated only when the row is the same action (the one it was created as). Its plan
+    // is replaced only when the caller gave one (@plan_given = 1): an action read before the plan moved keeps it.
     putActionHeader: p(
-      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
-       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message)
-       ON CONFLICT(request_id) DO UPDATE SET finish_time = excluded.finish_time, message = excluded.message
+      `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message,
+         plan_step, plan_data)
+       VALUES (@request_id, @instance_id, @project_id, @user_id, @action, @start_time, @finish_time, @message,
+         @plan_step, @plan_data)
+       ON CONFLICT(request_id) DO UPDATE SET finish_time = excluded.finish_time, message = excluded.message,
+         plan_step = CASE WHEN @plan_given = 1 THEN excluded.plan_step ELSE actions.plan_step END,
+         plan_data = CASE WHEN @plan_given = 1 THEN excluded.plan_data ELSE actions.plan_data END
        WHERE actions.instance_id = excluded.instance_id AND actions.project_id = excluded.project_id
          AND actions.user_id = excluded.user_id AND actions.action = excluded.action
          AND actions.start_time = excluded.start_time`,
     ),
+    setActionPlan: q<[number, string, string]>('UPDATE actions SET plan_step = ?, plan_data = ? WHERE request_id = ?'),
     actionExists: q<[string], { one: number }>('SELECT 1 AS one FROM actions WHERE request_id = ?'),
     listEvents: q<[string], EventRow>('SELECT * FROM action_events WHERE request_id = ? ORDER BY idx'),
     deleteEvents: q<[string]>('DELETE FROM action_events WHERE request_id = ?'),
