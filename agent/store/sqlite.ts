@@ -14,6 +14,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
+import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
 import {
   actionHeader,
@@ -33,6 +34,7 @@ import {
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
 import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
+import { describe, isThenable } from './util.js';
 
 export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
 
@@ -63,23 +65,17 @@ export interface OpenStoreOptions {
   now?: (() => Date) | undefined;
   /** How long a write waits for another connection's lock before failing (default 5000 ms). */
   busyTimeoutMs?: number | undefined;
+  /**
+   * Told what an afterCommit hook threw (or its promise rejected with); the commit stands and the other hooks run.
+   * Default: a process warning (MetaldStoreWarning). The agent passes its logger here.
+   */
+  onAfterCommitError?: AfterCommitErrorHandler | undefined;
 }
 
 export function openStore(opts: OpenStoreOptions): SqliteStore {
   return SqliteStore.open(opts);
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    (typeof v === 'object' || typeof v === 'function') &&
-    v !== null &&
-    typeof (v as { then?: unknown }).then === 'function'
-  );
-}
-
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 export class SqliteStore implements Store {
   /** Absolute path of the database file. */
   readonly file: string;
@@ -91,6 +87,7 @@ export class SqliteStore implements Store {
   private closed = false;
   /** Outermost transactions begun so far (for the fault injector's `at.transaction`). */
   private transactions = 0;
+  private readonly hooks: AfterCommitHooks;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -98,6 +95,7 @@ export class SqliteStore implements Store {
     this.agentId = opts.agentId;
     this.fault = opts.fault;
     this.now = opts.now ?? (() => new Date());
+    this.hooks = new AfterCommitHooks(opts.onAfterCommitError);
     this.stmts = prepareAll(db);
   }
 
@@ -166,8 +164,16 @@ export class SqliteStore implements Store {
     if (this.closed) throw new StoreError('store is closed');
   }
 
-  afterCommit(_fn: () => void): void {
-    throw new StoreError('afterCommit: not implemented yet');
+  /**
+   * Queued on the transaction open now and run, in order, right after the outermost COMMIT returns; dropped with a
+   * rolled-back transaction or savepoint. Outside a transaction fn runs at once. (A write outside `transaction`
+   * opens its own, but runs no caller code inside it, so nothing can be queued there.)
+   * What fn throws goes to `onAfterCommitError`, never to the caller. A hook may use the store (its own
+   * transactions run their own hooks after they commit).
+   */
+  afterCommit(fn: () => void): void {
+    this.assertOpen();
+    this.hooks.add(fn);
   }
 
   transaction<T>(fn: () => T): T {
@@ -192,7 +198,7 @@ export class SqliteStore implements Store {
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return body.immediate();
+      return this.hooks.level(() => body.immediate());
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
