@@ -2,7 +2,7 @@
  * v2 / v2.1 routes in nova's shapes: os-fping (seed 000), server details (seed 002), instance actions (seed 001).
  * Errors on these paths are nova faults (agent/api/errors.ts).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AgentError } from '../errors.js';
 import type { Action } from '../model.js';
 import type { LivenessAnswer } from '../service.js';
@@ -14,6 +14,18 @@ import { ActionList, ActionOne, FpingMany, FpingOne, ServerView, TOKEN_ERRORS, r
 import { actionSummaryView, actionView, serverView } from './views.js';
 
 type Params = Record<string, string>;
+
+/**
+ * Set on one action's answer once the action is finished (absent while in flight), with its finish time: seed 001's
+ * body has no action-level finish time and keeps its keys, so a waiting client (metalctl --wait) reads it here.
+ */
+export const ACTION_FINISHED_HEADER = 'X-Metald-Action-Finished';
+const ACTION_FINISHED_DOC = { type: 'string', description: "The action's finish time (ISO 8601, UTC); absent while it is in flight" } as const;
+
+function isoTime(s: string): string {
+  const ms = Date.parse(s);
+  return Number.isNaN(ms) ? s : new Date(ms).toISOString();
+}
 
 function fpingServer(a: LivenessAnswer): { alive: boolean; id: string; project_id: string } {
   return { alive: a.alive, id: a.instance_id, project_id: a.project_id };
@@ -136,14 +148,20 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
         tags: ['servers'],
         summary: 'One action with its events (seed 001); traceback for admins only',
         params: ActionParams,
-        response: responses('nova', [{ status: 200, description: 'The action', schema: ActionOne }], [...TOKEN_ERRORS, 404]),
+        response: responses(
+          'nova',
+          [{ status: 200, description: 'The action', schema: ActionOne, headers: { [ACTION_FINISHED_HEADER]: ACTION_FINISHED_DOC } }],
+          [...TOKEN_ERRORS, 404],
+        ),
       },
     },
-    async (req: FastifyRequest) => {
+    async (req: FastifyRequest, reply: FastifyReply) => {
       const ctx = contextOf(req);
       const p = req.params as Params;
       service.getInstance(ctx, p['id']!);
-      return { instanceAction: actionView(service.getAction(ctx, p['id']!, p['request_id']!), ctx.is_admin) };
+      const action = service.getAction(ctx, p['id']!, p['request_id']!);
+      if (action.finish_time !== null) void reply.header(ACTION_FINISHED_HEADER, isoTime(action.finish_time));
+      return { instanceAction: actionView(action, ctx.is_admin) };
     },
   );
 }

@@ -24,6 +24,8 @@ export interface ClientOptions {
 export interface ApiResponse<T> {
   status: number;
   requestId: string | null;
+  /** The answer's headers (metalctl --wait reads X-Metald-Action-Finished). */
+  headers: Headers;
   /** The body exactly as received (what `--json` prints). */
   text: string;
   body: T;
@@ -291,7 +293,7 @@ export class MetalClient {
     if (res.status < 200 || res.status > 299) {
       throw new ApiError(res.status, requestId, parsed, errorMessageOf(parsed, text, res.status));
     }
-    return { status: res.status, requestId, text, body: parsed as T };
+    return { status: res.status, requestId, headers: res.headers, text, body: parsed as T };
   }
 
   private connectionError(err: unknown): ConnectionError {

@@ -129,6 +129,16 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`ALTER TABLE nodes ADD COLUMN target_power_state TEXT;`);
     },
   },
+  {
+    version: 3,
+    description: 'actions.plan_step, actions.plan_data: where an operation\'s plan is (Action.plan), both NULL before its first step',
+    up(db) {
+      db.exec(`
+        ALTER TABLE actions ADD COLUMN plan_step INTEGER;
+        ALTER TABLE actions ADD COLUMN plan_data TEXT;       -- JSON object, set together with plan_step
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -55,7 +55,8 @@ export interface Store {
   /** Records a new action (with its events). Throws DuplicateActionError if the request id already names one. */
   insertAction(action: Action): void;
   /**
-   * Updates an action: its finish_time, message and events (closing it). Creates it if the request id is unknown;
+   * Updates an action: its finish_time, message and events (closing it), and its plan when `plan` is given (an
+   * action whose `plan` is undefined keeps the stored one). Creates it if the request id is unknown;
    * throws DuplicateActionError if the request id names a different action (another instance, name, user, project
    * or start time): a repeated request id never replaces an action.
    */

@@ -1,7 +1,8 @@
 /**
  * A real HTTP server on 127.0.0.1 port 0 standing in for metald's REST API in metalctl's tests: it records every
  * request (method, path, headers, body) and answers from a route function with seed-shaped JSON and an
- * X-Compute-Request-Id header.
+ * X-Compute-Request-Id header (a route may set it, to name the action a mutation recorded); `actionAnswer` gives
+ * the answer of one action, with X-Metald-Action-Finished once it is finished, as metald does.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -78,6 +79,47 @@ export async function startStub(route: StubRoute): Promise<Stub> {
       server.close(() => resolve());
     });
   return stub;
+}
+
+/** metald's header on the answer of a finished action (docs/api.md): its ISO finish time; absent while in flight. */
+export const ACTION_FINISHED_HEADER = 'X-Metald-Action-Finished';
+
+/** One step event of an action (seed 001). */
+export interface StubEvent {
+  event: string;
+  start_time: string;
+  finish_time: string | null;
+  result: string | null;
+  traceback?: string | null;
+}
+
+/** What `GET .../os-instance-actions/{request_id}` shows at one moment. */
+export interface ActionSnapshot {
+  events: StubEvent[];
+  /** The action's finish time: sent as X-Metald-Action-Finished; none while in flight. */
+  finished?: string;
+  /** seed 001's outcome: null success, else the failure. */
+  message?: string | null;
+}
+
+/** The answer of `GET .../os-instance-actions/{request_id}` for `snap`, as metald gives it (body seed 001's). */
+export function actionAnswer(
+  action: { action: string; request_id: string; instance_uuid: string; project_id: string },
+  snap: ActionSnapshot,
+): StubAnswer {
+  const body = {
+    instanceAction: {
+      action: action.action,
+      events: snap.events.map((e) => ({ traceback: null, ...e })),
+      instance_uuid: action.instance_uuid,
+      message: snap.message ?? null,
+      project_id: action.project_id,
+      request_id: action.request_id,
+      start_time: '2026-06-08T10:00:00.000000',
+      user_id: 'f5a98f28f61e4fd19622f9016c481d48',
+    },
+  };
+  return { status: 200, body, ...(snap.finished !== undefined ? { headers: { [ACTION_FINISHED_HEADER]: snap.finished } } : {}) };
 }
 
 /** A Writable-like sink that keeps what was written. */

@@ -135,4 +135,46 @@ describe('migrations', () => {
     expect(() => migrate(db, steps.slice(0, 2))).toThrow(SchemaTooNewError);
     db.close();
   });
+
+  it('v2 -> v3: existing actions keep everything and get plan null; a plan can then be stored', () => {
+    const raw = new Database(dbFile());
+    migrate(raw, MIGRATIONS.slice(0, 2));
+    expect(raw.pragma('user_version', { simple: true })).toBe(2);
+    raw
+      .prepare(
+        `INSERT INTO actions (request_id, instance_id, project_id, user_id, action, start_time, finish_time, message)
+         VALUES ('req-old', 'inst-1', 'proj-1', 'user-1', 'reboot', '2024-01-03T00:00:00.000Z', NULL, NULL)`,
+      )
+      .run();
+    raw
+      .prepare(
+        `INSERT INTO action_events (request_id, idx, event, start_time, finish_time, result, traceback)
+         VALUES ('req-old', 0, 'compute_reboot', '2024-01-03T00:00:00.000Z', NULL, NULL, NULL)`,
+      )
+      .run();
+    raw.close();
+
+    const s = openStore({ dir, agentId: 'a' });
+    try {
+      expect(s.schemaVersion()).toBe(3);
+      const old = {
+        request_id: 'req-old',
+        instance_id: 'inst-1',
+        project_id: 'proj-1',
+        user_id: 'user-1',
+        action: 'reboot',
+        start_time: '2024-01-03T00:00:00.000Z',
+        finish_time: null,
+        message: null,
+        events: [{ event: 'compute_reboot', start_time: '2024-01-03T00:00:00.000Z', finish_time: null, result: null, traceback: null }],
+        plan: null,
+      };
+      expect(s.getAction('req-old')).toStrictEqual(old);
+      expect(s.listUnfinishedActions()).toStrictEqual([old]);
+      s.setActionPlan('req-old', { step: 1, data: { job: 'j' } });
+      expect(s.getAction('req-old')).toStrictEqual({ ...old, plan: { step: 1, data: { job: 'j' } } });
+    } finally {
+      s.close();
+    }
+  });
 });
