@@ -35,14 +35,19 @@ export class FakeLabPinger implements Pinger {
 export class FakeLabDeployer implements Deployer {
   constructor(private readonly lab: FakeLab) {}
 
-  async deploy(node: Node, job: DeployJob, o: DeployOptions): Promise<void> {
-    const opts = { signal: o.signal, timeoutMs: Math.max(0, o.deadlineAt - Date.now()), onProgress: o.onProgress };
-    if (job.operation === 'uninstall') {
-      await this.lab.runInstaller(node.id, { operation: 'uninstall', imageName: null }, opts);
-      this.lab.wipe(node.id);
-      return;
-    }
-    await this.lab.runInstaller(node.id, { operation: job.operation, imageName: job.image?.name ?? null }, opts);
+  /**
+   * Runs the job on the node's simulated server, or attaches to the one it already runs with `opts.jobId` (the agent
+   * restarted while it installed). `deadlineAt` is on the lab's clock, which the agent shares. An uninstall also
+   * wipes the disk once it succeeded.
+   */
+  async deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void> {
+    const uninstall = job.operation === 'uninstall';
+    await this.lab.deploy(node.id, opts.jobId, { operation: job.operation, imageName: uninstall ? null : (job.image?.name ?? null) }, {
+      signal: opts.signal,
+      deadlineAt: opts.deadlineAt,
+      onProgress: opts.onProgress,
+    });
+    if (uninstall) this.lab.wipe(node.id);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The in-memory `fake` driver: for tests and the demo only (registered only with `allow_fake_drivers: true`).
  * Binding it to a target creates (or reuses) the simulated server of `target.nodeId` in the lab, with the node's
- * `fake` setting as its options (see lab.ts). Credentials are not checked; use the `auth` fault instead.
+ * `fake` setting as its options (see options.ts). Credentials are not checked; use the `auth` fault instead.
  */
 import type { BoundDriver, DriverFactory } from '../types.js';
 import { createFakeBoot } from './boot.js';
@@ -39,4 +39,4 @@ export function fakeDriverFactory(lab: FakeLab, name = 'fake'): DriverFactory {
 }
 
 export { FakeLab, FakeServer, parseDuration, parseFakeFaults, parseFakeOptions } from './lab.js';
-export type { FakeCommand, FakeFaults, FakeInstallJob, FakeInstallOptions, FakeServerOptions, FakeServerSnapshot } from './lab.js';
+export type { FakeCommand, FakeFaults, FakeInstallerJob, FakeInstallJob, FakeInstallOptions, FakeServerOptions, FakeServerSnapshot } from './lab.js';

@@ -7,115 +7,42 @@
  *   lazily on every access, so no timer is left behind). A boot happens when the server comes on or is reset.
  * - boot override: a persistent setting plus an optional next-boot-only one, consumed by the next boot. A boot picks
  *   the override's device (cdrom without media falls back to disk) and records it as `bootedFrom`.
- * - virtual media (one URL or none), an inventory, an installed OS marker, and an installer simulation.
+ * - virtual media (one URL or none), an inventory, an installed OS marker.
+ * - an installer job (installer.ts), at most one, running on the server: started by `deploy`, it goes on whether or
+ *   not anyone waits for it, and a deploy with the same job id attaches to it. Its end is evaluated lazily with power.
  * - faults, changeable at run time, for the whole BMC or for calls through one driver name only (`via`), so a test
  *   can make `redfish` unreachable while `ipmi` still works on the same server.
  * - a log of every command the BMC received. Calls refused before reaching the BMC (unreachable, auth) are not in it:
  *   that is how tests prove "nothing was sent".
  * - optionally (`state_file`), its state kept in a file so it outlives the daemon, as a real BMC outlives a SIGKILL of
- *   the agent: power (and a change under way), boot settings, media, installed OS, server-wide faults and the command
- *   log, written synchronously and atomically (temp file + rename) on every change, read back at creation. A running
- *   installer is not kept: it dies with the process, as a ramdisk does when its deploy agent is gone.
+ *   the agent: power (and a change under way), boot settings, media, installed OS, the installer job (a ramdisk keeps
+ *   installing when its agent dies), server-wide faults and the command log, written synchronously and atomically
+ *   (temp file + rename) on every change, read back at creation.
+ * Options and faults are parsed in options.ts.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { realSleep, type Sleep } from '../bmc-lock.js';
 import { BmcError } from '../errors.js';
 import { EXPECTED_POWER, isReboot, isSoft, POWER_ACTIONS } from '../power.js';
-import type { BootDevice, BootMode, BootSettings, Inventory, PowerAction, PowerReading } from '../types.js';
+import type { BootDevice, BootSettings, Inventory, PowerAction, PowerReading } from '../types.js';
+import {
+  interruption,
+  jobProgress,
+  newJob,
+  osAfter,
+  ownOutcome,
+  waitForJob,
+  type FakeInstallerJob,
+  type FakeInstallJob,
+  type FakeInstallOptions,
+  type InstallerHost,
+} from './installer.js';
+import { parseFakeFaults, parseFakeOptions, type CountFault, type FakeFaults, type FakeServerOptions, type FlagFault } from './options.js';
+import { readStateFile, writeStateFile, type FakeCommand, type FakeOp } from './state-file.js';
 
-/** Faults of one fake BMC. Counters are consumed one per matching command. */
-export interface FakeFaults {
-  /** Every call throws BMC_ERR_UNREACHABLE (nothing sent). */
-  unreachable?: boolean;
-  /** Every call throws BMC_ERR_AUTH (nothing sent). */
-  auth?: boolean;
-  /** The next N `on` commands fail with BMC_ERR_COMMAND_FAILED. */
-  fail_power_on?: number;
-  /** The next N `off`/`soft-off` commands fail. */
-  fail_power_off?: number;
-  /** The next N `reboot`/`soft-reboot` commands fail. */
-  fail_reboot?: number;
-  /** The next N power commands are accepted but do nothing (verification must notice). */
-  ignore_power?: number;
-  /** Calls are received but never answered, until aborted. Nothing is applied. */
-  hang?: boolean;
-  /** The next N commands of any kind are applied but their answer is lost (the call hangs until aborted). */
-  lose_reply?: number;
-  /** The next N installs fail with 'installer reported failure: disk write error'. Server-wide only. */
-  fail_install?: number;
-  /** setBoot keeps the device only, next boot only, legacy: what ipmi_sim does with efiboot/persistent flags. */
-  ignore_boot_flags?: boolean;
-}
-
-const FLAG_FAULTS = ['unreachable', 'auth', 'hang', 'ignore_boot_flags'] as const;
-const COUNT_FAULTS = ['fail_power_on', 'fail_power_off', 'fail_reboot', 'ignore_power', 'lose_reply', 'fail_install'] as const;
-type FlagFault = (typeof FLAG_FAULTS)[number];
-type CountFault = (typeof COUNT_FAULTS)[number];
-
-/** Options of one simulated server, as validated from the config's free-form object. */
-export interface FakeServerOptions {
-  /** How long a power change takes to be visible, ms. Option `power_delay`: ms or "300ms"/"2s". Default 0. */
-  powerDelayMs: number;
-  /** How long an install takes, ms. Option `install`. Default 1 s. */
-  installMs: number;
-  /** Whether soft-off and soft-reboot are supported. Option `supports_soft`. Default true. */
-  supportsSoft: boolean;
-  /** Option `initial_power`. Default off. */
-  initialPower: PowerReading;
-  /** Option `os_installed`: image name or null. Default null. */
-  osInstalled: string | null;
-  /** Mode of the persistent boot setting before anyone sets it. Option `boot_mode`. Default uefi. */
-  bootMode: BootMode;
-  /** Option `inventory`: any of the Inventory fields. */
-  inventory: Inventory;
-  /** Option `faults`: the server-wide faults it starts with. */
-  faults: FakeFaults;
-  /** Option `state_file`: absolute path of the file that keeps the server's state across processes; null: memory only. */
-  stateFile: string | null;
-}
-
-/** What `state_file` holds (version 1). */
-export interface FakeServerStateFile {
-  version: 1;
-  power: PowerReading;
-  pending: { to: PowerReading; at: number; boots: boolean } | null;
-  persistentBoot: BootSettings;
-  nextBoot: BootSettings | null;
-  bootedFrom: BootDevice | null;
-  boots: number;
-  media: string | null;
-  osInstalled: string | null;
-  faults: FakeFaults;
-  log: FakeCommand[];
-}
-
-export type FakeOp = 'power.get' | 'power.set' | 'boot.get' | 'boot.set' | 'media.insert' | 'media.eject' | 'inventory.get';
-
-/** One command as the fake BMC received it. */
-export interface FakeCommand {
-  seq: number;
-  /** Lab clock, ms. */
-  at: number;
-  /** The driver name it came through. */
-  via: string;
-  op: FakeOp;
-  arg: string | null;
-  /** ok; failed (an error answer); ignored (accepted, did nothing); hung (never answered); reply-lost (applied, never answered). */
-  outcome: 'ok' | 'failed' | 'ignored' | 'hung' | 'reply-lost';
-}
-
-/** What the installer is asked to do (a subset of the agent's job document). */
-export interface FakeInstallJob {
-  operation: string;
-  imageName: string | null;
-}
-
-export interface FakeInstallOptions {
-  signal?: AbortSignal | undefined;
-  onProgress?: ((percent: number) => void) | undefined;
-  timeoutMs?: number | undefined;
-}
+export { parseDuration, parseFakeFaults, parseFakeOptions } from './options.js';
+export type { FakeFaults, FakeServerOptions } from './options.js';
+export type { FakeInstallerJob, FakeInstallJob, FakeInstallOptions, FakeInstallOutcome } from './installer.js';
+export type { FakeCommand, FakeOp, FakeServerStateFile } from './state-file.js';
 
 export interface FakeServerSnapshot {
   nodeId: string;
@@ -128,7 +55,10 @@ export interface FakeServerSnapshot {
   boots: number;
   media: string | null;
   osInstalled: string | null;
+  /** A job is running: its operation and progress (a server installing does not answer pings). */
   installing: { operation: string; progress: number } | null;
+  /** The installer job, running or the last one finished. */
+  job: FakeInstallerJob | null;
   faults: FakeFaults;
   inventory: Inventory;
 }
@@ -136,129 +66,8 @@ export interface FakeServerSnapshot {
 export interface FakeLabClock {
   /** ms. Default Date.now. */
   now?: () => number;
-  /** Used by the installer's steps. */
+  /** Used by the installer's waits. */
   sleep?: Sleep;
-}
-
-const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file'];
-const INVENTORY_KEYS = ['manufacturer', 'model', 'serial', 'macs', 'cpus', 'memory_mib'];
-
-/**
- * A duration: a number of ms, or a string `<number><unit>` with unit ms, s, m or h (no unit: ms).
- * @throws Error naming `what` when it is neither.
- */
-export function parseDuration(value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  if (typeof value === 'string') {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-    if (m) {
-      const scale = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
-      return Number(m[1]) * scale;
-    }
-  }
-  throw new Error(`${what}: expected a duration in ms or like "300ms", "2s", got ${JSON.stringify(value)}`);
-}
-
-/**
- * Validates a faults object. @throws Error listing every problem.
- */
-export function parseFakeFaults(raw: unknown, where = 'faults'): FakeFaults {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${where}: expected an object, got ${JSON.stringify(raw)}`);
-  const problems: string[] = [];
-  const out: FakeFaults = {};
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if ((FLAG_FAULTS as readonly string[]).includes(k)) {
-      if (typeof v === 'boolean') out[k as FlagFault] = v;
-      else problems.push(`${k}: expected true or false, got ${JSON.stringify(v)}`);
-    } else if ((COUNT_FAULTS as readonly string[]).includes(k)) {
-      if (typeof v === 'number' && Number.isInteger(v) && v >= 0) out[k as CountFault] = v;
-      else problems.push(`${k}: expected a whole number >= 0, got ${JSON.stringify(v)}`);
-    } else {
-      problems.push(`${k}: unknown fault (known: ${[...FLAG_FAULTS, ...COUNT_FAULTS].join(', ')})`);
-    }
-  }
-  if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
-  return out;
-}
-
-/**
- * Validates the fake driver's options of one node (the config's free-form object).
- * @throws Error listing every problem, each as `key: message`.
- */
-export function parseFakeOptions(raw: unknown, nodeId: string): FakeServerOptions {
-  const where = `fake driver options of node ${nodeId}`;
-  if (raw === undefined || raw === null) raw = {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${where}: expected an object, got ${JSON.stringify(raw)}`);
-  const o = raw as Record<string, unknown>;
-  const problems: string[] = [];
-  const attempt = <T>(fn: () => T, fallback: T): T => {
-    try {
-      return fn();
-    } catch (e) {
-      problems.push((e as Error).message);
-      return fallback;
-    }
-  };
-  for (const k of Object.keys(o)) {
-    if (!OPTION_KEYS.includes(k)) problems.push(`${k}: unknown option (known: ${OPTION_KEYS.join(', ')})`);
-  }
-  const powerDelayMs = o.power_delay === undefined ? 0 : attempt(() => parseDuration(o.power_delay, 'power_delay'), 0);
-  const installMs = o.install === undefined ? 1_000 : attempt(() => parseDuration(o.install, 'install'), 0);
-  let supportsSoft = true;
-  if (o.supports_soft !== undefined) {
-    if (typeof o.supports_soft === 'boolean') supportsSoft = o.supports_soft;
-    else problems.push(`supports_soft: expected true or false, got ${JSON.stringify(o.supports_soft)}`);
-  }
-  let initialPower: PowerReading = 'off';
-  if (o.initial_power !== undefined) {
-    if (o.initial_power === 'on' || o.initial_power === 'off') initialPower = o.initial_power;
-    else problems.push(`initial_power: expected "on" or "off", got ${JSON.stringify(o.initial_power)}`);
-  }
-  let osInstalled: string | null = null;
-  if (o.os_installed !== undefined) {
-    if (o.os_installed === null || (typeof o.os_installed === 'string' && o.os_installed !== '')) osInstalled = o.os_installed;
-    else problems.push(`os_installed: expected an image name or null, got ${JSON.stringify(o.os_installed)}`);
-  }
-  let bootMode: BootMode = 'uefi';
-  if (o.boot_mode !== undefined) {
-    if (o.boot_mode === 'uefi' || o.boot_mode === 'legacy') bootMode = o.boot_mode;
-    else problems.push(`boot_mode: expected "uefi" or "legacy", got ${JSON.stringify(o.boot_mode)}`);
-  }
-  const inventory = attempt(() => parseInventory(o.inventory, nodeId), defaultInventory(nodeId));
-  const faults = attempt(() => parseFakeFaults(o.faults, 'faults'), {});
-  let stateFile: string | null = null;
-  if (o.state_file !== undefined) {
-    if (typeof o.state_file === 'string' && path.isAbsolute(o.state_file)) stateFile = o.state_file;
-    else problems.push(`state_file: expected an absolute path, got ${JSON.stringify(o.state_file)}`);
-  }
-  if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
-  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile };
-}
-
-function defaultInventory(nodeId: string): Inventory {
-  return { manufacturer: 'metald', model: 'fake-server', serial: `FAKE-${nodeId}`, macs: [], cpus: 8, memory_mib: 32_768 };
-}
-
-function parseInventory(raw: unknown, nodeId: string): Inventory {
-  const inv = defaultInventory(nodeId);
-  if (raw === undefined || raw === null) return inv;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`inventory: expected an object, got ${JSON.stringify(raw)}`);
-  const problems: string[] = [];
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!INVENTORY_KEYS.includes(k)) problems.push(`inventory.${k}: unknown field (known: ${INVENTORY_KEYS.join(', ')})`);
-    else if (k === 'macs') {
-      if (Array.isArray(v) && v.every((m) => typeof m === 'string')) inv.macs = v as string[];
-      else problems.push(`inventory.macs: expected a list of strings`);
-    } else if (k === 'cpus' || k === 'memory_mib') {
-      if (v === null || (typeof v === 'number' && Number.isInteger(v) && v >= 0)) inv[k] = v;
-      else problems.push(`inventory.${k}: expected a whole number or null, got ${JSON.stringify(v)}`);
-    } else if (v === null || typeof v === 'string') {
-      inv[k as 'manufacturer' | 'model' | 'serial'] = v;
-    } else problems.push(`inventory.${k}: expected a string or null, got ${JSON.stringify(v)}`);
-  }
-  if (problems.length > 0) throw new Error(problems.join('; '));
-  return inv;
 }
 
 /** Settles when `signal` aborts (rejecting with `err`); never, without a signal. */
@@ -284,7 +93,8 @@ export class FakeServer {
   private boots = 0;
   private media: string | null = null;
   private osInstalled: string | null;
-  private installing: { operation: string; progress: number } | null = null;
+  /** The installer job, running or the last one finished (a new one replaces a finished one). */
+  private job: FakeInstallerJob | null = null;
   private serverFaults: FakeFaults;
   private readonly viaFaults = new Map<string, FakeFaults>();
   private readonly log: FakeCommand[] = [];
@@ -304,15 +114,8 @@ export class FakeServer {
 
   /** Takes the state kept in `file`, if there is one (a fresh server otherwise). @throws Error on a corrupt file. */
   private load(file: string): void {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    const st = JSON.parse(text) as FakeServerStateFile;
-    if (st.version !== 1) throw new Error(`fake BMC state file ${file}: unknown version ${String(st.version)}`);
+    const st = readStateFile(file);
+    if (!st) return;
     this.power = st.power;
     this.pending = st.pending;
     this.persistentBoot = st.persistentBoot;
@@ -321,6 +124,7 @@ export class FakeServer {
     this.boots = st.boots;
     this.media = st.media;
     this.osInstalled = st.osInstalled;
+    this.job = st.job;
     this.serverFaults = parseFakeFaults(st.faults);
     this.log.push(...st.log);
   }
@@ -329,8 +133,8 @@ export class FakeServer {
   private persist(): void {
     const file = this.options.stateFile;
     if (!file) return;
-    const st: FakeServerStateFile = {
-      version: 1,
+    writeStateFile(file, {
+      version: 2,
       power: this.power,
       pending: this.pending,
       persistentBoot: this.persistentBoot,
@@ -339,12 +143,10 @@ export class FakeServer {
       boots: this.boots,
       media: this.media,
       osInstalled: this.osInstalled,
+      job: this.job,
       faults: this.serverFaults,
       log: this.log,
-    };
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(st));
-    fs.renameSync(tmp, file);
+    });
   }
 
   // ---- faults and introspection ----------------------------------------------------------------------------------
@@ -376,7 +178,8 @@ export class FakeServer {
       boots: this.boots,
       media: this.media,
       osInstalled: this.osInstalled,
-      installing: this.installing ? { ...this.installing } : null,
+      installing: this.job && this.job.outcome === null ? { operation: this.job.operation, progress: jobProgress(this.job, this.options.installMs, this.now()) } : null,
+      job: this.job ? { ...this.job, outcome: this.job.outcome ? { ...this.job.outcome } : null } : null,
       faults: { ...this.serverFaults },
       inventory: { ...this.options.inventory, macs: [...this.options.inventory.macs] },
     };
@@ -462,46 +265,41 @@ export class FakeServer {
   // ---- the installer ---------------------------------------------------------------------------------------------
 
   /**
-   * Simulates the deploy ramdisk's installer: needs the server on and booted from pxe (or cdrom with media), takes
-   * `install` in 5 steps reporting 0, 20, ..., 100, and records the result: install-like operations install
-   * `imageName`, `uninstall` clears the OS, others keep it.
+   * Hands the deploy ramdisk's installer a job, or attaches to the one it holds with this id, and waits for it.
+   * A new job needs the server on, booted from pxe (or cdrom with media) and no other job running; it takes `install`
+   * in 5 steps reporting 0, 20, ..., 100 and on success install-like operations install `imageName`, `uninstall`
+   * clears the OS, others keep it. Attaching reports the job's current progress, then waits; a job already over
+   * reports its outcome at once, until the server boots again (the job was the previous ramdisk's). The job runs on the server: an abort or the deadline ends the wait, not the job.
    * @throws Error 'server is powered off', 'the server did not boot the deploy ramdisk: boot device is X',
-   *   'installer reported failure: disk write error' (fault fail_install), or on abort, timeout, power loss or reboot.
+   *   'an installer is already running (<operation>)', the job's failure ('installer reported failure: disk write
+   *   error' with the fault fail_install, power off or reboot during the job), 'installer aborted',
+   *   'installer did not finish by <ISO time> ...'.
    */
-  async runInstaller(job: FakeInstallJob, opts: FakeInstallOptions = {}): Promise<void> {
+  async deploy(jobId: string, job: FakeInstallJob, opts: FakeInstallOptions = {}): Promise<void> {
+    if (typeof jobId !== 'string' || jobId === '') throw new Error(`installer job id: expected a non-empty string, got ${JSON.stringify(jobId)}`);
+    if (opts.deadlineAt !== undefined && !Number.isFinite(opts.deadlineAt)) {
+      throw new Error(`installer deadline: expected ms since the epoch, got ${String(opts.deadlineAt)}`);
+    }
+    if (opts.signal?.aborted) throw new Error('installer aborted', { cause: opts.signal.reason });
     this.settle();
+    // The job lives in the ramdisk that ran it: once the server booted again, a new ramdisk knows no job (and a
+    // deploy with the same id, handed to it again, starts it afresh).
+    const held = this.job !== null && this.job.bootsAtStart === this.boots ? this.job : null;
+    if (held?.id === jobId) return waitForJob(this.installerHost, held, opts);
+    if (held && held.outcome === null) throw new Error(`an installer is already running (${held.operation})`);
     if (this.power === 'off') throw new Error('server is powered off');
     if (this.bootedFrom !== 'pxe' && this.bootedFrom !== 'cdrom') {
       throw new Error(`the server did not boot the deploy ramdisk: boot device is ${this.bootedFrom ?? 'none'}`);
     }
-    if (this.installing) throw new Error(`an installer is already running (${this.installing.operation})`);
-    const timeout = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
-    const signals = [opts.signal, timeout].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-    const bootsAtStart = this.boots;
-    const steps = 5;
-    const failAt = this.take('', 'fail_install') ? 3 : -1;
-    this.installing = { operation: job.operation, progress: 0 };
-    try {
-      opts.onProgress?.(0);
-      for (let i = 1; i <= steps; i++) {
-        await this.sleep(this.options.installMs / steps, signal);
-        if (this.currentPower() === 'off') throw new Error('the server was powered off during the install');
-        if (this.boots !== bootsAtStart) throw new Error('the server rebooted during the install');
-        if (i === failAt) throw new Error('installer reported failure: disk write error');
-        this.installing.progress = (i * 100) / steps;
-        opts.onProgress?.(this.installing.progress);
-      }
-    } catch (e) {
-      if (opts.signal?.aborted) throw new Error('installer aborted', { cause: e });
-      if (timeout?.aborted) throw new Error(`installer did not finish within ${opts.timeoutMs} ms`, { cause: e });
-      throw e;
-    } finally {
-      this.installing = null;
-    }
-    if (job.operation === 'uninstall') this.osInstalled = null;
-    else if (job.imageName !== null && ['install', 'reinstall', 'switch-install'].includes(job.operation)) this.osInstalled = job.imageName;
+    const started = newJob(jobId, job, this.now(), this.boots, this.take('', 'fail_install'));
+    this.job = started;
     this.persist();
+    return waitForJob(this.installerHost, started, opts);
+  }
+
+  /** What a waiter needs of this server: its install duration, its clock, and settle(). */
+  private get installerHost(): InstallerHost {
+    return { installMs: this.options.installMs, now: this.now, sleep: this.sleep, settle: () => this.settle() };
   }
 
   // ---- internals -------------------------------------------------------------------------------------------------
@@ -576,20 +374,34 @@ export class FakeServer {
     this.settle();
   }
 
-  private currentPower(): PowerReading {
-    this.settle();
-    return this.power;
+  /**
+   * Brings the server up to now: ends the installer job if it reached its own end, makes a due power change visible,
+   * then ends the job if that change interrupts it. The job's own end counts first when it came before the change.
+   */
+  private settle(): void {
+    const now = this.now();
+    const due = this.pending !== null && this.pending.at <= now ? this.pending : null;
+    let changed = this.endJob(ownOutcome, due?.at ?? now);
+    if (due) {
+      this.pending = null;
+      this.power = due.to;
+      if (due.to === 'off') this.bootedFrom = null;
+      if (due.boots) this.boot();
+      this.endJob((job) => interruption(job, this.power, this.boots), now);
+      changed = true;
+    }
+    if (changed) this.persist();
   }
 
-  /** Makes a due power change visible. */
-  private settle(): void {
-    if (!this.pending || this.now() < this.pending.at) return;
-    const p = this.pending;
-    this.pending = null;
-    this.power = p.to;
-    if (p.to === 'off') this.bootedFrom = null;
-    if (p.boots) this.boot();
-    this.persist();
+  /** Records the outcome `decide` gives the running job, if any (and the OS a success leaves); true if it ended. */
+  private endJob(decide: (job: FakeInstallerJob, installMs: number, at: number) => FakeInstallerJob['outcome'], at: number): boolean {
+    const job = this.job;
+    if (!job || job.outcome !== null) return false;
+    const outcome = decide(job, this.options.installMs, at);
+    if (!outcome) return false;
+    job.outcome = outcome;
+    if (outcome.ok) this.osInstalled = osAfter(job, this.osInstalled);
+    return true;
   }
 
   private boot(): void {
@@ -655,8 +467,9 @@ export class FakeLab {
     return this.get(nodeId).snapshot();
   }
 
-  runInstaller(nodeId: string, job: FakeInstallJob, opts?: FakeInstallOptions): Promise<void> {
-    return this.get(nodeId).runInstaller(job, opts);
+  /** See FakeServer.deploy. @throws Error when no server of that node exists yet, or as FakeServer.deploy. */
+  deploy(nodeId: string, jobId: string, job: FakeInstallJob, opts?: FakeInstallOptions): Promise<void> {
+    return this.get(nodeId).deploy(jobId, job, opts);
   }
 
   wipe(nodeId: string): void {

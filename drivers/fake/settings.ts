@@ -9,7 +9,7 @@ import type { Capability, DriverDefinition } from '../types.js';
 
 export const FAKE_CAPABILITIES: readonly Capability[] = ['power', 'boot', 'media', 'inventory'];
 
-/** The fake driver's settings: the common ones and `fake`, its free-form options (checked by lab.ts at binding). */
+/** The fake driver's settings: the common ones and `fake`, its free-form options (checked by options.ts at binding). */
 export const FAKE_SETTINGS = driverSettings({
   fake: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { errorMessage: 'expected a mapping' })),
 });

@@ -3,7 +3,7 @@ import { fakeDriverFactory } from '../../drivers/fake/index.js';
 import { defaultDriverPorts } from '../../drivers/ports.js';
 import { FakeLab, parseDuration, parseFakeOptions } from '../../drivers/fake/lab.js';
 import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from './contract.js';
-import { bindFakes, fastBmc, nextNodeId, target } from './helpers.js';
+import { bindFakes, nextNodeId, target } from './helpers.js';
 
 function makeFake(options: Record<string, unknown> = {}, quirks: { dropsBootFlags?: boolean } = {}): MakeSubject {
   return () => {
@@ -149,70 +149,5 @@ describe('fake server', () => {
     await expect(p).rejects.toMatchObject({ code: 'BMC_ERR_TIMEOUT' });
     lab.setFaults(id, {});
     expect(await d!.power!.getPower()).toBe('off');
-  });
-});
-
-describe('fake installer', () => {
-  async function pxeBooted(options: Record<string, unknown> = {}) {
-    const lab = new FakeLab();
-    const id = nextNodeId();
-    const drivers = bindFakes(lab, id, ['fake'], { install: '10ms', ...options });
-    const bmc = fastBmc(id, drivers);
-    await bmc.setBoot({ device: 'pxe', persistent: false, mode: 'uefi' });
-    await bmc.setPower('on');
-    return { lab, id, bmc };
-  }
-
-  it('installs: progress 0..100, then the OS is recorded', async () => {
-    const { lab, id } = await pxeBooted();
-    const progress: number[] = [];
-    await lab.runInstaller(id, { operation: 'install', imageName: 'debian-12' }, { onProgress: (p) => progress.push(p) });
-    expect(progress).toEqual([0, 20, 40, 60, 80, 100]);
-    expect(lab.snapshot(id).osInstalled).toBe('debian-12');
-    await lab.runInstaller(id, { operation: 'uninstall', imageName: null });
-    expect(lab.snapshot(id).osInstalled).toBeNull();
-  });
-
-  it('needs the server on and booted from the network', async () => {
-    const lab = new FakeLab();
-    const id = nextNodeId();
-    const [d] = bindFakes(lab, id, ['fake'], { install: '5ms', os_installed: 'ubuntu-22.04' });
-    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' })).rejects.toThrow('server is powered off');
-    await d!.power!.setPower('on');
-    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' })).rejects.toThrow(
-      'the server did not boot the deploy ramdisk: boot device is disk',
-    );
-    expect(lab.snapshot(id).osInstalled).toBe('ubuntu-22.04');
-    lab.wipe(id);
-    expect(lab.snapshot(id).osInstalled).toBeNull();
-  });
-
-  it('fails on demand, keeping the old OS', async () => {
-    const { lab, id } = await pxeBooted({ os_installed: 'old' });
-    lab.setFaults(id, { fail_install: 1 });
-    const progress: number[] = [];
-    await expect(lab.runInstaller(id, { operation: 'reinstall', imageName: 'new' }, { onProgress: (p) => progress.push(p) })).rejects.toThrow(
-      'installer reported failure: disk write error',
-    );
-    expect(progress).toEqual([0, 20, 40]);
-    expect(lab.snapshot(id)).toMatchObject({ osInstalled: 'old', installing: null });
-  });
-
-  it('honours abort and its timeout', async () => {
-    const { lab, id } = await pxeBooted({ install: '1s' });
-    const ac = new AbortController();
-    const p = lab.runInstaller(id, { operation: 'install', imageName: 'x' }, { signal: ac.signal });
-    expect(lab.snapshot(id).installing).toEqual({ operation: 'install', progress: 0 });
-    ac.abort();
-    await expect(p).rejects.toThrow('installer aborted');
-    await expect(lab.runInstaller(id, { operation: 'install', imageName: 'x' }, { timeoutMs: 10 })).rejects.toThrow('installer did not finish within 10 ms');
-    expect(lab.snapshot(id).osInstalled).toBeNull();
-  });
-
-  it('fails when the server is powered off during the install', async () => {
-    const { lab, id, bmc } = await pxeBooted({ install: '50ms' });
-    const p = lab.runInstaller(id, { operation: 'install', imageName: 'x' });
-    await bmc.setPower('off');
-    await expect(p).rejects.toThrow('the server was powered off during the install');
   });
 });
