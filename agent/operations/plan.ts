@@ -34,6 +34,12 @@ export interface Step {
   run(c: StepContext): Promise<unknown>;
   /** For `verify`: confirms, sending nothing, what the interrupted run sent. */
   verify?(c: StepContext): Promise<unknown>;
+  /**
+   * Runs once the step's event is closed Success (a state edge the step's outcome allows), and again on a resume
+   * that finds the step closed, since a restart may have come between: it must be idempotent. A failure names the
+   * step.
+   */
+  then?(c: StepContext): void;
 }
 
 export interface Plan {

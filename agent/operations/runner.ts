@@ -163,6 +163,8 @@ export class Runner {
         i = at;
       } else if (ev.finish_time !== null) {
         if (ev.result !== 'Success') throw new StepFailed(step.name, 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED} after step '${step.name}' failed`);
+        // The restart may have come between the step's close and its `then`.
+        if (step.then) await namedStep(step.name, async () => step.then!(this.context(run, at)));
         i = at + 1;
       } else {
         this.deps.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step: step.name, on_restart: step.onRestart }, 'resuming an operation at its interrupted step');
@@ -214,18 +216,24 @@ export class Runner {
         this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Success', step: index, ...record } });
       });
     } catch (e) {
-      const aborted = abortReason(run.signal);
-      // Stopping leaves the step open, exactly as a crash would: the next start resumes it.
-      if (aborted?.kind === 'shutdown') throw aborted;
-      if (this.store.getAction(run.requestId)?.finish_time) throw aborted ?? e;
-      const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
-      this.store.transaction(() => {
-        this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
-        this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Error', step: index, code: codeOf(e) } });
-      });
-      if (aborted) throw aborted;
-      throw e instanceof StepFailed ? e : new StepFailed(step.name, codeOf(e), messageOf(e), { cause: e });
+      throw this.stepError(run, step, index, eventIndex, start, e);
     }
+    if (step.then) await namedStep(step.name, async () => step.then!(c));
+  }
+
+  /** Closes a failed step's event (not when stopping: a stop leaves it open, like a crash) and names the failure. */
+  private stepError(run: Run, step: Step, index: number, eventIndex: number, start: string, e: unknown): unknown {
+    const aborted = abortReason(run.signal);
+    // Stopping leaves the step open, exactly as a crash would: the next start resumes it.
+    if (aborted?.kind === 'shutdown') return aborted;
+    if (this.store.getAction(run.requestId)?.finish_time) return aborted ?? e;
+    const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
+    this.store.transaction(() => {
+      this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
+      this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Error', step: index, code: codeOf(e) } });
+    });
+    if (aborted) return aborted;
+    return e instanceof StepFailed ? e : new StepFailed(step.name, codeOf(e), messageOf(e), { cause: e });
   }
 
   /** Persists the plan's position: step `index`, with its data patched. */

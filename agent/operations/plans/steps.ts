@@ -14,6 +14,9 @@ export const POWER_STEP_OF: Record<SinglePowerAction, string> = {
   'soft-off': 'soft_power_off',
 };
 
+/** The plan-data key saying that the power step at this index handed its command to a driver. */
+const sentKey = (c: StepContext) => `${c.index}_sent`;
+
 export interface PowerStepOptions {
   /** The event name when not the action's own (`power_off_after_failure`). */
   name?: string;
@@ -21,14 +24,16 @@ export interface PowerStepOptions {
   deadlineMs?: (c: StepContext) => number;
   /** Default `verify`: a power command is never sent twice; delete's offs are safe to repeat. */
   onRestart?: OnRestart;
-  /** Runs once the change is verified (a state edge), on the first run and on a resume alike. */
+  /** Runs once the change is verified and its step closed (a state edge), idempotent (plan.ts Step.then). */
   then?: (c: StepContext) => void;
 }
 
 /**
- * A verified power change, recorded on the node and the instance (never moving `state`; `then` may). Interrupted by
- * a restart, it polls for the reading its command would give, sending nothing (`verify`), or sends it again
- * (`repeat`, for an off that is safe to repeat).
+ * A verified power change, recorded on the node and the instance (never moving `state`; `then` may). The moment its
+ * command is handed to a driver is kept in the plan's data (`<index>_sent`). Interrupted by a restart after that, it
+ * polls for the reading the command would give, sending nothing (`verify`); interrupted before (waiting for the
+ * BMC's turn), the command never left and is sent. With `repeat` (an off that is safe to repeat) it is sent again
+ * in any case.
  */
 export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): Step {
   const name = o.name ?? POWER_STEP_OF[action];
@@ -38,20 +43,24 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
     onRestart: o.onRestart ?? 'verify',
     waits: false,
     async run(c) {
-      const res = await c.bmc().setPower(action, { signal: c.signal, wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) } });
+      const res = await c.bmc().setPower(action, {
+        signal: c.signal,
+        wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
+        onSending: () => c.save({ [sentKey(c)]: true }),
+      });
       c.rec.recordPower(c.node().id, res.power, 'operation');
-      o.then?.(c);
       return res;
     },
     async verify(c) {
+      if (c.data[sentKey(c)] !== true) return this.run(c);
       const want = EXPECTED_POWER[action];
       const power = await c.pollPower(want, deadlineOf(c));
       if (power !== null) c.rec.recordPower(c.node().id, power, 'recovery');
       if (power !== want) {
         throw new StepFailed(name, 'AGENT_ERR_INTERRUPTED', `interrupted by an agent restart during step '${name}'; power reads ${power ?? 'unknown'}`);
       }
-      o.then?.(c);
     },
+    ...(o.then ? { then: o.then } : {}),
   };
 }
 
