@@ -12,7 +12,7 @@ import { normaliseIp } from './net.js';
 import type { DeployJob, DeployOptions, Deployer, PingResult, Pinger } from './ports.js';
 import type { Store } from './store/types.js';
 
-/** The fake lab's pinger: an address answers when the simulated server that owns it is on and has an OS installed. */
+/** The fake lab's pinger: an address answers when the OS of the simulated server that owns it is up (FakeServerSnapshot.osUp). */
 export class FakeLabPinger implements Pinger {
   readonly engine = 'fake';
   constructor(
@@ -25,7 +25,7 @@ export class FakeLabPinger implements Pinger {
     return addrs.map((addr) => {
       const nodeId = this.owner(addr);
       const s = nodeId && this.lab.has(nodeId) ? this.lab.snapshot(nodeId) : null;
-      const alive = s !== null && s.power === 'on' && s.osInstalled !== null && s.installing === null;
+      const alive = s !== null && s.osUp;
       return { addr, alive, rtt_ms: alive ? 0 : null };
     });
   }
