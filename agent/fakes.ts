@@ -42,6 +42,9 @@ export class FakeLabDeployer implements Deployer {
    */
   async deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void> {
     const uninstall = job.operation === 'uninstall';
+    // The node's simulated server, created from its options (its state_file) if no BMC call came first: after a
+    // restart the resumed deploy may be the first thing to reach it.
+    this.lab.server(node.id, fakeOptions(node.bmc));
     await this.lab.deploy(node.id, opts.jobId, { operation: job.operation, imageName: uninstall ? null : (job.image?.name ?? null) }, {
       signal: opts.signal,
       deadlineAt: opts.deadlineAt,
