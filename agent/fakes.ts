@@ -19,12 +19,18 @@ export class FakeLabPinger implements Pinger {
     private readonly lab: FakeLab,
     /** The node id owning an address, or null. */
     private readonly owner: (addr: string) => string | null,
+    /**
+     * A fake-driven node's options (null for any other node): its server is created from them if nothing reached it
+     * yet (after a restart, a resumed confirmation may be the first).
+     */
+    private readonly optionsOf: (nodeId: string) => Record<string, unknown> | undefined | null = () => null,
   ) {}
 
   async ping(addrs: readonly string[]): Promise<PingResult[]> {
     return addrs.map((addr) => {
       const nodeId = this.owner(addr);
-      const s = nodeId && this.lab.has(nodeId) ? this.lab.snapshot(nodeId) : null;
+      const options = nodeId && !this.lab.has(nodeId) ? this.optionsOf(nodeId) : null;
+      const s = nodeId && (this.lab.has(nodeId) || options !== null) ? this.lab.server(nodeId, options ?? undefined).snapshot() : null;
       const alive = s !== null && s.osUp;
       return { addr, alive, rtt_ms: alive ? 0 : null };
     });
@@ -83,7 +89,10 @@ export function wireFakes(store: Store, lab: FakeLab = new FakeLab()): Fakes {
   return {
     lab,
     driver: fakeDriverFactory(lab),
-    pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr)),
+    pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr), (nodeId) => {
+      const bmc = store.getNode(nodeId)?.bmc;
+      return bmc?.drivers.includes('fake') ? fakeOptions(bmc) : null;
+    }),
     deployer: new FakeLabDeployer(lab),
     fakeFaults(nodeId, faults) {
       lab.server(nodeId, fakeOptions(store.getNode(nodeId)?.bmc)).setFaults(faults as never);
