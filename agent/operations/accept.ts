@@ -6,7 +6,7 @@
  * and accepting it are one commit. Nothing here talks to a BMC: a power request's fresh read is taken before and
  * passed in.
  */
-import type { PowerState } from '../../drivers/power.js';
+import { isReboot, type PowerState } from '../../drivers/power.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { Action, Instance, InstanceExtra, OperationKind, OperationState, OsOperation, RequestContext } from '../model.js';
@@ -17,7 +17,7 @@ import { OperationAborted } from './errors.js';
 import { allocateAddresses, reserveAddresses } from './ipam.js';
 import type { PlanInputs } from './plan.js';
 import type { Recorder } from './recorder.js';
-import { RULES, targetPowerOf, type PowerKind } from './rules.js';
+import { osRule, POWER_ACTION_OF, RULES, targetPowerOf, type PowerKind } from './rules.js';
 import type { Runner } from './runner.js';
 import { pickNode } from './scheduler.js';
 
@@ -46,8 +46,7 @@ export function checkAcceptable(d: Pick<AcceptDeps, 'store' | 'runner'>, inst: I
 
 /** Already in the target state (202, nothing sent): judged by a fresh read only; `unknown` is neither on nor off. */
 export function alreadyThere(kind: PowerKind, fresh: PowerState): boolean {
-  if (kind === 'reboot' || kind === 'soft-reboot') return false;
-  return fresh === targetPowerOf(kind);
+  return !isReboot(POWER_ACTION_OF[kind]) && fresh === targetPowerOf(kind);
 }
 
 export class Acceptor {
@@ -174,9 +173,9 @@ export class Acceptor {
   osOperation(ctx: RequestContext, id: string, op: OsOperationName, params: OsOperationParams): Action {
     const cfg = this.cfg;
     const kind: OperationKind = op;
-    if (op === 'switch-install' && !params.image_uuid) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'switch-install needs image_uuid');
-    if (op === 'change-password' && !params.password_hash) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'change-password needs password_hash');
-    if (op === 'modify-ip' && !params.networks?.length) throw new AgentError('AGENT_ERR_BAD_REQUEST', 'modify-ip needs networks');
+    const rule = RULES[kind];
+    const given = rule.requires === 'networks' ? params.networks?.length : rule.requires ? params[rule.requires] : true;
+    if (!given) throw new AgentError('AGENT_ERR_BAD_REQUEST', `${op} needs ${rule.requires}`);
     if (params.image_uuid !== undefined && !cfg.images.some((i) => i.uuid === params.image_uuid)) {
       throw new AgentError('AGENT_ERR_BAD_REQUEST', `image_uuid: no image ${params.image_uuid} in the catalogue`);
     }
@@ -189,7 +188,7 @@ export class Acceptor {
     checkAcceptable(this.d, cur, kind);
     if (op === 'retry') {
       if (!cur.failed_operation) throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'nothing to retry: no failed provisioning is recorded');
-      if (cur.failed_operation.kind === 'uninstall') {
+      if (!osRule(cur.failed_operation.kind).retriable) {
         throw new AgentError('AGENT_ERR_INVALID_TRANSITION', 'a failed uninstall cannot be retried (no error -> stopped edge); delete the instance');
       }
     }
@@ -201,13 +200,13 @@ export class Acceptor {
     if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${cur.id} names a node that does not exist`);
     const pendingIp = ipRequest ? reserveAddresses({ store: this.d.store, networks: cfg.networks }, node, cur.id, ipRequest) : undefined;
     // A retry re-runs the failed operation with the parameters it recorded on the instance: it is given none.
-    const given = pendingParams(params);
-    const imageUuid = (op === 'reinstall' || op === 'switch-install' ? given?.image_uuid : undefined) ?? cur.image_uuid;
+    const pending = pendingParams(params);
+    const imageUuid = (rule.setsImage ? pending?.image_uuid : undefined) ?? cur.image_uuid;
     const image = cfg.images.find((i) => i.uuid === imageUuid);
     const inputs: PlanInputs = {
       plan: 'provision',
       op: op === 'change-password' ? 'change-password' : osOp!,
-      off_first: cur.state === 'running' && RULES[kind].powerOffFirst,
+      off_first: cur.state === 'running' && rule.powerOffFirst,
       virtual_media: image?.boot_method === 'virtual-media',
     };
     this.d.rec.newAction(ctx, cur, kind, inputs);
@@ -215,7 +214,7 @@ export class Acceptor {
       task: kind,
       task_request_id: ctx.request_id,
       error: null,
-      extra: { ...cur.extra, pending_ip: pendingIp, pending_params: given },
+      extra: { ...cur.extra, pending_ip: pendingIp, pending_params: pending },
       ...(osOp ? { operation_state: `${osOp}-processing` as OperationState } : {}),
     }, { cause: 'operation' });
     this.launchAfterCommit(cur.id, ctx.request_id, kind);

@@ -11,7 +11,7 @@
  * - power steps inside an OS operation never move `state`; the operation owns it.
  */
 import type { Logger } from 'pino';
-import type { PowerState } from '../../drivers/power.js';
+import { isReboot, isSoft, type PowerState } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
@@ -76,7 +76,11 @@ export class Engine implements AgentService {
   /** The only writer of instance and node rows and of the journal. */
   private readonly rec: Recorder;
   private readonly runner: Runner;
-  private readonly accept: Acceptor;
+  /**
+   * Acceptance inside a transaction the caller holds: the upstream command handler records a command's id and
+   * accepts it in one commit (`store.transaction(() => { record(); engine.acceptor.power(...) })`).
+   */
+  readonly acceptor: Acceptor;
   private readonly nodePower: NodePower;
   private readonly adoption: Adoption;
   private readonly powerSync: PowerSync;
@@ -94,7 +98,7 @@ export class Engine implements AgentService {
       freshPower: (node, kind) => this.freshPower(node, kind),
       powerDeadline: (kind, timeoutS) => this.powerDeadline(kind, timeoutS),
     });
-    this.accept = new Acceptor({
+    this.acceptor = new Acceptor({
       config: deps.config,
       store: deps.store,
       rec: this.rec,
@@ -281,7 +285,7 @@ export class Engine implements AgentService {
   async createInstance(ctx: RequestContext, body: CreateInstanceInput): Promise<{ instance: Instance; action: Action }> {
     this.requireReady();
     const input = lowerCreateIds(body);
-    const { instance } = this.store.transaction(() => this.accept.create(ctx, input));
+    const { instance } = this.store.transaction(() => this.acceptor.create(ctx, input));
     return { instance: this.store.getInstance(instance.id)!, action: this.store.getAction(ctx.request_id)! };
   }
 
@@ -296,7 +300,7 @@ export class Engine implements AgentService {
     // Refusals that need no BMC first; then ask the hardware, not our memory (Ironic's _can_skip_state_change).
     checkAcceptable({ store: this.store, runner: this.runner }, inst, kind);
     const fresh = await this.freshPower(node, kind);
-    const action = this.store.transaction(() => this.accept.power(ctx, inst.id, kind, fresh, this.powerDeadline(kind, req.timeout_s)));
+    const action = this.store.transaction(() => this.acceptor.power(ctx, inst.id, kind, fresh, this.powerDeadline(kind, req.timeout_s)));
     if (!action) return { accepted: false, action: null };
     return { accepted: true, action: this.store.getAction(ctx.request_id) };
   }
@@ -305,14 +309,14 @@ export class Engine implements AgentService {
     this.requireReady();
     const params = lowerOperationIds(request);
     const inst = this.getInstance(ctx, id);
-    this.store.transaction(() => this.accept.osOperation(ctx, inst.id, op, params));
+    this.store.transaction(() => this.acceptor.osOperation(ctx, inst.id, op, params));
     return this.store.getAction(ctx.request_id)!;
   }
 
   async deleteInstance(ctx: RequestContext, id: string): Promise<Action> {
     this.requireReady();
     const inst = this.getInstance(ctx, id);
-    this.store.transaction(() => this.accept.delete(ctx, inst.id));
+    this.store.transaction(() => this.acceptor.delete(ctx, inst.id));
     return this.store.getAction(ctx.request_id)!;
   }
 
@@ -321,7 +325,7 @@ export class Engine implements AgentService {
    * is never already there: no read). A failed read is `unknown`, which is neither on nor off.
    */
   private async freshPower(node: Node, kind: PowerKind): Promise<PowerState> {
-    if (kind === 'reboot' || kind === 'soft-reboot') return 'unknown';
+    if (isReboot(POWER_ACTION_OF[kind])) return 'unknown';
     try {
       return (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
     } catch (e) {
@@ -332,8 +336,7 @@ export class Engine implements AgentService {
 
   /** How long a power request may take to be verified: the request's timeout for soft ones, else the config's. */
   private powerDeadline(kind: PowerKind, timeoutS: number | undefined): number {
-    const soft = kind === 'soft-power-off' || kind === 'soft-reboot';
-    if (!soft) return this.cfg.timeouts.power_ms;
+    if (!isSoft(POWER_ACTION_OF[kind])) return this.cfg.timeouts.power_ms;
     return timeoutS !== undefined ? timeoutS * 1000 : this.cfg.timeouts.soft_power_ms;
   }
 

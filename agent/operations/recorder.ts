@@ -4,6 +4,7 @@
  * through `journal`, typed by its kind's data schema (agent/journal-events.ts). The engine decides, the recorder
  * writes.
  */
+import type { PowerReading, PowerState } from '../../drivers/power.js';
 import { AgentError } from '../errors.js';
 import { type ActionEventDetails, type EventData } from '../journal-events.js';
 import type { Liveness } from '../liveness.js';
@@ -192,7 +193,7 @@ export class Recorder {
   }
 
   /** Records an observed power reading on the node and its instance. */
-  recordPower(nodeId: string, power: 'on' | 'off' | 'unknown', cause: string): void {
+  recordPower(nodeId: string, power: PowerState, cause: string): void {
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n) return;
@@ -221,7 +222,7 @@ export class Recorder {
   }
 
   /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
-  setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: { request_id?: string } = {}): void {
+  setNodeTarget(nodeId: string, target: PowerReading | null, cause: string, details: { request_id?: string } = {}): void {
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n || n.target_power_state === target) return;

@@ -30,6 +30,16 @@ export interface OperationRule {
   entry: Partial<Record<InstanceState | 'new', StateEvent>>;
   /** Power the server is left in on success (null: the retried operation's, or unchanged). */
   finalPower: PowerReading | null;
+  /** The plan that carries it out (agent/operations/plans/); null: none (adoption is not run as a plan). */
+  plan: 'power' | 'provision' | 'delete' | null;
+  /** The parameter the request must give (400 without it). */
+  requires: 'image_uuid' | 'password_hash' | 'networks' | null;
+  /** Its `image_uuid` parameter becomes the instance's image. */
+  setsImage: boolean;
+  /** Once failed, `retry` may re-run it (the error -> running edge); false for a failed uninstall. */
+  retriable: boolean;
+  /** Success ends the instance: terminated_at set, secrets and addresses released. */
+  releases: boolean;
 }
 
 const always = () => true;
@@ -52,6 +62,11 @@ function powerOff(): OperationRule {
     powerOffOnFailure: false,
     entry: {},
     finalPower: 'off',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   };
 }
 
@@ -73,6 +88,11 @@ function reboot(): OperationRule {
     powerOffOnFailure: false,
     entry: {},
     finalPower: 'on',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   };
 }
 
@@ -90,6 +110,11 @@ function provisioning(os: 'reinstall' | 'switch-install' | 'modify-ip'): Operati
     powerOffOnFailure: true,
     entry: {},
     finalPower: 'on',
+    plan: 'provision',
+    requires: os === 'switch-install' ? 'image_uuid' : os === 'modify-ip' ? 'networks' : null,
+    setsImage: os !== 'modify-ip',
+    retriable: true,
+    releases: false,
   };
 }
 
@@ -106,6 +131,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: true,
     entry: { new: 'create' },
     finalPower: 'on',
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: true,
+    releases: false,
   },
   adopt: {
     action: 'adopt',
@@ -119,6 +149,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: false,
     entry: {},
     finalPower: null,
+    plan: null,
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   // running: accepted when a fresh read does not say on (the server is off behind our back, or unknown); state stays.
   'power-on': {
@@ -133,6 +168,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: false,
     entry: {},
     finalPower: 'on',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   'power-off': powerOff(),
   'soft-power-off': powerOff(),
@@ -153,6 +193,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: true,
     entry: {},
     finalPower: 'off',
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   'change-password': {
     action: 'changePassword',
@@ -166,6 +211,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: true,
     entry: {},
     finalPower: 'off',
+    plan: 'provision',
+    requires: 'password_hash',
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   retry: {
     action: 'retry',
@@ -179,6 +229,11 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: true,
     entry: {},
     finalPower: null,
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   // pending: the install is aborted first. running: PowerOff edge first. error: the diagram's Retry DeleteInstance.
   delete: {
@@ -194,8 +249,18 @@ export const RULES: Record<OperationKind, OperationRule> = {
     powerOffOnFailure: true,
     entry: { pending: 'delete', stopped: 'delete', error: 'retry-delete' },
     finalPower: 'off',
+    plan: 'delete',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: true,
   },
 };
+
+/** The rule of the operation that owns an OS operation's states (install is create's). */
+export function osRule(op: OsOperation | 'change-password'): OperationRule {
+  return RULES[op === 'install' ? 'create' : op];
+}
 
 /** Operations that are power requests (seed 004 `PUT .../states/power`) -> the power action each carries out. */
 export const POWER_ACTION_OF = {

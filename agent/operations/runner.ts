@@ -303,7 +303,7 @@ export class Runner {
     }
     // Set once, when the instance first reaches running (nova's launched_at); later provisioning keeps it.
     if (event && transition(inst.state, event) === 'running' && os && inst.launched_at === null) patch.launched_at = this.now();
-    if (run.kind === 'delete') {
+    if (rule.releases) {
       patch.terminated_at = this.now();
       // Nothing of the tenant's secrets outlives the instance (it stays readable for terminated_retention).
       patch.extra = {};

@@ -8,7 +8,7 @@ import type { Instance, OperationKind } from '../../model.js';
 import { StepFailed } from '../errors.js';
 import { addressesAfter, confirmAlive } from '../confirm-alive.js';
 import type { Plan, PlanInputs, Step, StepContext } from '../plan.js';
-import { RULES } from '../rules.js';
+import { osRule } from '../rules.js';
 import { bmcStep, installerStep, powerStep } from './steps.js';
 
 export type ProvisionInputs = Extract<PlanInputs, { plan: 'provision' }>;
@@ -24,7 +24,7 @@ function recordParameters(op: ProvisionInputs['op']): Step {
       const inst = c.inst();
       const { pending_params: given, ...extra } = inst.extra;
       const changes: Partial<Instance> = { progress: 0, extra: { ...extra, ...withoutImage(given) } };
-      if ((op === 'reinstall' || op === 'switch-install') && given?.image_uuid) changes.image_uuid = given.image_uuid;
+      if (osRule(op).setsImage && given?.image_uuid) changes.image_uuid = given.image_uuid;
       c.mutate(changes);
     },
   };
@@ -41,7 +41,7 @@ const media = (c: StepContext) => c.data.inputs.plan === 'provision' && c.data.i
 
 export function provisionPlan(kind: OperationKind, inputs: ProvisionInputs): Plan {
   const op = inputs.op;
-  const final = RULES[op === 'install' ? 'create' : op].finalPower;
+  const final = osRule(op).finalPower;
   const steps: Step[] = [
     powerStep('off', {
       then: (c) => {
