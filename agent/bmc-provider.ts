@@ -31,14 +31,17 @@ function unavailableBmc(nodeId: string, error: BmcError): Bmc {
 
 export class RegistryBmcProvider implements BmcProvider {
   private readonly cache = new Map<string, { key: string; bmc: Bmc }>();
-  private readonly lock = new BmcLock();
+  /** One command at a time per BMC, with the configured gap: timed on the agent's clock, like every other wait. */
+  private readonly lock: BmcLock;
 
   constructor(
     private readonly registry: DriverRegistry,
     private readonly secrets: SecretFiles,
     private readonly config: () => Config,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.lock = new BmcLock({ now: () => clock.now(), sleep: (ms, signal) => clock.sleep(ms, signal) });
+  }
 
   forNode(node: Node): Bmc {
     const key = JSON.stringify(node.bmc);

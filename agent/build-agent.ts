@@ -69,7 +69,13 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const clock = opts.clock ?? systemClock;
   const secrets = opts.secrets ?? new SecretFiles();
   let tokens: Map<string, ApiToken> = resolveTokens(config, secrets);
-  const store = openStore({ dir: config.state_dir, agentId: config.agent_id, ...(opts.storeFault ? { fault: opts.storeFault } : {}) });
+  const store = openStore({
+    dir: config.state_dir,
+    agentId: config.agent_id,
+    // A hook run after a commit (an accepted operation's launch) that fails: logged, the commit stands.
+    onAfterCommitError: (err) => log.error({ err }, 'after-commit hook failed; its transaction stays committed'),
+    ...(opts.storeFault ? { fault: opts.storeFault } : {}),
+  });
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
   const registry = createDefaultRegistry({

@@ -12,20 +12,26 @@ import { normaliseIp } from './net.js';
 import type { DeployJob, DeployOptions, Deployer, PingResult, Pinger } from './ports.js';
 import type { Store } from './store/types.js';
 
-/** The fake lab's pinger: an address answers when the simulated server that owns it is on and has an OS installed. */
+/** The fake lab's pinger: an address answers when the OS of the simulated server that owns it is up (FakeServerSnapshot.osUp). */
 export class FakeLabPinger implements Pinger {
   readonly engine = 'fake';
   constructor(
     private readonly lab: FakeLab,
     /** The node id owning an address, or null. */
     private readonly owner: (addr: string) => string | null,
+    /**
+     * A fake-driven node's options (null for any other node): its server is created from them if nothing reached it
+     * yet (after a restart, a resumed confirmation may be the first).
+     */
+    private readonly optionsOf: (nodeId: string) => Record<string, unknown> | undefined | null = () => null,
   ) {}
 
   async ping(addrs: readonly string[]): Promise<PingResult[]> {
     return addrs.map((addr) => {
       const nodeId = this.owner(addr);
-      const s = nodeId && this.lab.has(nodeId) ? this.lab.snapshot(nodeId) : null;
-      const alive = s !== null && s.power === 'on' && s.osInstalled !== null && s.installing === null;
+      const options = nodeId && !this.lab.has(nodeId) ? this.optionsOf(nodeId) : null;
+      const s = nodeId && (this.lab.has(nodeId) || options !== null) ? this.lab.server(nodeId, options ?? undefined).snapshot() : null;
+      const alive = s !== null && s.osUp;
       return { addr, alive, rtt_ms: alive ? 0 : null };
     });
   }
@@ -42,6 +48,9 @@ export class FakeLabDeployer implements Deployer {
    */
   async deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void> {
     const uninstall = job.operation === 'uninstall';
+    // The node's simulated server, created from its options (its state_file) if no BMC call came first: after a
+    // restart the resumed deploy may be the first thing to reach it.
+    this.lab.server(node.id, fakeOptions(node.bmc));
     await this.lab.deploy(node.id, opts.jobId, { operation: job.operation, imageName: uninstall ? null : (job.image?.name ?? null) }, {
       signal: opts.signal,
       deadlineAt: opts.deadlineAt,
@@ -80,7 +89,10 @@ export function wireFakes(store: Store, lab: FakeLab = new FakeLab()): Fakes {
   return {
     lab,
     driver: fakeDriverFactory(lab),
-    pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr)),
+    pinger: new FakeLabPinger(lab, (addr) => ownerOfAddress(store, addr), (nodeId) => {
+      const bmc = store.getNode(nodeId)?.bmc;
+      return bmc?.drivers.includes('fake') ? fakeOptions(bmc) : null;
+    }),
     deployer: new FakeLabDeployer(lab),
     fakeFaults(nodeId, faults) {
       lab.server(nodeId, fakeOptions(store.getNode(nodeId)?.bmc)).setFaults(faults as never);

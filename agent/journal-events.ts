@@ -75,6 +75,8 @@ export const ActionEventDetails = Type.Object(
     succeeded: Type.Optional(Nullable(Type.String())),
     /** A failed step's error code. */
     code: Type.Optional(Type.String()),
+    /** The step's index in its operation's plan: pairs a step's start and finish when its name repeats. */
+    step: Type.Optional(Type.Integer({ minimum: 0 })),
     /** The `schedule` step: the node chosen. */
     node_id: Type.Optional(Type.String()),
     node_name: Type.Optional(Type.String()),

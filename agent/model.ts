@@ -98,6 +98,11 @@ export interface InstanceExtra {
    * other instance gets them) until the operation ends; they become `networks`/`addresses` only when it succeeds.
    */
   pending_ip?: { networks: NetworkRequest[]; addresses: Address[] } | undefined;
+  /**
+   * An OS operation in flight: the parameters it was given, kept from acceptance until its `record_parameters` step
+   * makes them the instance's (so a restart before that step still has them). Holds secrets, like the rest of extra.
+   */
+  pending_params?: { image_uuid?: string; hostname?: string; ssh_keys?: string[]; password_hash?: string; user_data?: string } | undefined;
 }
 
 export interface Instance {

@@ -38,6 +38,7 @@ import type {
   Inventory,
   PowerAction,
   PowerReading,
+  SetPowerOptions,
   WaitPolicy,
 } from './types.js';
 
@@ -206,7 +207,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   }
 
   /** One verified power action (never a reboot: see REBOOT_AS). */
-  async function setOnePower(action: PowerAction, callOpts: (CallOptions & { wait?: WaitPolicy }) | undefined): Promise<{ power: PowerReading } & CallRecord> {
+  async function setOnePower(action: PowerAction, callOpts: SetPowerOptions | undefined): Promise<{ power: PowerReading } & CallRecord> {
     const wait = callOpts?.wait ?? opts.wait;
     checkWaitPolicy(wait);
     const expected = EXPECTED_POWER[action];
@@ -219,7 +220,11 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     let sender: string;
     let timedOut: BmcError | null = null;
     try {
-      sender = (await walk(what, candidates, (d, o) => d.power!.setPower(action, o), callOpts, tried)).driver.name;
+      const sendOne = (d: (typeof candidates)[number], o: CallOptions) => {
+        callOpts?.onSending?.(action);
+        return d.power!.setPower(action, o);
+      };
+      sender = (await walk(what, candidates, sendOne, callOpts, tried)).driver.name;
     } catch (e) {
       if (!isBmcError(e) || e.code !== 'BMC_ERR_TIMEOUT') throw e;
       // Nothing is proven: the command may have run. Read back before anything else; never re-send.
@@ -260,7 +265,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       return { power: value, tried, succeeded: driver.name };
     },
 
-    async setPower(action: PowerAction, callOpts?: CallOptions & { wait?: WaitPolicy }) {
+    async setPower(action: PowerAction, callOpts?: SetPowerOptions) {
       if (isReboot(action)) {
         const [off, on] = REBOOT_AS[action];
         const first = await setOnePower(off, callOpts);

@@ -130,6 +130,17 @@ export interface CallRecord {
  * between commands, and verifies every change by reading back. After a timeout it reads power back before anything
  * else, so a reset never runs twice.
  */
+/** Options of a verified power change. */
+export interface SetPowerOptions extends CallOptions {
+  wait?: WaitPolicy;
+  /**
+   * Called, synchronously, each time a power command is about to be handed to a driver (after the wait for the BMC's
+   * turn): from then on the command may have reached the BMC. The engine records it, so a restart knows whether to
+   * verify the change instead of sending it again.
+   */
+  onSending?: (action: PowerAction) => void;
+}
+
 export interface Bmc {
   readonly nodeId: string;
   supports(capability: Capability, action?: PowerAction): boolean;
@@ -141,7 +152,7 @@ export interface Bmc {
    * the BMC's reset verified by "reads on", which an ignored reset would pass.
    * @throws BmcError BMC_ERR_VERIFY_FAILED when the read-back never matches.
    */
-  setPower(action: PowerAction, opts?: CallOptions & { wait?: WaitPolicy }): Promise<{ power: PowerReading } & CallRecord>;
+  setPower(action: PowerAction, opts?: SetPowerOptions): Promise<{ power: PowerReading } & CallRecord>;
   /** Sets and re-reads the boot override. @throws BmcError BMC_ERR_BOOT_FLAGS_IGNORED on a mismatch. */
   setBoot(settings: BootSettings, opts?: CallOptions): Promise<CallRecord>;
   insertMedia(url: string, opts?: CallOptions): Promise<CallRecord>;

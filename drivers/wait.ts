@@ -1,6 +1,6 @@
 /**
  * The one wait loop of metald: the BMC's power read-back (drivers/bmc.ts), the engine's ICMP confirmation and
- * recovery power poll (agent/operations/engine.ts) and metalctl's `--wait` (agent/cli/wait.ts) all call
+ * recovery power poll (agent/operations/runner.ts, confirm-alive.ts) and metalctl's `--wait` (agent/cli/wait.ts) all call
  * `waitFor`. It lives under drivers/ (which never imports agent/) and depends on nothing.
  *
  * Semantics, in one place:

@@ -2,6 +2,7 @@
  * Adoption: a node already running a tenant's OS (config or command) gets its instance, in running or stopped, from
  * a verified power read, with no install. It writes only through the recorder functions it is given.
  */
+import type { PowerReading } from '../../drivers/power.js';
 import type { Config } from '../config/types.js';
 import type { Instance } from '../model.js';
 import { transition, type StateEvent } from '../state-machine.js';
@@ -38,7 +39,7 @@ export class Adoption {
   }
 
   /** Adoption: the instance enters running or stopped from a verified power read, with no install. */
-  completeAdoption(nodeId: string, power: 'on' | 'off'): void {
+  completeAdoption(nodeId: string, power: PowerReading): void {
     this.store.transaction(() => {
       const node = this.store.getNode(nodeId)!;
       const req = node.adopt;

@@ -5,7 +5,7 @@
  * adoption completes on a verified read. It writes only through the recorder functions it is given.
  */
 import type { Logger } from 'pino';
-import type { PowerAction } from '../../drivers/power.js';
+import type { PowerAction, PowerReading } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
 import type { Config } from '../config/types.js';
 import type { InstanceError, Node } from '../model.js';
@@ -31,7 +31,7 @@ export interface PowerSyncDeps {
   /** A verified node-level power command that records its outcome and never throws (enforcement uses it). */
   nodePower: (node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string) => Promise<boolean>;
   /** Completes a node's waiting adoption from a verified power read (agent/operations/adoption.ts). */
-  completeAdoption: (nodeId: string, power: 'on' | 'off') => void;
+  completeAdoption: (nodeId: string, power: PowerReading) => void;
   recorder: PowerSyncRecorder;
 }
 
@@ -94,7 +94,7 @@ export class PowerSync {
     if (!node || node.maintenance || this.deps.isNodeBusy(nodeId)) return;
     const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
     if (instBefore?.task || (instBefore && this.deps.isInstanceRunning(instBefore.id))) return;
-    let power: 'on' | 'off';
+    let power: PowerReading;
     try {
       power = (await this.deps.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
     } catch (e) {
@@ -132,7 +132,7 @@ export class PowerSync {
     }
   }
 
-  private async enforce(node: Node, want: 'on' | 'off'): Promise<void> {
+  private async enforce(node: Node, want: PowerReading): Promise<void> {
     this.rec.setNodeTarget(node.id, want, 'enforce');
     await this.deps.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
   }

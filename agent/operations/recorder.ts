@@ -4,6 +4,7 @@
  * through `journal`, typed by its kind's data schema (agent/journal-events.ts). The engine decides, the recorder
  * writes.
  */
+import type { PowerReading, PowerState } from '../../drivers/power.js';
 import { AgentError } from '../errors.js';
 import { type ActionEventDetails, type EventData } from '../journal-events.js';
 import type { Liveness } from '../liveness.js';
@@ -12,6 +13,7 @@ import type { Clock } from '../ports.js';
 import { transition, type StateEvent } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted } from './errors.js';
+import type { PlanInputs } from './plan.js';
 import { RULES } from './rules.js';
 
 export interface RecorderDeps {
@@ -78,7 +80,7 @@ export class Recorder {
   }
 
   /** Records the accepted operation's action; a request id that already names an action is refused (409). */
-  newAction(ctx: RequestContext, inst: Instance, kind: OperationKind): Action {
+  newAction(ctx: RequestContext, inst: Instance, kind: OperationKind, inputs?: PlanInputs): Action {
     if (this.store.getAction(ctx.request_id)) {
       throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
     }
@@ -92,6 +94,8 @@ export class Recorder {
       finish_time: null,
       message: null,
       events: [],
+      // The plan's inputs, kept with the action so a restart rebuilds the same plan (agent/operations/runner.ts).
+      plan: inputs ? { step: 0, data: { inputs } } : null,
     };
     this.store.insertAction(action);
     this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
@@ -189,7 +193,7 @@ export class Recorder {
   }
 
   /** Records an observed power reading on the node and its instance. */
-  recordPower(nodeId: string, power: 'on' | 'off' | 'unknown', cause: string): void {
+  recordPower(nodeId: string, power: PowerState, cause: string): void {
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n) return;
@@ -218,7 +222,7 @@ export class Recorder {
   }
 
   /** Stores a node-level power target (null: none) and journals the change, in one transaction. */
-  setNodeTarget(nodeId: string, target: 'on' | 'off' | null, cause: string, details: { request_id?: string } = {}): void {
+  setNodeTarget(nodeId: string, target: PowerReading | null, cause: string, details: { request_id?: string } = {}): void {
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n || n.target_power_state === target) return;

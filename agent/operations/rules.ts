@@ -26,6 +26,20 @@ export interface OperationRule {
   clearsError: (state: InstanceState) => boolean;
   /** A failure ends with the node powered off when config on_failure is power_off. */
   powerOffOnFailure: boolean;
+  /** Edge taken at acceptance, by the state the instance is in then; absent: none. */
+  entry: Partial<Record<InstanceState | 'new', StateEvent>>;
+  /** Power the server is left in on success (null: the retried operation's, or unchanged). */
+  finalPower: PowerReading | null;
+  /** The plan that carries it out (agent/operations/plans/); null: none (adoption is not run as a plan). */
+  plan: 'power' | 'provision' | 'delete' | null;
+  /** The parameter the request must give (400 without it). */
+  requires: 'image_uuid' | 'password_hash' | 'networks' | null;
+  /** Its `image_uuid` parameter becomes the instance's image. */
+  setsImage: boolean;
+  /** Once failed, `retry` may re-run it (the error -> running edge); false for a failed uninstall. */
+  retriable: boolean;
+  /** Success ends the instance: terminated_at set, secrets and addresses released. */
+  releases: boolean;
 }
 
 const always = () => true;
@@ -46,6 +60,13 @@ function powerOff(): OperationRule {
     errorType: 'power_off_error',
     clearsError: (s) => s !== 'error',
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'off',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   };
 }
 
@@ -65,6 +86,13 @@ function reboot(): OperationRule {
     errorType: 'reboot_failed_error',
     clearsError: always,
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'on',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   };
 }
 
@@ -80,6 +108,13 @@ function provisioning(os: 'reinstall' | 'switch-install' | 'modify-ip'): Operati
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'on',
+    plan: 'provision',
+    requires: os === 'switch-install' ? 'image_uuid' : os === 'modify-ip' ? 'networks' : null,
+    setsImage: os !== 'modify-ip',
+    retriable: true,
+    releases: false,
   };
 }
 
@@ -94,6 +129,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: { new: 'create' },
+    finalPower: 'on',
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: true,
+    releases: false,
   },
   adopt: {
     action: 'adopt',
@@ -105,6 +147,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'bmc_unreachable_error',
     clearsError: always,
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: null,
+    plan: null,
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   // running: accepted when a fresh read does not say on (the server is off behind our back, or unknown); state stays.
   'power-on': {
@@ -117,6 +166,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'power_on_error',
     clearsError: (s) => s !== 'error',
     powerOffOnFailure: false,
+    entry: {},
+    finalPower: 'on',
+    plan: 'power',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   'power-off': powerOff(),
   'soft-power-off': powerOff(),
@@ -135,6 +191,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'off',
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   'change-password': {
     action: 'changePassword',
@@ -146,6 +209,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'change_password_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: 'off',
+    plan: 'provision',
+    requires: 'password_hash',
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   retry: {
     action: 'retry',
@@ -157,6 +227,13 @@ export const RULES: Record<OperationKind, OperationRule> = {
     errorType: 'install_error',
     clearsError: always,
     powerOffOnFailure: true,
+    entry: {},
+    finalPower: null,
+    plan: 'provision',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: false,
   },
   // pending: the install is aborted first. running: PowerOff edge first. error: the diagram's Retry DeleteInstance.
   delete: {
@@ -170,8 +247,20 @@ export const RULES: Record<OperationKind, OperationRule> = {
     clearsError: always,
     // A deleted tenant's OS must not keep running: a failed delete ends powered off too (unless on_failure: leave).
     powerOffOnFailure: true,
+    entry: { pending: 'delete', stopped: 'delete', error: 'retry-delete' },
+    finalPower: 'off',
+    plan: 'delete',
+    requires: null,
+    setsImage: false,
+    retriable: false,
+    releases: true,
   },
 };
+
+/** The rule of the operation that owns an OS operation's states (install is create's). */
+export function osRule(op: OsOperation | 'change-password'): OperationRule {
+  return RULES[op === 'install' ? 'create' : op];
+}
 
 /** Operations that are power requests (seed 004 `PUT .../states/power`) -> the power action each carries out. */
 export const POWER_ACTION_OF = {

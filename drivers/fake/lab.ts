@@ -57,6 +57,8 @@ export interface FakeServerSnapshot {
   osInstalled: string | null;
   /** A job is running: its operation and progress (a server installing does not answer pings). */
   installing: { operation: string; progress: number } | null;
+  /** The installed OS is up: the server is on, has an OS, runs no installer, and booted at least `os_boot` ago. */
+  osUp: boolean;
   /** The installer job, running or the last one finished. */
   job: FakeInstallerJob | null;
   faults: FakeFaults;
@@ -91,6 +93,7 @@ export class FakeServer {
   private nextBoot: BootSettings | null = null;
   private bootedFrom: BootDevice | null;
   private boots = 0;
+  private bootedAt: number | null = null;
   private media: string | null = null;
   private osInstalled: string | null;
   /** The installer job, running or the last one finished (a new one replaces a finished one). */
@@ -122,6 +125,7 @@ export class FakeServer {
     this.nextBoot = st.nextBoot;
     this.bootedFrom = st.bootedFrom;
     this.boots = st.boots;
+    this.bootedAt = st.bootedAt ?? null;
     this.media = st.media;
     this.osInstalled = st.osInstalled;
     this.job = st.job;
@@ -141,6 +145,7 @@ export class FakeServer {
       nextBoot: this.nextBoot,
       bootedFrom: this.bootedFrom,
       boots: this.boots,
+      bootedAt: this.bootedAt,
       media: this.media,
       osInstalled: this.osInstalled,
       job: this.job,
@@ -179,6 +184,11 @@ export class FakeServer {
       media: this.media,
       osInstalled: this.osInstalled,
       installing: this.job && this.job.outcome === null ? { operation: this.job.operation, progress: jobProgress(this.job, this.options.installMs, this.now()) } : null,
+      osUp:
+        this.power === 'on' &&
+        this.osInstalled !== null &&
+        (this.job === null || this.job.outcome !== null) &&
+        this.now() - (this.bootedAt ?? -Infinity) >= this.options.osBootMs,
       job: this.job ? { ...this.job, outcome: this.job.outcome ? { ...this.job.outcome } : null } : null,
       faults: { ...this.serverFaults },
       inventory: { ...this.options.inventory, macs: [...this.options.inventory.macs] },
@@ -386,7 +396,10 @@ export class FakeServer {
       this.pending = null;
       this.power = due.to;
       if (due.to === 'off') this.bootedFrom = null;
-      if (due.boots) this.boot();
+      if (due.boots) {
+        this.boot();
+        this.bootedAt = due.at;
+      }
       this.endJob((job) => interruption(job, this.power, this.boots), now);
       changed = true;
     }

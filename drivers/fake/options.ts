@@ -54,9 +54,14 @@ export interface FakeServerOptions {
   faults: FakeFaults;
   /** Option `state_file`: absolute path of the file that keeps the server's state across processes; null: memory only. */
   stateFile: string | null;
+  /**
+   * How long the installed OS takes to boot before it answers pings, ms after the server boots. Option `os_boot`.
+   * Default 0.
+   */
+  osBootMs: number;
 }
 
-const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file'];
+const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file', 'os_boot'];
 const INVENTORY_KEYS = ['manufacturer', 'model', 'serial', 'macs', 'cpus', 'memory_mib'];
 
 /**
@@ -121,6 +126,7 @@ export function parseFakeOptions(raw: unknown, nodeId: string): FakeServerOption
   }
   const powerDelayMs = o.power_delay === undefined ? 0 : attempt(() => parseDuration(o.power_delay, 'power_delay'), 0);
   const installMs = o.install === undefined ? 1_000 : attempt(() => parseDuration(o.install, 'install'), 0);
+  const osBootMs = o.os_boot === undefined ? 0 : attempt(() => parseDuration(o.os_boot, 'os_boot'), 0);
   let supportsSoft = true;
   if (o.supports_soft !== undefined) {
     if (typeof o.supports_soft === 'boolean') supportsSoft = o.supports_soft;
@@ -149,7 +155,7 @@ export function parseFakeOptions(raw: unknown, nodeId: string): FakeServerOption
     else problems.push(`state_file: expected an absolute path, got ${JSON.stringify(o.state_file)}`);
   }
   if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
-  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile };
+  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile, osBootMs };
 }
 
 function defaultInventory(nodeId: string): Inventory {

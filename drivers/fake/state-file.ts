@@ -31,6 +31,8 @@ export interface FakeServerStateFile {
   nextBoot: BootSettings | null;
   bootedFrom: BootDevice | null;
   boots: number;
+  /** Lab clock ms of the last boot (absent in older files: long ago). */
+  bootedAt?: number | null;
   media: string | null;
   osInstalled: string | null;
   /** The installer job, running or the last one finished; null: none since the file was created. */

@@ -1,4 +1,7 @@
 /** FakeLabDeployer hands the agent's job id and absolute deadline to the lab's installer (agent/fakes.ts). */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeLabDeployer } from '../../agent/fakes.js';
 import type { Node } from '../../agent/model.js';
@@ -62,5 +65,28 @@ describe('FakeLabDeployer', () => {
 
     await untilSettled(clock, deployer.deploy(node, { ...JOB, operation: 'uninstall', image: null }, { ...opts(clock.now() + 60_000), jobId: 'req-2/wipe' }));
     expect(lab.snapshot('dep-1')).toMatchObject({ osInstalled: null, job: { id: 'req-2/wipe', operation: 'uninstall', imageName: null } });
+  });
+
+  it('after a restart, a deploy that is the first thing to reach the server attaches to the job its state_file keeps', async () => {
+    const clock = new ManualClock();
+    const dir = mkdtempSync(join(tmpdir(), 'metald-deployer-'));
+    try {
+      const fake = { install: '10s', state_file: join(dir, 'dep-2.json') };
+      const node = { id: 'dep-2', name: 'dep-2', bmc: { drivers: ['fake'], fake } } as unknown as Node;
+      const opts = (): DeployOptions => ({ jobId: 'req-3/deploy', signal: AbortSignal.abort(), deadlineAt: clock.now() + 60_000, onProgress: () => undefined });
+      // The first agent's lab: the server is booted to the ramdisk, the job handed over, then the agent goes away.
+      const first = new FakeLab({ now: clock.now, sleep: clock.sleep });
+      const [d] = bindFakes(first, 'dep-2', ['fake'], fake);
+      await d!.boot!.setBoot({ device: 'pxe', persistent: false, mode: 'uefi' });
+      await d!.power!.setPower('on');
+      const t0 = clock.now();
+      await expect(new FakeLabDeployer(first).deploy(node, JOB, opts())).rejects.toThrow(/installer aborted/);
+      // The restarted agent's lab knows no server yet: the deployer creates it from the node's options.
+      const second = new FakeLab({ now: clock.now, sleep: clock.sleep });
+      await untilSettled(clock, new FakeLabDeployer(second).deploy(node, JOB, { ...opts(), signal: new AbortController().signal }));
+      expect(second.snapshot('dep-2')).toMatchObject({ osInstalled: 'debian-12', job: { id: 'req-3/deploy', startedAt: t0, outcome: { ok: true } } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

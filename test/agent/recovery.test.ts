@@ -1,12 +1,14 @@
 /**
  * Crash recovery: the real daemon (a child process) is SIGKILLed in the middle of each operation and started again
- * on the same state_dir. Every operation in flight must be resumed (delete) or failed cleanly: no `-processing`, no
- * lock left, every action and step closed, the state on the diagram, and the instance open to the next operation.
+ * on the same state_dir. Every operation in flight resumes from the step its plan had reached (issue 6): nothing is
+ * left -processing or locked, every action and step is closed, the state is on the diagram, and the instance is open
+ * to the next operation. A resumed power step whose command had been sent verifies it and never sends it again; one
+ * that cannot be verified fails cleanly, naming the step.
  *
- * The fake BMC keeps its state in a file (fake option `state_file`), so it outlives the daemon as a real BMC does, and
- * the test asserts what the BMC saw across the kill: no power command sent twice (the interrupted one is not sent
- * again; a reset never runs twice), a failed operation really powered the server off (on_failure: power_off), and
- * a resumed delete really powered it off.
+ * The fake BMC keeps its state in a file (fake option `state_file`), the installer's job included, so it outlives the
+ * daemon as a real BMC does, and the test asserts what the BMC saw across the kill: no power command sent twice (the
+ * interrupted one is not sent again; a reset is never sent), and the server ends in the power the operation leaves.
+ * test/agent/recovery-steps.test.ts kills a reinstall in each of its steps.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,11 +62,23 @@ async function create(d: Daemon): Promise<string> {
   return (r.body as { uuid: string }).uuid;
 }
 
+/** Every action of the instance is finished (seed 001 record, X-Metald-Action-Finished header). */
+async function actionsFinished(d: Daemon, id: string): Promise<boolean> {
+  const list = await d.call('GET', `/v2/${PROJECT}/servers/${id}/os-instance-actions`, MEMBER_TOKEN);
+  if (list.status !== 200) return false;
+  for (const a of (list.body as { instanceActions: { request_id: string }[] }).instanceActions) {
+    const one = await d.call('GET', `/v2/${PROJECT}/servers/${id}/os-instance-actions/${a.request_id}`, MEMBER_TOKEN);
+    if (one.headers.get('x-metald-action-finished') === null) return false;
+  }
+  return true;
+}
+
 async function settle(d: Daemon, id: string): Promise<Status> {
   let s: Status = await status(d, id);
   await waitFor(async () => {
-    // The target first: once it reads null the operation's outcome is committed, so the status read after it is the
-    // settled one (read the other way round, an operation ending between the two reads returned the old status).
+    // Every action over first (an operation without operation_state, change-password, shows nothing else); then
+    // the target: once it reads null the outcome is committed, so the status read after it is the settled one.
+    if (!(await actionsFinished(d, id))) return false;
     if ((await target(d, id)) !== null) return false;
     s = await status(d, id);
     return !(s.operation_state ?? '').endsWith('-processing') && s.state !== 'pending' && s.state !== 'shutting-down';
@@ -104,19 +118,12 @@ interface Case {
   start: Start;
   /** In flight: what to wait for before the kill. */
   inFlight: (d: Daemon, id: string) => Promise<boolean>;
-  /** Resumed to the end (delete) rather than failed. */
-  resumed?: boolean;
   /** Faults set on the node just before the operation starts. */
   faults?: Record<string, unknown>;
-  /** Settled on a fresh power read that matches the target (the BMC kept its state: the change was done). */
-  settledOff?: boolean;
-  settledOn?: boolean;
-  /** The power command the operation sends (its arg in the BMC's log). */
+  /** The power command the operation's first step sends (its arg in the BMC's log): sent once across the kill. */
   power?: string;
-  /** Failed with on_failure: power_off: the server must end powered off. */
-  poweredOff?: boolean;
-  /** Failed, and in this state afterwards. */
-  failedIn?: string;
+  /** How it ends after the restart: resumed to success in this state, or failed (cleanly) in this state. */
+  ends: { state: 'running' | 'stopped' | 'terminated'; operation_state?: string } | { failedIn: 'running' | 'stopped' };
 }
 
 const processing = (op: string) => async (d: Daemon, id: string) => (await status(d, id)).operation_state === `${op}-processing`;
@@ -124,23 +131,25 @@ const targeted = async (d: Daemon, id: string) => (await target(d, id)) !== null
 const deleting = async (d: Daemon, id: string) => (await status(d, id)).state === 'shutting-down';
 
 const CASES: Case[] = [
-  { name: 'create (install)', from: 'pending', start: async () => undefined, inFlight: processing('install'), poweredOff: true },
-  { name: 'power off', from: 'running', start: power('power off'), inFlight: targeted, settledOff: true, power: 'off' },
-  { name: 'soft power off', from: 'running', start: power('soft power off'), inFlight: targeted, settledOff: true, power: 'soft-off' },
-  { name: 'power on', from: 'stopped', start: power('power on'), inFlight: targeted, settledOn: true, power: 'on' },
+  { name: 'create (install)', from: 'pending', start: async () => undefined, inFlight: processing('install'), ends: { state: 'running', operation_state: 'install-succeed' } },
+  { name: 'power off', from: 'running', start: power('power off'), inFlight: targeted, power: 'off', ends: { state: 'stopped' } },
+  { name: 'soft power off', from: 'running', start: power('soft power off'), inFlight: targeted, power: 'soft-off', ends: { state: 'stopped' } },
+  { name: 'power on', from: 'stopped', start: power('power on'), inFlight: targeted, power: 'on', ends: { state: 'running' } },
   // A reboot is a verified off, then a verified on. The off's answer is lost, so the kill lands while the agent waits
-  // for it: the restarted agent finds the server off (the off was applied) and nothing to switch it on, so the reboot
-  // fails having taken the PowerReboot edge, and the off is not sent again.
-  { name: 'reboot', from: 'running', start: power('rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, power: 'off', failedIn: 'stopped' },
-  { name: 'soft reboot', from: 'running', start: power('soft rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, power: 'soft-off', failedIn: 'stopped' },
-  { name: 'reinstall', from: 'running', start: action({ reinstall: {} }), inFlight: processing('reinstall'), poweredOff: true },
-  { name: 'switch-install', from: 'stopped', start: action({ 'switch-install': { image_uuid: IMAGE2 } }), inFlight: processing('switch-install'), poweredOff: true },
-  { name: 'modify-ip', from: 'stopped', start: action({ 'modify-ip': { networks: [{ uuid: NETWORK }] } }), inFlight: processing('modify-ip'), poweredOff: true },
-  { name: 'uninstall', from: 'stopped', start: action({ uninstall: {} }), inFlight: processing('uninstall'), poweredOff: true },
-  { name: 'change-password', from: 'stopped', start: action({ 'change-password': { password_hash: '$6$salt$hash' } }), inFlight: async (d, id) => (await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN)).text.includes('"updating_password"'), poweredOff: true },
-  { name: 'retry', from: 'error', start: action({ retry: {} }), inFlight: processing('install'), poweredOff: true },
-  { name: 'delete', from: 'stopped', start: del, inFlight: deleting, resumed: true },
-  { name: 'delete of a pending instance', from: 'pending', start: del, inFlight: deleting, resumed: true },
+  // for it: the restarted agent verifies the off (applied), takes PowerReboot, and goes on with the on.
+  { name: 'reboot', from: 'running', start: power('rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, power: 'off', ends: { state: 'running' } },
+  { name: 'soft reboot', from: 'running', start: power('soft rebooting'), inFlight: targeted, faults: { lose_reply: 1 }, power: 'soft-off', ends: { state: 'running' } },
+  // The BMC accepts the on and does nothing: the restarted agent cannot verify it and, never re-sending a command
+  // that was sent, fails the request naming the step; the instance stays stopped.
+  { name: 'power on the BMC ignored', from: 'stopped', start: power('power on'), inFlight: targeted, faults: { ignore_power: 1 }, power: 'on', ends: { failedIn: 'stopped' } },
+  { name: 'reinstall', from: 'running', start: action({ reinstall: {} }), inFlight: processing('reinstall'), ends: { state: 'running', operation_state: 'reinstall-succeed' } },
+  { name: 'switch-install', from: 'stopped', start: action({ 'switch-install': { image_uuid: IMAGE2 } }), inFlight: processing('switch-install'), ends: { state: 'running', operation_state: 'switch-install-succeed' } },
+  { name: 'modify-ip', from: 'stopped', start: action({ 'modify-ip': { networks: [{ uuid: NETWORK }] } }), inFlight: processing('modify-ip'), ends: { state: 'running', operation_state: 'modify-ip-succeed' } },
+  { name: 'uninstall', from: 'stopped', start: action({ uninstall: {} }), inFlight: processing('uninstall'), ends: { state: 'stopped', operation_state: 'uninstall-succeed' } },
+  { name: 'change-password', from: 'stopped', start: action({ 'change-password': { password_hash: '$6$salt$hash' } }), inFlight: async (d, id) => (await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN)).text.includes('"updating_password"'), ends: { state: 'stopped' } },
+  { name: 'retry', from: 'error', start: action({ retry: {} }), inFlight: processing('install'), ends: { state: 'running', operation_state: 'install-succeed' } },
+  { name: 'delete', from: 'stopped', start: del, inFlight: deleting, ends: { state: 'terminated' } },
+  { name: 'delete of a pending instance', from: 'pending', start: del, inFlight: deleting, ends: { state: 'terminated' } },
 ];
 
 describe('SIGKILL in the middle of each operation, then restart', () => {
@@ -151,6 +160,7 @@ describe('SIGKILL in the middle of each operation, then restart', () => {
       bmcDir = mkdtempSync(join(tmpdir(), 'metald-bmc-'));
       const stateFile = join(bmcDir, 'node-1.json');
       const fake = (c.inFlight === targeted ? '{power_delay: 2s, install: 300ms}' : FAKE).replace(/}$/, `, state_file: "${stateFile}"}`);
+      const failing = 'failedIn' in c.ends;
       // The power deadline is well past the fake's 2 s delay: a loaded machine must not turn the set-up into a failure.
       const cfg = writeConfig({ nodes: 1, fake, deploy: '20s', power: '5s' });
       dir = cfg.dir;
@@ -178,21 +188,18 @@ describe('SIGKILL in the middle of each operation, then restart', () => {
       // metald never sends the BMC's own reset (a reboot is off then on), so none can run twice.
       expect(powerSets(bmc.log.slice(atStart), 'reboot', 'soft-reboot'), 'a BMC reset was sent').toEqual([]);
       if (c.power) expect(powerSets(bmc.log.slice(atStart), c.power).length, `${c.power} sent exactly once across the kill`).toBe(1);
-      if (c.resumed || c.poweredOff) {
-        expect(finalPower(bmc), 'the server is left powered off').toBe('off');
-        if (finalPower(atKill) === 'on') expect(powerSets(after, 'off', 'soft-off').length, 'a power-off was sent after the restart').toBeGreaterThan(0);
-      }
+      // The server ends in the power the operation leaves (a failed one as it was).
+      if (!failing) expect(finalPower(bmc), 'the power the operation leaves').toBe(s.state === 'running' ? 'on' : 'off');
       expect(s.operation_state ?? '').not.toMatch(/-processing$/);
-      expect(['running', 'stopped', 'error', 'terminated']).toContain(s.state);
-      if (c.resumed) {
-        expect(s.state).toBe('terminated');
-      } else if (c.settledOff || c.settledOn) {
-        expect(s.state).toBe(c.settledOff ? 'stopped' : 'running');
-        expect(s.error).toBeNull();
-      } else {
+      if ('failedIn' in c.ends) {
+        expect(s.state).toBe(c.ends.failedIn);
         expect(s.error).not.toBeNull();
-        expect(s.error!.error_msg).toMatch(/interrupted by an agent restart/);
-        if (c.failedIn) expect(s.state).toBe(c.failedIn);
+        // (the member's view of the message: the code's text; the step is named)
+        expect(s.error!.error_msg).toMatch(/^step 'power_on' failed: interrupted by an agent restart/);
+      } else {
+        expect(s.state).toBe(c.ends.state);
+        expect(s.error).toBeNull();
+        if (c.ends.operation_state) expect(s.operation_state).toBe(c.ends.operation_state);
       }
       // Every action and every step is closed.
       const list = await daemon.call('GET', `/v2/${PROJECT}/servers/${id}/os-instance-actions`, MEMBER_TOKEN);

@@ -61,6 +61,30 @@ describe('fake options', () => {
 });
 
 describe('fake server', () => {
+  it('an installed OS is up (answers pings) only os_boot after the server came on', async () => {
+    let now = 1_000;
+    const lab = new FakeLab({ now: () => now });
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake'], { power_delay: '1s', os_boot: '3s', os_installed: 'debian-12' });
+    expect(lab.snapshot(id).osUp).toBe(false);
+    await d!.power!.setPower('on');
+    now += 1_000; // on now, booting
+    expect(lab.snapshot(id)).toMatchObject({ power: 'on', osUp: false });
+    now += 2_999;
+    expect(lab.snapshot(id).osUp).toBe(false);
+    now += 1;
+    expect(lab.snapshot(id).osUp).toBe(true);
+    // A reboot (off, then on) boots it again.
+    await d!.power!.setPower('off');
+    now += 1_000;
+    expect(lab.snapshot(id).osUp).toBe(false);
+    await d!.power!.setPower('on');
+    now += 1_000 + 2_000;
+    expect(lab.snapshot(id).osUp).toBe(false);
+    now += 1_000;
+    expect(lab.snapshot(id).osUp).toBe(true);
+  });
+
   it('makes a power change visible only after power_delay', async () => {
     let now = 1_000;
     const lab = new FakeLab({ now: () => now });

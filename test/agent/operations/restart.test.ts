@@ -1,15 +1,34 @@
 /**
- * In-process restarts on the same state_dir: a lock left without its action is released at start; terminated
+ * In-process restarts on the same state_dir: a plan resumes where it was stopped (in a step, or between two); an
+ * action written without a plan fails cleanly; a lock left without its action is released at start; terminated
  * instances stay readable for terminated_retention and are purged after it.
  */
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../../../agent/build-agent.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import { systemClock, type Clock } from '../../../agent/ports.js';
 import { openStore } from '../../../agent/store/sqlite.js';
-import { ctx, IMAGE, writeConfig } from '../../helpers/harness.js';
+import { FakeLab } from '../../../drivers/fake/lab.js';
+import type { Action } from '../../../agent/model.js';
+import { ctx, IMAGE, nodeId, writeConfig } from '../../helpers/harness.js';
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!check()) throw new Error('gave up waiting');
+}
+
+function readAction(configPath: string, requestId: string): Action {
+  const store = openStore({ dir: loadConfigFile(configPath).state_dir, agentId: 'test-agent' });
+  try {
+    return store.getAction(requestId)!;
+  } finally {
+    store.close();
+  }
+}
 
 let dir: string | null = null;
 const agents: Agent[] = [];
@@ -19,8 +38,8 @@ afterEach(async () => {
   dir = null;
 });
 
-async function boot(configPath: string, clock: Clock = systemClock): Promise<Agent> {
-  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock });
+async function boot(configPath: string, clock: Clock = systemClock, lab?: FakeLab): Promise<Agent> {
+  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock, ...(lab ? { fakeLab: lab } : {}) });
   agents.push(agent);
   await agent.start();
   return agent;
@@ -70,34 +89,39 @@ describe('restart on the same store', () => {
     expect(agent.store.listActions(instance.id)).toEqual([]);
   });
 
-  it('a graceful stop leaves the running step open like a crash; the next start fails it naming the step', async () => {
-    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 5s}' });
+  it('a graceful stop leaves the running step open like a crash; the next start resumes the plan at that step', async () => {
+    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 1s}' });
     dir = cfg.dir;
-    let agent = await boot(cfg.configPath);
+    // The simulated servers outlive the agent, as a rack outlives a restart of metald.
+    const lab = new FakeLab();
+    let agent = await boot(cfg.configPath, systemClock, lab);
     const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'stop', image_uuid: IMAGE });
-    for (let i = 0; i < 200 && !agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until(() => agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'));
     await agent.stop();
     agents.pop();
+    const before = readAction(cfg.configPath, action.request_id);
+    const deploy = before.events.findIndex((e) => e.event === 'deploy');
+    expect(before.events[deploy]!.finish_time).toBeNull();
 
-    agent = await boot(cfg.configPath);
+    agent = await boot(cfg.configPath, systemClock, lab);
+    await agent.engine.idle();
     const after = agent.engine.getInstance(ctx(), instance.id);
-    expect(after).toMatchObject({ state: 'error', operation_state: 'install-failed', task: null });
-    expect(after.error?.error_msg).toContain("interrupted by an agent restart during step 'deploy'");
+    expect(after).toMatchObject({ state: 'running', operation_state: 'install-succeed', task: null, error: null });
     const a = agent.store.getAction(action.request_id)!;
     expect(a.finish_time).not.toBeNull();
-    expect(a.events.find((e) => e.event === 'deploy')).toMatchObject({ result: 'Error', traceback: "interrupted by an agent restart during step 'deploy'" });
+    expect(a.message).toBeNull();
+    // The same deploy event, closed by the resumed step: not a second install.
+    expect(a.events[deploy]).toMatchObject({ event: 'deploy', start_time: before.events[deploy]!.start_time, result: 'Success' });
+    expect(a.events.filter((e) => e.event === 'deploy')).toHaveLength(1);
   });
 
-  it('an operation stopped between two steps fails naming the step after the last closed one, never a generic word', async () => {
-    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 5s}' });
+  it('an operation stopped between two steps resumes at the next one, not repeating the finished one', async () => {
+    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 1s}' });
     dir = cfg.dir;
-    let agent = await boot(cfg.configPath);
+    const lab = new FakeLab();
+    let agent = await boot(cfg.configPath, systemClock, lab);
     const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'between', image_uuid: IMAGE });
-    for (let i = 0; i < 200 && !agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until(() => agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'));
     await agent.stop();
     agents.pop();
     // As if the crash came after 'deploy' closed and before the next step opened: close the open step.
@@ -107,10 +131,41 @@ describe('restart on the same store', () => {
     expect(events[i]?.event).toBe('deploy');
     store.updateActionEvent(action.request_id, i, { ...events[i]!, finish_time: events[i]!.start_time, result: 'Success' });
     store.close();
+    // The installer's job, on the server, ends on its own (as the closed step says it did).
+    await until(() => lab.snapshot(nodeId(1)).installing === null);
+    expect(lab.snapshot(nodeId(1)).job?.outcome).toEqual({ ok: true });
+    const installsBefore = lab.commands(nodeId(1)).length;
 
-    agent = await boot(cfg.configPath);
+    agent = await boot(cfg.configPath, systemClock, lab);
+    await agent.engine.idle();
+    expect(agent.engine.getInstance(ctx(), instance.id)).toMatchObject({ state: 'running', operation_state: 'install-succeed', task: null, error: null });
+    const a = agent.store.getAction(action.request_id)!;
+    expect(a.events.map((e) => e.event).slice(i)).toEqual(['deploy', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive']);
+    // Nothing before the next step was sent again: the first command after the restart is the boot device.
+    const sent = lab.commands(nodeId(1)).slice(installsBefore).filter((c) => c.op !== 'power.get');
+    expect(sent[0]).toMatchObject({ op: 'boot.set' });
+  });
+
+  it('an action whose plan was not kept (written by an older metald) fails cleanly naming its open step', async () => {
+    const cfg = writeConfig({ fake: '{power_delay: 5ms, install: 5s}' });
+    dir = cfg.dir;
+    const lab = new FakeLab();
+    let agent = await boot(cfg.configPath, systemClock, lab);
+    const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'legacy', image_uuid: IMAGE });
+    await until(() => agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'));
+    await agent.stop();
+    agents.pop();
+    const db = new Database(join(loadConfigFile(cfg.configPath).state_dir, 'metald.db'));
+    db.prepare('UPDATE actions SET plan_step = NULL, plan_data = NULL WHERE request_id = ?').run(action.request_id);
+    db.close();
+
+    agent = await boot(cfg.configPath, systemClock, lab);
+    await agent.engine.idle();
     const after = agent.engine.getInstance(ctx(), instance.id);
     expect(after).toMatchObject({ state: 'error', operation_state: 'install-failed', task: null });
-    expect(after.error?.error_msg).toBe("step 'after_deploy' failed: interrupted by an agent restart");
+    expect(after.error?.error_msg).toBe("step 'deploy' failed: interrupted by an agent restart during step 'deploy'");
+    const a = agent.store.getAction(action.request_id)!;
+    expect(a.finish_time).not.toBeNull();
+    expect(a.events.find((e) => e.event === 'deploy')).toMatchObject({ result: 'Error', traceback: "interrupted by an agent restart during step 'deploy'" });
   });
 });

@@ -1,0 +1,94 @@
+/**
+ * The steps plans are made of: a verified power change, a BMC call, the installer's job. Each declares what an agent
+ * restart that interrupted it does (plan.ts `OnRestart`).
+ */
+import { EXPECTED_POWER, type SinglePowerAction } from '../../../drivers/power.js';
+import type { DeployJob } from '../../ports.js';
+import { StepFailed } from '../errors.js';
+import type { OnRestart, Step, StepContext } from '../plan.js';
+
+/** The action event of a single power step. */
+export const POWER_STEP_OF: Record<SinglePowerAction, string> = {
+  on: 'power_on',
+  off: 'power_off',
+  'soft-off': 'soft_power_off',
+};
+
+/** The plan-data key saying that the power step at this index handed its command to a driver. */
+const sentKey = (c: StepContext) => `${c.index}_sent`;
+
+export interface PowerStepOptions {
+  /** The event name when not the action's own (`power_off_after_failure`). */
+  name?: string;
+  /** How long the change may take to be verified; the config's power timeout by default. */
+  deadlineMs?: (c: StepContext) => number;
+  /** Default `verify`: a power command is never sent twice; delete's offs are safe to repeat. */
+  onRestart?: OnRestart;
+  /** Runs once the change is verified and its step closed (a state edge), idempotent (plan.ts Step.then). */
+  then?: (c: StepContext) => void;
+}
+
+/**
+ * A verified power change, recorded on the node and the instance (never moving `state`; `then` may). The moment its
+ * command is handed to a driver is kept in the plan's data (`<index>_sent`). Interrupted by a restart after that, it
+ * polls for the reading the command would give, sending nothing (`verify`); interrupted before (waiting for the
+ * BMC's turn), the command never left and is sent. With `repeat` (an off that is safe to repeat) it is sent again
+ * in any case.
+ */
+export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): Step {
+  const name = o.name ?? POWER_STEP_OF[action];
+  const deadlineOf = (c: StepContext) => o.deadlineMs?.(c) ?? c.cfg.timeouts.power_ms;
+  return {
+    name,
+    onRestart: o.onRestart ?? 'verify',
+    waits: false,
+    async run(c) {
+      const res = await c.bmc().setPower(action, {
+        signal: c.signal,
+        wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
+        onSending: () => c.save({ [sentKey(c)]: true }),
+      });
+      c.rec.recordPower(c.node().id, res.power, 'operation');
+      return res;
+    },
+    async verify(c) {
+      if (c.data[sentKey(c)] !== true) return this.run(c);
+      const want = EXPECTED_POWER[action];
+      const power = await c.pollPower(want, deadlineOf(c));
+      if (power !== null) c.rec.recordPower(c.node().id, power, 'recovery');
+      if (power !== want) {
+        throw new StepFailed(name, 'AGENT_ERR_INTERRUPTED', `interrupted by an agent restart during step '${name}'; power reads ${power ?? 'unknown'}`);
+      }
+    },
+    ...(o.then ? { then: o.then } : {}),
+  };
+}
+
+/** A BMC call (boot device, media) that is safe to repeat. */
+export function bmcStep(name: string, call: (c: StepContext) => Promise<unknown>, when?: (c: StepContext) => boolean): Step {
+  return { name, onRestart: 'repeat', waits: false, ...(when ? { when } : {}), run: call };
+}
+
+/**
+ * The installer's job: handed over once, then waited for. Its id is the action's and the step's, and its deadline is
+ * kept in the plan's data, so a restart attaches to the job still running on the server (the deployer's contract)
+ * with the deadline it had.
+ */
+export function installerStep(name: string, job: (c: StepContext) => DeployJob, onProgress?: (c: StepContext, p: number) => void): Step {
+  return {
+    name,
+    onRestart: 'repeat',
+    waits: true,
+    async run(c) {
+      const deadlineAt = c.deadline(`${name}_deadline_at`, c.cfg.timeouts.deploy_ms);
+      await c.deployer.deploy(c.node(), job(c), {
+        jobId: `${c.requestId}/${c.index}`,
+        signal: c.signal,
+        deadlineAt,
+        onProgress: (p) => {
+          if (!c.signal.aborted) onProgress?.(c, p);
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,440 @@
+/**
+ * The runner: executes any plan (./plan.ts) of an accepted operation in the background, holding the instance's
+ * lock. Per step: the step index (and the plan's data) is persisted with the step's action event before it runs; one
+ * action event per step, its journal entries carrying the step index; deadlines are the steps' own. At the end it
+ * records success or failure by the rules table (./rules.ts), with `on_failure`. An abort for shutdown records
+ * nothing (the next start resumes); a preempting delete's abort closes the action without touching the state.
+ *
+ * After a restart (`resume`), a plan continues from its persisted step: a step that had finished is not run again,
+ * the interrupted one is repeated, verified or failed as it declares (`onRestart`), and a failure that was being
+ * recorded is recorded.
+ */
+import type { Logger } from 'pino';
+import type { PowerReading } from '../../drivers/power.js';
+import type { Bmc, CallRecord } from '../../drivers/types.js';
+import { waitFor } from '../../drivers/wait.js';
+import type { Config } from '../config/types.js';
+import { AgentError } from '../errors.js';
+import type { Liveness } from '../liveness.js';
+import type { Action, Instance, InstanceError, Node, OperationKind } from '../model.js';
+import type { Ports } from '../ports.js';
+import { transition } from '../state-machine.js';
+import type { Store } from '../store/types.js';
+import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
+import type { Plan, PlanData, Step, StepContext } from './plan.js';
+import { planFor } from './plans/index.js';
+import { powerStep } from './plans/steps.js';
+import type { Recorder } from './recorder.js';
+import { RULES } from './rules.js';
+
+export interface RunnerDeps {
+  config: () => Config;
+  store: Store;
+  ports: Ports;
+  liveness: Liveness;
+  log: Logger;
+  rec: Recorder;
+}
+
+interface Running {
+  kind: OperationKind;
+  requestId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+interface Run {
+  instanceId: string;
+  requestId: string;
+  kind: OperationKind;
+  signal: AbortSignal;
+  plan: Plan;
+  data: PlanData;
+}
+
+/** Where a launched plan starts: from its first step, or resuming what a restart interrupted. */
+export type Start = { from: 'start' } | { from: 'resume'; action: Action } | { from: 'fail'; error: StepFailed };
+
+/** A run whose plan could not be built (its failure is still recorded). */
+type FailingRun = Omit<Run, 'plan' | 'data'> & Partial<Pick<Run, 'plan' | 'data'>>;
+
+const INTERRUPTED = 'interrupted by an agent restart';
+
+export class Runner {
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  private get cfg(): Config {
+    return this.deps.config();
+  }
+  private get store(): Store {
+    return this.deps.store;
+  }
+  private get rec(): Recorder {
+    return this.deps.rec;
+  }
+  private now(): string {
+    return new Date(this.deps.ports.clock.now()).toISOString();
+  }
+
+  isRunning(instanceId: string): boolean {
+    return this.running.has(instanceId);
+  }
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** Resolves when every operation running now has ended. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+  }
+
+  /** Aborts every running operation with `reason` (shutdown: nothing is recorded). */
+  abortAll(reason: OperationAborted): void {
+    for (const r of this.running.values()) r.controller.abort(reason);
+  }
+
+  /** Aborts the operation running on an instance (a preempting delete); returns its end, if one ran. */
+  preempt(instanceId: string, reason: OperationAborted): Promise<void> | undefined {
+    const r = this.running.get(instanceId);
+    if (!r) return undefined;
+    r.controller.abort(reason);
+    return r.done;
+  }
+
+  /**
+   * Runs the plan of the action `requestId` in the background (the acceptance that wrote it has committed). With
+   * `after`, the plan starts once that promise settles (a delete waits for the install it preempted). `replace`
+   * lets it take the place of the operation it preempted.
+   */
+  launch(instanceId: string, requestId: string, kind: OperationKind, opts: { after?: Promise<void> | undefined; replace?: boolean; start?: Start } = {}): void {
+    if (!opts.replace && this.running.has(instanceId)) throw new AgentError('AGENT_ERR_LOCKED', 'instance is locked');
+    const controller = new AbortController();
+    const entry: Running = { kind, requestId, controller, done: Promise.resolve() };
+    this.running.set(instanceId, entry);
+    const start = opts.start ?? { from: 'start' };
+    entry.done = (async () => {
+      let run: Run | undefined;
+      try {
+        if (opts.after) await opts.after.catch(() => undefined);
+        if (start.from === 'fail') {
+          await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal }, start.error);
+          return;
+        }
+        const action = start.from === 'resume' ? start.action : this.store.getAction(requestId);
+        const data = (action?.plan?.data ?? null) as PlanData | null;
+        if (!data?.inputs) throw new StepFailed('start', 'AGENT_ERR_INTERNAL', `the action ${requestId} keeps no plan`);
+        if (start.from === 'resume' && data.failed) {
+          // The restart came while the failure was being recorded: finish recording it.
+          this.closeOpenEvents(requestId, INTERRUPTED);
+          await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal, data }, new StepFailed(data.failed.step, data.failed.code, data.failed.message));
+          return;
+        }
+        run = { instanceId, requestId, kind, signal: controller.signal, plan: planFor(kind, data.inputs), data };
+        await this.execute(run, start.from === 'resume' ? start.action : null);
+        this.finishSuccess(run);
+      } catch (e) {
+        const aborted = abortReason(controller.signal) ?? (e instanceof OperationAborted ? e : null);
+        if (aborted?.kind === 'shutdown') return;
+        if (aborted?.kind === 'preempted') {
+          this.rec.closeAction(requestId, aborted.message);
+          return;
+        }
+        await this.finishFailure(run ?? { instanceId, requestId, kind, signal: controller.signal }, e);
+      } finally {
+        if (this.running.get(instanceId) === entry) this.running.delete(instanceId);
+      }
+    })().catch((e: unknown) => {
+      this.deps.log.error({ err: e, instance_id: instanceId, request_id: requestId }, 'operation bookkeeping failed');
+    });
+  }
+
+  /** Runs the plan's steps in order; on a resume, first settles the step the restart interrupted. */
+  private async execute(run: Run, resumed: Action | null): Promise<void> {
+    let i = 0;
+    if (resumed) {
+      const at = resumed.plan?.step ?? 0;
+      const step = run.plan.steps[at];
+      if (!step) throw new StepFailed('start', 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED}: the plan has no step ${at}`);
+      const ev = step.silent || run.data.event === undefined ? undefined : resumed.events[run.data.event];
+      if (step.silent || !ev) {
+        i = at;
+      } else if (ev.finish_time !== null) {
+        if (ev.result !== 'Success') throw new StepFailed(step.name, 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED} after step '${step.name}' failed`);
+        // The restart may have come between the step's close and its `then`.
+        if (step.then) await namedStep(step.name, async () => step.then!(this.context(run, at)));
+        i = at + 1;
+      } else {
+        this.deps.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step: step.name, on_restart: step.onRestart }, 'resuming an operation at its interrupted step');
+        await this.runStep(run, at, { event: run.data.event!, mode: step.onRestart });
+        i = at + 1;
+      }
+    }
+    for (; i < run.plan.steps.length; i++) await this.runStep(run, i);
+  }
+
+  /**
+   * One step: skipped when its `when` says so; else its index persisted and its action event opened (one
+   * transaction), then run (or, resuming, repeated, verified or failed) and its event closed.
+   * @throws StepFailed naming the step.
+   */
+  private async runStep(run: Run, index: number, resume?: { event: number; mode: Step['onRestart'] }, step: Step = run.plan.steps[index]!): Promise<void> {
+    if (run.signal.aborted) throw run.signal.reason;
+    const c = this.context(run, index);
+    if (step.when && !step.when(c)) return;
+    if (step.silent) {
+      await namedStep(step.name, async () => {
+        this.setPlan(run, index, { event: undefined });
+        await step.run(c);
+      });
+      return;
+    }
+    let eventIndex: number;
+    let start: string;
+    if (resume) {
+      eventIndex = resume.event;
+      start = this.store.getAction(run.requestId)?.events[eventIndex]?.start_time ?? this.now();
+    } else {
+      start = this.now();
+      eventIndex = this.store.transaction(() => {
+        const idx = this.rec.appendEvent(run.requestId, run.instanceId, { event: step.name, start_time: start, finish_time: null, result: null, traceback: null }, { step: index });
+        this.setPlan(run, index, { event: idx });
+        return idx;
+      });
+    }
+    try {
+      let out: unknown;
+      if (resume?.mode === 'fail') throw new StepFailed(step.name, 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED} during step '${step.name}'`);
+      else if (resume?.mode === 'verify' && step.verify) out = await step.verify(c);
+      else out = await step.run(c);
+      const rec = out as Partial<CallRecord> | undefined;
+      const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
+      this.store.transaction(() => {
+        this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
+        this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Success', step: index, ...record } });
+      });
+    } catch (e) {
+      throw this.stepError(run, step, index, eventIndex, start, e);
+    }
+    if (step.then) await namedStep(step.name, async () => step.then!(c));
+  }
+
+  /** Closes a failed step's event (not when stopping: a stop leaves it open, like a crash) and names the failure. */
+  private stepError(run: Run, step: Step, index: number, eventIndex: number, start: string, e: unknown): unknown {
+    const aborted = abortReason(run.signal);
+    // Stopping leaves the step open, exactly as a crash would: the next start resumes it.
+    if (aborted?.kind === 'shutdown') return aborted;
+    if (this.store.getAction(run.requestId)?.finish_time) return aborted ?? e;
+    const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
+    this.store.transaction(() => {
+      this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
+      this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Error', step: index, code: codeOf(e) } });
+    });
+    if (aborted) return aborted;
+    return e instanceof StepFailed ? e : new StepFailed(step.name, codeOf(e), messageOf(e), { cause: e });
+  }
+
+  /** Persists the plan's position: step `index`, with its data patched. */
+  private setPlan(run: Run, index: number, patch: Partial<PlanData>): void {
+    Object.assign(run.data, patch);
+    if ('event' in patch && patch.event === undefined) delete run.data.event;
+    this.store.setActionPlan(run.requestId, { step: index, data: run.data });
+  }
+
+  private context(run: Run, index: number): StepContext {
+    const inst = () => this.store.getInstance(run.instanceId)!;
+    const node = () => this.nodeOf(inst());
+    const save = (patch: Record<string, unknown>) => {
+      Object.assign(run.data, patch);
+      const step = this.store.getAction(run.requestId)?.plan?.step ?? index;
+      this.store.setActionPlan(run.requestId, { step, data: run.data });
+    };
+    return {
+      instanceId: run.instanceId,
+      requestId: run.requestId,
+      kind: run.kind,
+      index,
+      signal: run.signal,
+      cfg: this.cfg,
+      rec: this.rec,
+      clock: this.deps.ports.clock,
+      deployer: this.deps.ports.deployer,
+      liveness: this.deps.liveness,
+      data: run.data,
+      inst,
+      node,
+      bmc: () => this.bmc(node()),
+      edge: (event) => {
+        this.rec.mutate(run.instanceId, {}, { event, cause: 'operation', owner: run.requestId });
+      },
+      mutate: (patch, o = {}) =>
+        this.rec.mutate(run.instanceId, patch, { cause: o.quiet ? 'installer' : 'operation', owner: run.requestId, ...(o.quiet ? { quiet: true } : {}), ...(o.event ? { event: o.event } : {}) }),
+      save,
+      pollPower: (expect, deadlineMs) => this.pollPower(node(), expect, deadlineMs),
+      deadline: (key, ms) => {
+        const kept = run.data[key];
+        if (typeof kept === 'number') return kept;
+        const at = this.deps.ports.clock.now() + ms;
+        save({ [key]: at });
+        return at;
+      },
+    };
+  }
+
+  private finishSuccess(run: Run): void {
+    const rule = RULES[run.kind];
+    const inst = this.inst(run);
+    const event = rule.success[inst.state];
+    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null };
+    const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
+    if (os) patch.operation_state = `${os}-succeed`;
+    if (os && os !== 'uninstall') patch.progress = 100;
+    if (os) patch.failed_operation = null;
+    const pending = inst.extra.pending_ip;
+    if (pending || inst.extra.pending_params) {
+      // modify-ip succeeded: its reserved addresses are now the instance's (the old ones are free).
+      if (pending && os === 'modify-ip') {
+        patch.addresses = pending.addresses;
+        patch.networks = pending.networks.map((n) => ({ uuid: n.uuid, ...(n.port_type !== undefined ? { port_type: n.port_type } : {}) }));
+      }
+      patch.extra = { ...inst.extra, pending_ip: undefined, pending_params: undefined };
+    }
+    // Set once, when the instance first reaches running (nova's launched_at); later provisioning keeps it.
+    if (event && transition(inst.state, event) === 'running' && os && inst.launched_at === null) patch.launched_at = this.now();
+    if (rule.releases) {
+      patch.terminated_at = this.now();
+      // Nothing of the tenant's secrets outlives the instance (it stays readable for terminated_retention).
+      patch.extra = {};
+      // Its addresses are released (free for the next instance): it shows none.
+      patch.addresses = [];
+      this.deps.liveness.forget(run.instanceId);
+    }
+    this.store.transaction(() => {
+      this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.rec.closeAction(run.requestId, null);
+    });
+    this.deps.log.info({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind }, 'operation succeeded');
+  }
+
+  /**
+   * Records a failure by the rules table: the failure is persisted in the plan's data first (a restart finishes
+   * recording it), the server is powered off when the rule and `on_failure` say so, then the instance and the
+   * action are closed with the error naming the step.
+   */
+  private async finishFailure(run: FailingRun, e: unknown): Promise<void> {
+    const rule = RULES[run.kind];
+    const step = e instanceof StepFailed ? e.step : this.stepOfFailure(run);
+    const msg = `step '${step}' failed: ${messageOf(e)}`;
+    this.deps.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step, code: codeOf(e), msg: messageOf(e) }, 'operation failed');
+    let inst = this.inst(run);
+    if (rule.powerOffOnFailure && this.cfg.on_failure === 'power_off') {
+      const failed = { step, code: codeOf(e), message: messageOf(e) };
+      const plan = run.plan ?? { kind: run.kind, steps: [] };
+      const data: PlanData = run.data ?? { inputs: { plan: 'none' } };
+      const failing: Run = { ...run, plan, data, signal: new AbortController().signal };
+      try {
+        this.setPlan(failing, plan.steps.length, { failed });
+        const off = powerStep('off', { name: 'power_off_after_failure', onRestart: 'repeat' });
+        await this.runStep(failing, plan.steps.length, undefined, off);
+      } catch {
+        // Recorded as its own failed step; the operation's error stays the first failure.
+      }
+      inst = this.inst(run);
+    }
+    const event = rule.failure[inst.state];
+    const error: InstanceError = { error_code: codeOf(e), error_msg: msg, error_type: rule.errorType };
+    // A power request on an instance in `error` keeps the error that put it there (the action records the failure).
+    const keepError = inst.state === 'error' && !rule.clearsError(inst.state) && inst.error !== null;
+    const patch: Partial<Instance> = { task: null, task_request_id: null, target_power_state: null, ...(keepError ? {} : { error }) };
+    const os = rule.os === 'retried' ? inst.failed_operation?.kind ?? null : rule.os;
+    if (os) {
+      patch.operation_state = `${os}-failed`;
+      if (rule.os !== 'retried') patch.failed_operation = { kind: os, ...(inst.extra.pending_ip ? { networks: inst.extra.pending_ip.networks } : {}) };
+    }
+    // The addresses a failed modify-ip had reserved are released (a retry asks for them again); so are its parameters.
+    if (inst.extra.pending_ip || inst.extra.pending_params) patch.extra = { ...inst.extra, pending_ip: undefined, pending_params: undefined };
+    this.store.transaction(() => {
+      this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+      this.rec.closeAction(run.requestId, msg);
+    });
+  }
+
+  /**
+   * The step a failure that is no step's own (a store write between steps) is charged to: the action's open step,
+   * else the one after its last (`after_<step>`), else `start`.
+   */
+  private stepOfFailure(run: FailingRun): string {
+    try {
+      const events = this.store.getAction(run.requestId)?.events ?? [];
+      const open = events.find((ev) => ev.finish_time === null);
+      if (open) return open.event;
+      const last = events[events.length - 1];
+      return last ? `after_${last.event}` : 'start';
+    } catch {
+      return 'start';
+    }
+  }
+
+  /** Closes an action's open events with Error (`message`), leaving the action open. */
+  closeOpenEvents(requestId: string, message: string): void {
+    const a = this.store.getAction(requestId);
+    if (!a) return;
+    this.store.transaction(() => {
+      a.events.forEach((ev, i) => {
+        if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
+      });
+    });
+  }
+
+  /**
+   * Reads power until it reads `expect` or `deadlineMs` passes, sending nothing.
+   * @returns the last reading, or null when no read succeeded
+   */
+  async pollPower(node: Node, expect: PowerReading, deadlineMs: number): Promise<PowerReading | null> {
+    // Read at once, then after each configured delay (the last repeating), a final read at the deadline.
+    const waited = await waitFor<PowerReading>(
+      { delaysMs: [0, ...this.cfg.power_poll_ms], deadlineMs },
+      async () => {
+        try {
+          const power = (await this.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
+          return { done: power === expect, seen: power };
+        } catch {
+          // unknown: never taken for on or off; keep polling until the deadline.
+          return { done: false };
+        }
+      },
+      { clock: this.deps.ports.clock },
+    );
+    return waited.last ?? null;
+  }
+
+  private inst(run: FailingRun): Instance {
+    return this.store.getInstance(run.instanceId)!;
+  }
+
+  private nodeOf(inst: Instance): Node {
+    const node = this.store.getNode(inst.node_id);
+    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
+    return node;
+  }
+
+  private bmc(node: Node): Bmc {
+    return this.deps.ports.bmcs.forNode(node);
+  }
+}
+
+/**
+ * Runs bookkeeping that belongs to a step without an action event of its own, so that a failure there (a store
+ * write) names that step. Aborts pass through.
+ * @throws StepFailed named `name`
+ */
+async function namedStep<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof OperationAborted || e instanceof StepFailed) throw e;
+    throw new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
+  }
+}
