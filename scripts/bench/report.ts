@@ -25,6 +25,7 @@ export const FIGURES = [
   { key: 'inflight_ready_s', label: 'restart to ready, 30 creates in flight at SIGKILL, s', peer: 'ready' },
   { key: 'cpu_per_power_op_ms', label: 'CPU per power operation, ms', peer: null },
   { key: 'heap_growth_mib', label: 'heap growth over the idle soak, MiB', peer: null },
+  { key: 'peer_rps', label: 'peer GET /ping req/s c=10, just before', peer: null },
 ] as const;
 
 export type FigureKey = (typeof FIGURES)[number]['key'];
@@ -83,6 +84,8 @@ export interface TargetResult {
   verdict: 'PASS' | 'FAIL' | 'n/a';
 }
 
+/** The peer figure next to size n: its own req/s when measured just before that size's loads, else the run's. */
+const peerAt = (r: BenchResults, peer: PeerKey, n: number): number => (peer === 'rps' ? r.sizes.find((s) => s.n === n)?.figures.peer_rps : undefined) ?? r.peer[peer];
 const figureAt = (r: BenchResults, key: FigureKey, n: number): number | null => r.sizes.find((s) => s.n === n)?.figures[key] ?? null;
 
 export function evaluateTargets(r: BenchResults): TargetResult[] {
@@ -103,7 +106,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       pass = measured !== null && measured <= t.slowdownAtMost;
       shown = measured === null ? '-' : `${fmt(measured)}x slower`;
     } else {
-      const peer = r.peer[t.peer];
+      const peer = peerAt(r, t.peer, t.n);
       measured = v === null || !peer ? null : v / peer;
       pass = measured !== null && measured >= t.share;
       shown = measured === null ? '-' : `${Math.round(measured * 100)}% of peer`;
@@ -131,7 +134,7 @@ export function comparison(r: BenchResults, key: FigureKey, peer: PeerKey | null
   if (!ref) return '-';
   const v = ref.figures[key]!;
   if (peer) {
-    const p = r.peer[peer];
+    const p = peerAt(r, peer, ref.n);
     return p ? `${fmt(v / p)}x peer @${ref.n}` : '-';
   }
   const first = full[0]!;

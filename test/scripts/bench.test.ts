@@ -78,6 +78,12 @@ describe('targets', () => {
     expect(verdict(r, 'status reads')).toMatchObject({ verdict: 'FAIL', shown: '20% of peer' });
   });
 
+  test('the peer req/s measured next to the size is preferred to the run start one', () => {
+    const r = results([size(1000, { status_rps: 4300, peer_rps: 8600 })]);
+    expect(verdict(r, 'status reads')).toMatchObject({ verdict: 'PASS', shown: '50% of peer' });
+    expect(comparison(r, 'status_rps', 'rps')).toBe('0.5x peer @1000');
+  });
+
   test('a figure not measured is n/a, never PASS', () => {
     const r = results([size(10, { creates_per_s: 100 })]);
     expect(evaluateTargets(r).map((t) => t.verdict)).toEqual(evaluateTargets(r).map(() => 'n/a'));
