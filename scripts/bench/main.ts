@@ -1,0 +1,76 @@
+/**
+ * `npm run bench`: the core section of issue 7. For each fleet size N, the figures of the issue's table and the
+ * event loop's delay, next to a bare fastify+pino server measured in the same run; a table on stdout, every figure
+ * in bench-results.json. docs/bench.md says how each figure is measured.
+ */
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { parseArgs, USAGE, UsageError, type BenchOptions } from './args.js';
+import { measureCreates, measureDaemon, measureSweeps } from './core.js';
+import { spawnPeer } from './daemon.js';
+import { loadGet, rssMiB, sleep } from './probes.js';
+import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
+
+async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
+  const p = await spawnPeer();
+  try {
+    await sleep(500);
+    const rss = rssMiB(p.pid).rss;
+    const load = await loadGet(p.url, '/ping', { concurrency: 10, durationMs: opts.loadS * 1000 });
+    return { rps: load.perSecond, rss, ready: p.readyMs / 1000 };
+  } finally {
+    await p.stop();
+  }
+}
+
+async function run(opts: BenchOptions): Promise<BenchResults> {
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
+  log('peer: bare fastify+pino');
+  const peer = await measurePeer(opts);
+  const full = opts.sizes.filter((n) => n <= opts.fullUpTo);
+  const soakAt = full.includes(1000) ? 1000 : full[full.length - 1];
+  const sizes: SizeResult[] = [];
+  for (const n of opts.sizes) {
+    const res: SizeResult = { n, subset: n > opts.fullUpTo, figures: {}, notes: {} };
+    sizes.push(res);
+    const step = async (what: string, fn: () => Promise<void>) => {
+      log(`N=${n}: ${what}`);
+      try {
+        await fn();
+      } catch (e) {
+        res.notes[what === 'sweeps' ? 'liveness_sweep_ms' : what === 'creates' ? 'creates_per_s' : 'start_ready_s'] = `failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 300);
+      }
+    };
+    await step('sweeps', () => measureSweeps(n, res));
+    if (!res.subset) await step('creates', () => measureCreates(n, res));
+    await step('daemon', () => measureDaemon(n, { full: !res.subset, soak: n === soakAt && opts.soakS > 0, inflight: n === full[0] || n === 1000 }, opts, res));
+  }
+  return { startedAt: new Date().toISOString(), node: process.version, cpus: availableParallelism(), peer, soakS: opts.soakS, sizes, elapsedS: (performance.now() - t0) / 1000 };
+}
+
+async function main(): Promise<void> {
+  let opts: BenchOptions;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`bench: ${e.message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return;
+  }
+  const results = await run(opts);
+  console.log(formatReport(results));
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results) }, null, 2)}\n`);
+  console.log(`\nevery figure: ${opts.out}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exitCode = 1;
+});
