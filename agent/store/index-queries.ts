@@ -135,10 +135,10 @@ export function prepareIndexQueries(db: Database.Database) {
        ORDER BY a.ip_key LIMIT 1`,
     ),
     freeNodes: q<[{ name: string; id: string; limit: number }], NodeRow>(
-      `SELECT * FROM nodes WHERE ${FREE} AND (name, id) > (@name, @id) ORDER BY name, id LIMIT @limit`,
+      `SELECT * FROM nodes INDEXED BY nodes_free WHERE ${FREE} AND (name, id) > (@name, @id) ORDER BY name, id LIMIT @limit`,
     ),
     freeNodesOfType: q<[{ type: string; name: string; id: string; limit: number }], NodeRow>(
-      `SELECT * FROM nodes WHERE ${FREE} AND type = @type AND (name, id) > (@name, @id) ORDER BY name, id LIMIT @limit`,
+      `SELECT * FROM nodes INDEXED BY nodes_free_by_type WHERE ${FREE} AND type = @type AND (name, id) > (@name, @id) ORDER BY name, id LIMIT @limit`,
     ),
   };
 }
