@@ -123,6 +123,9 @@ export function prepareIndexQueries(db: Database.Database) {
     isHeld: q<[{ addr: string; except: string | null }], { one: number }>(
       `SELECT 1 AS one FROM held_addresses h WHERE h.addr = @addr AND ${COUNTS('h')} LIMIT 1`,
     ),
+    heldAll: q<[{ except: string | null }], { addr: string }>(
+      `SELECT DISTINCT h.addr FROM held_addresses h WHERE ${COUNTS('h')} ORDER BY h.addr`,
+    ),
     keyHeld: q<[{ key: string; except: string | null }], { one: number }>(
       `SELECT 1 AS one FROM held_addresses h WHERE h.ip_key = @key AND ${COUNTS('h')} LIMIT 1`,
     ),
@@ -170,6 +173,10 @@ export class IndexQueries {
 
   isAddressHeld(addr: string, exceptInstanceId?: string): boolean {
     return this.s.isHeld.get({ addr: normaliseIp(addr) ?? addr, except: exceptInstanceId ?? null }) !== undefined;
+  }
+
+  heldAddresses(exceptInstanceId?: string): string[] {
+    return this.s.heldAll.all({ except: exceptInstanceId ?? null }).map((r) => r.addr);
   }
 
   firstFreeAddress(first: string, last: string, exceptInstanceId?: string): string | null {

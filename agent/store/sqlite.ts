@@ -282,6 +282,10 @@ export class SqliteStore implements Store {
     return this.read('isAddressHeld', () => this.index.isAddressHeld(addr, exceptInstanceId));
   }
 
+  heldAddresses(exceptInstanceId?: string): string[] {
+    return this.read('heldAddresses', () => this.index.heldAddresses(exceptInstanceId));
+  }
+
   firstFreeAddress(first: string, last: string, exceptInstanceId?: string): string | null {
     return this.read('firstFreeAddress', () => this.index.firstFreeAddress(first, last, exceptInstanceId));
   }

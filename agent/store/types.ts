@@ -89,6 +89,8 @@ export interface Store {
   addressHolder(addr: string): { instance_id: string; node_id: string } | null;
   /** Whether anything holds addr; the instance `exceptInstanceId` does not count (an adoption always does). */
   isAddressHeld(addr: string, exceptInstanceId?: string): boolean;
+  /** Every held address, normalised, distinct, in text order; `exceptInstanceId` as isAddressHeld. Reads the whole index: diagnostics and tests, not the request path. */
+  heldAddresses(exceptInstanceId?: string): string[];
   /**
    * The lowest address of the inclusive range [first, last] (IPv4 or IPv6, one family) that nothing holds
    * (`exceptInstanceId`'s own addresses count as free), normalised; null when the range is full or invalid.
