@@ -10,19 +10,21 @@
  *   (`reservation`; a stale reservation with no operation holds nothing);
  * - a node with an adoption waiting: `adopt.addresses` (`adoption`; instance_id is the instance to be adopted).
  * Addresses are stored normalised (agent/net.ts normaliseIp); `ip_key` sorts numerically within a family (the
- * family digit, then 32 hex digits), `next_key` is the key of the address after it, for the gap search.
+ * family digit, then 32 hex digits); ./held-runs.ts keeps the runs of consecutive held addresses for the pool search.
  */
 import type Database from 'better-sqlite3';
 import type { Address, Instance, Node } from '../model.js';
-import { formatIp, normaliseIp, parseIp, type Ip } from '../net.js';
+import { formatIp, normaliseIp, parseIp } from '../net.js';
+import { HELD_RUNS_DDL, HeldRuns, ipKey, keyToIp, nextKey } from './held-runs.js';
 import { rowToInstance, rowToNode, type InstanceRow, type NodeRow } from './rows.js';
+
+export { ipKey } from './held-runs.js';
 
 export type HolderKind = 'instance' | 'reservation' | 'adoption';
 
 export interface HeldRow {
   addr: string;
   ip_key: string | null;
-  next_key: string | null;
   network_uuid: string | null;
   holder_kind: HolderKind;
   instance_id: string;
@@ -40,7 +42,6 @@ export const HELD_ADDRESSES_DDL = `
   CREATE TABLE held_addresses (
     addr         TEXT NOT NULL,                          -- normalised (normaliseIp), or as stored if not an IP
     ip_key       TEXT,                                   -- family digit + 32 hex digits; NULL if not an IP
-    next_key     TEXT,                                   -- ip_key of the next address
     network_uuid TEXT,
     holder_kind  TEXT NOT NULL CHECK (holder_kind IN ('instance', 'reservation', 'adoption')),
     instance_id  TEXT NOT NULL,
@@ -48,20 +49,11 @@ export const HELD_ADDRESSES_DDL = `
     PRIMARY KEY (addr, holder_kind, instance_id, node_id)
   ) WITHOUT ROWID;
   CREATE INDEX held_addresses_key ON held_addresses(ip_key);
-  CREATE INDEX held_addresses_instance ON held_addresses(instance_id);
+  CREATE INDEX held_addresses_instance ON held_addresses(instance_id, ip_key);
   CREATE INDEX held_addresses_node ON held_addresses(node_id);
   CREATE INDEX nodes_free ON nodes(name, id) WHERE instance_id IS NULL AND maintenance = 0 AND adopt IS NULL;
   CREATE INDEX nodes_free_by_type ON nodes(type, name, id) WHERE instance_id IS NULL AND maintenance = 0 AND adopt IS NULL;
-`;
-
-/** The sortable key of an address: numeric order within a family, v4 before v6. */
-export function ipKey(ip: Ip): string {
-  return `${ip.version}${ip.value.toString(16).padStart(32, '0')}`;
-}
-
-function keyToIp(key: string): Ip {
-  return { version: key[0] === '6' ? 6 : 4, value: BigInt(`0x${key.slice(1)}`) };
-}
+${HELD_RUNS_DDL}`;
 
 function heldRows(addresses: readonly Address[], kind: HolderKind, instanceId: string, nodeId: string): HeldRow[] {
   return addresses.map((a) => {
@@ -69,7 +61,6 @@ function heldRows(addresses: readonly Address[], kind: HolderKind, instanceId: s
     return {
       addr: ip ? formatIp(ip) : a.addr,
       ip_key: ip ? ipKey(ip) : null,
-      next_key: ip ? ipKey({ version: ip.version, value: ip.value + 1n }) : null,
       network_uuid: a.network_uuid ?? null,
       holder_kind: kind,
       instance_id: instanceId,
@@ -93,12 +84,14 @@ export function heldByNode(n: Pick<Node, 'id' | 'adopt'>): HeldRow[] {
 
 /** Migration 4's backfill: what every existing instance and node holds, by the same rule as the writes. */
 export function backfillHeldAddresses(db: Database.Database): void {
-  const insert = prepareIndexQueries(db).insertHeld;
+  const index = new IndexQueries(db);
   for (const r of db.prepare<[], InstanceRow>('SELECT * FROM instances').all()) {
-    for (const h of heldByInstance(rowToInstance(r))) insert.run(h);
+    const i = rowToInstance(r);
+    index.syncInstance(i.id, heldByInstance(i));
   }
   for (const r of db.prepare<[], NodeRow>('SELECT * FROM nodes WHERE adopt IS NOT NULL').all()) {
-    for (const h of heldByNode(rowToNode(r))) insert.run(h);
+    const n = rowToNode(r);
+    index.syncNode(n.id, heldByNode(n));
   }
 }
 
@@ -111,11 +104,15 @@ export function prepareIndexQueries(db: Database.Database) {
   const q = <A extends unknown[], R = unknown>(sql: string) => db.prepare<A, R>(sql);
   return {
     insertHeld: db.prepare<[HeldRow]>(
-      `INSERT OR IGNORE INTO held_addresses (addr, ip_key, next_key, network_uuid, holder_kind, instance_id, node_id)
-       VALUES (@addr, @ip_key, @next_key, @network_uuid, @holder_kind, @instance_id, @node_id)`,
+      `INSERT OR IGNORE INTO held_addresses (addr, ip_key, network_uuid, holder_kind, instance_id, node_id)
+       VALUES (@addr, @ip_key, @network_uuid, @holder_kind, @instance_id, @node_id)`,
     ),
-    clearInstance: q<[string]>(`DELETE FROM held_addresses WHERE instance_id = ? AND holder_kind <> 'adoption'`),
-    clearNode: q<[string]>(`DELETE FROM held_addresses WHERE node_id = ? AND holder_kind = 'adoption'`),
+    clearInstance: q<[string], { ip_key: string | null }>(
+      `DELETE FROM held_addresses WHERE instance_id = ? AND holder_kind <> 'adoption' RETURNING ip_key`,
+    ),
+    clearNode: q<[string], { ip_key: string | null }>(
+      `DELETE FROM held_addresses WHERE node_id = ? AND holder_kind = 'adoption' RETURNING ip_key`,
+    ),
     holder: q<[string], { instance_id: string; node_id: string }>(
       `SELECT instance_id, node_id FROM held_addresses WHERE addr = ? AND holder_kind IN ('instance', 'reservation')
        ORDER BY holder_kind LIMIT 1`,
@@ -129,13 +126,10 @@ export function prepareIndexQueries(db: Database.Database) {
     keyHeld: q<[{ key: string; except: string | null }], { one: number }>(
       `SELECT 1 AS one FROM held_addresses h WHERE h.ip_key = @key AND ${COUNTS('h')} LIMIT 1`,
     ),
-    // The first held address in [first, last) whose successor is not held: that successor is the first free one
-    // after a held run starting at `first` (the caller checked `first` itself).
-    gapAfter: q<[{ first: string; last: string; except: string | null }], { next_key: string }>(
-      `SELECT a.next_key FROM held_addresses a
-       WHERE a.ip_key >= @first AND a.ip_key < @last AND ${COUNTS('a')}
-         AND NOT EXISTS (SELECT 1 FROM held_addresses b WHERE b.ip_key = a.next_key AND ${COUNTS('b')})
-       ORDER BY a.ip_key LIMIT 1`,
+    // The asker's own held addresses in a range: free for it unless something else holds them too.
+    ownKeys: q<[{ except: string; first: string; upto: string }], { ip_key: string }>(
+      `SELECT DISTINCT ip_key FROM held_addresses INDEXED BY held_addresses_instance
+       WHERE instance_id = @except AND holder_kind <> 'adoption' AND ip_key >= @first AND ip_key <= @upto ORDER BY ip_key`,
     ),
     freeNodes: q<[{ name: string; id: string; limit: number }], NodeRow>(
       `SELECT * FROM nodes INDEXED BY nodes_free WHERE ${FREE} AND (name, id) > (@name, @id) ORDER BY name, id LIMIT @limit`,
@@ -149,21 +143,30 @@ export function prepareIndexQueries(db: Database.Database) {
 /** The index statements with the operations the store exposes; every method runs inside the store's read/write. */
 export class IndexQueries {
   private readonly s: ReturnType<typeof prepareIndexQueries>;
+  private readonly runs: HeldRuns;
 
   constructor(db: Database.Database) {
     this.s = prepareIndexQueries(db);
+    this.runs = new HeldRuns(db);
   }
 
   /** Replaces what the instance holds (call inside the transaction that writes it). */
   syncInstance(id: string, rows: readonly HeldRow[]): void {
-    this.s.clearInstance.run(id);
-    for (const r of rows) this.s.insertHeld.run(r);
+    this.replace(this.s.clearInstance.all(id), rows);
   }
 
   /** Replaces what the node's adoption holds (call inside the transaction that writes or deletes it). */
   syncNode(id: string, rows: readonly HeldRow[]): void {
-    this.s.clearNode.run(id);
+    this.replace(this.s.clearNode.all(id), rows);
+  }
+
+  /** After a holder's old rows were deleted: inserts its new ones, and updates the runs of the keys that changed. */
+  private replace(removed: readonly { ip_key: string | null }[], rows: readonly HeldRow[]): void {
     for (const r of rows) this.s.insertHeld.run(r);
+    for (const { ip_key } of removed) {
+      if (ip_key !== null && this.s.keyHeld.get({ key: ip_key, except: null }) === undefined) this.runs.drop(ip_key);
+    }
+    for (const { ip_key } of rows) if (ip_key !== null) this.runs.add(ip_key);
   }
 
   addressHolder(addr: string): { instance_id: string; node_id: string } | null {
@@ -183,11 +186,19 @@ export class IndexQueries {
     const f = parseIp(first);
     const l = parseIp(last);
     if (!f || !l || f.version !== l.version || f.value > l.value) return null;
-    const except = exceptInstanceId ?? null;
     const firstKey = ipKey(f);
-    if (this.s.keyHeld.get({ key: firstKey, except }) === undefined) return formatIp(f);
-    const gap = this.s.gapAfter.get({ first: firstKey, last: ipKey(l), except });
-    return gap ? formatIp(keyToIp(gap.next_key)) : null;
+    const lastKey = ipKey(l);
+    const run = this.runs.containing(firstKey);
+    if (!run) return formatIp(f);
+    // Everything from the pool's first address to the run's end is held; the address after it is free.
+    const after = run.last_key < lastKey ? nextKey(run.last_key) : null;
+    if (exceptInstanceId !== undefined) {
+      const upto = after ?? lastKey;
+      for (const { ip_key } of this.s.ownKeys.all({ except: exceptInstanceId, first: firstKey, upto })) {
+        if (this.s.keyHeld.get({ key: ip_key, except: exceptInstanceId }) === undefined) return formatIp(keyToIp(ip_key));
+      }
+    }
+    return after === null ? null : formatIp(keyToIp(after));
   }
 
   freeNodes(type: string | null, limit: number, after?: NodeCursor): Node[] {

@@ -10,8 +10,8 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Address, Instance, InstanceState, Node } from '../../../agent/model.js';
-import { normaliseIp } from '../../../agent/net.js';
-import { migrate, MIGRATIONS } from '../../../agent/store/migrations.js';
+import { formatIp, normaliseIp, parseIp, type Ip } from '../../../agent/net.js';
+import { LATEST_SCHEMA_VERSION, migrate, MIGRATIONS } from '../../../agent/store/migrations.js';
 import { instanceToRow, nodeToRow } from '../../../agent/store/rows.js';
 import { DB_FILE_NAME, openStore, type SqliteStore } from '../../../agent/store/sqlite.js';
 import { prepareAll } from '../../../agent/store/statements.js';
@@ -99,6 +99,33 @@ function tableRows(file: string): string[] {
   }
 }
 
+/** The runs of consecutive held addresses as the table has them, as address ranges. */
+function tableRuns(file: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db
+      .prepare<[], { first_key: string; last_key: string }>('SELECT * FROM held_runs ORDER BY first_key')
+      .all()
+      .map((r) => `${fromKey(r.first_key)}-${fromKey(r.last_key)}`);
+  } finally {
+    db.close();
+  }
+}
+
+const fromKey = (k: string) => formatIp({ version: k[0] === '6' ? 6 : 4, value: BigInt(`0x${k.slice(1)}`) });
+
+/** The maximal runs of consecutive held addresses, from scratch: every held address, sorted, grouped. */
+function expectedRuns(s: SqliteStore): string[] {
+  const ips = [...used(s)].map((a) => parseIp(a)!).sort((a, b) => a.version - b.version || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  const runs: { first: Ip; last: Ip }[] = [];
+  for (const ip of ips) {
+    const cur = runs[runs.length - 1];
+    if (cur && cur.last.version === ip.version && cur.last.value + 1n === ip.value) cur.last = ip;
+    else runs.push({ first: ip, last: ip });
+  }
+  return runs.map((r) => `${formatIp(r.first)}-${formatIp(r.last)}`);
+}
+
 /** The held rows computed from scratch from every instance and node (the rule of design section 3 / issue 7). */
 function expectedRows(s: SqliteStore): string[] {
   const rows = new Set<string>();
@@ -175,6 +202,7 @@ describe('held addresses', () => {
             for (const o of ops) {
               apply(s, o);
               expect(tableRows(s.file)).toEqual(expectedRows(s));
+              expect(tableRuns(s.file)).toEqual(expectedRuns(s));
             }
             checkQueries(s);
           } finally {
@@ -198,8 +226,9 @@ describe('held addresses', () => {
           raw.close();
           const s = openStore({ dir, agentId: 'a' });
           try {
-            expect(s.schemaVersion()).toBe(4);
+            expect(s.schemaVersion()).toBe(LATEST_SCHEMA_VERSION);
             expect(tableRows(s.file)).toEqual(expectedRows(s));
+            expect(tableRuns(s.file)).toEqual(expectedRuns(s));
             checkQueries(s);
           } finally {
             s.close();

@@ -62,6 +62,29 @@ describe('firstFreeAddress', () => {
     expect(s.firstFreeAddress('fd00::ffff:ffff', 'fd00::1:0:5', 'i2')).toBe('fd00::1:0:0');
   });
 
+  it('a pool filled from its start is one run of held addresses; a freed address in it splits the run and is the answer', () => {
+    const s = store.open();
+    const ip = (k: number) => `10.0.${k >> 8}.${k & 255}`;
+    s.transaction(() => {
+      for (let k = 10; k < 310; k++) s.putInstance(instance({ id: `i${k}`, addresses: [address(ip(k))] }));
+    });
+    const runs = () => {
+      const db = new Database(path.join(store.dir(), DB_FILE_NAME), { readonly: true });
+      try {
+        return db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM held_runs').get()!.n;
+      } finally {
+        db.close();
+      }
+    };
+    expect(runs()).toBe(1);
+    expect(s.firstFreeAddress(ip(10), ip(1000))).toBe(ip(310));
+    expect(s.firstFreeAddress(ip(10), ip(309))).toBeNull();
+    s.putInstance({ ...s.getInstance('i150')!, state: 'terminated', terminated_at: '2024-01-05T00:00:00.000Z' });
+    expect(runs()).toBe(2);
+    expect(s.firstFreeAddress(ip(10), ip(1000))).toBe(ip(150));
+    expect(s.firstFreeAddress(ip(151), ip(1000))).toBe(ip(310));
+  });
+
   it('keeps families apart and answers null for an invalid range', () => {
     const s = store.open();
     // 10.0.0.1 and ::a00:1 have the same numeric value: one never holds the other.
@@ -85,13 +108,14 @@ describe('query plans', () => {
         holder: ['10.0.0.1'],
         isHeld: [{ addr: '10.0.0.1', except: 'i1' }],
         keyHeld: [{ key: '4', except: null }],
-        gapAfter: [{ first: '4', last: '5', except: 'i1' }],
+        ownKeys: [{ except: 'i1', first: '4', upto: '5' }],
         freeNodes: [{ name: '', id: '', limit: 10 }],
         freeNodesOfType: [{ type: 'small', name: '', id: '', limit: 10 }],
         clearInstance: ['i1'],
         clearNode: ['n1'],
       } as const;
-      expect(Object.keys(lookups).sort()).toEqual(Object.keys(stmts).filter((k) => k !== 'insertHeld').sort());
+      // insertHeld writes one row; heldAll is the documented whole-index read (diagnostics, not the request path).
+      expect(Object.keys(lookups).sort()).toEqual(Object.keys(stmts).filter((k) => k !== 'insertHeld' && k !== 'heldAll').sort());
       for (const [name, args] of Object.entries(lookups)) {
         const plan = db
           .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${stmts[name as keyof typeof stmts].source}`)
