@@ -8,7 +8,6 @@ import { fakeDriverFactory, fakeOptions } from '../drivers/fake/index.js';
 import type { DriverFactory } from '../drivers/types.js';
 import { FakeLab } from '../drivers/fake/lab.js';
 import type { Node } from './model.js';
-import { normaliseIp } from './net.js';
 import type { DeployJob, DeployOptions, Deployer, PingResult, Pinger } from './ports.js';
 import type { Store } from './store/types.js';
 
@@ -62,16 +61,10 @@ export class FakeLabDeployer implements Deployer {
 
 /**
  * The node id of the live instance that owns an address, or null. A modify-ip in flight: the server being installed
- * already owns its new addresses.
+ * already owns its new addresses. One index probe (Store.addressHolder), whatever the number of instances.
  */
-export function ownerOfAddress(store: Store, addr: string): string | null {
-  const want = normaliseIp(addr) ?? addr;
-  for (const i of store.listInstances()) {
-    if (i.state === 'terminated') continue;
-    const owned = [...i.addresses, ...(i.extra.pending_ip?.addresses ?? [])];
-    if (owned.some((a) => (normaliseIp(a.addr) ?? a.addr) === want)) return i.node_id;
-  }
-  return null;
+export function ownerOfAddress(store: Pick<Store, 'addressHolder'>, addr: string): string | null {
+  return store.addressHolder(addr)?.node_id ?? null;
 }
 
 export interface Fakes {

@@ -96,18 +96,3 @@ export function normaliseIp(addr: string): string | null {
   const ip = parseIp(addr);
   return ip ? formatIp(ip) : null;
 }
-
-/**
- * The first address of the inclusive range [first, last] not in `used` (normalised forms), or null when the pool is
- * exhausted.
- */
-export function firstFreeInPool(first: string, last: string, used: ReadonlySet<string>): string | null {
-  const f = parseIp(first);
-  const l = parseIp(last);
-  if (!f || !l || f.version !== l.version) return null;
-  for (let v = f.value; v <= l.value; v++) {
-    const ip = formatIp({ version: f.version, value: v });
-    if (!used.has(ip)) return ip;
-  }
-  return null;
-}

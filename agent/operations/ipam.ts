@@ -6,29 +6,33 @@
 import type { NetworkEntry } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { Address, Instance, NetworkRequest, Node } from '../model.js';
-import { cidrContains, firstFreeInPool, normaliseIp, parseCidr, parseIp } from '../net.js';
+import { cidrContains, formatIp, normaliseIp, parseCidr, parseIp } from '../net.js';
 import type { Store } from '../store/types.js';
 
-/** What address allocation reads: the store's instance and node rows, and the catalogue's networks. */
+/** What address allocation reads: the store's held-address index, and the catalogue's networks. */
 export interface IpamInput {
-  store: Pick<Store, 'listInstances' | 'listNodes'>;
+  store: Pick<Store, 'isAddressHeld' | 'firstFreeAddress'>;
   networks: readonly NetworkEntry[];
 }
 
 /**
  * Every address held, normalised: by instances not terminated (but `except`), by a modify-ip in flight (its
- * reservation in `extra.pending_ip`), and by adoptions waiting.
+ * reservation in `extra.pending_ip`), and by adoptions waiting. A whole-index read, for diagnostics and tests;
+ * allocation asks the index per address instead.
  */
-export function usedAddresses(store: IpamInput['store'], except?: string): Set<string> {
-  const used = new Set<string>();
-  for (const i of store.listInstances()) {
-    if (i.state === 'terminated' || i.id === except) continue;
-    for (const a of i.addresses) used.add(normaliseIp(a.addr) ?? a.addr);
-    // A modify-ip in flight holds its new addresses (a stale reservation, with no operation, holds nothing).
-    if (i.task !== null) for (const a of i.extra.pending_ip?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
+export function usedAddresses(store: Pick<Store, 'heldAddresses'>, except?: string): Set<string> {
+  return new Set(store.heldAddresses(except));
+}
+
+/** The first address of the pool nothing holds and this request has not chosen yet; null when exhausted. */
+function firstFree(store: IpamInput['store'], pool: { first: string; last: string }, except: string | undefined, chosen: ReadonlySet<string>): string | null {
+  let from = pool.first;
+  for (;;) {
+    const addr = store.firstFreeAddress(from, pool.last, except);
+    if (addr === null || !chosen.has(addr)) return addr;
+    const ip = parseIp(addr)!;
+    from = formatIp({ version: ip.version, value: ip.value + 1n });
   }
-  for (const n of store.listNodes()) for (const a of n.adopt?.addresses ?? []) used.add(normaliseIp(a.addr) ?? a.addr);
-  return used;
 }
 
 /**
@@ -38,7 +42,8 @@ export function usedAddresses(store: IpamInput['store'], except?: string): Set<s
  *   (address in use, no pool, pool exhausted).
  */
 export function allocateAddresses(input: IpamInput, node: Node, networks: readonly NetworkRequest[], except?: string): Address[] {
-  const used = usedAddresses(input.store, except);
+  // The addresses given earlier in this request: not held yet (nothing is written before the caller stores them).
+  const chosen = new Set<string>();
   const macs = [...node.macs].sort((a, b) => Number(b.pxe) - Number(a.pxe));
   return networks.map((req, i) => {
     const net = input.networks.find((x) => x.uuid === req.uuid);
@@ -50,13 +55,13 @@ export function allocateAddresses(input: IpamInput, node: Node, networks: readon
       if (!cidrContains(parseCidr(net.cidr), parseIp(addr)!)) {
         throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].fixed_ip: ${addr} is outside network ${net.name} (${net.cidr})`);
       }
-      if (used.has(addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
+      if (chosen.has(addr) || input.store.isAddressHeld(addr, except)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${addr} is in use`);
     } else {
       if (!net.pool) throw new AgentError('AGENT_ERR_CONFLICT', `network ${net.name} has no address pool`);
-      addr = firstFreeInPool(net.pool.first, net.pool.last, used);
+      addr = firstFree(input.store, net.pool, except, chosen);
       if (!addr) throw new AgentError('AGENT_ERR_CONFLICT', `the address pool of network ${net.name} is exhausted`);
     }
-    used.add(addr);
+    chosen.add(addr);
     return {
       addr,
       mac: macs[i]?.mac ?? macs[0]?.mac ?? '',

@@ -9,14 +9,18 @@ import { UUID_RE } from './ids.js';
 
 /** What scheduling reads: the store's node rows and which nodes have a node-level operation in flight. */
 export interface SchedulerInput {
-  nodes: Pick<Store, 'getNode' | 'listNodes'>;
+  nodes: Pick<Store, 'getNode' | 'freeNodes'>;
   /** A node-level operation (no instance) is in flight on the node. */
   isNodeBusy: (nodeId: string) => boolean;
 }
 
+/** Free nodes read per page while looking for one that is not busy: the cost is the busy nodes skipped, not the fleet. */
+export const FREE_NODE_PAGE = 16;
+
 /**
- * The named node if free, else the first free node of the type (by name). Free: no instance, not in maintenance,
- * no adoption waiting, no node-level operation in flight.
+ * The named node if free, else the first free node of the type (by name in byte order, then id). Free: no instance,
+ * not in maintenance, no adoption waiting, no node-level operation in flight. Reads the store's free-node index page by
+ * page (Store.freeNodes), never every node.
  * @throws AgentError BAD_REQUEST (no such node), MAINTENANCE, CONFLICT (wrong type, not free, none free).
  */
 export function pickNode(input: SchedulerInput, nodeId: string | undefined, nodeType: string | null): Node {
@@ -31,13 +35,12 @@ export function pickNode(input: SchedulerInput, nodeId: string | undefined, node
     if (!usable(node) || input.isNodeBusy(node.id)) throw new AgentError('AGENT_ERR_CONFLICT', `node ${node.name} is not free`);
     return node;
   }
-  const free = input.nodes
-    .listNodes()
-    .filter((n) => usable(n) && !input.isNodeBusy(n.id) && (nodeType === null || n.type === nodeType))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  const node = free[0];
-  if (!node) {
-    throw new AgentError('AGENT_ERR_CONFLICT', nodeType === null ? 'no free node' : `no free node of type '${nodeType}'`);
+  for (let page = input.nodes.freeNodes(nodeType, FREE_NODE_PAGE); page.length > 0; ) {
+    const node = page.find((n) => !input.isNodeBusy(n.id));
+    if (node) return node;
+    if (page.length < FREE_NODE_PAGE) break;
+    const last = page[page.length - 1]!;
+    page = input.nodes.freeNodes(nodeType, FREE_NODE_PAGE, { name: last.name, id: last.id });
   }
-  return node;
+  throw new AgentError('AGENT_ERR_CONFLICT', nodeType === null ? 'no free node' : `no free node of type '${nodeType}'`);
 }

@@ -6,6 +6,7 @@
  * Rules: append only (never edit a released migration), versions contiguous from 1, `up` synchronous.
  */
 import type Database from 'better-sqlite3';
+import { backfillHeldAddresses, HELD_ADDRESSES_DDL } from './index-queries.js';
 
 export interface Migration {
   version: number;
@@ -137,6 +138,14 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE actions ADD COLUMN plan_step INTEGER;
         ALTER TABLE actions ADD COLUMN plan_data TEXT;       -- JSON object, set together with plan_step
       `);
+    },
+  },
+  {
+    version: 4,
+    description: 'held_addresses (who holds each address, kept by the store with the rows) and the free-node indexes',
+    up(db) {
+      db.exec(HELD_ADDRESSES_DDL);
+      backfillHeldAddresses(db);
     },
   },
 ];

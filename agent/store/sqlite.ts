@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
 import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
+import { heldByInstance, heldByNode, IndexQueries, type NodeCursor } from './index-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
 import {
   actionHeader,
@@ -88,6 +89,7 @@ export class SqliteStore implements Store {
   /** Outermost transactions begun so far (for the fault injector's `at.transaction`). */
   private transactions = 0;
   private readonly hooks: AfterCommitHooks;
+  private readonly index: IndexQueries;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -97,6 +99,7 @@ export class SqliteStore implements Store {
     this.now = opts.now ?? (() => new Date());
     this.hooks = new AfterCommitHooks(opts.onAfterCommitError);
     this.stmts = prepareAll(db);
+    this.index = new IndexQueries(db);
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -220,11 +223,18 @@ export class SqliteStore implements Store {
 
   putNode(node: Node): void {
     const row = nodeToRow(node);
-    this.write('putNode', () => this.stmts.putNode.run(row));
+    const held = heldByNode(node);
+    this.write('putNode', () => {
+      this.stmts.putNode.run(row);
+      this.index.syncNode(node.id, held);
+    });
   }
 
   deleteNode(id: string): void {
-    this.write('deleteNode', () => this.stmts.deleteNode.run(id));
+    this.write('deleteNode', () => {
+      this.stmts.deleteNode.run(id);
+      this.index.syncNode(id, []);
+    });
   }
 
   // --- instances -------------------------------------------------------------------------------------------------
@@ -242,7 +252,11 @@ export class SqliteStore implements Store {
 
   putInstance(instance: Instance): void {
     const row = instanceToRow(instance);
-    this.write('putInstance', () => this.stmts.putInstance.run(row));
+    const held = heldByInstance(instance);
+    this.write('putInstance', () => {
+      this.stmts.putInstance.run(row);
+      this.index.syncInstance(instance.id, held);
+    });
   }
 
   /** Also removes the purged instances' actions (and their events). */
@@ -252,9 +266,32 @@ export class SqliteStore implements Store {
       for (const id of ids) {
         this.stmts.deleteActionsOf.run(id);
         this.stmts.deleteInstance.run(id);
+        this.index.syncInstance(id, []);
       }
       return ids.length;
     });
+  }
+
+  // --- indexed lookups (./index-queries.ts) ----------------------------------------------------------------------
+
+  addressHolder(addr: string): { instance_id: string; node_id: string } | null {
+    return this.read('addressHolder', () => this.index.addressHolder(addr));
+  }
+
+  isAddressHeld(addr: string, exceptInstanceId?: string): boolean {
+    return this.read('isAddressHeld', () => this.index.isAddressHeld(addr, exceptInstanceId));
+  }
+
+  heldAddresses(exceptInstanceId?: string): string[] {
+    return this.read('heldAddresses', () => this.index.heldAddresses(exceptInstanceId));
+  }
+
+  firstFreeAddress(first: string, last: string, exceptInstanceId?: string): string | null {
+    return this.read('firstFreeAddress', () => this.index.firstFreeAddress(first, last, exceptInstanceId));
+  }
+
+  freeNodes(type: string | null, limit: number, after?: NodeCursor): Node[] {
+    return this.read('freeNodes', () => this.index.freeNodes(type, limit, after));
   }
 
   // --- actions ---------------------------------------------------------------------------------------------------

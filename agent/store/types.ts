@@ -4,6 +4,9 @@
  * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
  */
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, JournalKind, Node } from '../model.js';
+import type { NodeCursor } from './index-queries.js';
+
+export type { NodeCursor } from './index-queries.js';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -77,6 +80,27 @@ export interface Store {
   /** Entries with seq >= fromSeq, in order, at most limit. */
   readJournal(fromSeq: number, limit: number): JournalEntry[];
   lastSeq(): number;
+
+  // --- indexed lookups (./index-queries.ts): each costs its answer, not the fleet ---------------------------------
+  // Held addresses: a live instance's addresses, its modify-ip reservation while an operation runs, a waiting
+  // adoption's addresses; kept by the writes above in their own transaction. Addresses are compared normalised.
+
+  /** The live instance holding addr (its own address first, else its reservation), or null. Adoptions are not instances. */
+  addressHolder(addr: string): { instance_id: string; node_id: string } | null;
+  /** Whether anything holds addr; the instance `exceptInstanceId` does not count (an adoption always does). */
+  isAddressHeld(addr: string, exceptInstanceId?: string): boolean;
+  /** Every held address, normalised, distinct, in text order; `exceptInstanceId` as isAddressHeld. Reads the whole index: diagnostics and tests, not the request path. */
+  heldAddresses(exceptInstanceId?: string): string[];
+  /**
+   * The lowest address of the inclusive range [first, last] (IPv4 or IPv6, one family) that nothing holds
+   * (`exceptInstanceId`'s own addresses count as free), normalised; null when the range is full or invalid.
+   */
+  firstFreeAddress(first: string, last: string, exceptInstanceId?: string): string | null;
+  /**
+   * Up to `limit` free nodes (no instance, not in maintenance, no adoption waiting), of `type` unless null, in
+   * (name, id) byte order, starting after `after`. Node-level operations in flight are the caller's to skip.
+   */
+  freeNodes(type: string | null, limit: number, after?: NodeCursor): Node[];
 
   /** Idempotency records (command ids upstream, later issues). */
   getMeta(key: string): string | null;

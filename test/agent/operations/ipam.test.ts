@@ -4,6 +4,7 @@ import type { NetworkEntry } from '../../../agent/config/types.js';
 import type { Address, Instance, Node } from '../../../agent/model.js';
 import { allocateAddresses, reserveAddresses, usedAddresses } from '../../../agent/operations/ipam.js';
 import { makeInstance, makeNode } from '../api/stub-service.js';
+import { useStoreDir } from '../store/fixtures.js';
 
 const NET = '4fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const NET2 = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
@@ -15,9 +16,14 @@ const NODE = makeNode({ macs: [{ mac: 'fa:16:3e:00:00:02', pxe: false }, { mac: 
 
 const addr = (a: string): Address => ({ addr: a, mac: 'fa:16:3e:00:00:09', version: 4, type: 'fixed', network: 'private', network_uuid: NET });
 
-/** The allocator's input over these instances and nodes. */
+const stores = useStoreDir();
+
+/** The allocator's input over a store holding these instances and nodes (the first store of the test). */
 function input(instances: Instance[] = [], nodes: Node[] = [NODE]) {
-  return { store: { listInstances: () => instances, listNodes: () => nodes }, networks: NETWORKS };
+  const store = stores.open();
+  for (const n of nodes) store.putNode(n);
+  for (const i of instances) store.putInstance(i);
+  return { store, networks: NETWORKS };
 }
 
 describe('allocateAddresses', () => {

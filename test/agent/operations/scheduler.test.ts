@@ -1,17 +1,19 @@
 /** Scheduling (agent/operations/scheduler.ts): which node a new instance lands on, from the store's node rows alone. */
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../../agent/model.js';
-import { pickNode } from '../../../agent/operations/scheduler.js';
+import { FREE_NODE_PAGE, pickNode } from '../../../agent/operations/scheduler.js';
 import { makeNode } from '../api/stub-service.js';
+import { useStoreDir } from '../store/fixtures.js';
 
 const id = (i: number) => `1b8c5f0e-0000-4000-8000-${String(i).padStart(12, '0')}`;
 
-/** The scheduler's input over these nodes, `busy` having a node-level operation in flight. */
+const stores = useStoreDir();
+
+/** The scheduler's input over a store holding these nodes, `busy` having a node-level operation in flight. */
 function input(nodes: Node[], busy: string[] = []) {
-  return {
-    nodes: { getNode: (nid: string) => nodes.find((n) => n.id === nid) ?? null, listNodes: () => nodes },
-    isNodeBusy: (nid: string) => busy.includes(nid),
-  };
+  const store = stores.open();
+  for (const n of nodes) store.putNode(n);
+  return { nodes: store, isNodeBusy: (nid: string) => busy.includes(nid) };
 }
 
 describe('pickNode without a named node', () => {
@@ -68,4 +70,41 @@ describe('pickNode with a named node', () => {
       expect(() => pickNode(input(nodes, busy), named, 'small')).toThrow(expect.objectContaining({ code, message }));
     });
   }
+});
+
+describe('pickNode reads pages of free nodes, never every node', () => {
+  /** A store of `count` free nodes (node-000 ...), recording the limit of each freeNodes page read. */
+  function paged(count: number) {
+    const store = stores.open();
+    store.transaction(() => {
+      for (let i = 1; i <= count; i++) store.putNode(makeNode({ id: id(i), name: `node-${String(i).padStart(3, '0')}` }));
+      store.putNode(makeNode({ id: id(count + 1), name: 'node-000', instance_id: id(999) }));
+    });
+    const limits: number[] = [];
+    const nodes = {
+      getNode: (nid: string) => store.getNode(nid),
+      freeNodes: (...args: Parameters<typeof store.freeNodes>) => {
+        limits.push(args[1]);
+        return store.freeNodes(...args);
+      },
+    };
+    return { nodes, limits };
+  }
+
+  it('one page when the first free node is not busy, whatever the number of nodes', () => {
+    const { nodes, limits } = paged(100);
+    expect(pickNode({ nodes, isNodeBusy: () => false }, undefined, 'small').name).toBe('node-001');
+    expect(limits).toEqual([FREE_NODE_PAGE]);
+  });
+
+  it('skips busy nodes page after page, and is a conflict when every free node is busy', () => {
+    const { nodes, limits } = paged(2 * FREE_NODE_PAGE + 5);
+    const busyUpTo = 2 * FREE_NODE_PAGE + 3;
+    const busy = (nid: string) => Number(nid.slice(-12)) <= busyUpTo;
+    expect(pickNode({ nodes, isNodeBusy: busy }, undefined, 'small').name).toBe(`node-0${busyUpTo + 1}`);
+    expect(limits).toEqual([FREE_NODE_PAGE, FREE_NODE_PAGE, FREE_NODE_PAGE]);
+    expect(() => pickNode({ nodes, isNodeBusy: () => true }, undefined, null)).toThrow(
+      expect.objectContaining({ code: 'AGENT_ERR_CONFLICT', message: 'no free node' }),
+    );
+  });
 });

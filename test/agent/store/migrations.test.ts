@@ -156,7 +156,7 @@ describe('migrations', () => {
 
     const s = openStore({ dir, agentId: 'a' });
     try {
-      expect(s.schemaVersion()).toBe(3);
+      expect(s.schemaVersion()).toBe(LATEST_SCHEMA_VERSION);
       const old = {
         request_id: 'req-old',
         instance_id: 'inst-1',
