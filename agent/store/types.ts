@@ -4,6 +4,7 @@
  * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
  */
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, JournalKind, Node } from '../model.js';
+import type { ListQueries } from './list-queries.js';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -28,7 +29,8 @@ export interface JournalInput {
   data: Record<string, unknown>;
 }
 
-export interface Store {
+/** The paged list reads (ListQueries) are in ./list-queries.ts. */
+export interface Store extends ListQueries {
   /** Runs fn in one IMMEDIATE transaction; rolls back if it throws. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
   /**
