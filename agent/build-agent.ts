@@ -110,6 +110,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     service: engine,
     tokens: () => tokens,
     rateLimit: config.api.rate_limit,
+    pageSize: () => config.api.page_size,
     maxBodyBytes: config.api.max_body_bytes,
     publicUrl: () => publicUrl(config.api, apiRef?.server.address()),
     agentId: config.agent_id,

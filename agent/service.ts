@@ -65,13 +65,31 @@ export interface LivenessAnswer {
   alive: boolean;
 }
 
+/**
+ * One page of a list (nova's `limit` and `marker`): at most `limit` items after the item whose id is `marker` (the
+ * last of the previous page), in the list's order. The API checks `limit` against `api.page_size`.
+ * @throws AgentError BAD_REQUEST `marker [X] not found` when the marker names no item of the list.
+ */
+export interface PageRequest {
+  limit: number;
+  marker?: string | undefined;
+}
+
 export interface AgentService {
   readonly agentId: string;
 
-  listInstances(ctx: RequestContext, opts?: { allProjects?: boolean; includeDeleted?: boolean }): Instance[];
+  /**
+   * A page of instances, oldest first: the caller's project's, or every project's with allProjects (admins).
+   * includeDeleted (default true) keeps terminated ones.
+   */
+  listInstances(ctx: RequestContext, opts: { allProjects?: boolean; includeDeleted?: boolean; page: PageRequest }): Instance[];
   /** @throws AgentError NOT_FOUND */
   getInstance(ctx: RequestContext, id: string): Instance;
-  listActions(ctx: RequestContext, instanceId: string): Action[];
+  /**
+   * An instance's actions. With a page: that page, newest first (nova's order). Without: every action, oldest first
+   * (the engine's own tests and tools; the API always pages).
+   */
+  listActions(ctx: RequestContext, instanceId: string, page?: PageRequest): Action[];
   getAction(ctx: RequestContext, instanceId: string, requestId: string): Action;
 
   createInstance(ctx: RequestContext, input: CreateInstanceInput): Promise<{ instance: Instance; action: Action }>;
@@ -81,10 +99,17 @@ export interface AgentService {
 
   /** Liveness of one instance (monitor verdict if fresh, else a bounded fresh probe). */
   ping(ctx: RequestContext, id: string): Promise<LivenessAnswer>;
-  /** Liveness of many (os-fping list): the caller's project, or all with allProjects (admin). */
-  pingMany(ctx: RequestContext, opts: { allProjects: boolean; include?: string[]; exclude?: string[] }): Promise<LivenessAnswer[]>;
+  /**
+   * Liveness of a page of instances (os-fping list, newest first as nova; terminated ones left out): the caller's
+   * project's, or all with allProjects (admin); include/exclude filter before the page is cut.
+   */
+  pingMany(
+    ctx: RequestContext,
+    opts: { allProjects: boolean; include?: string[]; exclude?: string[]; page: PageRequest },
+  ): Promise<LivenessAnswer[]>;
 
-  listNodes(ctx: RequestContext): Node[];
+  /** A page of nodes, by name (admin). */
+  listNodes(ctx: RequestContext, page: PageRequest): Node[];
   getNode(ctx: RequestContext, id: string): Node;
   setNodePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult>;
   setMaintenance(ctx: RequestContext, id: string, on: boolean, reason?: string): Promise<Node>;

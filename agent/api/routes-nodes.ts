@@ -5,7 +5,18 @@ import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest } from './errors.js';
 import { toPowerRequest } from './routes-v1.js';
-import { FakeFaultsBody, MaintenanceBody, NodeParams, PowerBody, type MaintenanceBodyT, type PowerBodyT } from './schemas.js';
+import { pageOf } from './paging.js';
+import {
+  FakeFaultsBody,
+  MaintenanceBody,
+  NodeParams,
+  PageQuery,
+  PowerBody,
+  UUID_RE,
+  type MaintenanceBodyT,
+  type PageQueryT,
+  type PowerBodyT,
+} from './schemas.js';
 import { BODY_ERRORS, NodeList, NodeView, TOKEN_ERRORS, responses } from './responses.js';
 import { nodeView } from './views.js';
 
@@ -22,8 +33,18 @@ export function registerNodeRoutes(
   const admin = [...TOKEN_ERRORS, 403];
   app.get(
     '/v1/nodes',
-    { schema: { tags, summary: 'List nodes', response: responses('v1', [{ status: 200, description: 'The nodes', schema: NodeList }], admin) } },
-    async (req: FastifyRequest) => ({ nodes: service.listNodes(contextOf(req)).map((n) => nodeView(n, deps.base())) }),
+    {
+      schema: {
+        tags,
+        summary: 'List nodes by name, one page',
+        querystring: PageQuery,
+        response: responses('v1', [{ status: 200, description: 'The nodes', schema: NodeList }], admin),
+      },
+    },
+    async (req: FastifyRequest) => {
+      const page = pageOf(req.query as PageQueryT, deps.pageSize(), UUID_RE);
+      return { nodes: service.listNodes(contextOf(req), page).map((n) => nodeView(n, deps.base())) };
+    },
   );
 
   app.get(

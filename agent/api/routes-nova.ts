@@ -4,12 +4,22 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AgentError } from '../errors.js';
-import type { Action } from '../model.js';
 import type { LivenessAnswer } from '../service.js';
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo } from './errors.js';
-import { ActionParams, FpingQuery, ProjectInstanceParams, ProjectParams, UUID_RE, type FpingQueryT } from './schemas.js';
+import { pageOf } from './paging.js';
+import {
+  ActionParams,
+  FpingQuery,
+  PageQuery,
+  ProjectInstanceParams,
+  ProjectParams,
+  REQUEST_ID_RE,
+  UUID_RE,
+  type FpingQueryT,
+  type PageQueryT,
+} from './schemas.js';
 import { ActionList, ActionOne, FpingMany, FpingOne, ServerView, TOKEN_ERRORS, responses } from './responses.js';
 import { actionSummaryView, actionView, serverView } from './views.js';
 
@@ -41,18 +51,6 @@ function uuidList(name: string, v: string | undefined): string[] | undefined {
   return items;
 }
 
-/**
- * nova lists a server's actions newest first (created_at desc); equal start times keep the later-recorded first.
- * The service returns them oldest first (store order), so the order is set here, at the boundary.
- */
-export function newestFirst(actions: readonly Action[]): Action[] {
-  const t = (a: Action) => {
-    const ms = Date.parse(a.start_time);
-    return Number.isNaN(ms) ? 0 : ms;
-  };
-  return [...actions].reverse().sort((a, b) => t(b) - t(a));
-}
-
 /** nova treats the presence of all_tenants as the request; '0' and 'false' are read as "no" here. */
 function wantsAllTenants(v: string | undefined): boolean {
   return v !== undefined && !['0', 'false', 'False'].includes(v);
@@ -79,7 +77,7 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     {
       schema: {
         tags: ['liveness'],
-        summary: "Ping the project's instances (all_tenants: every project's, admin only)",
+        summary: "Ping a page of the project's instances, newest first (all_tenants: every project's, admin only)",
         params: ProjectParams,
         querystring: FpingQuery,
         response: responses('nova', [{ status: 200, description: 'The verdicts', schema: FpingMany }], [...TOKEN_ERRORS, 403]),
@@ -97,8 +95,10 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (include !== undefined && exclude !== undefined) {
         throw badRequest('Invalid input: querystring: give include or exclude, not both');
       }
+      const page = pageOf(q, deps.pageSize(), UUID_RE);
       const answers = await service.pingMany(ctx, {
         allProjects,
+        page,
         ...(include !== undefined ? { include } : {}),
         ...(exclude !== undefined ? { exclude } : {}),
       });
@@ -128,8 +128,9 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     {
       schema: {
         tags: ['servers'],
-        summary: "A server's actions, newest first (seed 001, without events)",
+        summary: "A server's actions, newest first, one page (seed 001, without events)",
         params: ProjectInstanceParams,
+        querystring: PageQuery,
         response: responses('nova', [{ status: 200, description: 'The actions', schema: ActionList }], [...TOKEN_ERRORS, 404]),
       },
     },
@@ -137,7 +138,8 @@ export function registerNovaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const ctx = contextOf(req);
       const id = (req.params as Params)['id']!;
       service.getInstance(ctx, id); // 404 for an instance the caller cannot see, whatever listActions does
-      return { instanceActions: newestFirst(service.listActions(ctx, id)).map((a) => actionSummaryView(a, ctx.is_admin)) };
+      const page = pageOf(req.query as PageQueryT, deps.pageSize(), REQUEST_ID_RE);
+      return { instanceActions: service.listActions(ctx, id, page).map((a) => actionSummaryView(a, ctx.is_admin)) };
     },
   );
 

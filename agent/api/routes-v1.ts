@@ -9,6 +9,7 @@ import { acceptsTimeout, parsePowerTarget, SOFT_TARGET_WORDS } from '../vocab.js
 import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo } from './errors.js';
+import { pageOf } from './paging.js';
 import {
   ACTION_NAMES,
   ActionBody,
@@ -16,9 +17,12 @@ import {
   InstanceParams,
   PowerBody,
   ProjectInstanceParams,
+  PageQuery,
   ProjectParams,
+  UUID_RE,
   type ActionBodyT,
   type CreateInstanceBodyT,
+  type PageQueryT,
   type PowerBodyT,
 } from './schemas.js';
 import {
@@ -134,15 +138,17 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
     {
       schema: {
         tags,
-        summary: "List instances (admins: every project's)",
+        summary: "List instances, oldest first, one page (admins: every project's)",
         params: ProjectParams,
+        querystring: PageQuery,
         response: responses('v1', [{ status: 200, description: 'The instances', schema: InstanceList }], TOKEN_ERRORS),
       },
     },
     async (req: FastifyRequest) => {
       const ctx = contextOf(req);
       const e = env(req, ctx);
-      return { instances: service.listInstances(ctx, { allProjects: ctx.is_admin }).map((i) => instanceView(i, e)) };
+      const page = pageOf(req.query as PageQueryT, deps.pageSize(), UUID_RE);
+      return { instances: service.listInstances(ctx, { allProjects: ctx.is_admin, page }).map((i) => instanceView(i, e)) };
     },
   );
 

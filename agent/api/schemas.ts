@@ -7,6 +7,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { POWER_TARGET_ALIAS, POWER_TARGET_WORDS } from '../vocab.js';
+import { PAGE_QUERY } from './paging.js';
 
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 export const PROJECT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
@@ -194,7 +195,12 @@ export const FpingQuery = Type.Object(
     ),
     include: Type.Optional(Type.String({ description: 'Comma-separated instance UUIDs to ping (only these).' })),
     exclude: Type.Optional(Type.String({ description: 'Comma-separated instance UUIDs to leave out.' })),
+    ...PAGE_QUERY,
   },
   { additionalProperties: false },
 );
 export type FpingQueryT = Static<typeof FpingQuery>;
+
+/** `limit` and `marker` (agent/api/paging.ts): the query of the lists without parameters of their own. */
+export const PageQuery = Type.Object(PAGE_QUERY, { additionalProperties: false });
+export type PageQueryT = Static<typeof PageQuery>;

@@ -19,6 +19,7 @@ import { AUTH_HEADER, authenticate } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo, familyOf, renderError, toHttpError } from './errors.js';
 import { checkRequestInput, duplicateKey } from './input.js';
+import type { PageSize } from './paging.js';
 import { answerClientError, answerExpectation } from './raw-errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -33,6 +34,8 @@ export interface ApiOptions {
   /** Token value -> its grant; called per request, so a SIGHUP reload takes effect at once. */
   tokens: () => Map<string, ApiToken>;
   rateLimit: { per_token_per_s: number; burst: number };
+  /** List pages (api.page_size), read per request. */
+  pageSize: () => PageSize;
   /** Larger bodies answer 413 (`AGENT_ERR_PAYLOAD_TOO_LARGE`). */
   maxBodyBytes: number;
   /** Base URL for links and Location (no trailing slash needed). */
@@ -111,6 +114,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     service: opts.service,
     agentId: opts.agentId,
     base,
+    pageSize: opts.pageSize,
     viewEnv: (ctx, urlProject): ViewEnv => ({
       base: base(),
       agentId: opts.agentId,

@@ -262,6 +262,10 @@ function checkSemantics(raw: Loose, p: Problems, drivers: DriverRegistry, secret
   const api = rec(raw['api']);
   checkListen(api['listen'], 'api.listen', p, 'api');
   checkHttpUrl(api['public_url'], 'api.public_url', p);
+  const pageSize = rec(api['page_size']);
+  if (typeof pageSize['default'] === 'number' && typeof pageSize['max'] === 'number' && pageSize['default'] > pageSize['max']) {
+    p.err('api.page_size.default', `must be at most api.page_size.max (${pageSize['max']})`);
+  }
   const tokens = list(api['tokens']);
   if (tokens.length === 0) p.warn('api.tokens', 'no tokens: every API request will be refused');
   checkUnique(tokens, (t) => str(t['token_file']), (i) => `api.tokens[${i}].token_file`, 'token file', (a, b) =>
@@ -397,6 +401,10 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
         burst: must(rl.burst, 'api.rate_limit.burst'),
       },
       max_body_bytes: must(api.max_body_bytes, 'api.max_body_bytes'),
+      page_size: {
+        default: must(must(api.page_size, 'api.page_size').default, 'api.page_size.default'),
+        max: must(must(api.page_size, 'api.page_size').max, 'api.page_size.max'),
+      },
       tokens: must(api.tokens, 'api.tokens').map((t) => ({
         token_file: abs(t.token_file),
         project_id: t.project_id,

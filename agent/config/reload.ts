@@ -2,7 +2,7 @@
  * SIGHUP: what changed between the running configuration and the file just re-read, and which of those changes can
  * be applied without a restart. Pure functions; the daemon logs both lists ("applied: ...", "needs a restart: ...").
  *
- * Applied on SIGHUP: log_level, on_failure, terminated_retention, api.public_url, api.rate_limit, api.tokens,
+ * Applied on SIGHUP: log_level, on_failure, terminated_retention, api.public_url, api.rate_limit, api.page_size, api.tokens,
  * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness, the catalogues (images,
  * instance_types, networks), boot.public_url and boot.ramdisk, new nodes, and every setting of an existing node
  * (name, type, boot_mode, macs, bmc, maintenance, enforce_power, adopt: an adoption only acts on a node without an
@@ -106,6 +106,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
   scalar(apply, 'terminated_retention_ms', old.terminated_retention_ms, next.terminated_retention_ms);
   scalar(apply, 'api.public_url', old.api.public_url, next.api.public_url);
   scalar(apply, 'api.rate_limit', old.api.rate_limit, next.api.rate_limit);
+  scalar(apply, 'api.page_size', old.api.page_size, next.api.page_size);
   changed(apply, 'api.tokens', old.api.tokens, next.api.tokens);
   scalar(apply, 'allow_fake_drivers', old.allow_fake_drivers, next.allow_fake_drivers);
   scalar(apply, 'power_sync', old.power_sync, next.power_sync);

@@ -75,6 +75,9 @@ export const ApiTokenSchema = Obj({
   ),
 });
 
+/** The largest `api.page_size.max`: a page is built, serialised and (os-fping) probed in one request. */
+export const MAX_PAGE_SIZE = 10000;
+
 export const ApiSchema = Obj(
   {
     listen: Type.Optional(Listen('127.0.0.1:6385')),
@@ -89,6 +92,16 @@ export const ApiSchema = Obj(
       ),
     ),
     max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 65536 })),
+    // List pages (nova's limit): `default` without a limit, `max` the largest limit taken (nova's osapi_max_limit).
+    page_size: Type.Optional(
+      Obj(
+        {
+          default: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 1000 })),
+          max: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 1000 })),
+        },
+        { default: {} },
+      ),
+    ),
     tokens: Type.Optional(Type.Array(ApiTokenSchema, { default: [] })),
     },
   { default: {} },

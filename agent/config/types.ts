@@ -91,6 +91,8 @@ export interface Config {
     public_url: string | null;
     rate_limit: { per_token_per_s: number; burst: number };
     max_body_bytes: number;
+    /** List pages: the size without `limit`, and the largest `limit` taken. default <= max. */
+    page_size: { default: number; max: number };
     tokens: ApiToken[];
   };
   boot: {

@@ -23,6 +23,7 @@ import type {
   LivenessAnswer,
   OsOperationName,
   OsOperationParams,
+  PageRequest,
   PowerRequest,
   PowerResult,
 } from '../service.js';
@@ -59,6 +60,18 @@ function lowerCreateIds(input: CreateInstanceInput): CreateInstanceInput {
 
 function lowerOperationIds(params: OsOperationParams): OsOperationParams {
   return { ...params, image_uuid: lowerId(params.image_uuid), networks: lowerNetworks(params.networks) };
+}
+
+/** A page request for the store: ids are stored lower case. */
+const pageOf = (page: PageRequest): { limit: number; marker?: string } => ({
+  limit: page.limit,
+  ...(page.marker !== undefined ? { marker: page.marker.toLowerCase() } : {}),
+});
+
+/** The store's page, or nova's 400 when the marker names no item of the list (as nova's common.limited_by_marker). */
+function found<T>(items: T[] | null, page: PageRequest): T[] {
+  if (items === null) throw new AgentError('AGENT_ERR_BAD_REQUEST', `marker [${page.marker ?? ''}] not found`);
+  return items;
 }
 
 export interface EngineDeps {
@@ -239,11 +252,12 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ reads
 
-  listInstances(ctx: RequestContext, opts: { allProjects?: boolean; includeDeleted?: boolean } = {}): Instance[] {
-    return this.store
-      .listInstances()
-      .filter((i) => (opts.includeDeleted ?? true) || i.state !== 'terminated')
-      .filter((i) => (ctx.is_admin && opts.allProjects) || i.project_id === ctx.project_id);
+  listInstances(ctx: RequestContext, opts: { allProjects?: boolean; includeDeleted?: boolean; page: PageRequest }): Instance[] {
+    const projectId = ctx.is_admin && opts.allProjects === true ? null : ctx.project_id;
+    return found(
+      this.store.instancePage({ projectId, includeTerminated: opts.includeDeleted ?? true, order: 'oldest-first', ...pageOf(opts.page) }),
+      opts.page,
+    );
   }
 
   getInstance(ctx: RequestContext, id: string): Instance {
@@ -254,9 +268,10 @@ export class Engine implements AgentService {
     return inst;
   }
 
-  listActions(ctx: RequestContext, instanceId: string): Action[] {
+  listActions(ctx: RequestContext, instanceId: string, page?: PageRequest): Action[] {
     const inst = this.getInstance(ctx, instanceId);
-    return this.store.listActions(inst.id);
+    if (page === undefined) return this.store.listActions(inst.id);
+    return found(this.store.actionPage({ instanceId: inst.id, ...pageOf(page) }), page);
   }
 
   getAction(ctx: RequestContext, instanceId: string, requestId: string): Action {
@@ -268,9 +283,9 @@ export class Engine implements AgentService {
     return action;
   }
 
-  listNodes(ctx: RequestContext): Node[] {
+  listNodes(ctx: RequestContext, page: PageRequest): Node[] {
     this.requireAdmin(ctx);
-    return this.store.listNodes().sort((a, b) => a.name.localeCompare(b.name));
+    return found(this.store.nodePage(pageOf(page)), page);
   }
 
   getNode(ctx: RequestContext, id: string): Node {
@@ -366,17 +381,23 @@ export class Engine implements AgentService {
     return { instance_id: inst.id, project_id: inst.project_id, alive };
   }
 
-  async pingMany(ctx: RequestContext, opts: { allProjects: boolean; include?: string[]; exclude?: string[] }): Promise<LivenessAnswer[]> {
+  async pingMany(
+    ctx: RequestContext,
+    opts: { allProjects: boolean; include?: string[]; exclude?: string[]; page: PageRequest },
+  ): Promise<LivenessAnswer[]> {
     if (opts.allProjects) this.requireAdmin(ctx);
-    let list = this.listInstances(ctx, { allProjects: opts.allProjects, includeDeleted: false });
-    if (opts.include) {
-      const inc = new Set(opts.include.map((s) => s.toLowerCase()));
-      list = list.filter((i) => inc.has(i.id));
-    }
-    if (opts.exclude) {
-      const exc = new Set(opts.exclude.map((s) => s.toLowerCase()));
-      list = list.filter((i) => !exc.has(i.id));
-    }
+    const lower = (ids: string[] | undefined) => ids?.map((s) => s.toLowerCase());
+    const list = found(
+      this.store.instancePage({
+        projectId: opts.allProjects ? null : ctx.project_id,
+        includeTerminated: false,
+        order: 'newest-first',
+        include: lower(opts.include),
+        exclude: lower(opts.exclude),
+        ...pageOf(opts.page),
+      }),
+      opts.page,
+    );
     const verdicts = await this.deps.liveness.checkMany(list);
     return list.map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: verdicts.get(i.id) ?? false }));
   }

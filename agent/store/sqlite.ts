@@ -16,6 +16,7 @@ import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } fr
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
 import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
 import { heldByInstance, heldByNode, IndexQueries, type NodeCursor } from './index-queries.js';
+import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
 import {
   actionHeader,
@@ -83,6 +84,7 @@ export class SqliteStore implements Store {
   readonly agentId: string;
   private readonly db: Database.Database;
   private readonly stmts: Statements;
+  private readonly lists: SqliteListQueries;
   private readonly fault: StoreFaultInjector | undefined;
   private readonly now: () => Date;
   private closed = false;
@@ -100,6 +102,7 @@ export class SqliteStore implements Store {
     this.hooks = new AfterCommitHooks(opts.onAfterCommitError);
     this.stmts = prepareAll(db);
     this.index = new IndexQueries(db);
+    this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -361,6 +364,20 @@ export class SqliteStore implements Store {
 
   private rowToAction(r: ActionRow): Action {
     return rowToAction(r, this.stmts.listEvents.all(r.request_id).map(rowToEvent));
+  }
+
+  // --- paged lists (./list-queries.ts) ---------------------------------------------------------------------------
+
+  instancePage(q: InstancePageQuery): Instance[] | null {
+    return this.read('instancePage', () => this.lists.instancePage(q));
+  }
+
+  actionPage(q: ActionPageQuery): Action[] | null {
+    return this.read('actionPage', () => this.lists.actionPage(q));
+  }
+
+  nodePage(q: PageQuery): Node[] | null {
+    return this.read('nodePage', () => this.lists.nodePage(q));
   }
 
   // --- journal ---------------------------------------------------------------------------------------------------

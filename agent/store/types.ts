@@ -7,6 +7,7 @@ import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, JournalKi
 import type { NodeCursor } from './index-queries.js';
 
 export type { NodeCursor } from './index-queries.js';
+import type { ListQueries } from './list-queries.js';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -31,7 +32,8 @@ export interface JournalInput {
   data: Record<string, unknown>;
 }
 
-export interface Store {
+/** The paged list reads (ListQueries) are in ./list-queries.ts. */
+export interface Store extends ListQueries {
   /** Runs fn in one IMMEDIATE transaction; rolls back if it throws. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
   /**

@@ -48,6 +48,7 @@ export async function harness(over: Partial<ApiOptions> = {}, withFaults = false
     service: svc,
     tokens: () => tokens,
     rateLimit: { per_token_per_s: 1000, burst: 1000 },
+    pageSize: () => ({ default: 1000, max: 1000 }),
     maxBodyBytes: 16 * 1024,
     publicUrl: () => `${BASE}/`,
     agentId: 'rack-a12',

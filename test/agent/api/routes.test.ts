@@ -357,7 +357,7 @@ describe('nova routes (seeds 000, 001, 002)', () => {
     expect(adm.json().instanceAction.start_time).toMatch(NOVA_MICRO);
   });
 
-  it('os-instance-actions lists newest first, as nova (the service gives them oldest first)', async () => {
+  it('os-instance-actions lists newest first, as nova (the service pages them in that order)', async () => {
     const i = h.svc.addInstance();
     const at = (t: string, action: Action['action']) => makeAction(i, { action, start_time: t });
     // Store order (oldest first), with two actions started in the same second: the later-recorded is newer.

@@ -12,6 +12,7 @@ import type {
   LivenessAnswer,
   OsOperationName,
   OsOperationParams,
+  PageRequest,
   PowerRequest,
   PowerResult,
 } from '../../../agent/service.js';
@@ -119,6 +120,17 @@ export function makeAction(inst: Instance, over: Partial<Action> = {}): Action {
   };
 }
 
+/** The service's paging contract over an ordered array: `limit` items after the marker; a marker not there is a 400. */
+export function pageIn<T>(items: readonly T[], page: PageRequest, idOf: (t: T) => string): T[] {
+  let from = 0;
+  if (page.marker !== undefined) {
+    const at = items.findIndex((t) => idOf(t) === page.marker);
+    if (at < 0) throw new AgentError('AGENT_ERR_BAD_REQUEST', `marker [${page.marker}] not found`);
+    from = at + 1;
+  }
+  return items.slice(from, from + page.limit);
+}
+
 export class StubService implements AgentService {
   readonly agentId = 'rack-a12';
   readonly calls: Call[] = [];
@@ -174,9 +186,11 @@ export class StubService implements AgentService {
     return a;
   }
 
-  listInstances(ctx: RequestContext, opts?: { allProjects?: boolean; includeDeleted?: boolean }): Instance[] {
-    this.record('listInstances', ctx, opts);
-    return [...this.instances.values()].filter((i) => opts?.allProjects === true || i.project_id === ctx.project_id);
+  listInstances(ctx: RequestContext, opts: { allProjects?: boolean; includeDeleted?: boolean; page: PageRequest }): Instance[] {
+    const { page, ...rest } = opts;
+    this.record('listInstances', ctx, rest, page); // the page apart: args[0] is what is listed, args[1] which page
+    const visible = [...this.instances.values()].filter((i) => rest.allProjects === true || i.project_id === ctx.project_id);
+    return pageIn(visible, page, (i) => i.id);
   }
 
   getInstance(ctx: RequestContext, id: string): Instance {
@@ -184,10 +198,14 @@ export class StubService implements AgentService {
     return this.visible(ctx, id);
   }
 
-  listActions(ctx: RequestContext, instanceId: string): Action[] {
-    this.record('listActions', ctx, instanceId);
+  /** `actions` is in store order (oldest first); a page is newest first (later-recorded first on equal times). */
+  listActions(ctx: RequestContext, instanceId: string, page?: PageRequest): Action[] {
+    this.record('listActions', ctx, instanceId, page);
     this.visible(ctx, instanceId);
-    return this.actions.filter((a) => a.instance_id === instanceId);
+    const mine = this.actions.filter((a) => a.instance_id === instanceId);
+    if (page === undefined) return mine;
+    const newest = mine.reverse().sort((a, b) => Date.parse(b.start_time) - Date.parse(a.start_time));
+    return pageIn(newest, page, (a) => a.request_id);
   }
 
   getAction(ctx: RequestContext, instanceId: string, requestId: string): Action {
@@ -249,12 +267,14 @@ export class StubService implements AgentService {
 
   async pingMany(
     ctx: RequestContext,
-    opts: { allProjects: boolean; include?: string[]; exclude?: string[] },
+    opts: { allProjects: boolean; include?: string[]; exclude?: string[]; page: PageRequest },
   ): Promise<LivenessAnswer[]> {
-    this.record('pingMany', ctx, opts);
-    return this.listInstancesQuiet(ctx, opts.allProjects)
-      .filter((i) => (opts.include ? opts.include.includes(i.id) : true) && !(opts.exclude ?? []).includes(i.id))
-      .map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: this.alive }));
+    const { page, ...rest } = opts;
+    this.record('pingMany', ctx, rest, page); // as listInstances
+    const chosen = this.listInstancesQuiet(ctx, rest.allProjects).filter(
+      (i) => (rest.include ? rest.include.includes(i.id) : true) && !(rest.exclude ?? []).includes(i.id),
+    );
+    return pageIn(chosen, page, (i) => i.id).map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: this.alive }));
   }
 
   private listInstancesQuiet(ctx: RequestContext, all: boolean): Instance[] {
@@ -265,10 +285,10 @@ export class StubService implements AgentService {
     if (!ctx.is_admin) throw new AgentError('AGENT_ERR_FORBIDDEN', 'admin only');
   }
 
-  listNodes(ctx: RequestContext): Node[] {
-    this.record('listNodes', ctx);
+  listNodes(ctx: RequestContext, page: PageRequest): Node[] {
+    this.record('listNodes', ctx, page);
     this.adminOnly(ctx);
-    return [...this.nodes.values()];
+    return pageIn([...this.nodes.values()], page, (n) => n.id);
   }
 
   getNode(ctx: RequestContext, id: string): Node {

@@ -79,6 +79,7 @@ describe('defaults and units', () => {
         public_url: null,
         rate_limit: { per_token_per_s: 20, burst: 40 },
         max_body_bytes: 65536,
+        page_size: { default: 1000, max: 1000 },
         tokens: [],
       },
       boot: null,
@@ -451,6 +452,18 @@ describe('errors', () => {
     has(errors, 'nodes[0].adopt.addresses[4].addr', 'not an IPv4 or IPv6');
     has(errors, 'nodes[0].adopt.image_uuid', 'no image');
     has(errors, 'nodes[0].adopt.instance_type_uuid', 'no instance type');
+  });
+
+  it('api.page_size: default at most max, both 1..10000', () => {
+    const d = base();
+    d.api = { ...d.api, page_size: { default: 50, max: 20 } };
+    expect(errorsOf(d)).toContain('api.page_size.default: must be at most api.page_size.max (20)');
+    d.api.page_size = { default: 0, max: 10001 };
+    const errors = errorsOf(d);
+    expect(errors.some((e) => e.startsWith('api.page_size.default: '))).toBe(true);
+    expect(errors.some((e) => e.startsWith('api.page_size.max: '))).toBe(true);
+    d.api.page_size = { default: 20, max: 20 };
+    expect(parseObj(d).config.api.page_size).toEqual({ default: 20, max: 20 });
   });
 
   it('adopt: floating addresses may be outside the network; instance ids are unique', () => {

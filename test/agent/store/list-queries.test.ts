@@ -1,0 +1,139 @@
+/** The paged list queries (agent/store/list-queries.ts): scope, order, keyset paging by marker, limit, plans. */
+import Database from 'better-sqlite3';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Instance } from '../../../agent/model.js';
+import { DB_FILE_NAME, type SqliteStore } from '../../../agent/store/sqlite.js';
+import { instancePageSql, type InstancePageQuery } from '../../../agent/store/list-queries.js';
+import { action, instance, node, useStoreDir } from './fixtures.js';
+
+const { dir, open } = useStoreDir();
+
+/** Walks every page of a query; fails on a marker the store does not find. */
+function walk<T>(page: (marker: string | undefined) => T[] | null, idOf: (t: T) => string): T[][] {
+  const pages: T[][] = [];
+  let marker: string | undefined;
+  for (let i = 0; i < 100; i++) {
+    const p = page(marker);
+    if (p === null) throw new Error(`marker ${marker} not found`);
+    if (p.length === 0) return pages;
+    pages.push(p);
+    marker = idOf(p[p.length - 1]!);
+  }
+  throw new Error('paging does not end');
+}
+
+/** 25 instances of proj-1 created one second apart (two share a created_at), 5 of proj-2, two terminated in proj-1. */
+function seed(s: SqliteStore): Instance[] {
+  const all: Instance[] = [];
+  for (let i = 0; i < 30; i++) {
+    const at = new Date(Date.UTC(2024, 0, 1, 0, 0, i === 11 ? 10 : i)).toISOString();
+    const inst = instance({
+      id: `inst-${String(i).padStart(2, '0')}`,
+      project_id: i % 6 === 5 ? 'proj-2' : 'proj-1',
+      created_at: at,
+      state: i === 3 || i === 20 ? 'terminated' : 'running',
+    });
+    s.putInstance(inst);
+    all.push(inst);
+  }
+  return all;
+}
+
+const page = (s: SqliteStore, q: Omit<InstancePageQuery, 'marker'>) => (marker: string | undefined) => s.instancePage({ ...q, marker });
+
+describe('instancePage', () => {
+  it('walks one project with limit 10: every instance exactly once, oldest first, ties in insertion order', () => {
+    const s = open();
+    const all = seed(s);
+    const pages = walk(page(s, { projectId: 'proj-1', includeTerminated: true, order: 'oldest-first', limit: 10 }), (i) => i.id);
+    const want = all.filter((i) => i.project_id === 'proj-1').map((i) => i.id);
+    expect(want).toHaveLength(25);
+    expect(pages.map((p) => p.length)).toEqual([10, 10, 5]);
+    expect(pages.flat().map((i) => i.id)).toEqual(want); // inst-10 and inst-11 share created_at: recorded order
+  });
+
+  it('newest first, terminated left out, another project never seen', () => {
+    const s = open();
+    const all = seed(s);
+    const pages = walk(page(s, { projectId: 'proj-1', includeTerminated: false, order: 'newest-first', limit: 10 }), (i) => i.id);
+    const want = all.filter((i) => i.project_id === 'proj-1' && i.state !== 'terminated').map((i) => i.id).reverse();
+    expect(pages.flat().map((i) => i.id)).toEqual(want);
+    expect(pages.flat().some((i) => i.project_id === 'proj-2')).toBe(false);
+  });
+
+  it('every project (projectId null) sees all 30', () => {
+    const s = open();
+    const all = seed(s);
+    const got = walk(page(s, { projectId: null, includeTerminated: true, order: 'oldest-first', limit: 7 }), (i) => i.id).flat();
+    expect(got.map((i) => i.id)).toEqual(all.map((i) => i.id));
+  });
+
+  it('include and exclude filter in SQL, before the limit', () => {
+    const s = open();
+    seed(s);
+    const q = { projectId: 'proj-1', includeTerminated: false, order: 'oldest-first' as const, limit: 2 };
+    expect(s.instancePage({ ...q, include: ['inst-00', 'inst-05', 'inst-07', 'inst-09'] })!.map((i) => i.id)).toEqual(['inst-00', 'inst-07']);
+    expect(s.instancePage({ ...q, exclude: ['inst-00', 'inst-01', 'inst-02'] })!.map((i) => i.id)).toEqual(['inst-04', 'inst-06']);
+  });
+
+  it('a marker unknown or of another project is null; a marker of a terminated instance still pages', () => {
+    const s = open();
+    seed(s);
+    const q = { projectId: 'proj-1', includeTerminated: false, order: 'oldest-first' as const, limit: 2 };
+    expect(s.instancePage({ ...q, marker: 'nope' })).toBeNull();
+    expect(s.instancePage({ ...q, marker: 'inst-05' })).toBeNull(); // proj-2's
+    expect(s.instancePage({ ...q, projectId: null, marker: 'inst-05' })!.map((i) => i.id)).toEqual(['inst-06', 'inst-07']);
+    expect(s.instancePage({ ...q, marker: 'inst-03' })!.map((i) => i.id)).toEqual(['inst-04', 'inst-06']);
+  });
+
+  it('every project, after a marker: an ordered walk of instances_created_at, no sort of every row', () => {
+    const s = open();
+    seed(s);
+    s.close();
+    const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
+    try {
+      for (const order of ['oldest-first', 'newest-first'] as const) {
+        const params = { project: null, terminated: 0, include: null, exclude: null, key: 'x', rid: 1, limit: 10 };
+        const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(false, order, true)}`).all(params) as { detail: string }[];
+        const text = plan.map((r) => r.detail).join('; ');
+        expect(text).toMatch(/SEARCH instances USING INDEX instances_created_at \(created_at[<>]\?\)/);
+        expect(text).not.toMatch(/TEMP B-TREE/);
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('actionPage', () => {
+  it('newest first, paged by request id; another instance never seen; an unknown or foreign marker is null', () => {
+    const s = open();
+    s.putInstance(instance({ id: 'inst-1' }));
+    s.putInstance(instance({ id: 'inst-2' }));
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const a = action({ request_id: `req-${i}`, instance_id: 'inst-1', start_time: `2024-01-01T00:00:${String(i === 5 ? 4 : i).padStart(2, '0')}.000Z`, events: [] });
+      s.insertAction(a);
+      ids.push(a.request_id);
+    }
+    s.insertAction(action({ request_id: 'req-other', instance_id: 'inst-2', events: [] }));
+    const pages = walk((marker) => s.actionPage({ instanceId: 'inst-1', limit: 5, marker }), (a) => a.request_id);
+    expect(pages.map((p) => p.length)).toEqual([5, 5, 2]);
+    expect(pages.flat().map((a) => a.request_id)).toEqual([...ids].reverse()); // req-5 shares req-4's time: later first
+    expect(s.actionPage({ instanceId: 'inst-1', limit: 5, marker: 'req-other' })).toBeNull();
+    expect(s.actionPage({ instanceId: 'inst-1', limit: 5, marker: 'req-none' })).toBeNull();
+  });
+});
+
+describe('nodePage', () => {
+  it('by name, paged by id; an unknown marker is null', () => {
+    const s = open();
+    const names = ['n-07', 'n-01', 'n-12', 'n-03', 'n-10', 'n-02', 'n-11'];
+    names.forEach((name, i) => s.putNode(node({ id: `node-${i}`, name })));
+    const pages = walk((marker) => s.nodePage({ limit: 3, marker }), (n) => n.id);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat().map((n) => n.name)).toEqual([...names].sort());
+    expect(s.nodePage({ limit: 3, marker: 'node-x' })).toBeNull();
+  });
+});
