@@ -5,7 +5,8 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../agent/log.js';
+import { pino } from 'pino';
+import { createLogger, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
 
 function capture() {
   const lines: string[] = [];
@@ -98,5 +99,30 @@ describe('createLogger redaction', () => {
     log.flush();
     const j = JSON.parse(lines[0]!);
     expect(j).toMatchObject({ instance_id: 'i-1', node: { name: 'node-01', power: 'on' }, msg: 'plain' });
+  });
+});
+
+describe('explicit redaction paths (the fast layer) and the hook that covers the rest', () => {
+  it('censors each secret key at the top level and under each known holder with the paths alone, no wildcard', () => {
+    expect(REDACT_PATHS.some((p) => p.includes('*'))).toBe(false);
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
+    // pino with the paths only (no streamWrite hook): what the paths censor without the walk.
+    const log = pino({ redact: { paths: [...REDACT_PATHS], censor: '[REDACTED]' } }, sink);
+    for (const key of SECRET_KEYS) {
+      const value = `S-${key}`;
+      log.info({ [key]: value, bmc: { [key]: value }, env: { [key]: value }, config: { [key]: value }, headers: { [key]: value } }, 'shape');
+    }
+    log.flush();
+    const text = lines.join('');
+    for (const key of SECRET_KEYS) expect(text).not.toContain(`S-${key}`);
+    expect(lines).toHaveLength(SECRET_KEYS.length);
+  });
+
+  it('the hook leaves a line the paths censored as it is, and walks one with a secret key the paths did not cover', () => {
+    const censored = '{"msg":"x", "bmc": {"password": "[REDACTED]"}}\n';
+    expect(redactLine(censored)).toBe(censored);
+    const leaking = '{"msg":"x", "deep": {"password": "[REDACTED]-not-quite"}}\n';
+    expect(redactLine(leaking)).toBe('{"msg":"x","deep":{"password":"[REDACTED]"}}\n');
   });
 });
