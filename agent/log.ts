@@ -82,6 +82,17 @@ export function redactLine(line: string): string {
   }
 }
 
+/**
+ * The most bytes of log lines held in memory waiting for stdout (journald) to take them: past it, lines are dropped
+ * rather than memory growing while stdout is blocked.
+ */
+export const LOG_BUFFER_MAX = 8 * 1024 * 1024;
+
+/** The asynchronous destination of the logs (stdout by default), its buffer bounded by `maxLength` bytes. */
+export function boundedDestination(dest: number | string = 1, maxLength = LOG_BUFFER_MAX): DestinationStream {
+  return pino.destination({ dest, sync: false, maxLength });
+}
+
 export function createLogger(opts: { level?: Level; destination?: DestinationStream; name?: string } = {}): Logger {
   return pino(
     {
@@ -92,6 +103,6 @@ export function createLogger(opts: { level?: Level; destination?: DestinationStr
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    opts.destination ?? pino.destination({ dest: 1, sync: false }),
+    opts.destination ?? boundedDestination(),
   );
 }
