@@ -1,13 +1,14 @@
 /**
- * pino JSON logs to stdout (journald). Redaction is the safety net: secrets are never passed to the logger on
- * purpose, and this censors them if one slips through, at any depth. test/agent/log.test.ts and
- * test/agent/secrets.e2e.test.ts prove it.
+ * pino JSON logs to stdout (journald). Secrets are never passed to the logger on purpose; redaction is the safety net
+ * in two layers, proven by test/agent/log.test.ts and test/agent/secrets.e2e.test.ts:
  *
- * Why a `streamWrite` hook and not pino's `redact` paths: paths cannot say "at any depth", and a walk over the log
- * call's arguments would miss what serializers, child bindings and the error serializer add. The hook sees the
- * finished line (plain JSON: no cycles, errors already serialized with their causes), so one walk covers all of it.
- * Cost: an ordinary line pays one regular-expression test; only a line that holds a secret key is parsed,
- * censored and re-serialized.
+ * 1. pino's `redact` with explicit paths (no wildcards: fast-redact's compiled fast path) for the shapes that can
+ *    carry a secret: a secret key at the top level or under a known holder (`bmc`, `env`, `req.headers`, `err`, ...).
+ * 2. A `streamWrite` hook on the finished line for everything else, at any depth (serializers, child bindings and the
+ *    error serializer included: the finished line is plain JSON, no cycles, causes already serialized). An ordinary
+ *    line pays one regular-expression test; a line whose secret keys the paths already censored passes the same test
+ *    (a key followed by the censor does not match); only a line with a secret key outside the known paths is parsed,
+ *    censored and re-serialized.
  */
 import { pino, type Logger, type DestinationStream, type Level } from 'pino';
 
@@ -31,11 +32,27 @@ const SECRET_ENV_NAMES = ['IPMI_PASSWORD', 'IPMITOOL_PASSWORD'] as const;
 const CENSOR = '[REDACTED]';
 const SECRET_KEY_SET = new Set<string>(SECRET_KEYS.map((k) => k.toLowerCase()));
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-/** A line needs the walk when it has a secret key, or a secret env name right after a string's opening quote. */
+/**
+ * A line needs the walk when it has a secret key whose value is not already the censor (the explicit paths did not
+ * cover it), or a secret env name right after a string's opening quote.
+ */
 const NEEDS_WALK = new RegExp(
-  `"(?:${SECRET_KEYS.map(escapeRe).join('|')})"\\s*:|"(?:${SECRET_ENV_NAMES.join('|')})=`,
+  `"(?:${SECRET_KEYS.map(escapeRe).join('|')})"\\s*:(?!\\s*"${escapeRe(CENSOR)}")|"(?:${SECRET_ENV_NAMES.join('|')})=`,
   'i',
 );
+
+/**
+ * The objects known to carry secret keys (a key's holder in a log call): their secret keys are censored by path.
+ * Not `req` nor `err`: a path under a top-level key makes pino redact and restore that key on every line that has it
+ * (measured: twice the cost of an error line), and errors are rare; the hook covers them.
+ */
+const SECRET_HOLDERS = ['bmc', 'env', 'config', 'headers', 'options', 'settings'] as const;
+const pathKey = (k: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `.${k}` : `["${k}"]`);
+/** Explicit `redact` paths: each secret key at the top level and under each known holder; no wildcard. */
+export const REDACT_PATHS: readonly string[] = [
+  ...SECRET_KEYS.map((k) => pathKey(k).replace(/^\./, '')),
+  ...SECRET_HOLDERS.flatMap((h) => SECRET_KEYS.map((k) => `${h}${pathKey(k)}`)),
+];
 const ENV_ENTRY = new RegExp(`^(${SECRET_ENV_NAMES.join('|')})=`, 'i');
 
 /** Returns a copy of a parsed JSON value with every secret key's value and every secret `NAME=value` censored. */
@@ -65,15 +82,27 @@ export function redactLine(line: string): string {
   }
 }
 
+/**
+ * The most bytes of log lines held in memory waiting for stdout (journald) to take them: past it, lines are dropped
+ * rather than memory growing while stdout is blocked.
+ */
+export const LOG_BUFFER_MAX = 8 * 1024 * 1024;
+
+/** The asynchronous destination of the logs (stdout by default), its buffer bounded by `maxLength` bytes. */
+export function boundedDestination(dest: number | string = 1, maxLength = LOG_BUFFER_MAX): DestinationStream {
+  return pino.destination({ dest, sync: false, maxLength });
+}
+
 export function createLogger(opts: { level?: Level; destination?: DestinationStream; name?: string } = {}): Logger {
   return pino(
     {
       name: opts.name ?? 'metald',
       level: opts.level ?? 'info',
+      redact: { paths: [...REDACT_PATHS], censor: CENSOR },
       hooks: { streamWrite: redactLine },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    opts.destination ?? pino.destination({ dest: 1, sync: false }),
+    opts.destination ?? boundedDestination(),
   );
 }

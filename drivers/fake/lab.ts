@@ -12,8 +12,8 @@
  *   not anyone waits for it, and a deploy with the same job id attaches to it. Its end is evaluated lazily with power.
  * - faults, changeable at run time, for the whole BMC or for calls through one driver name only (`via`), so a test
  *   can make `redfish` unreachable while `ipmi` still works on the same server.
- * - a log of every command the BMC received. Calls refused before reaching the BMC (unreachable, auth) are not in it:
- *   that is how tests prove "nothing was sent".
+ * - a log of the commands the BMC received: the newest `command_log` (default 1,000), `seq` increasing across trims.
+ *   Calls refused before reaching the BMC (unreachable, auth) are not in it: that is how tests prove "nothing was sent".
  * - optionally (`state_file`), its state kept in a file so it outlives the daemon, as a real BMC outlives a SIGKILL of
  *   the agent: power (and a change under way), boot settings, media, installed OS, the installer job (a ramdisk keeps
  *   installing when its agent dies), server-wide faults and the command log, written synchronously and atomically
@@ -37,7 +37,7 @@ import {
   type InstallerHost,
 } from './installer.js';
 import { parseFakeFaults, parseFakeOptions, type CountFault, type FakeFaults, type FakeServerOptions, type FlagFault } from './options.js';
-import { readStateFile, writeStateFile, type FakeCommand, type FakeOp } from './state-file.js';
+import { appendCommand, readStateFile, writeStateFile, type FakeCommand, type FakeOp } from './state-file.js';
 
 export { parseDuration, parseFakeFaults, parseFakeOptions } from './options.js';
 export type { FakeFaults, FakeServerOptions } from './options.js';
@@ -130,7 +130,7 @@ export class FakeServer {
     this.osInstalled = st.osInstalled;
     this.job = st.job;
     this.serverFaults = parseFakeFaults(st.faults);
-    this.log.push(...st.log);
+    this.log.push(...st.log.slice(-this.options.commandLogMax));
   }
 
   /** Writes the state to `state_file` (synchronously, atomically); nothing without one. */
@@ -325,8 +325,7 @@ export class FakeServer {
     if (this.flag(via, 'auth')) {
       throw new BmcError('BMC_ERR_AUTH', via, `fake BMC of node ${this.nodeId} refused the credentials (fault auth)`);
     }
-    const entry: FakeCommand = { seq: this.log.length + 1, at: this.now(), via, op, arg, outcome: 'ok' };
-    this.log.push(entry);
+    const entry = appendCommand(this.log, { at: this.now(), via, op, arg, outcome: 'ok' }, this.options.commandLogMax);
     const noAnswer = () => new BmcError('BMC_ERR_TIMEOUT', via, `fake BMC of node ${this.nodeId} did not answer ${op}`);
     if (this.flag(via, 'hang')) {
       entry.outcome = 'hung';

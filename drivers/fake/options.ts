@@ -59,9 +59,17 @@ export interface FakeServerOptions {
    * Default 0.
    */
   osBootMs: number;
+  /**
+   * How many commands the server's command log keeps (the newest; in memory and in `state_file`). Option
+   * `command_log`: a whole number >= 1. Default 1,000 (DEFAULT_COMMAND_LOG).
+   */
+  commandLogMax: number;
 }
 
-const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file', 'os_boot'];
+/** The default bound of a fake server's command log. */
+export const DEFAULT_COMMAND_LOG = 1_000;
+
+const OPTION_KEYS = ['power_delay', 'install', 'supports_soft', 'initial_power', 'os_installed', 'boot_mode', 'inventory', 'faults', 'state_file', 'os_boot', 'command_log'];
 const INVENTORY_KEYS = ['manufacturer', 'model', 'serial', 'macs', 'cpus', 'memory_mib'];
 
 /**
@@ -154,8 +162,13 @@ export function parseFakeOptions(raw: unknown, nodeId: string): FakeServerOption
     if (typeof o.state_file === 'string' && path.isAbsolute(o.state_file)) stateFile = o.state_file;
     else problems.push(`state_file: expected an absolute path, got ${JSON.stringify(o.state_file)}`);
   }
+  let commandLogMax = DEFAULT_COMMAND_LOG;
+  if (o.command_log !== undefined) {
+    if (typeof o.command_log === 'number' && Number.isInteger(o.command_log) && o.command_log >= 1) commandLogMax = o.command_log;
+    else problems.push(`command_log: expected a whole number >= 1, got ${JSON.stringify(o.command_log)}`);
+  }
   if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
-  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile, osBootMs };
+  return { powerDelayMs, installMs, supportsSoft, initialPower, osInstalled, bootMode, inventory, faults, stateFile, osBootMs, commandLogMax };
 }
 
 function defaultInventory(nodeId: string): Inventory {

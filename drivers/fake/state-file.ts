@@ -22,6 +22,17 @@ export interface FakeCommand {
   outcome: 'ok' | 'failed' | 'ignored' | 'hung' | 'reply-lost';
 }
 
+/**
+ * Appends a command to `log` and drops the oldest past `max` (the newest `max` are kept). Its `seq` follows the last
+ * entry's, so seq keeps increasing across trims and restarts: read a log from a point by seq, not by index.
+ */
+export function appendCommand(log: FakeCommand[], entry: Omit<FakeCommand, 'seq'>, max: number): FakeCommand {
+  const cmd: FakeCommand = { seq: (log.at(-1)?.seq ?? 0) + 1, ...entry };
+  log.push(cmd);
+  if (log.length > max) log.splice(0, log.length - max);
+  return cmd;
+}
+
 /** What `state_file` holds. Version 2 added `job`; a version 1 file is read as one without a job. */
 export interface FakeServerStateFile {
   version: 2;

@@ -3,9 +3,13 @@
  * at any depth, under any secret key (the ipmitool environment names included), inside an error or a child logger's
  * bindings, is censored; everything else is kept.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../agent/log.js';
+import { pino } from 'pino';
+import { boundedDestination, createLogger, LOG_BUFFER_MAX, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
 
 function capture() {
   const lines: string[] = [];
@@ -98,5 +102,51 @@ describe('createLogger redaction', () => {
     log.flush();
     const j = JSON.parse(lines[0]!);
     expect(j).toMatchObject({ instance_id: 'i-1', node: { name: 'node-01', power: 'on' }, msg: 'plain' });
+  });
+});
+
+describe('explicit redaction paths (the fast layer) and the hook that covers the rest', () => {
+  it('censors each secret key at the top level and under each known holder with the paths alone, no wildcard', () => {
+    expect(REDACT_PATHS.some((p) => p.includes('*'))).toBe(false);
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
+    // pino with the paths only (no streamWrite hook): what the paths censor without the walk.
+    const log = pino({ redact: { paths: [...REDACT_PATHS], censor: '[REDACTED]' } }, sink);
+    for (const key of SECRET_KEYS) {
+      const value = `S-${key}`;
+      log.info({ [key]: value, bmc: { [key]: value }, env: { [key]: value }, config: { [key]: value }, headers: { [key]: value } }, 'shape');
+    }
+    log.flush();
+    const text = lines.join('');
+    for (const key of SECRET_KEYS) expect(text).not.toContain(`S-${key}`);
+    expect(lines).toHaveLength(SECRET_KEYS.length);
+  });
+
+  it('the hook leaves a line the paths censored as it is, and walks one with a secret key the paths did not cover', () => {
+    const censored = '{"msg":"x", "bmc": {"password": "[REDACTED]"}}\n';
+    expect(redactLine(censored)).toBe(censored);
+    const leaking = '{"msg":"x", "deep": {"password": "[REDACTED]-not-quite"}}\n';
+    expect(redactLine(leaking)).toBe('{"msg":"x","deep":{"password":"[REDACTED]"}}\n');
+  });
+});
+
+describe('the log destination', () => {
+  it('holds at most maxLength bytes waiting for the fd, dropping lines past it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metald-log-'));
+    try {
+      const file = join(dir, 'out.log');
+      // Written before the file is even open (as when stdout is blocked): everything waits in the buffer.
+      const dest = boundedDestination(file, 1_000) as unknown as NodeJS.EventEmitter & { write(s: string): boolean; end(): void };
+      let dropped = 0;
+      dest.on('drop', () => (dropped += 1));
+      const line = `${'x'.repeat(99)}\n`;
+      for (let i = 0; i < 100; i++) dest.write(line);
+      expect(dropped).toBe(90); // 10 lines of 100 bytes fill the 1,000 bytes
+      await new Promise((resolve) => (dest.once('close', resolve), dest.end()));
+      expect(readFileSync(file, 'utf8')).toBe(line.repeat(10));
+      expect(LOG_BUFFER_MAX).toBe(8 * 1024 * 1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

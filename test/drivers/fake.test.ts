@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fakeDriverFactory } from '../../drivers/fake/index.js';
 import { defaultDriverPorts } from '../../drivers/ports.js';
-import { FakeLab, parseDuration, parseFakeOptions } from '../../drivers/fake/lab.js';
+import { FakeLab, parseDuration, parseFakeOptions, type FakeServerStateFile } from '../../drivers/fake/lab.js';
+import { DEFAULT_COMMAND_LOG } from '../../drivers/fake/options.js';
 import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from './contract.js';
 import { bindFakes, nextNodeId, target } from './helpers.js';
 
@@ -38,7 +42,11 @@ describe('fake options', () => {
       initialPower: 'off',
       osInstalled: null,
       faults: {},
+      commandLogMax: DEFAULT_COMMAND_LOG,
     });
+    expect(DEFAULT_COMMAND_LOG).toBe(1_000);
+    expect(() => parseFakeOptions({ command_log: 0 }, 'n')).toThrow(/command_log: expected a whole number >= 1, got 0/);
+    expect(() => parseFakeOptions({ command_log: '5' }, 'n')).toThrow(/command_log: expected a whole number >= 1/);
   });
 
   it('lists every bad option with its key', () => {
@@ -146,6 +154,39 @@ describe('fake server', () => {
       ['power.set', 'on', 'failed'],
     ]);
     expect(lab.faults(id)).toEqual({ unreachable: true });
+  });
+
+  it('keeps the newest command_log commands, seq increasing, in memory and in the state file across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metald-fake-log-'));
+    try {
+      const file = join(dir, 'bmc.json');
+      const id = nextNodeId();
+      const lab = new FakeLab();
+      const [d] = bindFakes(lab, id, ['fake'], { command_log: 5, state_file: file });
+      for (let i = 0; i < 12; i++) await d!.power!.getPower();
+      expect(lab.commands(id).map((c) => c.seq)).toEqual([8, 9, 10, 11, 12]);
+      const onDisk = JSON.parse(readFileSync(file, 'utf8')) as FakeServerStateFile;
+      expect(onDisk.log.map((c) => c.seq)).toEqual([8, 9, 10, 11, 12]);
+      // A new process on the same file, with a smaller bound: trimmed at load, seq goes on from the last one.
+      const lab2 = new FakeLab();
+      const [d2] = bindFakes(lab2, id, ['fake'], { command_log: 3, state_file: file });
+      expect(lab2.commands(id).map((c) => c.seq)).toEqual([10, 11, 12]);
+      await d2!.power!.setPower('on');
+      expect(lab2.commands(id).map((c) => [c.seq, c.op])).toEqual([[11, 'power.get'], [12, 'power.get'], [13, 'power.set']]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bounds the command log by default (DEFAULT_COMMAND_LOG), keeping the newest', async () => {
+    const lab = new FakeLab();
+    const id = nextNodeId();
+    const [d] = bindFakes(lab, id, ['fake']);
+    for (let i = 0; i < DEFAULT_COMMAND_LOG + 10; i++) await d!.power!.getPower();
+    const log = lab.commands(id);
+    expect(log).toHaveLength(DEFAULT_COMMAND_LOG);
+    expect(log[0]!.seq).toBe(11);
+    expect(log.at(-1)!.seq).toBe(DEFAULT_COMMAND_LOG + 10);
   });
 
   it('counts faults down', async () => {
