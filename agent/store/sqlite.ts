@@ -33,6 +33,7 @@ import {
   type Params,
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
+import { prepareSweeps, type SweepStatements } from './sweeps.js';
 import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
 import { describe, isThenable } from './util.js';
 
@@ -82,6 +83,7 @@ export class SqliteStore implements Store {
   readonly agentId: string;
   private readonly db: Database.Database;
   private readonly stmts: Statements;
+  private readonly sweeps: SweepStatements;
   private readonly fault: StoreFaultInjector | undefined;
   private readonly now: () => Date;
   private closed = false;
@@ -97,6 +99,7 @@ export class SqliteStore implements Store {
     this.now = opts.now ?? (() => new Date());
     this.hooks = new AfterCommitHooks(opts.onAfterCommitError);
     this.stmts = prepareAll(db);
+    this.sweeps = prepareSweeps(db);
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -218,6 +221,10 @@ export class SqliteStore implements Store {
     return this.read('listNodes', () => this.stmts.listNodes.all().map(rowToNode));
   }
 
+  syncableNodeIds(): string[] {
+    return this.read('syncableNodeIds', () => this.sweeps.syncableNodeIds.all().map((r) => r.id));
+  }
+
   putNode(node: Node): void {
     const row = nodeToRow(node);
     this.write('putNode', () => this.stmts.putNode.run(row));
@@ -238,6 +245,10 @@ export class SqliteStore implements Store {
 
   listInstances(): Instance[] {
     return this.read('listInstances', () => this.stmts.listInstances.all().map(rowToInstance));
+  }
+
+  listRunningInstances(after: string | null, limit: number): Instance[] {
+    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(rowToInstance));
   }
 
   putInstance(instance: Instance): void {
