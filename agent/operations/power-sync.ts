@@ -13,7 +13,7 @@ import type { PowerAction, PowerReading } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
 import { forEachBounded } from '../bounded.js';
 import type { Config } from '../config/types.js';
-import type { InstanceError, Node } from '../model.js';
+import type { Instance, InstanceError, Node } from '../model.js';
 import type { Store } from '../store/types.js';
 import { codeOf, messageOf } from './errors.js';
 import type { Recorder } from './recorder.js';
@@ -97,12 +97,34 @@ export class PowerSync {
    * @throws what a node's bookkeeping threw (a store failure), once the nodes in flight have ended
    */
   powerSyncOnce(): Promise<void> {
-    const sweep = this.lastSweep.then(() => forEachBounded(this.store.syncableNodeIds(), this.cfg.power_sync.concurrency, (id) => this.syncNode(id)));
+    const sweep = this.lastSweep.then(() => this.sweep());
     this.lastSweep = sweep.catch(() => undefined);
     return sweep;
   }
 
-  private async syncNode(nodeId: string): Promise<void> {
+  /**
+   * One sweep. The nodes waiting for an adoption have their reads recorded and their adoptions completed together,
+   * in one transaction (one commit at start, not one per node).
+   */
+  private async sweep(): Promise<void> {
+    const adoptions: [string, PowerReading][] = [];
+    try {
+      await forEachBounded(this.store.syncableNodeIds(), this.cfg.power_sync.concurrency, (id) => this.syncNode(id, adoptions));
+    } finally {
+      if (adoptions.length > 0) {
+        this.store.transaction(() => {
+          for (const [nodeId, power] of adoptions) {
+            const n = this.store.getNode(nodeId);
+            if (!n) continue;
+            this.recordRead(n, n.instance_id ? this.store.getInstance(n.instance_id) : null, power);
+            this.deps.completeAdoption(nodeId, power);
+          }
+        });
+      }
+    }
+  }
+
+  private async syncNode(nodeId: string, adoptions: [string, PowerReading][]): Promise<void> {
     const node = this.store.getNode(nodeId);
     if (!node || node.maintenance || this.deps.isNodeBusy(nodeId)) return;
     const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
@@ -119,15 +141,11 @@ export class PowerSync {
     if (!n) return;
     const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
     if (inst?.task || (inst && this.deps.isInstanceRunning(inst.id))) return;
-    // Written only when the read changes something: an idle poll opens no transaction and costs no fsync.
-    if (n.last_error?.error_type === 'bmc_unreachable_error' || n.consecutive_power_failures !== 0 || inst?.error?.error_type === 'bmc_unreachable_error') {
-      this.readRecovered(nodeId);
-    }
-    this.rec.recordPower(nodeId, power, 'poll');
     if (n.adopt && !n.instance_id) {
-      this.deps.completeAdoption(nodeId, power);
+      adoptions.push([nodeId, power]);
       return;
     }
+    this.recordRead(n, inst, power);
     if (!inst) return;
     const cur = this.store.getInstance(inst.id)!;
     if (cur.state === 'running' && power === 'off') {
@@ -142,6 +160,14 @@ export class PowerSync {
   private async enforce(node: Node, want: PowerReading): Promise<void> {
     this.rec.setNodeTarget(node.id, want, 'enforce');
     await this.deps.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
+  }
+
+  /** Records a good read. Written only when it changes something: an idle poll opens no transaction and costs no fsync. */
+  private recordRead(n: Node, inst: Instance | null, power: PowerReading): void {
+    if (n.last_error?.error_type === 'bmc_unreachable_error' || n.consecutive_power_failures !== 0 || inst?.error?.error_type === 'bmc_unreachable_error') {
+      this.readRecovered(n.id);
+    }
+    this.rec.recordPower(n.id, power, 'poll');
   }
 
   /** A good read after failed ones: the failure count is reset and the unreachable errors cleared. */
