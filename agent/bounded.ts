@@ -31,3 +31,46 @@ export async function forEachBounded<T>(items: readonly T[], limit: number, fn: 
   await Promise.all(Array.from({ length: workers }, worker));
   if (failed !== null) throw (failed as { error: unknown }).error;
 }
+
+/**
+ * At most `limit()` holders at once; the others wait their turn in arrival order. `acquire` resolves with the
+ * release function (idempotent), or rejects with the signal's reason if it is aborted while waiting.
+ */
+export class Slots {
+  private held = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: () => number) {}
+
+  /** How many holders now. */
+  get size(): number {
+    return this.held;
+  }
+
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    while (this.held >= Math.max(1, this.limit())) {
+      if (signal.aborted) throw signal.reason;
+      await new Promise<void>((resolve, reject) => {
+        const wake = (): void => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          const i = this.waiting.indexOf(wake);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal.reason);
+        };
+        this.waiting.push(wake);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    this.held++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held--;
+      this.waiting.shift()?.();
+    };
+  }
+}
