@@ -139,7 +139,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     { name: 'recovery', start: () => engine.start(), stop: () => undefined },
     {
       name: 'liveness',
-      start: () => liveness.startMonitor(() => store.listInstances().filter((i) => i.state === 'running')),
+      start: () => liveness.startMonitor((after, limit) => store.listRunningInstances(after, limit)),
       stop: () => liveness.stop(),
     },
     {

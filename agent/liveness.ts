@@ -1,7 +1,11 @@
 /**
  * Liveness: the monitor's verdict per instance while it is younger than the interval, otherwise a fresh probe
  * with a bounded wait. An instance is alive if any of its fixed addresses answers (nova's rule).
+ *
+ * The monitor never holds the event loop for the whole fleet: it reads the running instances one page of
+ * `batch` at a time (a store query), probes each page with one ping call, and gives the loop a turn between pages.
  */
+import { yieldToLoop } from './bounded.js';
 import type { Instance } from './model.js';
 import type { Clock, Pinger } from './ports.js';
 
@@ -9,7 +13,12 @@ export interface LivenessSettings {
   interval_ms: number;
   timeout_ms: number;
   retries: number;
+  /** Instances per page of the monitor's sweep (one ping call each). */
+  batch: number;
 }
+
+/** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
+export type RunningPage = (after: string | null, limit: number) => Instance[];
 
 interface Verdict {
   alive: boolean;
@@ -78,11 +87,23 @@ export class Liveness {
     if (!prev || prev.alive !== alive) this.onChange(id, alive);
   }
 
-  /** Sweeps `list()` every interval. */
-  startMonitor(list: () => Instance[]): void {
+  /** Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. */
+  async sweepOnce(page: RunningPage): Promise<void> {
+    let after: string | null = null;
+    for (;;) {
+      const batch = Math.max(1, this.settings().batch);
+      const insts = page(after, batch);
+      if (insts.length > 0) await this.probeMany(insts);
+      if (insts.length < batch) return;
+      after = insts[insts.length - 1]!.id;
+      await yieldToLoop();
+    }
+  }
+
+  /** Sweeps the running instances (`page`) every interval; a sweep starts only once the previous one has ended. */
+  startMonitor(page: RunningPage): void {
     const tick = () => {
-      this.sweeping = this.probeMany(list())
-        .then(() => undefined)
+      this.sweeping = this.sweepOnce(page)
         .catch(() => undefined)
         .finally(() => {
           this.sweeping = null;

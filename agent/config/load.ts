@@ -432,6 +432,7 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
     power_sync: {
       interval_ms: dur(ps.interval, 'power_sync.interval'),
       failures_before_unknown: must(ps.failures_before_unknown, 'power_sync.failures_before_unknown'),
+      concurrency: must(ps.concurrency, 'power_sync.concurrency'),
     },
     timeouts: {
       bmc_call_ms: dur(to.bmc_call, 'timeouts.bmc_call'),
@@ -447,7 +448,9 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
       interval_ms: dur(lv.interval, 'liveness.interval'),
       timeout_ms: dur(lv.timeout, 'liveness.timeout'),
       retries: must(lv.retries, 'liveness.retries'),
+      batch: must(lv.batch, 'liveness.batch'),
     },
+    recovery: { concurrency: must(must(raw.recovery, 'recovery').concurrency, 'recovery.concurrency') },
     images: must(raw.images, 'images').map(
       (i): ImageEntry => ({
         uuid: i.uuid.toLowerCase(),

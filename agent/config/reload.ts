@@ -3,7 +3,7 @@
  * be applied without a restart. Pure functions; the daemon logs both lists ("applied: ...", "needs a restart: ...").
  *
  * Applied on SIGHUP: log_level, on_failure, terminated_retention, api.public_url, api.rate_limit, api.page_size, api.tokens,
- * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness, the catalogues (images,
+ * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness, recovery, the catalogues (images,
  * instance_types, networks), boot.public_url and boot.ramdisk, new nodes, and every setting of an existing node
  * (name, type, boot_mode, macs, bmc, maintenance, enforce_power, adopt: an adoption only acts on a node without an
  * instance).
@@ -114,6 +114,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
   scalar(apply, 'power_poll_ms', old.power_poll_ms, next.power_poll_ms);
   scalar(apply, 'bmc.min_gap_ms', old.bmc.min_gap_ms, next.bmc.min_gap_ms);
   scalar(apply, 'liveness', old.liveness, next.liveness);
+  scalar(apply, 'recovery', old.recovery, next.recovery);
   for (const key of ['images', 'instance_types', 'networks'] as const) {
     const c = catalogueChange<{ uuid: string }>(old[key], next[key]);
     if (c !== null) apply.push(`${key}: ${c}`);

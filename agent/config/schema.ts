@@ -219,6 +219,7 @@ export const RawConfigSchema = Obj({
       {
         interval: Type.Optional(Duration('30s')),
         failures_before_unknown: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
+        concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 32 })),
       },
       { default: {} },
     ),
@@ -246,9 +247,13 @@ export const RawConfigSchema = Obj({
         interval: Type.Optional(Duration('30s')),
         timeout: Type.Optional(Duration('500ms')),
         retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
+        batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, default: 256 })),
       },
       { default: {} },
     ),
+  ),
+  recovery: Type.Optional(
+    Obj({ concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 16 })) }, { default: {} }),
   ),
   images: Type.Optional(Type.Array(ImageSchema, { default: [] })),
   instance_types: Type.Optional(Type.Array(InstanceTypeSchema, { default: [] })),

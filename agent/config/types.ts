@@ -106,6 +106,8 @@ export interface Config {
     interval_ms: number;
     /** Consecutive failed reads before power_state becomes unknown with bmc_unreachable_error. */
     failures_before_unknown: number;
+    /** At most this many nodes' power reads in flight at once; the event loop gets a turn after each node. */
+    concurrency: number;
   };
   timeouts: {
     /** One BMC call. */
@@ -126,6 +128,12 @@ export interface Config {
     interval_ms: number;
     timeout_ms: number;
     retries: number;
+    /** Instances probed per ping call by the monitor (one page of the store); the event loop gets a turn between pages. */
+    batch: number;
+  };
+  recovery: {
+    /** At most this many operations resumed at start run at once (the others wait their turn). */
+    concurrency: number;
   };
   images: ImageEntry[];
   instance_types: InstanceTypeEntry[];

@@ -38,12 +38,16 @@ export class Adoption {
     return this.deps.now();
   }
 
-  /** Adoption: the instance enters running or stopped from a verified power read, with no install. */
+  /**
+   * Adoption: the instance enters running or stopped from a verified power read, with no install. Nothing when the
+   * node has left the store, holds an instance or no longer waits for an adoption. Power sync calls it for every
+   * node of a sweep inside one transaction of its own.
+   */
   completeAdoption(nodeId: string, power: PowerReading): void {
     this.store.transaction(() => {
-      const node = this.store.getNode(nodeId)!;
-      const req = node.adopt;
-      if (!req || node.instance_id) return;
+      const node = this.store.getNode(nodeId);
+      const req = node?.adopt;
+      if (!node || !req || node.instance_id) return;
       const now = this.now();
       const event: StateEvent = power === 'on' ? 'adopt-running' : 'adopt-stopped';
       const instance: Instance = {

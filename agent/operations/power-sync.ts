@@ -3,12 +3,17 @@
  * read from its BMC; drift is followed (the state machine's power-on/power-off edges) or, on a node with
  * `enforce_power`, corrected; repeated failed reads make the power `unknown` and set bmc_unreachable_error; a waiting
  * adoption completes on a verified read. It writes only through the recorder functions it is given.
+ *
+ * At a thousand nodes a sweep must not hold the event loop: at most `power_sync.concurrency` nodes are read at once
+ * (each through its own BMC, which its lock serialises), the loop gets a turn after each node, sweeps never overlap,
+ * and a node is written (and journalled) only when a read changes something: an idle fleet costs no write.
  */
 import type { Logger } from 'pino';
 import type { PowerAction, PowerReading } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
+import { forEachBounded } from '../bounded.js';
 import type { Config } from '../config/types.js';
-import type { InstanceError, Node } from '../model.js';
+import type { Instance, InstanceError, Node } from '../model.js';
 import type { Store } from '../store/types.js';
 import { codeOf, messageOf } from './errors.js';
 import type { Recorder } from './recorder.js';
@@ -39,6 +44,8 @@ export class PowerSync {
   private stopping = false;
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
+  /** The sweep in flight or last ended (never rejects): the next sweep starts after it. */
+  private lastSweep: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: PowerSyncDeps) {}
 
@@ -67,6 +74,7 @@ export class PowerSync {
   /** Waits for the sync in flight, if any; never throws. */
   async settled(): Promise<void> {
     if (this.syncing) await this.syncing.catch(() => undefined);
+    await this.lastSweep;
   }
 
   /** Schedules a sync after `power_sync.interval`, and after each sync the next, until `halt()`. */
@@ -83,13 +91,40 @@ export class PowerSync {
     this.syncTimer.unref();
   }
 
-  /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
-  async powerSyncOnce(): Promise<void> {
-    const nodes = this.store.listNodes().filter((n) => !n.maintenance);
-    await Promise.all(nodes.map((n) => this.syncNode(n.id)));
+  /**
+   * Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. A call made
+   * while a sweep runs starts its own once that one has ended (sweeps never overlap).
+   * @throws what a node's bookkeeping threw (a store failure), once the nodes in flight have ended
+   */
+  powerSyncOnce(): Promise<void> {
+    const sweep = this.lastSweep.then(() => this.sweep());
+    this.lastSweep = sweep.catch(() => undefined);
+    return sweep;
   }
 
-  private async syncNode(nodeId: string): Promise<void> {
+  /**
+   * One sweep. The nodes waiting for an adoption have their reads recorded and their adoptions completed together,
+   * in one transaction (one commit at start, not one per node).
+   */
+  private async sweep(): Promise<void> {
+    const adoptions: [string, PowerReading][] = [];
+    try {
+      await forEachBounded(this.store.syncableNodeIds(), this.cfg.power_sync.concurrency, (id) => this.syncNode(id, adoptions));
+    } finally {
+      if (adoptions.length > 0) {
+        this.store.transaction(() => {
+          for (const [nodeId, power] of adoptions) {
+            const n = this.store.getNode(nodeId);
+            if (!n) continue;
+            this.recordRead(n, n.instance_id ? this.store.getInstance(n.instance_id) : null, power);
+            this.deps.completeAdoption(nodeId, power);
+          }
+        });
+      }
+    }
+  }
+
+  private async syncNode(nodeId: string, adoptions: [string, PowerReading][]): Promise<void> {
     const node = this.store.getNode(nodeId);
     if (!node || node.maintenance || this.deps.isNodeBusy(nodeId)) return;
     const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
@@ -106,21 +141,11 @@ export class PowerSync {
     if (!n) return;
     const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
     if (inst?.task || (inst && this.deps.isInstanceRunning(inst.id))) return;
-    this.store.transaction(() => {
-      const cur = this.store.getNode(nodeId)!;
-      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
-      // Written only when the read changes something: an idle poll costs no fsync.
-      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
-        this.rec.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
-      }
-      if (wasUnreachable) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
-      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.rec.mutate(inst.id, { error: null }, { cause: 'poll' });
-    });
-    this.rec.recordPower(nodeId, power, 'poll');
     if (n.adopt && !n.instance_id) {
-      this.deps.completeAdoption(nodeId, power);
+      adoptions.push([nodeId, power]);
       return;
     }
+    this.recordRead(n, inst, power);
     if (!inst) return;
     const cur = this.store.getInstance(inst.id)!;
     if (cur.state === 'running' && power === 'off') {
@@ -137,17 +162,47 @@ export class PowerSync {
     await this.deps.nodePower(node, want, this.cfg.timeouts.power_ms, 'enforce', `enforcing power ${want}`);
   }
 
+  /** Records a good read. Written only when it changes something: an idle poll opens no transaction and costs no fsync. */
+  private recordRead(n: Node, inst: Instance | null, power: PowerReading): void {
+    if (n.last_error?.error_type === 'bmc_unreachable_error' || n.consecutive_power_failures !== 0 || inst?.error?.error_type === 'bmc_unreachable_error') {
+      this.readRecovered(n.id);
+    }
+    this.rec.recordPower(n.id, power, 'poll');
+  }
+
+  /** A good read after failed ones: the failure count is reset and the unreachable errors cleared. */
+  private readRecovered(nodeId: string): void {
+    this.store.transaction(() => {
+      const cur = this.store.getNode(nodeId);
+      if (!cur) return;
+      const wasUnreachable = cur.last_error?.error_type === 'bmc_unreachable_error';
+      if (wasUnreachable || cur.consecutive_power_failures !== 0) {
+        this.rec.putNode({ ...cur, consecutive_power_failures: 0, last_error: wasUnreachable ? null : cur.last_error, updated_at: this.now() });
+      }
+      if (wasUnreachable) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error: null } });
+      const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;
+      if (inst && inst.error?.error_type === 'bmc_unreachable_error') this.rec.mutate(inst.id, { error: null }, { cause: 'poll' });
+    });
+  }
+
+  /**
+   * A failed read. The failure count stops at the threshold (power unknown): a BMC that stays unreachable is not
+   * rewritten at every sweep, only when its error changes.
+   */
   private powerReadFailed(nodeId: string, e: unknown): void {
     this.store.transaction(() => {
       const cur = this.store.getNode(nodeId);
       if (!cur) return;
-      const failures = cur.consecutive_power_failures + 1;
       const threshold = this.cfg.power_sync.failures_before_unknown;
+      const failures = Math.min(cur.consecutive_power_failures + 1, threshold);
       const error: InstanceError = { error_code: codeOf(e), error_msg: `the BMC of node ${cur.name} could not be read: ${messageOf(e)}`, error_type: 'bmc_unreachable_error' };
       const unknown = failures >= threshold;
       const setError = unknown || (cur.adopt !== null && cur.instance_id === null);
-      this.rec.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
-      if (setError && JSON.stringify(cur.last_error) !== JSON.stringify(error)) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
+      const errorChanged = setError && JSON.stringify(cur.last_error) !== JSON.stringify(error);
+      if (failures !== cur.consecutive_power_failures || errorChanged) {
+        this.rec.putNode({ ...cur, consecutive_power_failures: failures, ...(setError ? { last_error: error } : {}), updated_at: this.now() });
+      }
+      if (errorChanged) this.rec.journal('node.error', { node_id: nodeId, cause: 'poll', data: { error } });
       if (unknown) {
         this.rec.recordPower(nodeId, 'unknown', 'poll');
         const inst = cur.instance_id ? this.store.getInstance(cur.instance_id) : null;

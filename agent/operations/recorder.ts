@@ -192,8 +192,9 @@ export class Recorder {
     };
   }
 
-  /** Records an observed power reading on the node and its instance. */
+  /** Records an observed power reading on the node and its instance; a reading that changes nothing writes nothing. */
   recordPower(nodeId: string, power: PowerState, cause: string): void {
+    if (!this.powerChanges(nodeId, power)) return;
     this.store.transaction(() => {
       const n = this.store.getNode(nodeId);
       if (!n) return;
@@ -210,6 +211,15 @@ export class Recorder {
         }
       }
     });
+  }
+
+  /** Whether `power` differs from what the node, or its live instance, records (read outside any transaction). */
+  private powerChanges(nodeId: string, power: PowerState): boolean {
+    const n = this.store.getNode(nodeId);
+    if (!n) return false;
+    if (n.power_state !== power) return true;
+    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    return inst !== null && inst.state !== 'terminated' && inst.power_state !== power;
   }
 
   setNodeError(nodeId: string, error: InstanceError | null): void {

@@ -3,7 +3,8 @@
  * plan had reached (./runner.ts decides, per the step's `onRestart`, whether the interrupted step is repeated,
  * verified or failed). An action whose plan was not kept (an older metald wrote it) is failed cleanly naming its
  * open step, except a delete, whose every step is safe to repeat: it starts over. Node-level requests do not
- * outlive the process, and a lock without an action is released.
+ * outlive the process, and a lock without an action is released. The recovered plans run in the background, at most
+ * `recovery.concurrency` at once (./runner.ts); readiness does not wait for them.
  */
 import type { Logger } from 'pino';
 import type { OperationState } from '../model.js';
@@ -32,19 +33,19 @@ export function recover(d: RecoveryDeps): void {
     const kind = inst.task ?? 'create';
     d.log.warn({ instance_id: inst.id, request_id: action.request_id, operation: kind, step: openStep, plan_step: action.plan?.step ?? null }, 'recovering an operation in flight');
     if (action.plan?.data && typeof action.plan.data['inputs'] === 'object') {
-      d.runner.launch(inst.id, action.request_id, kind, { start: { from: 'resume', action } });
+      d.runner.launch(inst.id, action.request_id, kind, { start: { from: 'resume', action }, recovered: true });
       continue;
     }
     d.runner.closeOpenEvents(action.request_id, interrupted);
     if (RULES[kind].plan === 'delete') {
       d.store.setActionPlan(action.request_id, { step: 0, data: { inputs: { plan: 'delete' } } });
-      d.runner.launch(inst.id, action.request_id, 'delete');
+      d.runner.launch(inst.id, action.request_id, 'delete', { recovered: true });
       continue;
     }
     // The step a failure names: the open one, else the one after the last that closed (never a generic word).
     const lastEvent = action.events[action.events.length - 1];
     const failedStep = openStep ?? (lastEvent ? `after_${lastEvent.event}` : 'start');
-    d.runner.launch(inst.id, action.request_id, kind, { start: { from: 'fail', error: new StepFailed(failedStep, 'AGENT_ERR_INTERRUPTED', interrupted) } });
+    d.runner.launch(inst.id, action.request_id, kind, { start: { from: 'fail', error: new StepFailed(failedStep, 'AGENT_ERR_INTERRUPTED', interrupted) }, recovered: true });
   }
   // A node-level power request (free node, enforcement) does not outlive the process: its target is stale. The
   // power sync that follows reads every node's power.

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { PowerReading } from '../../drivers/power.js';
 import type { Bmc, CallRecord } from '../../drivers/types.js';
 import { waitFor } from '../../drivers/wait.js';
+import { Slots } from '../bounded.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { Liveness } from '../liveness.js';
@@ -62,6 +63,8 @@ const INTERRUPTED = 'interrupted by an agent restart';
 
 export class Runner {
   private readonly running = new Map<string, Running>();
+  /** Operations recovered at start run at most `recovery.concurrency` at once (a restart with many in flight). */
+  private readonly recoverySlots = new Slots(() => this.cfg.recovery.concurrency);
 
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -107,9 +110,10 @@ export class Runner {
   /**
    * Runs the plan of the action `requestId` in the background (the acceptance that wrote it has committed). With
    * `after`, the plan starts once that promise settles (a delete waits for the install it preempted). `replace`
-   * lets it take the place of the operation it preempted.
+   * lets it take the place of the operation it preempted. `recovered` (start-up recovery): the plan waits for one of
+   * the `recovery.concurrency` slots, holding the instance's lock meanwhile.
    */
-  launch(instanceId: string, requestId: string, kind: OperationKind, opts: { after?: Promise<void> | undefined; replace?: boolean; start?: Start } = {}): void {
+  launch(instanceId: string, requestId: string, kind: OperationKind, opts: { after?: Promise<void> | undefined; replace?: boolean; start?: Start; recovered?: boolean } = {}): void {
     if (!opts.replace && this.running.has(instanceId)) throw new AgentError('AGENT_ERR_LOCKED', 'instance is locked');
     const controller = new AbortController();
     const entry: Running = { kind, requestId, controller, done: Promise.resolve() };
@@ -117,8 +121,10 @@ export class Runner {
     const start = opts.start ?? { from: 'start' };
     entry.done = (async () => {
       let run: Run | undefined;
+      let release: (() => void) | null = null;
       try {
         if (opts.after) await opts.after.catch(() => undefined);
+        if (opts.recovered) release = await this.recoverySlots.acquire(controller.signal);
         if (start.from === 'fail') {
           await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal }, start.error);
           return;
@@ -144,6 +150,7 @@ export class Runner {
         }
         await this.finishFailure(run ?? { instanceId, requestId, kind, signal: controller.signal }, e);
       } finally {
+        release?.();
         if (this.running.get(instanceId) === entry) this.running.delete(instanceId);
       }
     })().catch((e: unknown) => {

@@ -35,6 +35,7 @@ import {
   type Params,
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
+import { prepareSweeps, type SweepStatements } from './sweeps.js';
 import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
 import { describe, isThenable } from './util.js';
 
@@ -85,6 +86,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts: Statements;
   private readonly lists: SqliteListQueries;
+  private readonly sweeps: SweepStatements;
   private readonly fault: StoreFaultInjector | undefined;
   private readonly now: () => Date;
   private closed = false;
@@ -103,6 +105,7 @@ export class SqliteStore implements Store {
     this.stmts = prepareAll(db);
     this.index = new IndexQueries(db);
     this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
+    this.sweeps = prepareSweeps(db);
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -224,6 +227,10 @@ export class SqliteStore implements Store {
     return this.read('listNodes', () => this.stmts.listNodes.all().map(rowToNode));
   }
 
+  syncableNodeIds(): string[] {
+    return this.read('syncableNodeIds', () => this.sweeps.syncableNodeIds.all().map((r) => r.id));
+  }
+
   putNode(node: Node): void {
     const row = nodeToRow(node);
     const held = heldByNode(node);
@@ -251,6 +258,10 @@ export class SqliteStore implements Store {
 
   listInstances(): Instance[] {
     return this.read('listInstances', () => this.stmts.listInstances.all().map(rowToInstance));
+  }
+
+  listRunningInstances(after: string | null, limit: number): Instance[] {
+    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(rowToInstance));
   }
 
   putInstance(instance: Instance): void {

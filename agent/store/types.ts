@@ -46,6 +46,8 @@ export interface Store extends ListQueries {
 
   getNode(id: string): Node | null;
   listNodes(): Node[];
+  /** The ids of the nodes not in maintenance, in id order (power sync reads each node afresh). */
+  syncableNodeIds(): string[];
   /** Insert or replace by id. */
   putNode(node: Node): void;
   deleteNode(id: string): void;
@@ -53,6 +55,8 @@ export interface Store extends ListQueries {
   getInstance(id: string): Instance | null;
   /** Every instance, terminated included, ordered by created_at. */
   listInstances(): Instance[];
+  /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
+  listRunningInstances(after: string | null, limit: number): Instance[];
   putInstance(instance: Instance): void;
   /** Removes terminated instances whose terminated_at is before the cutoff (ISO); returns how many. */
   purgeTerminated(beforeIso: string): number;

@@ -2,10 +2,15 @@
  * Liveness: the monitor's verdict while it is younger than the interval, else a fresh probe; alive if any fixed
  * address answers (nova's rule); floating addresses are not probed; changes are reported once.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Liveness } from '../../agent/liveness.js';
 import type { Instance } from '../../agent/model.js';
 import type { Clock, PingResult, Pinger } from '../../agent/ports.js';
+import { openStore, type SqliteStore } from '../../agent/store/sqlite.js';
+import { makeInstance } from './api/stub-service.js';
 
 class ScriptedPinger implements Pinger {
   readonly engine = 'scripted';
@@ -24,12 +29,12 @@ function instance(id: string, addrs: { addr: string; type?: 'fixed' | 'floating'
   } as Instance;
 }
 
-function setup() {
+function setup(batch = 256) {
   let now = 1_000_000;
   const clock: Clock = { now: () => now, sleep: async () => undefined };
   const pinger = new ScriptedPinger();
   const changes: [string, boolean][] = [];
-  const live = new Liveness(pinger, clock, () => ({ interval_ms: 30_000, timeout_ms: 100, retries: 0 }), (id, alive) => changes.push([id, alive]));
+  const live = new Liveness(pinger, clock, () => ({ interval_ms: 30_000, timeout_ms: 100, retries: 0, batch }), (id, alive) => changes.push([id, alive]));
   return { live, pinger, changes, advance: (ms: number) => (now += ms) };
 }
 
@@ -79,5 +84,60 @@ describe('Liveness', () => {
     expect(pinger.calls).toEqual([['127.0.0.1'], ['127.0.0.2']]);
     await live.probe(a);
     expect(changes).toEqual([['a', true], ['b', false]]);
+  });
+});
+
+describe('the liveness monitor over a fleet', () => {
+  let store: SqliteStore | null = null;
+  let dir = '';
+  afterEach(() => {
+    store?.close();
+    store = null;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A store with `running` running instances (one fixed address each), plus a stopped and a terminated one. */
+  function fleet(running: number): SqliteStore {
+    dir = mkdtempSync(join(tmpdir(), 'metald-liveness-'));
+    const s = openStore({ dir, agentId: 'test-agent' });
+    const addr = (i: number) => [{ addr: `10.9.${i >> 8}.${i & 255}`, mac: 'fa:16:3e:00:00:01', version: 4 as const, type: 'fixed' as const, network: 'n' }];
+    s.transaction(() => {
+      for (let i = 1; i <= running; i++) s.putInstance(makeInstance({ state: 'running', addresses: addr(i) }));
+      s.putInstance(makeInstance({ state: 'stopped', addresses: addr(1001) }));
+      s.putInstance(makeInstance({ state: 'terminated', addresses: addr(1002) }));
+    });
+    store = s;
+    return s;
+  }
+
+  it('probes every running instance (and only those), one page of `batch` per ping call, read from the store by page', async () => {
+    const s = fleet(25);
+    const { live, pinger } = setup(10);
+    const pages: [string | null, number][] = [];
+    await live.sweepOnce((after, limit) => {
+      pages.push([after, limit]);
+      return s.listRunningInstances(after, limit);
+    });
+    expect(pinger.calls.map((c) => c.length)).toEqual([10, 10, 5]);
+    const probed = pinger.calls.flat().sort();
+    const want = s.listInstances().filter((i) => i.state === 'running').map((i) => i.addresses[0]!.addr).sort();
+    expect(probed).toEqual(want);
+    expect(pages.map(([, limit]) => limit)).toEqual([10, 10, 10]);
+    expect(pages[0]![0]).toBeNull();
+  });
+
+  it('gives the event loop a turn between pages', async () => {
+    const s = fleet(50);
+    const { live, pinger } = setup(10);
+    const order: string[] = [];
+    let callsAtTurn = -1;
+    setImmediate(() => {
+      callsAtTurn = pinger.calls.length;
+      order.push('turn');
+    });
+    await live.sweepOnce((after, limit) => s.listRunningInstances(after, limit)).then(() => order.push('sweep ended'));
+    expect(order).toEqual(['turn', 'sweep ended']);
+    expect(callsAtTurn).toBe(1);
+    expect(pinger.calls).toHaveLength(5);
   });
 });

@@ -85,11 +85,12 @@ describe('defaults and units', () => {
       boot: null,
       upstream: null,
       allow_fake_drivers: false,
-      power_sync: { interval_ms: 30_000, failures_before_unknown: 3 },
+      power_sync: { interval_ms: 30_000, failures_before_unknown: 3, concurrency: 32 },
       timeouts: { bmc_call_ms: 30_000, power_ms: 120_000, deploy_ms: 3_600_000, soft_power_ms: 300_000 },
       power_poll_ms: [1000, 2000, 2000, 4000, 6000, 8000, 12000],
       bmc: { min_gap_ms: 200 },
-      liveness: { engine: 'fping', fping_path: '/usr/bin/fping', interval_ms: 30_000, timeout_ms: 500, retries: 1 },
+      liveness: { engine: 'fping', fping_path: '/usr/bin/fping', interval_ms: 30_000, timeout_ms: 500, retries: 1, batch: 256 },
+      recovery: { concurrency: 16 },
       images: [],
       instance_types: [],
       networks: [],
@@ -158,7 +159,7 @@ describe('defaults and units', () => {
       ].join('\n'),
     );
     expect(config.terminated_retention_ms).toBe(7_200_000);
-    expect(config.power_sync).toEqual({ interval_ms: 10_000, failures_before_unknown: 5 });
+    expect(config.power_sync).toEqual({ interval_ms: 10_000, failures_before_unknown: 5, concurrency: 32 });
     expect(config.timeouts).toEqual({ bmc_call_ms: 500, power_ms: 60_000, deploy_ms: 7_200_000, soft_power_ms: 45_000 });
     expect(config.power_poll_ms).toEqual([100, 1000, 1500]);
     expect(config.bmc.min_gap_ms).toBe(0);

@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { runningInstance, sleep } from '../../helpers/engine.js';
-import { ADOPTED_ID, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import { ADOPTED_ID, PROJECT, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import type { StoreWriteOp } from '../../../agent/store/sqlite.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -87,5 +88,32 @@ describe('adoption', () => {
     const inst = h.agent.engine.getInstance(ctx(), ADOPTED_ID);
     expect(inst).toMatchObject({ state: 'stopped', power_state: 'off' });
     expect(h.agent.store.getNode(nodeId(4))!.last_error).toBeNull();
+  });
+
+  it('adopts every waiting node of a start in one commit, not one per node', async () => {
+    const M = 6;
+    const adopted = (k: number) => `cbce6087-6156-453c-a512-${String(k).padStart(12, '0')}`;
+    const more = Array.from({ length: M }, (_, k) => {
+      const i = 10 + k;
+      return `  - id: ${nodeId(i)}
+    name: node-${i}
+    type: large
+    macs: [{mac: "fa:16:3e:00:00:${i}", pxe: true}]
+    bmc: {driver: fake, address: "fake://node-${i}", fake: {power_delay: 1ms, initial_power: "${k % 2 ? 'on' : 'off'}", os_installed: debian-12}}
+    adopt:
+      instance_id: ${adopted(k)}
+      project_id: ${PROJECT}
+      user_id: u
+      name: vm-${i}
+      addresses: [{addr: 127.0.2.${i}, mac: "fa:16:3e:00:01:${i}", version: 4, type: fixed, network: private}]`;
+    });
+    const writes: [StoreWriteOp, number][] = [];
+    h = await startHarness({ editConfig: (yaml) => `${yaml}${more.join('\n')}\n`, storeFault: { beforeWrite: (op, at) => void writes.push([op, at.transaction]) } });
+    for (let k = 0; k < M; k++) {
+      expect(h.agent.engine.getInstance(ctx(), adopted(k))).toMatchObject({ state: k % 2 ? 'running' : 'stopped', node_id: nodeId(10 + k) });
+    }
+    const commits = new Set(writes.filter(([op]) => op === 'putInstance').map(([, t]) => t));
+    expect(writes.filter(([op]) => op === 'putInstance')).toHaveLength(M);
+    expect(commits.size).toBe(1);
   });
 });
