@@ -20,6 +20,12 @@ export interface LivenessSettings {
 /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
 export type RunningPage = (after: string | null, limit: number) => Instance[];
 
+/** A verdict that changed. */
+export interface AliveChange {
+  instanceId: string;
+  alive: boolean;
+}
+
 interface Verdict {
   alive: boolean;
   at: number;
@@ -34,7 +40,8 @@ export class Liveness {
     private readonly pinger: Pinger,
     private readonly clock: Clock,
     private readonly settings: () => LivenessSettings,
-    private readonly onChange: (instanceId: string, alive: boolean) => void = () => undefined,
+    /** The verdicts that changed in one probe call (a monitor page), together: journalled in one commit. */
+    private readonly onChanges: (changes: readonly AliveChange[]) => void = () => undefined,
   ) {}
 
   /** The cached verdict if fresh, else a fresh probe. */
@@ -77,14 +84,14 @@ export class Liveness {
       for (const r of results) if (r.alive) for (const id of byAddr.get(r.addr) ?? []) out.set(id, true);
     }
     const now = this.clock.now();
-    for (const [id, alive] of out) this.record(id, alive, now);
+    const changed: AliveChange[] = [];
+    for (const [id, alive] of out) {
+      const prev = this.verdicts.get(id);
+      this.verdicts.set(id, { alive, at: now });
+      if (!prev || prev.alive !== alive) changed.push({ instanceId: id, alive });
+    }
+    if (changed.length > 0) this.onChanges(changed);
     return out;
-  }
-
-  private record(id: string, alive: boolean, at: number): void {
-    const prev = this.verdicts.get(id);
-    this.verdicts.set(id, { alive, at });
-    if (!prev || prev.alive !== alive) this.onChange(id, alive);
   }
 
   /** Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. */

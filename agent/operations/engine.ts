@@ -32,7 +32,7 @@ import { Acceptor, checkAcceptable } from './accept.js';
 import { OperationAborted, codeOf, messageOf } from './errors.js';
 import { Recorder } from './recorder.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, type PowerKind } from './rules.js';
-import type { Liveness } from '../liveness.js';
+import type { AliveChange, Liveness } from '../liveness.js';
 import { Adoption } from './adoption.js';
 import { NodePower } from './node-power.js';
 import { PowerSync } from './power-sync.js';
@@ -402,12 +402,14 @@ export class Engine implements AgentService {
     return list.map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: verdicts.get(i.id) ?? false }));
   }
 
-  /** Called by the liveness monitor when a verdict changes. */
-  onAliveChange(instanceId: string, alive: boolean): void {
+  /** Called by the liveness monitor with the verdicts one probe changed: journalled together, in one commit. */
+  onAliveChanges(changes: readonly AliveChange[]): void {
     try {
-      this.rec.journal('instance.alive', { instance_id: instanceId, cause: 'monitor', data: { alive } });
+      this.store.transaction(() => {
+        for (const c of changes) this.rec.journal('instance.alive', { instance_id: c.instanceId, cause: 'monitor', data: { alive: c.alive } });
+      });
     } catch (e) {
-      this.log.error({ err: e, instance_id: instanceId }, 'could not journal a liveness change');
+      this.log.error({ err: e, changes: changes.length }, 'could not journal liveness changes');
     }
   }
 

@@ -34,8 +34,12 @@ function setup(batch = 256) {
   const clock: Clock = { now: () => now, sleep: async () => undefined };
   const pinger = new ScriptedPinger();
   const changes: [string, boolean][] = [];
-  const live = new Liveness(pinger, clock, () => ({ interval_ms: 30_000, timeout_ms: 100, retries: 0, batch }), (id, alive) => changes.push([id, alive]));
-  return { live, pinger, changes, advance: (ms: number) => (now += ms) };
+  const calls: number[] = [];
+  const live = new Liveness(pinger, clock, () => ({ interval_ms: 30_000, timeout_ms: 100, retries: 0, batch }), (list) => {
+    calls.push(list.length);
+    for (const c of list) changes.push([c.instanceId, c.alive]);
+  });
+  return { live, pinger, changes, calls, advance: (ms: number) => (now += ms) };
 }
 
 describe('Liveness', () => {
@@ -109,6 +113,18 @@ describe('the liveness monitor over a fleet', () => {
     store = s;
     return s;
   }
+
+  it('reports the verdicts one page changed in one call (journalled in one commit), and nothing when none changed', async () => {
+    const s = fleet(25);
+    const { live, pinger, changes, calls } = setup(10);
+    for (const i of s.listInstances()) if (i.state === 'running') pinger.alive.add(i.addresses[0]!.addr);
+    const page = (after: string | null, limit: number) => s.listRunningInstances(after, limit);
+    await live.sweepOnce(page);
+    expect(calls).toEqual([10, 10, 5]);
+    expect(changes).toHaveLength(25);
+    await live.sweepOnce(page);
+    expect(calls).toEqual([10, 10, 5]);
+  });
 
   it('probes every running instance (and only those), one page of `batch` per ping call, read from the store by page', async () => {
     const s = fleet(25);

@@ -64,7 +64,7 @@ describe('journal events', () => {
     lab.setFaults(nodeId(2), {});
     await e.powerSyncOnce();
     // A liveness verdict changing.
-    e.onAliveChange(other, true);
+    e.onAliveChanges([{ instanceId: other, alive: true }]);
 
     // Node-level power on a free node, and maintenance on and off.
     const free = nodeId(3);
