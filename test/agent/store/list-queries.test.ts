@@ -106,6 +106,28 @@ describe('instancePage', () => {
   });
 });
 
+describe('instancePage of one project', () => {
+  it('after a marker: an ordered walk of instances_project_created, no sort of the project\'s rows', () => {
+    const s = open();
+    seed(s);
+    s.close();
+    const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
+    try {
+      for (const order of ['oldest-first', 'newest-first'] as const) {
+        for (const after of [false, true]) {
+          const params = { project: 'proj-1', terminated: 0, include: null, exclude: null, limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
+          const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(true, order, after)}`).all(params) as { detail: string }[];
+          const text = plan.map((r) => r.detail).join('; ');
+          expect(text).toMatch(/SEARCH instances USING INDEX instances_project_created \(project_id=\?/);
+          expect(text).not.toMatch(/TEMP B-TREE/);
+        }
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe('actionPage', () => {
   it('newest first, paged by request id; another instance never seen; an unknown or foreign marker is null', () => {
     const s = open();
