@@ -8,7 +8,7 @@ import type { Node } from '../../agent/model.js';
 import type { DeployJob, DeployOptions } from '../../agent/ports.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
 import { bindFakes } from '../drivers/helpers.js';
-import { flush, ManualClock } from '../helpers/manual-clock.js';
+import { ManualClock, untilSettled } from '../helpers/manual-clock.js';
 
 const JOB: DeployJob = {
   operation: 'install',
@@ -20,20 +20,6 @@ const JOB: DeployJob = {
   ssh_keys: [],
   user_data: null,
 };
-
-/** Moves the manual clock, timer by timer, until `p` settles; then gives its result. */
-async function untilSettled<T>(clock: ManualClock, p: Promise<T>): Promise<T> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 100 && !done; i++) {
-    await flush();
-    if (!done) clock.next();
-  }
-  return p;
-}
 
 describe('FakeLabDeployer', () => {
   it('passes the job id and the absolute deadline (lab clock) through: a second deploy with the id attaches', async () => {

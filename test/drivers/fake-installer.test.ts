@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeLab, type FakeServerStateFile } from '../../drivers/fake/lab.js';
 import type { BoundDriver } from '../../drivers/types.js';
-import { flush, ManualClock } from '../helpers/manual-clock.js';
+import { flush, ManualClock, untilSettled } from '../helpers/manual-clock.js';
 import { bindFakes, nextNodeId } from './helpers.js';
 
 const INSTALL = { operation: 'install', imageName: 'debian-12' };
@@ -36,20 +36,6 @@ function setup(options: Record<string, unknown> = {}, clock = new ManualClock(),
 async function pxeOn(d: BoundDriver): Promise<void> {
   await d.boot!.setBoot({ device: 'pxe', persistent: false, mode: 'uefi' });
   await d.power!.setPower('on');
-}
-
-/** Moves the manual clock, timer by timer, until `p` settles; then gives its result. */
-async function untilSettled<T>(clock: ManualClock, p: Promise<T>): Promise<T> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 100 && !done; i++) {
-    await flush();
-    if (!done) clock.next();
-  }
-  return p;
 }
 
 /** Moves the clock by `ms` with nobody else waiting on it (a timer of the test's own). */

@@ -59,3 +59,17 @@ export class ManualClock implements Clock {
 export async function flush(rounds = 10): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
 }
+
+/** Moves the manual clock, timer by timer (at most 100), until `p` settles; then gives its result. */
+export async function untilSettled<T>(clock: ManualClock, p: Promise<T>): Promise<T> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 100 && !done; i++) {
+    await flush();
+    if (!done) clock.next();
+  }
+  return p;
+}

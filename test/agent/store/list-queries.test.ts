@@ -88,45 +88,40 @@ describe('instancePage', () => {
   });
 
   it('every project, after a marker: an ordered walk of instances_created_at, no sort of every row', () => {
-    const s = open();
-    seed(s);
-    s.close();
-    const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
-    try {
-      for (const order of ['oldest-first', 'newest-first'] as const) {
-        const params = { project: null, terminated: 0, include: null, exclude: null, key: 'x', rid: 1, limit: 10 };
-        const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(false, order, true)}`).all(params) as { detail: string }[];
-        const text = plan.map((r) => r.detail).join('; ');
-        expect(text).toMatch(/SEARCH instances USING INDEX instances_created_at \(created_at[<>]\?\)/);
-        expect(text).not.toMatch(/TEMP B-TREE/);
-      }
-    } finally {
-      db.close();
+    for (const order of ['oldest-first', 'newest-first'] as const) {
+      const text = instancePlan(false, order, true, { project: null });
+      expect(text).toMatch(/SEARCH instances USING INDEX instances_created_at \(created_at[<>]\?\)/);
+      expect(text).not.toMatch(/TEMP B-TREE/);
     }
   });
 });
 
 describe('instancePage of one project', () => {
   it('after a marker: an ordered walk of instances_project_created, no sort of the project\'s rows', () => {
-    const s = open();
-    seed(s);
-    s.close();
-    const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
-    try {
-      for (const order of ['oldest-first', 'newest-first'] as const) {
-        for (const after of [false, true]) {
-          const params = { project: 'proj-1', terminated: 0, include: null, exclude: null, limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
-          const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(true, order, after)}`).all(params) as { detail: string }[];
-          const text = plan.map((r) => r.detail).join('; ');
-          expect(text).toMatch(/SEARCH instances USING INDEX instances_project_created \(project_id=\?/);
-          expect(text).not.toMatch(/TEMP B-TREE/);
-        }
+    for (const order of ['oldest-first', 'newest-first'] as const) {
+      for (const after of [false, true]) {
+        const text = instancePlan(true, order, after, { project: 'proj-1' });
+        expect(text).toMatch(/SEARCH instances USING INDEX instances_project_created \(project_id=\?/);
+        expect(text).not.toMatch(/TEMP B-TREE/);
       }
-    } finally {
-      db.close();
     }
   });
 });
+
+/** SQLite's query plan of an instance page over the seeded store, as one line. */
+function instancePlan(oneProject: boolean, order: 'oldest-first' | 'newest-first', after: boolean, scope: { project: string | null }): string {
+  const s = open();
+  seed(s);
+  s.close();
+  const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
+  try {
+    const params = { ...scope, terminated: 0, include: null, exclude: null, limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(oneProject, order, after)}`).all(params) as { detail: string }[];
+    return plan.map((r) => r.detail).join('; ');
+  } finally {
+    db.close();
+  }
+}
 
 describe('actionPage', () => {
   it('newest first, paged by request id; another instance never seen; an unknown or foreign marker is null', () => {
