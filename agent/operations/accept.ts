@@ -209,7 +209,7 @@ export class Acceptor {
       off_first: cur.state === 'running' && rule.powerOffFirst,
       virtual_media: image?.boot_method === 'virtual-media',
     };
-    this.d.rec.newAction(ctx, cur, kind, inputs);
+    const action = this.d.rec.newAction(ctx, cur, kind, inputs);
     this.d.rec.mutate(cur.id, {
       task: kind,
       task_request_id: ctx.request_id,
@@ -218,7 +218,7 @@ export class Acceptor {
       ...(osOp ? { operation_state: `${osOp}-processing` as OperationState } : {}),
     }, { cause: 'operation' });
     this.launchAfterCommit(cur.id, ctx.request_id, kind);
-    return this.d.store.getAction(ctx.request_id)!;
+    return action;
   }
 
   /**

@@ -232,7 +232,7 @@ export class Engine implements AgentService {
           this.rec.enrolNode(node, 'config');
         } else {
           const forced = nc.maintenance && !existing.maintenance;
-          this.rec.putNode({
+          const refreshed: Node = {
             ...existing,
             name: nc.name,
             type: nc.type,
@@ -243,8 +243,9 @@ export class Engine implements AgentService {
             maintenance: existing.maintenance || nc.maintenance,
             maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
             adopt: existing.adopt ?? adopt,
-            updated_at: now,
-          });
+          };
+          // A start (or SIGHUP) that changes nothing about a node writes nothing for it.
+          if (JSON.stringify(refreshed) !== JSON.stringify(existing)) this.rec.putNode({ ...refreshed, updated_at: now });
         }
       }
     });

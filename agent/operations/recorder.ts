@@ -112,10 +112,18 @@ export class Recorder {
   abortAction(requestId: string, message: string): void {
     const a = this.store.getAction(requestId);
     if (!a || a.finish_time !== null) return;
-    a.events.forEach((ev, i) => {
-      if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
-    });
+    this.closeOpenEvents(requestId, message, a);
     this.closeAction(requestId, message);
+  }
+
+  /** Closes an action's open events with Error (`message` as traceback), leaving the action itself open. */
+  closeOpenEvents(requestId: string, message: string, action: Action | null = this.store.getAction(requestId)): void {
+    if (!action) return;
+    this.store.transaction(() => {
+      action.events.forEach((ev, i) => {
+        if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
+      });
+    });
   }
 
   closeAction(requestId: string, message: string | null): void {

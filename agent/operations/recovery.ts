@@ -36,7 +36,7 @@ export function recover(d: RecoveryDeps): void {
       d.runner.launch(inst.id, action.request_id, kind, { start: { from: 'resume', action }, recovered: true });
       continue;
     }
-    d.runner.closeOpenEvents(action.request_id, interrupted);
+    d.rec.closeOpenEvents(action.request_id, interrupted);
     if (RULES[kind].plan === 'delete') {
       d.store.setActionPlan(action.request_id, { step: 0, data: { inputs: { plan: 'delete' } } });
       d.runner.launch(inst.id, action.request_id, 'delete', { recovered: true });

@@ -134,7 +134,7 @@ export class Runner {
         if (!data?.inputs) throw new StepFailed('start', 'AGENT_ERR_INTERNAL', `the action ${requestId} keeps no plan`);
         if (start.from === 'resume' && data.failed) {
           // The restart came while the failure was being recorded: finish recording it.
-          this.closeOpenEvents(requestId, INTERRUPTED);
+          this.rec.closeOpenEvents(requestId, INTERRUPTED);
           await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal, data }, new StepFailed(data.failed.step, data.failed.code, data.failed.message));
           return;
         }
@@ -253,10 +253,10 @@ export class Runner {
   private context(run: Run, index: number): StepContext {
     const inst = () => this.store.getInstance(run.instanceId)!;
     const node = () => this.nodeOf(inst());
+    // The plan's position is this step's (persisted when it started): only its data changes.
     const save = (patch: Record<string, unknown>) => {
       Object.assign(run.data, patch);
-      const step = this.store.getAction(run.requestId)?.plan?.step ?? index;
-      this.store.setActionPlan(run.requestId, { step, data: run.data });
+      this.store.setActionPlan(run.requestId, { step: index, data: run.data });
     };
     return {
       instanceId: run.instanceId,
@@ -382,17 +382,6 @@ export class Runner {
     } catch {
       return 'start';
     }
-  }
-
-  /** Closes an action's open events with Error (`message`), leaving the action open. */
-  closeOpenEvents(requestId: string, message: string): void {
-    const a = this.store.getAction(requestId);
-    if (!a) return;
-    this.store.transaction(() => {
-      a.events.forEach((ev, i) => {
-        if (ev.finish_time === null) this.store.updateActionEvent(requestId, i, { ...ev, finish_time: this.now(), result: 'Error', traceback: message });
-      });
-    });
   }
 
   /**

@@ -14,7 +14,7 @@ import { systemClock, type Clock } from '../../../agent/ports.js';
 import { openStore } from '../../../agent/store/sqlite.js';
 import { FakeLab } from '../../../drivers/fake/lab.js';
 import type { Action } from '../../../agent/model.js';
-import { ctx, IMAGE, nodeId, writeConfig } from '../../helpers/harness.js';
+import { ctx, IMAGE, nodeId, startHarness, writeConfig } from '../../helpers/harness.js';
 
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -167,5 +167,26 @@ describe('restart on the same store', () => {
     const a = agent.store.getAction(action.request_id)!;
     expect(a.finish_time).not.toBeNull();
     expect(a.events.find((e) => e.event === 'deploy')).toMatchObject({ result: 'Error', traceback: "interrupted by an agent restart during step 'deploy'" });
+  });
+});
+
+describe('config nodes at a start', () => {
+  it('a start (or SIGHUP) that changes nothing about the nodes writes no node row; a changed node is written', async () => {
+    const writes: string[] = [];
+    const h = await startHarness({ storeFault: { beforeWrite: (op) => void writes.push(op) } });
+    try {
+      writes.length = 0;
+      h.agent.engine.syncConfigNodes();
+      expect(writes.filter((op) => op === 'putNode')).toEqual([]);
+      // A node whose stored settings differ from the config's is refreshed.
+      const n = h.agent.store.getNode(nodeId(1))!;
+      h.agent.store.putNode({ ...n, name: 'renamed-out-of-band' });
+      writes.length = 0;
+      h.agent.engine.syncConfigNodes();
+      expect(writes.filter((op) => op === 'putNode')).toEqual(['putNode']);
+      expect(h.agent.store.getNode(nodeId(1))!.name).toBe(n.name);
+    } finally {
+      await h.close();
+    }
   });
 });
