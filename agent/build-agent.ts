@@ -93,7 +93,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;
-  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes));
+  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes), (id) => store.lastAliveVerdict(id));
   const engine = new Engine({
     config: () => config,
     store,

@@ -2,6 +2,9 @@
  * Liveness: the monitor's verdict per instance while it is younger than the interval, otherwise a fresh probe
  * with a bounded wait. An instance is alive if any of its fixed addresses answers (nova's rule).
  *
+ * A verdict is journalled when it changes: the first one after a start is compared with the last one journalled
+ * (the store's), so a restart with nothing changed journals nothing.
+ *
  * The monitor never holds the event loop for the whole fleet: it reads the running instances one page of
  * `batch` at a time (a store query), probes each page with one ping call, and gives the loop a turn between pages.
  */
@@ -42,6 +45,11 @@ export class Liveness {
     private readonly settings: () => LivenessSettings,
     /** The verdicts that changed in one probe call (a monitor page), together: journalled in one commit. */
     private readonly onChanges: (changes: readonly AliveChange[]) => void = () => undefined,
+    /**
+     * The last verdict journalled for an instance this process holds none for (after a start, or `forget`), or
+     * null: a first verdict equal to it is no change, so a restart journals only the verdicts that changed.
+     */
+    private readonly journalled: (instanceId: string) => boolean | null = () => null,
   ) {}
 
   /** The cached verdict if fresh, else a fresh probe. */
@@ -86,12 +94,21 @@ export class Liveness {
     const now = this.clock.now();
     const changed: AliveChange[] = [];
     for (const [id, alive] of out) {
-      const prev = this.verdicts.get(id);
+      const prev = this.verdicts.get(id)?.alive ?? this.lastJournalled(id);
       this.verdicts.set(id, { alive, at: now });
-      if (!prev || prev.alive !== alive) changed.push({ instanceId: id, alive });
+      if (prev !== alive) changed.push({ instanceId: id, alive });
     }
     if (changed.length > 0) this.onChanges(changed);
     return out;
+  }
+
+  /** The journalled verdict; null when the store cannot say (the verdict is then journalled: a repeat is harmless). */
+  private lastJournalled(id: string): boolean | null {
+    try {
+      return this.journalled(id);
+    } catch {
+      return null;
+    }
   }
 
   /** Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. */

@@ -264,6 +264,15 @@ export class SqliteStore implements Store {
     return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(rowToInstance));
   }
 
+  lastAliveVerdict(instanceId: string): boolean | null {
+    return this.read('lastAliveVerdict', () => {
+      const row = this.sweeps.lastAlive.get(this.agentId, instanceId);
+      if (!row) return null;
+      const alive = (JSON.parse(row.data) as { alive?: unknown }).alive;
+      return typeof alive === 'boolean' ? alive : null;
+    });
+  }
+
   putInstance(instance: Instance): void {
     const row = instanceToRow(instance);
     const held = heldByInstance(instance);

@@ -57,6 +57,11 @@ export interface Store extends ListQueries {
   listInstances(): Instance[];
   /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
   listRunningInstances(after: string | null, limit: number): Instance[];
+  /**
+   * The verdict of this agent's last `instance.alive` journal entry of the instance, or null if there is none (never
+   * journalled, or trimmed): what the liveness monitor compares its first verdict after a start with.
+   */
+  lastAliveVerdict(instanceId: string): boolean | null;
   putInstance(instance: Instance): void;
   /** Removes terminated instances whose terminated_at is before the cutoff (ISO); returns how many. */
   purgeTerminated(beforeIso: string): number;
