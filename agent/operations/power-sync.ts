@@ -14,7 +14,7 @@ import type { Bmc } from '../../drivers/types.js';
 import { forEachBounded } from '../bounded.js';
 import type { Config } from '../config/types.js';
 import type { Instance, InstanceError, Node } from '../model.js';
-import type { Store } from '../store/types.js';
+import type { PowerSyncView, Store } from '../store/types.js';
 import { codeOf, messageOf } from './errors.js';
 import type { Recorder } from './recorder.js';
 
@@ -124,11 +124,15 @@ export class PowerSync {
     }
   }
 
+  /**
+   * One node: decided by its narrow view (Store.powerSyncView: no row decoded), read through its BMC, and written
+   * through the recorder only when the read changes something.
+   */
   private async syncNode(nodeId: string, adoptions: [string, PowerReading][]): Promise<void> {
+    const before = this.store.powerSyncView(nodeId);
+    if (!before || before.maintenance || this.deps.isNodeBusy(nodeId) || this.instanceBusy(before)) return;
     const node = this.store.getNode(nodeId);
-    if (!node || node.maintenance || this.deps.isNodeBusy(nodeId)) return;
-    const instBefore = node.instance_id ? this.store.getInstance(node.instance_id) : null;
-    if (instBefore?.task || (instBefore && this.deps.isInstanceRunning(instBefore.id))) return;
+    if (!node) return;
     let power: PowerReading;
     try {
       power = (await this.deps.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
@@ -137,17 +141,18 @@ export class PowerSync {
       return;
     }
     // Anything may have started while we read: only act on what is still idle.
-    const n = this.store.getNode(nodeId);
-    if (!n) return;
-    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
-    if (inst?.task || (inst && this.deps.isInstanceRunning(inst.id))) return;
-    if (n.adopt && !n.instance_id) {
+    const v = this.store.powerSyncView(nodeId);
+    if (!v || this.instanceBusy(v)) return;
+    if (v.adopting) {
       adoptions.push([nodeId, power]);
       return;
     }
-    this.recordRead(n, inst, power);
-    if (!inst) return;
-    const cur = this.store.getInstance(inst.id)!;
+    if (!readChanges(v, power)) return;
+    const n = this.store.getNode(nodeId);
+    if (!n) return;
+    this.recordRead(n, n.instance_id ? this.store.getInstance(n.instance_id) : null, power);
+    const cur = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    if (!cur) return;
     if (cur.state === 'running' && power === 'off') {
       if (n.enforce_power) await this.enforce(n, 'on');
       else this.rec.mutate(cur.id, {}, { event: 'power-off', cause: 'drift' });
@@ -155,6 +160,11 @@ export class PowerSync {
       if (n.enforce_power) await this.enforce(n, 'off');
       else this.rec.mutate(cur.id, {}, { event: 'power-on', cause: 'drift' });
     }
+  }
+
+  /** An operation of the node's instance is in flight (recorded, or running in this process). */
+  private instanceBusy(v: PowerSyncView): boolean {
+    return v.instance !== null && (v.instance.task !== null || this.deps.isInstanceRunning(v.instance.id));
   }
 
   private async enforce(node: Node, want: PowerReading): Promise<void> {
@@ -212,4 +222,17 @@ export class PowerSync {
       }
     });
   }
+}
+
+/**
+ * Whether a good read changes anything a sync writes: the node's or its live instance's power, a failure count or
+ * an unreachable error to clear, or drift of a running/stopped instance (followed or enforced).
+ */
+export function readChanges(v: PowerSyncView, power: PowerReading): boolean {
+  const unreachable = 'bmc_unreachable_error';
+  if (v.power_state !== power || v.consecutive_power_failures !== 0 || v.node_error_type === unreachable) return true;
+  const i = v.instance;
+  if (!i || i.state === 'terminated') return false;
+  if (i.power_state !== power || i.error_type === unreachable) return true;
+  return (i.state === 'running' && power === 'off') || (i.state === 'stopped' && power === 'on');
 }
