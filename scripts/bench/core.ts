@@ -3,7 +3,7 @@
  * real daemon as a child process for the process-level figures (RSS, idle CPU, commits, req/s, start to ready, CPU
  * per power operation, heap). Each writes its figures (or a note saying why not) into `res`.
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
@@ -117,25 +117,55 @@ async function heapUsedMiB(url: string): Promise<number> {
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 }
 
-/** CPU %, commits/s and (when `heap`) heap growth of an idle daemon over `seconds`. */
-async function idleWindow(d: Child, stateDir: string, seconds: number, heap: boolean) {
-  const heapSamples: number[] = [];
+/** CPU % and commits/s of an idle daemon over `seconds`. */
+async function idleWindow(d: Child, stateDir: string, seconds: number) {
   const c0 = cpuMs(d.pid);
   const t0 = performance.now();
   const commits = new CommitCounter(walOf(stateDir));
-  const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    // The /metrics read costs the daemon a little CPU: every 2 s, only during a soak.
-    if (heap) heapSamples.push(await heapUsedMiB(d.url));
-    await sleep(Math.min(heap ? 2000 : 1000, Math.max(0, end - performance.now())));
-  }
+  await sleep(seconds * 1000);
   const ms = performance.now() - t0;
-  const cpu = ((cpuMs(d.pid) - c0) / ms) * 100;
-  const perS = commits.stop() / (ms / 1000);
-  // Heap is a sawtooth: compare the low-water marks (after a GC) of the first and last quarters.
-  const q = Math.max(1, Math.floor(heapSamples.length / 4));
-  const growth = heapSamples.length >= 4 ? Math.min(...heapSamples.slice(-q)) - Math.min(...heapSamples.slice(0, q)) : null;
-  return { cpu, perS, growth };
+  return { cpu: ((cpuMs(d.pid) - c0) / ms) * 100, perS: commits.stop() / (ms / 1000) };
+}
+
+/**
+ * The daemon's heap after a full GC: SIGUSR2 makes it write a heap snapshot (`--heapsnapshot-signal`), which
+ * collects everything unreachable first; the next /metrics answer (served once the snapshot is written) gives
+ * the heap used then. The snapshot file is removed.
+ */
+async function heapAfterFullGc(d: Child, dir: string): Promise<number> {
+  const snapshots = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = new Set(snapshots());
+  process.kill(d.pid, 'SIGUSR2');
+  const deadline = performance.now() + 120_000;
+  let file: string | undefined;
+  let size = -1;
+  for (;;) {
+    if (performance.now() > deadline) throw new Error('no heap snapshot written within 120 s of SIGUSR2');
+    await sleep(200);
+    file ??= snapshots().find((f) => !before.has(f));
+    if (!file) continue;
+    const now = statSync(join(dir, file)).size;
+    if (now > 0 && now === size) break;
+    size = now;
+  }
+  const used = await heapUsedMiB(d.url);
+  rmSync(join(dir, file), { force: true });
+  return used;
+}
+
+/** Heap growth of an idle daemon (default intervals) over `seconds`: heap after a full GC, at the end minus at the start. */
+async function heapSoak(fleet: Fleet, seconds: number, res: SizeResult): Promise<void> {
+  const d = await spawnDaemon(fleet.configPath, 120_000, ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${fleet.dir}`]);
+  try {
+    // Let the start's garbage and lazily built state settle before the first mark.
+    await sleep(5000);
+    const start = await heapAfterFullGc(d, fleet.dir);
+    await sleep(seconds * 1000);
+    const end = await heapAfterFullGc(d, fleet.dir);
+    res.figures.heap_growth_mib = end - start;
+  } finally {
+    await d.stop();
+  }
 }
 
 /**
@@ -201,7 +231,7 @@ async function inflightRestart(fleet: Fleet, res: SizeResult): Promise<void> {
 export interface DaemonPlan {
   /** Everything (else: first start and RSS only). */
   full: boolean;
-  /** The idle window doubles as the heap soak (N=1,000). */
+  /** The heap soak, on a daemon of its own (N=1,000). */
   soak: boolean;
   /** Restart with 30 creates in flight at a SIGKILL. */
   inflight: boolean;
@@ -222,10 +252,6 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
       return;
     }
     await readRates(d, fleet, opts.loadS, res);
-    if (plan.soak && opts.soakS > 0) {
-      const soak = await idleWindow(d, fleet.stateDir, opts.soakS, true);
-      if (soak.growth !== null) res.figures.heap_growth_mib = soak.growth;
-    }
     await cpuPerPowerOp(d, fleet, res);
     await d.stop();
 
@@ -237,7 +263,7 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
     const demo = writeFleet({ adopted: n, free: CREATES, intervals: DEMO_INTERVALS, stateDir: fleet.stateDir });
     d = await spawnDaemon(demo.configPath);
     await sleep(500);
-    const idleDemo = await idleWindow(d, fleet.stateDir, opts.demoIdleS, false);
+    const idleDemo = await idleWindow(d, fleet.stateDir, opts.demoIdleS);
     res.figures.idle_cpu_demo_pct = idleDemo.cpu;
     res.figures.idle_commits_demo_per_s = idleDemo.perS;
     await d.stop();
@@ -245,16 +271,27 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
 
     // Idle at default intervals, nothing changing: a start on the same state (the verdicts journalled), the window
     // from 1 s after ready for --idle seconds (by default one interval: the sweeps due then are inside), its own
-    // window so that no /metrics read is in it (a soak's heap reads cost CPU that is not idle work).
+    // window (no request is sent in it).
     d = await spawnDaemon(fleet.configPath);
     await sleep(1000);
-    const idle = await idleWindow(d, fleet.stateDir, opts.idleS, false);
+    const idle = await idleWindow(d, fleet.stateDir, opts.idleS);
     res.figures.idle_cpu_default_pct = idle.cpu;
     res.figures.idle_commits_per_s = idle.perS;
     await d.stop();
 
+    if (plan.soak && opts.soakS > 0) await heapSoak(fleet, opts.soakS, res);
     if (plan.inflight) await inflightRestart(fleet, res);
     else res.notes.inflight_ready_s = 'measured at the smallest size and at 1,000 only (about 30 s each before issue 7)';
+  } finally {
+    rmSync(fleet.dir, { recursive: true, force: true });
+  }
+}
+
+/** The heap soak alone (`--soak-only`): N adopted + 30 free nodes, default intervals. */
+export async function measureSoak(n: number, seconds: number, res: SizeResult): Promise<void> {
+  const fleet = writeFleet({ adopted: n, free: CREATES, intervals: DEFAULT_INTERVALS });
+  try {
+    await heapSoak(fleet, seconds, res);
   } finally {
     rmSync(fleet.dir, { recursive: true, force: true });
   }
