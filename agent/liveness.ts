@@ -21,7 +21,10 @@ export interface LivenessSettings {
 }
 
 /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
-export type RunningPage = (after: string | null, limit: number) => Instance[];
+export type RunningPage = (after: string | null, limit: number) => LivenessTarget[];
+
+/** What a probe needs of an instance: its id and its addresses (the monitor reads no more of the row). */
+export type LivenessTarget = Pick<Instance, 'id' | 'addresses'>;
 
 /** A verdict that changed. */
 export interface AliveChange {
@@ -53,16 +56,16 @@ export class Liveness {
   ) {}
 
   /** The cached verdict if fresh, else a fresh probe. */
-  async check(inst: Instance): Promise<boolean> {
+  async check(inst: LivenessTarget): Promise<boolean> {
     const v = this.verdicts.get(inst.id);
     if (v && this.clock.now() - v.at < this.settings().interval_ms) return v.alive;
     return this.probe(inst);
   }
 
   /** Verdicts for many instances: fresh ones from the cache, the rest probed together in one sweep. */
-  async checkMany(insts: readonly Instance[]): Promise<Map<string, boolean>> {
+  async checkMany(insts: readonly LivenessTarget[]): Promise<Map<string, boolean>> {
     const out = new Map<string, boolean>();
-    const stale: Instance[] = [];
+    const stale: LivenessTarget[] = [];
     for (const i of insts) {
       const v = this.verdicts.get(i.id);
       if (v && this.clock.now() - v.at < this.settings().interval_ms) out.set(i.id, v.alive);
@@ -73,11 +76,11 @@ export class Liveness {
   }
 
   /** A fresh probe of one instance's fixed addresses. */
-  async probe(inst: Instance, signal?: AbortSignal): Promise<boolean> {
+  async probe(inst: LivenessTarget, signal?: AbortSignal): Promise<boolean> {
     return (await this.probeMany([inst], signal)).get(inst.id) ?? false;
   }
 
-  private async probeMany(insts: readonly Instance[], signal?: AbortSignal): Promise<Map<string, boolean>> {
+  private async probeMany(insts: readonly LivenessTarget[], signal?: AbortSignal): Promise<Map<string, boolean>> {
     const byAddr = new Map<string, string[]>();
     for (const i of insts) {
       for (const a of i.addresses) {

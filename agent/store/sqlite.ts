@@ -35,7 +35,7 @@ import {
   type Params,
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
-import { prepareSweeps, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
+import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
 import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store } from './types.js';
 import { describe, isThenable } from './util.js';
 
@@ -260,8 +260,8 @@ export class SqliteStore implements Store {
     return this.read('listInstances', () => this.stmts.listInstances.all().map(rowToInstance));
   }
 
-  listRunningInstances(after: string | null, limit: number): Instance[] {
-    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(rowToInstance));
+  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses'>[] {
+    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(targetOfRow));
   }
 
   powerSyncView(nodeId: string): PowerSyncView | null {

@@ -3,7 +3,7 @@
  * so that a sweep never decodes every row of the fleet at once; and an instance's last journalled verdict. Prepared once per connection by ./sqlite.ts.
  */
 import type Database from 'better-sqlite3';
-import type { InstanceState, OperationKind, PowerState } from '../model.js';
+import type { Instance, InstanceState, OperationKind, PowerState } from '../model.js';
 import type { InstanceRow } from './rows.js';
 import type { PowerSyncView } from './types.js';
 
@@ -28,9 +28,9 @@ export function prepareSweeps(db: Database.Database) {
   return {
     /** Ids of the nodes not in maintenance, in id order. */
     syncableNodeIds: db.prepare<[], { id: string }>('SELECT id FROM nodes WHERE maintenance = 0 ORDER BY id'),
-    /** The running instances whose id sorts after ?, in id order, at most ? of them. */
-    runningPage: db.prepare<[string, number], InstanceRow>(
-      "SELECT * FROM instances WHERE state = 'running' AND id > ? ORDER BY id LIMIT ?",
+    /** The ids and addresses of the running instances whose id sorts after ?, in id order, at most ? of them. */
+    runningPage: db.prepare<[string, number], Pick<InstanceRow, 'id' | 'addresses'>>(
+      "SELECT id, addresses FROM instances WHERE state = 'running' AND id > ? ORDER BY id LIMIT ?",
     ),
     /** One node's power-sync view (narrow: no JSON column decoded but the error types). */
     powerSyncView: db.prepare<[string], PowerSyncViewRow>(
@@ -66,4 +66,9 @@ export function verdictOfRow(r: { data: string } | undefined): boolean | null {
   if (!r) return null;
   const alive = (JSON.parse(r.data) as { alive?: unknown }).alive;
   return typeof alive === 'boolean' ? alive : null;
+}
+
+/** A running-page row: the instance's id and its addresses (JSON), decoded. */
+export function targetOfRow(r: Pick<InstanceRow, 'id' | 'addresses'>): Pick<Instance, 'id' | 'addresses'> {
+  return { id: r.id, addresses: JSON.parse(r.addresses) as Instance['addresses'] };
 }
