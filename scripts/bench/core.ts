@@ -5,7 +5,7 @@
  */
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { buildAgent } from '../../agent/build-agent.js';
 import { loadConfigFile } from '../../agent/config/load.js';
@@ -26,12 +26,20 @@ const walOf = (stateDir: string) => join(stateDir, 'metald.db-wal');
 async function inProcessAgent(opts: FleetOptions) {
   const fleet = writeFleet({ ...opts, logLevel: 'warn' });
   const agent = await buildAgent(loadConfigFile(fleet.configPath), { log: pino({ level: 'silent' }) });
-  // A first start: the fleet is adopted from its first power reads, while the API would already listen.
-  const started = await withLoopDelay(() => agent.start());
+  // A first start: the loop's delay from the moment the API would listen (the config's nodes are enrolled before)
+  // through the first power reads and the adoptions they complete.
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  await agent.start({
+    listen: async () => {
+      h.enable();
+    },
+  });
+  h.disable();
+  const startDelay = { maxMs: h.max / 1e6 };
   return {
     fleet,
     agent,
-    startDelay: started.delay,
+    startDelay,
     async close() {
       await agent.stop();
       rmSync(fleet.dir, { recursive: true, force: true });
