@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, USAGE, UsageError, type BenchOptions } from './args.js';
-import { measureCreates, measureDaemon, measureSoak, measureSweeps } from './core.js';
+import { measureCreates, measureDaemon, measureLogLine, measureSoak, measureSweeps } from './core.js';
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
@@ -52,6 +52,7 @@ async function run(opts: BenchOptions): Promise<BenchResults> {
       }
     };
     await step('sweeps', () => measureSweeps(n, res));
+    measureLogLine(res);
     if (!res.subset) await step('creates', () => measureCreates(n, res));
     await step('daemon', () => measureDaemon(n, { full: !res.subset, soak: n === soakAt && opts.soakS > 0, inflight: n === full[0] || n === 1000 }, opts, res));
   }
