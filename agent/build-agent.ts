@@ -93,7 +93,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;
-  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes));
+  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes), (id) => store.lastAliveVerdict(id));
   const engine = new Engine({
     config: () => config,
     store,
@@ -134,7 +134,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   // request is in flight when operations are aborted): the engine's stop and start are two components around it.
   const components: Component[] = [
     { name: 'store', start: () => undefined, stop: () => store.close() },
-    { name: 'operations', start: () => undefined, stop: () => engine.stop() },
+    // The config's nodes are enrolled before the API listens (one transaction: ~0.1 s at 2,000 new nodes).
+    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop() },
     { name: 'api', start: () => listen?.(), stop: () => api.close() },
     { name: 'recovery', start: () => engine.start(), stop: () => undefined },
     {

@@ -2,6 +2,9 @@
  * Liveness: the monitor's verdict per instance while it is younger than the interval, otherwise a fresh probe
  * with a bounded wait. An instance is alive if any of its fixed addresses answers (nova's rule).
  *
+ * A verdict is journalled when it changes: the first one after a start is compared with the last one journalled
+ * (the store's), so a restart with nothing changed journals nothing.
+ *
  * The monitor never holds the event loop for the whole fleet: it reads the running instances one page of
  * `batch` at a time (a store query), probes each page with one ping call, and gives the loop a turn between pages.
  */
@@ -18,7 +21,10 @@ export interface LivenessSettings {
 }
 
 /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
-export type RunningPage = (after: string | null, limit: number) => Instance[];
+export type RunningPage = (after: string | null, limit: number) => LivenessTarget[];
+
+/** What a probe needs of an instance: its id and its addresses (the monitor reads no more of the row). */
+export type LivenessTarget = Pick<Instance, 'id' | 'addresses'>;
 
 /** A verdict that changed. */
 export interface AliveChange {
@@ -42,19 +48,24 @@ export class Liveness {
     private readonly settings: () => LivenessSettings,
     /** The verdicts that changed in one probe call (a monitor page), together: journalled in one commit. */
     private readonly onChanges: (changes: readonly AliveChange[]) => void = () => undefined,
+    /**
+     * The last verdict journalled for an instance this process holds none for (after a start, or `forget`), or
+     * null: a first verdict equal to it is no change, so a restart journals only the verdicts that changed.
+     */
+    private readonly journalled: (instanceId: string) => boolean | null = () => null,
   ) {}
 
   /** The cached verdict if fresh, else a fresh probe. */
-  async check(inst: Instance): Promise<boolean> {
+  async check(inst: LivenessTarget): Promise<boolean> {
     const v = this.verdicts.get(inst.id);
     if (v && this.clock.now() - v.at < this.settings().interval_ms) return v.alive;
     return this.probe(inst);
   }
 
   /** Verdicts for many instances: fresh ones from the cache, the rest probed together in one sweep. */
-  async checkMany(insts: readonly Instance[]): Promise<Map<string, boolean>> {
+  async checkMany(insts: readonly LivenessTarget[]): Promise<Map<string, boolean>> {
     const out = new Map<string, boolean>();
-    const stale: Instance[] = [];
+    const stale: LivenessTarget[] = [];
     for (const i of insts) {
       const v = this.verdicts.get(i.id);
       if (v && this.clock.now() - v.at < this.settings().interval_ms) out.set(i.id, v.alive);
@@ -65,11 +76,11 @@ export class Liveness {
   }
 
   /** A fresh probe of one instance's fixed addresses. */
-  async probe(inst: Instance, signal?: AbortSignal): Promise<boolean> {
+  async probe(inst: LivenessTarget, signal?: AbortSignal): Promise<boolean> {
     return (await this.probeMany([inst], signal)).get(inst.id) ?? false;
   }
 
-  private async probeMany(insts: readonly Instance[], signal?: AbortSignal): Promise<Map<string, boolean>> {
+  private async probeMany(insts: readonly LivenessTarget[], signal?: AbortSignal): Promise<Map<string, boolean>> {
     const byAddr = new Map<string, string[]>();
     for (const i of insts) {
       for (const a of i.addresses) {
@@ -86,12 +97,21 @@ export class Liveness {
     const now = this.clock.now();
     const changed: AliveChange[] = [];
     for (const [id, alive] of out) {
-      const prev = this.verdicts.get(id);
+      const prev = this.verdicts.get(id)?.alive ?? this.lastJournalled(id);
       this.verdicts.set(id, { alive, at: now });
-      if (!prev || prev.alive !== alive) changed.push({ instanceId: id, alive });
+      if (prev !== alive) changed.push({ instanceId: id, alive });
     }
     if (changed.length > 0) this.onChanges(changed);
     return out;
+  }
+
+  /** The journalled verdict; null when the store cannot say (the verdict is then journalled: a repeat is harmless). */
+  private lastJournalled(id: string): boolean | null {
+    try {
+      return this.journalled(id);
+    } catch {
+      return null;
+    }
   }
 
   /** Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. */

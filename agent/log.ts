@@ -93,6 +93,24 @@ export function boundedDestination(dest: number | string = 1, maxLength = LOG_BU
   return pino.destination({ dest, sync: false, maxLength });
 }
 
+/**
+ * pino's `,"time":"<ISO 8601>"` with the string kept for the millisecond it names: formatting a Date is most of what
+ * an ISO timestamp costs (measured: +1.5 us a line, half of a plain pino line), and lines come many per millisecond
+ * under load. `now` is the clock (tests).
+ */
+export function isoTimeCached(now: () => number = Date.now): () => string {
+  let ms = Number.NaN;
+  let text = '';
+  return () => {
+    const t = now();
+    if (t !== ms) {
+      ms = t;
+      text = `,"time":"${new Date(t).toISOString()}"`;
+    }
+    return text;
+  };
+}
+
 export function createLogger(opts: { level?: Level; destination?: DestinationStream; name?: string } = {}): Logger {
   return pino(
     {
@@ -101,7 +119,7 @@ export function createLogger(opts: { level?: Level; destination?: DestinationStr
       redact: { paths: [...REDACT_PATHS], censor: CENSOR },
       hooks: { streamWrite: redactLine },
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeCached(),
     },
     opts.destination ?? boundedDestination(),
   );

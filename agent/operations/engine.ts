@@ -96,6 +96,8 @@ export class Engine implements AgentService {
   readonly acceptor: Acceptor;
   private readonly nodePower: NodePower;
   private readonly adoption: Adoption;
+  /** `prepare` ran: `start` need not sync the config's nodes again. */
+  private configSynced = false;
   private readonly powerSync: PowerSync;
 
   constructor(private readonly deps: EngineDeps) {
@@ -162,7 +164,7 @@ export class Engine implements AgentService {
    * background (an install waiting for its installer may take an hour).
    */
   async start(): Promise<void> {
-    this.syncConfigNodes();
+    if (!this.configSynced) this.syncConfigNodes();
     recover({ store: this.store, rec: this.rec, runner: this.runner, log: this.log });
     await this.powerSyncOnce();
     this.isReady = true;
@@ -197,6 +199,15 @@ export class Engine implements AgentService {
       await this.runner.settled();
       await this.nodePower.settled();
     }
+  }
+
+  /**
+   * The config's nodes into the store before the API listens (agent/build-agent.ts): one transaction, which at a
+   * first start of a large fleet holds the loop while no request can wait on it. `start` does it if this did not.
+   */
+  prepare(): void {
+    this.syncConfigNodes();
+    this.configSynced = true;
   }
 
   /** Inserts config nodes the store lacks and refreshes the settings of those it has (SIGHUP does the same). */

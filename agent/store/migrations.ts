@@ -155,6 +155,13 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`CREATE INDEX instances_project_created ON instances(project_id, created_at);`);
     },
   },
+  {
+    version: 6,
+    description: "the last journalled liveness verdict of an instance: an index walk, so a restart does not journal verdicts that did not change",
+    up(db) {
+      db.exec(`CREATE INDEX journal_alive ON journal(agent_id, instance_id, seq) WHERE kind = 'instance.alive';`);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

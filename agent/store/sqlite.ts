@@ -35,8 +35,8 @@ import {
   type Params,
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
-import { prepareSweeps, type SweepStatements } from './sweeps.js';
-import { DuplicateActionError, StoreError, type JournalInput, type Store } from './types.js';
+import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
+import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store } from './types.js';
 import { describe, isThenable } from './util.js';
 
 export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
@@ -260,9 +260,18 @@ export class SqliteStore implements Store {
     return this.read('listInstances', () => this.stmts.listInstances.all().map(rowToInstance));
   }
 
-  listRunningInstances(after: string | null, limit: number): Instance[] {
-    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(rowToInstance));
+  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses'>[] {
+    return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(targetOfRow));
   }
+
+  powerSyncView(nodeId: string): PowerSyncView | null {
+    return this.read('powerSyncView', () => viewOfRow(this.sweeps.powerSyncView.get(nodeId)));
+  }
+
+  lastAliveVerdict(instanceId: string): boolean | null {
+    return this.read('lastAliveVerdict', () => verdictOfRow(this.sweeps.lastAlive.get(this.agentId, instanceId)));
+  }
+
 
   putInstance(instance: Instance): void {
     const row = instanceToRow(instance);

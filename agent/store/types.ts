@@ -3,7 +3,7 @@
  * migrations. All methods are synchronous (better-sqlite3); `transaction` makes a group of writes atomic.
  * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
  */
-import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, JournalKind, Node } from '../model.js';
+import type { Action, ActionEvent, ActionPlan, Instance, InstanceState, JournalEntry, JournalKind, Node, OperationKind, PowerState } from '../model.js';
 import type { NodeCursor } from './index-queries.js';
 
 export type { NodeCursor } from './index-queries.js';
@@ -48,6 +48,11 @@ export interface Store extends ListQueries {
   listNodes(): Node[];
   /** The ids of the nodes not in maintenance, in id order (power sync reads each node afresh). */
   syncableNodeIds(): string[];
+  /**
+   * What power sync decides a node by, read without decoding its rows (null: no such node). `instance` is null when
+   * the node holds none.
+   */
+  powerSyncView(nodeId: string): PowerSyncView | null;
   /** Insert or replace by id. */
   putNode(node: Node): void;
   deleteNode(id: string): void;
@@ -55,8 +60,16 @@ export interface Store extends ListQueries {
   getInstance(id: string): Instance | null;
   /** Every instance, terminated included, ordered by created_at. */
   listInstances(): Instance[];
-  /** One page of the running instances: those whose id sorts after `after` (null: from the first), in id order, at most `limit`. */
-  listRunningInstances(after: string | null, limit: number): Instance[];
+  /**
+   * One page of the running instances' ids and addresses (the liveness monitor's): those whose id sorts after `after`
+   * (null: from the first), in id order, at most `limit`.
+   */
+  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses'>[];
+  /**
+   * The verdict of this agent's last `instance.alive` journal entry of the instance, or null if there is none (never
+   * journalled, or trimmed): what the liveness monitor compares its first verdict after a start with.
+   */
+  lastAliveVerdict(instanceId: string): boolean | null;
   putInstance(instance: Instance): void;
   /** Removes terminated instances whose terminated_at is before the cutoff (ISO); returns how many. */
   purgeTerminated(beforeIso: string): number;
@@ -114,4 +127,16 @@ export interface Store extends ListQueries {
 
   schemaVersion(): number;
   close(): void;
+}
+
+/** Store.powerSyncView. */
+export interface PowerSyncView {
+  maintenance: boolean;
+  power_state: PowerState;
+  consecutive_power_failures: number;
+  /** The node's last_error's error_type, if it has one. */
+  node_error_type: string | null;
+  /** The node waits for an adoption (adopt set, no instance yet). */
+  adopting: boolean;
+  instance: { id: string; state: InstanceState; task: OperationKind | null; power_state: PowerState; error_type: string | null } | null;
 }

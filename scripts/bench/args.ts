@@ -14,6 +14,8 @@ export interface BenchOptions {
   /** Load window of each req/s figure, seconds. */
   loadS: number;
   out: string;
+  /** Only the heap soak (npm run bench:soak). */
+  soakOnly: boolean;
   help: boolean;
 }
 
@@ -24,6 +26,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --idle S         idle CPU window at default intervals in seconds (default 30: one interval)
   --demo-idle S    idle CPU window at demo intervals in seconds (default 10)
   --load S         window of each req/s figure in seconds (default 3)
+  --soak-only      only the heap soak, at N=1,000 or the largest of --sizes (npm run bench:soak: 600 s)
   --out FILE       JSON file of every figure (default bench-results.json)
   --help           this text`;
 
@@ -41,7 +44,7 @@ function count(flag: string, text: string | undefined, min: number, max: number)
 
 /** @throws UsageError naming the flag at fault. */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { sizes: [10, 100, 1000, 2000], fullUpTo: 1000, soakS: 60, idleS: 30, demoIdleS: 10, loadS: 3, out: 'bench-results.json', help: false };
+  const o: BenchOptions = { sizes: [10, 100, 1000, 2000], fullUpTo: 1000, soakS: 60, idleS: 30, demoIdleS: 10, loadS: 3, out: 'bench-results.json', soakOnly: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => argv[++i];
@@ -74,6 +77,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         o.out = text;
         break;
       }
+      case '--soak-only':
+        o.soakOnly = true;
+        break;
       case '--help':
       case '-h':
         o.help = true;

@@ -3,10 +3,11 @@
  * real daemon as a child process for the process-level figures (RSS, idle CPU, commits, req/s, start to ready, CPU
  * per power operation, heap). Each writes its figures (or a note saying why not) into `res`.
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { pino } from 'pino';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { pino, type Logger } from 'pino';
+import { createLogger } from '../../agent/log.js';
 import { buildAgent } from '../../agent/build-agent.js';
 import { loadConfigFile } from '../../agent/config/load.js';
 import type { BenchOptions } from './args.js';
@@ -26,10 +27,20 @@ const walOf = (stateDir: string) => join(stateDir, 'metald.db-wal');
 async function inProcessAgent(opts: FleetOptions) {
   const fleet = writeFleet({ ...opts, logLevel: 'warn' });
   const agent = await buildAgent(loadConfigFile(fleet.configPath), { log: pino({ level: 'silent' }) });
-  await agent.start();
+  // A first start: the loop's delay from the moment the API would listen (the config's nodes are enrolled before)
+  // through the first power reads and the adoptions they complete.
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  await agent.start({
+    listen: async () => {
+      h.enable();
+    },
+  });
+  h.disable();
+  const startDelay = { maxMs: h.max / 1e6 };
   return {
     fleet,
     agent,
+    startDelay,
     async close() {
       await agent.stop();
       rmSync(fleet.dir, { recursive: true, force: true });
@@ -60,6 +71,7 @@ export async function measureSweeps(n: number, res: SizeResult): Promise<void> {
       const e = performance.eventLoopUtilization(e0);
       return Math.max(0, e.active - baseline * e.idle);
     });
+    res.figures.start_loop_max_ms = a.startDelay.maxMs;
     res.figures.liveness_sweep_ms = sweep.value;
     res.figures.liveness_loop_max_ms = sweep.delay.maxMs;
     res.figures.liveness_loop_p99_ms = sweep.delay.p99Ms;
@@ -117,25 +129,62 @@ async function heapUsedMiB(url: string): Promise<number> {
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 }
 
-/** CPU %, commits/s and (when `heap`) heap growth of an idle daemon over `seconds`. */
-async function idleWindow(d: Child, stateDir: string, seconds: number, heap: boolean) {
-  const heapSamples: number[] = [];
+/** CPU % and commits/s of an idle daemon over `seconds`. */
+async function idleWindow(d: Child, stateDir: string, seconds: number) {
   const c0 = cpuMs(d.pid);
   const t0 = performance.now();
   const commits = new CommitCounter(walOf(stateDir));
-  const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    // The /metrics read costs the daemon a little CPU: every 2 s, only during a soak.
-    if (heap) heapSamples.push(await heapUsedMiB(d.url));
-    await sleep(Math.min(heap ? 2000 : 1000, Math.max(0, end - performance.now())));
-  }
+  await sleep(seconds * 1000);
   const ms = performance.now() - t0;
-  const cpu = ((cpuMs(d.pid) - c0) / ms) * 100;
-  const perS = commits.stop() / (ms / 1000);
-  // Heap is a sawtooth: compare the low-water marks (after a GC) of the first and last quarters.
-  const q = Math.max(1, Math.floor(heapSamples.length / 4));
-  const growth = heapSamples.length >= 4 ? Math.min(...heapSamples.slice(-q)) - Math.min(...heapSamples.slice(0, q)) : null;
-  return { cpu, perS, growth };
+  return { cpu: ((cpuMs(d.pid) - c0) / ms) * 100, perS: commits.stop() / (ms / 1000) };
+}
+
+/**
+ * The daemon's heap after a full GC: SIGUSR2 makes it write a heap snapshot (`--heapsnapshot-signal`), which
+ * collects everything unreachable first; the next /metrics answer (served once the snapshot is written) gives
+ * the heap used then. The snapshot file is removed.
+ */
+async function heapAfterFullGc(d: Child, dir: string): Promise<number> {
+  const snapshots = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = new Set(snapshots());
+  process.kill(d.pid, 'SIGUSR2');
+  const deadline = performance.now() + 120_000;
+  let file: string | undefined;
+  let size = -1;
+  for (;;) {
+    if (performance.now() > deadline) throw new Error('no heap snapshot written within 120 s of SIGUSR2');
+    await sleep(200);
+    file ??= snapshots().find((f) => !before.has(f));
+    if (!file) continue;
+    const now = statSync(join(dir, file)).size;
+    if (now > 0 && now === size) break;
+    size = now;
+  }
+  const used = await heapUsedMiB(d.url);
+  rmSync(join(dir, file), { force: true });
+  return used;
+}
+
+/**
+ * Heap growth of an idle daemon (N adopted + 30 free nodes, default intervals) over `seconds`: heap after a full GC,
+ * at the end minus at the start. Its fake BMCs keep a command log of 1 (full from the start's reads): the log is the
+ * simulated BMC's memory, not metald's, and at 20 it fills by one entry per node and sweep (2.5 MiB at 1,000 over
+ * 600 s of 30 s sweeps).
+ */
+async function heapSoak(n: number, seconds: number, res: SizeResult): Promise<void> {
+  const fleet = writeFleet({ adopted: n, free: CREATES, intervals: DEFAULT_INTERVALS, commandLog: 1 });
+  const d = await spawnDaemon(fleet.configPath, 120_000, ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${fleet.dir}`]);
+  try {
+    // Let the start's garbage and lazily built state settle before the first mark.
+    await sleep(5000);
+    const start = await heapAfterFullGc(d, fleet.dir);
+    await sleep(seconds * 1000);
+    const end = await heapAfterFullGc(d, fleet.dir);
+    res.figures.heap_growth_mib = end - start;
+  } finally {
+    await d.stop();
+    rmSync(fleet.dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -201,7 +250,7 @@ async function inflightRestart(fleet: Fleet, res: SizeResult): Promise<void> {
 export interface DaemonPlan {
   /** Everything (else: first start and RSS only). */
   full: boolean;
-  /** The idle window doubles as the heap soak (N=1,000). */
+  /** The heap soak, on a daemon of its own (N=1,000). */
   soak: boolean;
   /** Restart with 30 creates in flight at a SIGKILL. */
   inflight: boolean;
@@ -222,15 +271,6 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
       return;
     }
     await readRates(d, fleet, opts.loadS, res);
-    // Idle CPU and commits over a window of their own: the soak's heap reads (/metrics every 2 s) cost the daemon
-    // CPU that is not idle work (a Prometheus scrape comes every 15-60 s).
-    const idle = await idleWindow(d, fleet.stateDir, opts.idleS, false);
-    res.figures.idle_cpu_default_pct = idle.cpu;
-    res.figures.idle_commits_per_s = idle.perS;
-    if (plan.soak && opts.soakS > 0) {
-      const soak = await idleWindow(d, fleet.stateDir, opts.soakS, true);
-      if (soak.growth !== null) res.figures.heap_growth_mib = soak.growth;
-    }
     await cpuPerPowerOp(d, fleet, res);
     await d.stop();
 
@@ -238,18 +278,68 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
     res.figures.restart_ready_s = d.readyMs / 1000;
     await d.stop();
 
+    // Demo intervals: the first sweeps (5 s after ready) journal the first liveness verdicts of this fleet.
     const demo = writeFleet({ adopted: n, free: CREATES, intervals: DEMO_INTERVALS, stateDir: fleet.stateDir });
     d = await spawnDaemon(demo.configPath);
     await sleep(500);
-    const idleDemo = await idleWindow(d, fleet.stateDir, opts.demoIdleS, false);
+    const idleDemo = await idleWindow(d, fleet.stateDir, opts.demoIdleS);
     res.figures.idle_cpu_demo_pct = idleDemo.cpu;
     res.figures.idle_commits_demo_per_s = idleDemo.perS;
     await d.stop();
     rmSync(demo.dir, { recursive: true, force: true });
 
+    // Idle at default intervals, nothing changing: a start on the same state (the verdicts journalled), the window
+    // from 1 s after ready for --idle seconds (by default one interval: the sweeps due then are inside), its own
+    // window (no request is sent in it).
+    d = await spawnDaemon(fleet.configPath);
+    await sleep(1000);
+    const idle = await idleWindow(d, fleet.stateDir, opts.idleS);
+    res.figures.idle_cpu_default_pct = idle.cpu;
+    res.figures.idle_commits_per_s = idle.perS;
+    await d.stop();
+
+    if (plan.soak && opts.soakS > 0) await heapSoak(n, opts.soakS, res);
     if (plan.inflight) await inflightRestart(fleet, res);
     else res.notes.inflight_ready_s = 'measured at the smallest size and at 1,000 only (about 30 s each before issue 7)';
   } finally {
     rmSync(fleet.dir, { recursive: true, force: true });
   }
+}
+
+/** The heap soak alone (`--soak-only`). */
+export function measureSoak(n: number, seconds: number, res: SizeResult): Promise<void> {
+  return heapSoak(n, seconds, res);
+}
+
+/**
+ * A request's two log lines (fastify's `incoming request` and `request completed`, with a request-id child) through
+ * metald's logger (agent/log.ts: explicit redact paths and the line hook) over the same lines through plain pino,
+ * both into a destination that drops them: CPU time per pair, the ratio of the two (issue 7 point 3: at most 2x).
+ */
+export function measureLogLine(res: SizeResult): void {
+  const sink = { write: (_line: string) => true };
+  const plain = pino({}, sink);
+  const ours = createLogger({ destination: sink });
+  const lines = (log: Logger, k: number) => {
+    const child = log.child({ reqId: `req-${k}` });
+    child.info({ req: { method: 'GET', url: `/v1/${PROJECT}/instances?limit=100`, host: '127.0.0.1:8080', remoteAddress: '127.0.0.1', remotePort: 40000 + (k % 1000) } }, 'incoming request');
+    child.info({ res: { statusCode: 200 }, responseTime: 1.234 }, 'request completed');
+  };
+  const perPair = (log: Logger) => {
+    const rounds = 20_000;
+    for (let k = 0; k < 2000; k++) lines(log, k);
+    const c0 = process.cpuUsage();
+    for (let k = 0; k < rounds; k++) lines(log, k);
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / rounds;
+  };
+  // Alternate, best of three each: the machine's other load lands on both.
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    a.push(perPair(plain));
+    b.push(perPair(ours));
+  }
+  res.figures.log_line_us = Math.min(...b);
+  res.figures.log_line_ratio = Math.min(...b) / Math.min(...a);
 }

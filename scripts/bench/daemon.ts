@@ -21,10 +21,10 @@ export interface Child {
 }
 
 /** Spawns `node script args` and resolves when `isReady(line)` first holds (`url(line)` gives the URL when it can). */
-function spawnUntil(script: string, args: string[], isReady: (line: string) => boolean, urlOf: (line: string) => string | null, timeoutMs: number): Promise<Child> {
+function spawnUntil(script: string, args: string[], isReady: (line: string) => boolean, urlOf: (line: string) => string | null, timeoutMs: number, nodeArgs: string[] = []): Promise<Child> {
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first (npm run bench does)`);
   const t0 = performance.now();
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let url = '';
   let rest = '';
@@ -73,13 +73,15 @@ const field = (line: string, key: string): unknown => {
   }
 };
 
-export function spawnDaemon(configPath: string, timeoutMs = 120_000): Promise<Child> {
+/** `nodeArgs`: options of node itself (before the script), e.g. the heap soak's `--heapsnapshot-signal`. */
+export function spawnDaemon(configPath: string, timeoutMs = 120_000, nodeArgs: string[] = []): Promise<Child> {
   return spawnUntil(
     MAIN,
     ['--config', configPath],
     (line) => line.includes('"ready"') && field(line, 'msg') === 'ready',
     (line) => (line.includes('"api listening"') ? ((field(line, 'url') as string | undefined) ?? null) : null),
     timeoutMs,
+    nodeArgs,
   );
 }
 

@@ -31,6 +31,8 @@ export interface FleetOptions {
   /** Fake install duration of the free nodes (long: creates stay in flight). */
   install?: string;
   stateDir?: string;
+  /** Each fake BMC's command log bound (the simulation's memory, not metald's); default 20. */
+  commandLog?: number;
 }
 
 export interface Fleet {
@@ -65,7 +67,8 @@ export function writeFleet(opts: FleetOptions): Fleet {
     const adopted = i <= opts.adopted;
     // command_log: a fake BMC's in-memory command log (the fake's, not metald's) kept small, so the RSS measured is
     // metald's own and not the simulation's (1,000 commands a node by default, ~130 B each).
-    const fake = adopted ? '{initial_power: "on", os_installed: debian-12, command_log: 20}' : `{install: ${opts.install ?? '60s'}, command_log: 20}`;
+    const log = opts.commandLog ?? 20;
+    const fake = adopted ? `{initial_power: "on", os_installed: debian-12, command_log: ${log}}` : `{install: ${opts.install ?? '60s'}, command_log: ${log}}`;
     let node = `  - id: ${nodeIdOf(i)}
     name: node-${i}
     type: small

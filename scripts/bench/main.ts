@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, USAGE, UsageError, type BenchOptions } from './args.js';
-import { measureCreates, measureDaemon, measureSweeps } from './core.js';
+import { measureCreates, measureDaemon, measureLogLine, measureSoak, measureSweeps } from './core.js';
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
@@ -32,6 +32,14 @@ async function run(opts: BenchOptions): Promise<BenchResults> {
   const full = opts.sizes.filter((n) => n <= opts.fullUpTo);
   const soakAt = full.includes(1000) ? 1000 : full[full.length - 1];
   const sizes: SizeResult[] = [];
+  if (opts.soakOnly) {
+    const n = opts.sizes.includes(1000) ? 1000 : opts.sizes[opts.sizes.length - 1]!;
+    const res: SizeResult = { n, subset: true, figures: {}, notes: {} };
+    sizes.push(res);
+    log(`N=${n}: heap soak, ${opts.soakS} s`);
+    await measureSoak(n, opts.soakS, res);
+    return { startedAt: new Date().toISOString(), node: process.version, cpus: availableParallelism(), peer, soakS: opts.soakS, sizes, elapsedS: (performance.now() - t0) / 1000 };
+  }
   for (const n of opts.sizes) {
     const res: SizeResult = { n, subset: n > opts.fullUpTo, figures: {}, notes: {} };
     sizes.push(res);
@@ -44,6 +52,7 @@ async function run(opts: BenchOptions): Promise<BenchResults> {
       }
     };
     await step('sweeps', () => measureSweeps(n, res));
+    measureLogLine(res);
     if (!res.subset) await step('creates', () => measureCreates(n, res));
     await step('daemon', () => measureDaemon(n, { full: !res.subset, soak: n === soakAt && opts.soakS > 0, inflight: n === full[0] || n === 1000 }, opts, res));
   }

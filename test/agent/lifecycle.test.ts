@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
 import { Lifecycle, LifecycleError, type Component } from '../../agent/lifecycle.js';
-import { base, parseObj } from './config/helpers.js';
+import { base, NODE_ID, parseObj } from './config/helpers.js';
 
 function recorder(): { log: string[]; component(name: string, fail?: { start?: boolean; stop?: boolean }): Component } {
   const log: string[] = [];
@@ -89,6 +89,20 @@ describe("the agent's components", () => {
     expect(a.engine.ready().ready).toBe(true);
     await a.stop();
     expect(() => a.store.listInstances()).toThrow();
+  });
+
+  it('the config\'s nodes are enrolled before the API listens (their one transaction holds the loop when no request can wait)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'metald-lifecycle-'));
+    const doc = base();
+    doc.state_dir = join(dir, 'state');
+    doc.api.tokens = [];
+    doc.allow_fake_drivers = true;
+    doc.nodes[0].bmc = { driver: 'fake', address: 'fake://node-01' };
+    const a = await buildAgent(parseObj(doc).config, { log: pino({ level: 'silent' }) });
+    let atListen: string[] | null = null;
+    await a.start({ listen: () => ((atListen = a.store.listNodes().map((n) => n.id)), Promise.resolve()) });
+    expect(atListen).toEqual([NODE_ID(1)]);
+    await a.stop();
   });
 
   it('an API that cannot listen: nothing after it starts, the store is closed, the error names the API', async () => {

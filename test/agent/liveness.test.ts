@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Liveness } from '../../agent/liveness.js';
 import type { Instance } from '../../agent/model.js';
 import type { Clock, PingResult, Pinger } from '../../agent/ports.js';
-import { openStore, type SqliteStore } from '../../agent/store/sqlite.js';
+import Database from 'better-sqlite3';
+import { DB_FILE_NAME, openStore, type SqliteStore } from '../../agent/store/sqlite.js';
+import { LAST_ALIVE_SQL } from '../../agent/store/sweeps.js';
 import { makeInstance } from './api/stub-service.js';
 
 class ScriptedPinger implements Pinger {
@@ -124,6 +126,39 @@ describe('the liveness monitor over a fleet', () => {
     expect(changes).toHaveLength(25);
     await live.sweepOnce(page);
     expect(calls).toEqual([10, 10, 5]);
+  });
+
+  it('after a restart journals only the verdicts that changed: the first verdict is compared with the last one journalled', async () => {
+    const s = fleet(25);
+    const pinger = new ScriptedPinger();
+    const running = s.listInstances().filter((i) => i.state === 'running');
+    for (const i of running) pinger.alive.add(i.addresses[0]!.addr);
+    const clock: Clock = { now: () => 1_000_000, sleep: async () => undefined };
+    // A process: its own Liveness, journalling to the store as the engine does (one commit per page).
+    const start = () =>
+      new Liveness(pinger, clock, () => ({ interval_ms: 30_000, timeout_ms: 100, retries: 0, batch: 10 }), (list) => {
+        s.transaction(() => {
+          for (const c of list) s.appendJournal({ kind: 'instance.alive', instance_id: c.instanceId, cause: 'monitor', data: { alive: c.alive } });
+        });
+      }, (id) => s.lastAliveVerdict(id));
+    const page = (after: string | null, limit: number) => s.listRunningInstances(after, limit);
+    const alive = () => s.readJournal(1, 1000).filter((e) => e.kind === 'instance.alive');
+    expect(s.lastAliveVerdict(running[0]!.id)).toBeNull();
+    await start().sweepOnce(page);
+    expect(alive()).toHaveLength(25);
+    // The next start: nothing changed but one instance that went silent.
+    pinger.alive.delete(running[3]!.addresses[0]!.addr);
+    await start().sweepOnce(page);
+    const after = alive().slice(25);
+    expect(after.map((e) => [e.instance_id, e.data])).toEqual([[running[3]!.id, { alive: false }]]);
+    expect(s.lastAliveVerdict(running[3]!.id)).toBe(false);
+    expect(s.lastAliveVerdict(running[4]!.id)).toBe(true);
+    // One instance's entries through the partial index, newest first: no scan of the journal, no sort.
+    const db = new Database(join(dir, DB_FILE_NAME), { readonly: true });
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${LAST_ALIVE_SQL}`).all('test-agent', 'x') as { detail: string }[]).map((r) => r.detail).join('; ');
+    db.close();
+    expect(plan).toMatch(/SEARCH journal USING (COVERING )?INDEX journal_alive \(agent_id=\? AND instance_id=\?\)/);
+    expect(plan).not.toMatch(/TEMP B-TREE/);
   });
 
   it('probes every running instance (and only those), one page of `batch` per ping call, read from the store by page', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { boundedDestination, createLogger, LOG_BUFFER_MAX, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
+import { boundedDestination, createLogger, isoTimeCached, LOG_BUFFER_MAX, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
 
 function capture() {
   const lines: string[] = [];
@@ -148,5 +148,19 @@ describe('the log destination', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('isoTimeCached', () => {
+  it("gives pino's ISO time field, formatted once per millisecond", () => {
+    let now = Date.parse('2026-12-02T03:00:00.123Z');
+    const time = isoTimeCached(() => now);
+    expect(time()).toBe(',"time":"2026-12-02T03:00:00.123Z"');
+    const first = time();
+    expect(time()).toBe(first);
+    now += 1;
+    expect(time()).toBe(',"time":"2026-12-02T03:00:00.124Z"');
+    now += 60_000;
+    expect(time()).toBe(',"time":"2026-12-02T03:01:00.124Z"');
   });
 });

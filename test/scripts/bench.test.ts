@@ -13,7 +13,11 @@ describe('parseArgs', () => {
   test('defaults: the issue sizes, a 60 s soak, one default interval of idle', () => {
     const o = parseArgs([]);
     expect(o.sizes).toEqual([10, 100, 1000, 2000]);
-    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.help]).toEqual([60, 30, 1000, 'bench-results.json', false]);
+    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.soakOnly, o.help]).toEqual([60, 30, 1000, 'bench-results.json', false, false]);
+  });
+
+  test('--soak-only (npm run bench:soak) runs the heap soak alone', () => {
+    expect(parseArgs(['--soak-only', '--sizes', '1000', '--soak', '600'])).toMatchObject({ soakOnly: true, sizes: [1000], soakS: 600 });
   });
 
   test('sizes are sorted and deduplicated; --soak 600 is the issue soak', () => {

@@ -9,8 +9,9 @@ import type { Bmc } from '../../../drivers/types.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import type { Config } from '../../../agent/config/types.js';
 import type { Node } from '../../../agent/model.js';
-import { PowerSync } from '../../../agent/operations/power-sync.js';
+import { PowerSync, readChanges } from '../../../agent/operations/power-sync.js';
 import { openStore, type SqliteStore } from '../../../agent/store/sqlite.js';
+import type { PowerSyncView } from '../../../agent/store/types.js';
 import { waitFor } from '../../helpers/daemon.js';
 import { sleep } from '../../helpers/engine.js';
 import { nodeId, writeConfig } from '../../helpers/harness.js';
@@ -31,7 +32,7 @@ interface Setup {
   recorded: string[];
 }
 
-/** A PowerSync over nodes 1..n (free, powered on), `busy` and `running` being what the engine has in flight. */
+/** A PowerSync over nodes 1..n (free, powered on, reading off), `busy` and `running` being what the engine has in flight. */
 function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number; whileReading?: (nodeId: string) => Promise<void> } = {}): Setup {
   const { dir, configPath } = writeConfig();
   const loaded = loadConfigFile(configPath);
@@ -48,7 +49,8 @@ function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number;
       readPower: async () => {
         reads.push(node.id);
         await opts.whileReading?.(node.id);
-        return { power: 'on' as const, tried: ['fake'], succeeded: 'fake' };
+        // Off, on nodes recorded on: each reading is a change to record (one that changes nothing is not recorded).
+        return { power: 'off' as const, tried: ['fake'], succeeded: 'fake' };
       },
     }) as unknown as Bmc;
   const sync = new PowerSync({
@@ -131,5 +133,52 @@ describe('power sync loop', () => {
     expect(recorded).toEqual([nodeId(1)]);
     await sleep(40);
     expect(reads).toEqual([nodeId(1)]);
+  });
+});
+
+describe('the power-sync view and what a read changes', () => {
+  const unreachable = { error_code: 'BMC_ERR_UNREACHABLE', error_msg: 'x', error_type: 'bmc_unreachable_error' } as const;
+
+  it('the store view carries what the rows say, the instance joined', () => {
+    const { store } = setup();
+    const inst = makeInstance({ node_id: nodeId(1), state: 'stopped', power_state: 'off', task: 'power-on', error: unreachable });
+    store.putNode(makeNode({ id: nodeId(1), name: 'node-01', instance_id: inst.id, power_state: 'off', consecutive_power_failures: 2, last_error: unreachable }));
+    store.putInstance(inst);
+    store.putNode(makeNode({ id: nodeId(2), name: 'node-02', maintenance: true, adopt: { instance_id: 'cbce6087-0000-4000-8000-00000000aaaa', project_id: 'p', user_id: 'u', name: 'vm', addresses: [] } }));
+    expect(store.powerSyncView(nodeId(1))).toEqual({
+      maintenance: false,
+      power_state: 'off',
+      consecutive_power_failures: 2,
+      node_error_type: 'bmc_unreachable_error',
+      adopting: false,
+      instance: { id: inst.id, state: 'stopped', task: 'power-on', power_state: 'off', error_type: 'bmc_unreachable_error' },
+    });
+    expect(store.powerSyncView(nodeId(2))).toMatchObject({ maintenance: true, adopting: true, instance: null, node_error_type: null });
+    expect(store.powerSyncView(nodeId(3))).toBeNull();
+  });
+
+  it('readChanges: only a read that differs from the rows, or clears a failure, or is drift', () => {
+    const v = (o: Partial<PowerSyncView> = {}, i: Partial<NonNullable<PowerSyncView['instance']>> | null = {}): PowerSyncView => ({
+      maintenance: false,
+      power_state: 'on',
+      consecutive_power_failures: 0,
+      node_error_type: null,
+      adopting: false,
+      instance: i === null ? null : { id: 'i', state: 'running', task: null, power_state: 'on', error_type: null, ...i },
+      ...o,
+    });
+    expect(readChanges(v(), 'on')).toBe(false);
+    expect(readChanges(v({}, null), 'on')).toBe(false);
+    expect(readChanges(v({}, { state: 'terminated', power_state: 'off' }), 'on')).toBe(false);
+    expect(readChanges(v({ power_state: 'off' }), 'on')).toBe(true);
+    expect(readChanges(v({ consecutive_power_failures: 1 }), 'on')).toBe(true);
+    expect(readChanges(v({ node_error_type: 'bmc_unreachable_error' }), 'on')).toBe(true);
+    expect(readChanges(v({ node_error_type: 'other_error' }), 'on')).toBe(false);
+    expect(readChanges(v({}, { power_state: 'off' }), 'on')).toBe(true);
+    expect(readChanges(v({}, { error_type: 'bmc_unreachable_error' }), 'on')).toBe(true);
+    // Drift: the rows already say off, but the instance is still running (and stopped but on).
+    expect(readChanges(v({ power_state: 'off' }, { power_state: 'off' }), 'off')).toBe(true);
+    expect(readChanges(v({}, { state: 'stopped' }), 'on')).toBe(true);
+    expect(readChanges(v({ power_state: 'off' }, { state: 'stopped', power_state: 'off' }), 'off')).toBe(false);
   });
 });

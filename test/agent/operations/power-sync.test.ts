@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runningInstance, sleep } from '../../helpers/engine.js';
 import { ADOPTED_ID, PROJECT, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
 import type { StoreWriteOp } from '../../../agent/store/sqlite.js';
+import { ADOPTIONS_PER_COMMIT } from '../../../agent/operations/power-sync.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -90,8 +91,8 @@ describe('adoption', () => {
     expect(h.agent.store.getNode(nodeId(4))!.last_error).toBeNull();
   });
 
-  it('adopts every waiting node of a start in one commit, not one per node', async () => {
-    const M = 6;
+  it('adopts the waiting nodes of a start ADOPTIONS_PER_COMMIT per commit, not one per node', async () => {
+    const M = ADOPTIONS_PER_COMMIT + 8;
     const adopted = (k: number) => `cbce6087-6156-453c-a512-${String(k).padStart(12, '0')}`;
     const more = Array.from({ length: M }, (_, k) => {
       const i = 10 + k;
@@ -114,6 +115,6 @@ describe('adoption', () => {
     }
     const commits = new Set(writes.filter(([op]) => op === 'putInstance').map(([, t]) => t));
     expect(writes.filter(([op]) => op === 'putInstance')).toHaveLength(M);
-    expect(commits.size).toBe(1);
+    expect(commits.size).toBe(2);
   });
 });
