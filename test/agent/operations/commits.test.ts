@@ -5,10 +5,11 @@
  * and the step's close with the reading and the operation's end. A reboot is two such steps.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PowerTarget } from '../../../agent/model.js';
+import type { PowerTarget } from '../../../agent/service.js';
 import { drive } from '../../helpers/engine.js';
-import { ADOPTED_ID, ctx, startHarness, type Harness } from '../../helpers/harness.js';
+import { ADOPTED_ID, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
+import type { StoreWriteOp } from '../../../agent/store/sqlite.js';
 import { CommitCounter } from '../../helpers/store-fault.js';
 
 let h: Harness | null = null;
@@ -17,8 +18,8 @@ afterEach(async () => {
   h = null;
 });
 
-/** Runs one power request on the adopted instance to its end; returns the commits it made and the action's events. */
-async function commitsOf(harness: Harness, clock: ManualClock, counter: CommitCounter, target: PowerTarget): Promise<number> {
+/** Runs one power request on the adopted instance to its end; returns the writes of each commit it made. */
+async function commitsOf(harness: Harness, clock: ManualClock, counter: CommitCounter, target: PowerTarget): Promise<StoreWriteOp[][]> {
   const before = counter.count;
   const res = await harness.agent.engine.setInstancePower(ctx(), ADOPTED_ID, { target });
   expect(res.accepted).toBe(true);
@@ -26,7 +27,16 @@ async function commitsOf(harness: Harness, clock: ManualClock, counter: CommitCo
   const action = harness.agent.store.getAction(res.action!.request_id)!;
   expect(action.message).toBeNull();
   expect(action.events.every((e) => e.result === 'Success' && e.finish_time !== null)).toBe(true);
-  return counter.count - before;
+  expect(action.plan?.data['0_sent']).toBe(true);
+  return counter.commits.slice(before);
+}
+
+/** A power step's two commits: its start with the `sent` mark, then its close with the reading (and, last, the end). */
+function expectStep(start: StoreWriteOp[], close: StoreWriteOp[], last: boolean): void {
+  expect(start).toEqual(['appendActionEvent', 'appendJournal', 'setActionPlan']);
+  expect(close.slice(0, 2)).toEqual(['updateActionEvent', 'appendJournal']);
+  expect(close).toContain('putNode'); // the reading, on the node and the instance
+  expect(close.includes('putAction')).toBe(last); // the action closed (finishSuccess)
 }
 
 describe('commits per power operation', () => {
@@ -34,9 +44,14 @@ describe('commits per power operation', () => {
     const clock = new ManualClock();
     const counter = new CommitCounter();
     h = await startHarness({ nodes: 0, adopt: true, clock, storeFault: counter });
-    expect(await commitsOf(h, clock, counter, 'off')).toBe(6);
+    const off = await commitsOf(h, clock, counter, 'off');
+    expect(off).toHaveLength(3);
+    expect(off[0]).toContain('insertAction');
+    expectStep(off[1]!, off[2]!, true);
     expect(h.agent.engine.getInstance(ctx(), ADOPTED_ID)).toMatchObject({ state: 'stopped', power_state: 'off', task: null, target_power_state: null });
-    expect(await commitsOf(h, clock, counter, 'on')).toBe(6);
+    const on = await commitsOf(h, clock, counter, 'on');
+    expect(on).toHaveLength(3);
+    expectStep(on[1]!, on[2]!, true);
     expect(h.agent.engine.getInstance(ctx(), ADOPTED_ID)).toMatchObject({ state: 'running', power_state: 'on', task: null, target_power_state: null });
   });
 
@@ -44,7 +59,37 @@ describe('commits per power operation', () => {
     const clock = new ManualClock();
     const counter = new CommitCounter();
     h = await startHarness({ nodes: 0, adopt: true, clock, storeFault: counter });
-    expect(await commitsOf(h, clock, counter, 'reboot')).toBe(11);
+    const reboot = await commitsOf(h, clock, counter, 'reboot');
+    expect(reboot).toHaveLength(5);
+    expectStep(reboot[1]!, reboot[2]!, false);
+    expectStep(reboot[3]!, reboot[4]!, true);
     expect(h.agent.engine.getInstance(ctx(), ADOPTED_ID)).toMatchObject({ state: 'running', power_state: 'on', task: null });
   });
 });
+
+describe("a power step's start", () => {
+  it('fails before its command left (the BMC busy past the call deadline): its event opened and closed Error in one commit', async () => {
+    const counter = new CommitCounter();
+    // Every call waits out a 1 s gap after the previous one, beyond its 100 ms deadline: BMC_ERR_BUSY, nothing sent.
+    h = await startHarness({ nodes: 0, adopt: true, storeFault: counter, editConfig: (y) => y.replace('bmc: {min_gap: 0ms}', 'bmc: {min_gap: 1s}').replace('bmc_call: 2s', 'bmc_call: 100ms') });
+    const sets = () => h!.agent.lab!.commands(nodeId(1)).filter((x) => x.op === 'power.set').length;
+    const sent = sets();
+    const res = await h.agent.engine.setInstancePower(ctx(), ADOPTED_ID, { target: 'off' });
+    expect(res.accepted).toBe(true);
+    const before = counter.count;
+    await h.agent.engine.idle();
+    const action = h.agent.store.getAction(res.action!.request_id)!;
+    expect(action.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Error']]);
+    expect(action.events[0]!.traceback).toMatch(/BMC_ERR_BUSY/);
+    expect(action.message).toMatch(/step 'power_off' failed/);
+    expect(action.plan?.data['0_sent']).toBeUndefined();
+    expect(sets()).toBe(sent);
+    // The step's event (opened and closed), then the failure recorded.
+    expect(counter.commits.slice(before).map((c) => c.filter((op) => op !== 'appendJournal'))).toEqual([
+      ['appendActionEvent', 'setActionPlan', 'updateActionEvent'],
+      ['putInstance', 'putAction'],
+    ]);
+    expect(h.agent.engine.getInstance(ctx(), ADOPTED_ID)).toMatchObject({ state: 'running', task: null, error: { error_type: 'power_off_error' } });
+  });
+});
+
