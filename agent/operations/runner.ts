@@ -51,10 +51,12 @@ interface Run {
   signal: AbortSignal;
   plan: Plan;
   data: PlanData;
+  /** The instance's node, once read (an instance never moves). */
+  nodeId?: string;
 }
 
 /** Where a launched plan starts: from its first step, or resuming what a restart interrupted. */
-export type Start = { from: 'start' } | { from: 'resume'; action: Action } | { from: 'fail'; error: StepFailed };
+export type Start = { from: 'start'; action?: Action } | { from: 'resume'; action: Action } | { from: 'fail'; error: StepFailed };
 
 /** A run whose plan could not be built (its failure is still recorded). */
 type FailingRun = Omit<Run, 'plan' | 'data'> & Partial<Pick<Run, 'plan' | 'data'>>;
@@ -129,8 +131,9 @@ export class Runner {
           await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal }, start.error);
           return;
         }
-        const action = start.from === 'resume' ? start.action : this.store.getAction(requestId);
-        const data = (action?.plan?.data ?? null) as PlanData | null;
+        const action = start.from === 'start' ? start.action ?? this.store.getAction(requestId) : start.action;
+        // A copy: the run patches its data as it goes (the action it was given may be its acceptor's).
+        const data = (action?.plan?.data ? { ...action.plan.data } : null) as PlanData | null;
         if (!data?.inputs) throw new StepFailed('start', 'AGENT_ERR_INTERNAL', `the action ${requestId} keeps no plan`);
         if (start.from === 'resume' && data.failed) {
           // The restart came while the failure was being recorded: finish recording it.
@@ -305,7 +308,7 @@ export class Runner {
   /** A step's context; `save` is the running step's (which may open its event), else a plain write of the data. */
   private context(run: Run, index: number, save: StepContext['save'] = (patch) => this.setPlan(run, index, patch)): StepContext {
     const inst = () => this.store.getInstance(run.instanceId)!;
-    const node = () => this.nodeOf(inst());
+    const node = () => this.nodeOf((run.nodeId ??= inst().node_id), run.instanceId);
     return {
       instanceId: run.instanceId,
       requestId: run.requestId,
@@ -367,7 +370,7 @@ export class Runner {
       patch.addresses = [];
       this.deps.liveness.forget(run.instanceId);
     }
-    this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
+    this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) }, inst);
     this.rec.closeAction(run.requestId, null);
   }
 
@@ -456,9 +459,9 @@ export class Runner {
     return this.store.getInstance(run.instanceId)!;
   }
 
-  private nodeOf(inst: Instance): Node {
-    const node = this.store.getNode(inst.node_id);
-    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
+  private nodeOf(nodeId: string, instanceId: string): Node {
+    const node = this.store.getNode(nodeId);
+    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${instanceId} names a node that does not exist`);
     return node;
   }
 

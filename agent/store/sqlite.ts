@@ -31,6 +31,7 @@ import {
   rowToJournal,
   rowToNode,
   type ActionRow,
+  type InstanceRow,
   type JournalRow,
   type Params,
 } from './rows.js';
@@ -94,6 +95,8 @@ export class SqliteStore implements Store {
   private transactions = 0;
   private readonly hooks: AfterCommitHooks;
   private readonly index: IndexQueries;
+  /** One transaction wrapper for every write and `transaction` (better-sqlite3 builds one per call otherwise). */
+  private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -106,6 +109,7 @@ export class SqliteStore implements Store {
     this.index = new IndexQueries(db);
     this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
     this.sweeps = prepareSweeps(db);
+    this.tx = db.transaction((fn: () => unknown) => fn());
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -162,7 +166,7 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      return this.db.transaction(fn).immediate();
+      return this.tx.immediate(fn) as T;
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
@@ -189,7 +193,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     if (!this.db.inTransaction) this.transactions += 1;
     let fromCaller = false;
-    const body = this.db.transaction(() => {
+    const body = () => {
       let result: T;
       try {
         result = fn();
@@ -203,11 +207,11 @@ export class SqliteStore implements Store {
         throw new StoreError('transaction function must be synchronous (it returned a promise); rolled back');
       }
       return result;
-    });
+    };
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return this.hooks.level(() => body.immediate());
+      return this.hooks.level(() => this.tx.immediate(body) as T);
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
@@ -233,10 +237,11 @@ export class SqliteStore implements Store {
 
   putNode(node: Node): void {
     const row = nodeToRow(node);
-    const held = heldByNode(node);
     this.write('putNode', () => {
+      const old = this.stmts.adoptOf.get(node.id);
       this.stmts.putNode.run(row);
-      this.index.syncNode(node.id, held);
+      // What a node holds is its waiting adoption's addresses: unchanged adoption, unchanged holding.
+      if (!old || old.adopt !== row['adopt']) this.index.syncNode(node.id, heldByNode(node));
     });
   }
 
@@ -266,10 +271,10 @@ export class SqliteStore implements Store {
 
   putInstance(instance: Instance): void {
     const row = instanceToRow(instance);
-    const held = heldByInstance(instance);
     this.write('putInstance', () => {
+      const old = this.stmts.holdingOf.get(instance.id);
       this.stmts.putInstance.run(row);
-      this.index.syncInstance(instance.id, held);
+      if (!old || !sameHolding(old, row)) this.index.syncInstance(instance.id, heldByInstance(instance));
     });
   }
 
@@ -328,6 +333,10 @@ export class SqliteStore implements Store {
       this.stmts.deleteEvents.run(action.request_id);
       for (const e of events) this.stmts.insertEvent.run(e);
     });
+  }
+
+  finishAction(requestId: string, finishTime: string, message: string | null): { instance_id: string; action: string } | null {
+    return this.write('putAction', () => this.stmts.finishAction.get(finishTime, message, requestId) ?? null);
   }
 
   getAction(requestId: string): Action | null {
@@ -409,7 +418,9 @@ export class SqliteStore implements Store {
         data,
       };
       this.stmts.insertJournal.run(row as unknown as Params);
-      return rowToJournal(row);
+      // The entry as written, its data the caller's (not parsed back from the row just stringified).
+      const { data: _json, ...fields } = row;
+      return { ...fields, kind: entry.kind, data: entry.data ?? {} };
     });
   }
 
@@ -469,6 +480,19 @@ export class SqliteStore implements Store {
       throw new StoreError(`store close failed: ${describe(e)}`, { cause: e });
     }
   }
+}
+
+/**
+ * Whether two rows of an instance hold the same addresses (index-queries.ts heldByInstance reads only these): then
+ * a write leaves `held_addresses` as it is.
+ */
+function sameHolding(old: Pick<InstanceRow, 'node_id' | 'state' | 'task' | 'addresses' | 'extra'>, row: Params): boolean {
+  if (old.node_id !== row['node_id'] || old.addresses !== row['addresses']) return false;
+  if ((old.state === 'terminated') !== (row['state'] === 'terminated')) return false;
+  // With an operation in flight, its modify-ip reservation (`extra.pending_ip`) is held too: the same `extra`, or
+  // none on either side (a power operation taking or releasing the lock holds nothing more).
+  const reservation = (task: unknown, extra: unknown) => (task !== null && typeof extra === 'string' && extra.includes('"pending_ip"') ? extra : '');
+  return reservation(old.task, old.extra) === reservation(row['task'], row['extra']);
 }
 
 /** The schema version this build writes (re-exported for diagnostics). */

@@ -56,7 +56,7 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
     // records its own reading, with cause `recovery`, and returns none).
     record(c, out) {
       const power = (out as { power?: unknown } | undefined)?.power;
-      if (power === 'on' || power === 'off') c.rec.recordPower(c.node().id, power, 'operation');
+      if (power === 'on' || power === 'off') c.rec.recordPower(c.node(), power, 'operation');
     },
     async verify(c) {
       if (c.data[sentKey(c)] !== true) return this.run(c);

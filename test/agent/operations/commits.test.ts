@@ -4,7 +4,7 @@
  * One on or off: the acceptance (before the 202), the step's start with its `sent` mark (before the command leaves),
  * and the step's close with the reading and the operation's end. A reboot is two such steps.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PowerTarget } from '../../../agent/service.js';
 import { drive } from '../../helpers/engine.js';
 import { ADOPTED_ID, ctx, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
@@ -64,6 +64,23 @@ describe('commits per power operation', () => {
     expectStep(reboot[1]!, reboot[2]!, false);
     expectStep(reboot[3]!, reboot[4]!, true);
     expect(h.agent.engine.getInstance(ctx(), ADOPTED_ID)).toMatchObject({ state: 'running', power_state: 'on', task: null });
+  });
+});
+
+describe('reads per power operation', () => {
+  it('power off: the rows read (each one a parse) are counted; the action is read only to answer and by this test', async () => {
+    const clock = new ManualClock();
+    h = await startHarness({ nodes: 0, adopt: true, clock });
+    const store = h.agent.store;
+    const reads = { instance: vi.spyOn(store, 'getInstance'), node: vi.spyOn(store, 'getNode'), action: vi.spyOn(store, 'getAction') };
+    const res = await h.agent.engine.setInstancePower(ctx(), ADOPTED_ID, { target: 'off' });
+    await drive(h, clock);
+    expect(store.getAction(res.action!.request_id)!.finish_time).not.toBeNull();
+    const counts = { instance: reads.instance.mock.calls.length, node: reads.node.mock.calls.length, action: reads.action.mock.calls.length };
+    // The instance: at the request, at acceptance (and its mutate, after its power was recorded), for the node of the
+    // step, in the reading's record, at the end. The node: at the request, twice at acceptance, for the BMC and the
+    // record of each command. The action: the engine's answer and this test's.
+    expect(counts).toEqual({ instance: 7, node: 6, action: 2 });
   });
 });
 
