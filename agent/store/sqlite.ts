@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
 import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
-import { heldByInstance, heldByNode, IndexQueries, type NodeCursor } from './index-queries.js';
+import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
 import {
@@ -31,7 +31,6 @@ import {
   rowToJournal,
   rowToNode,
   type ActionRow,
-  type InstanceRow,
   type JournalRow,
   type Params,
 } from './rows.js';
@@ -480,19 +479,6 @@ export class SqliteStore implements Store {
       throw new StoreError(`store close failed: ${describe(e)}`, { cause: e });
     }
   }
-}
-
-/**
- * Whether two rows of an instance hold the same addresses (index-queries.ts heldByInstance reads only these): then
- * a write leaves `held_addresses` as it is.
- */
-function sameHolding(old: Pick<InstanceRow, 'node_id' | 'state' | 'task' | 'addresses' | 'extra'>, row: Params): boolean {
-  if (old.node_id !== row['node_id'] || old.addresses !== row['addresses']) return false;
-  if ((old.state === 'terminated') !== (row['state'] === 'terminated')) return false;
-  // With an operation in flight, its modify-ip reservation (`extra.pending_ip`) is held too: the same `extra`, or
-  // none on either side (a power operation taking or releasing the lock holds nothing more).
-  const reservation = (task: unknown, extra: unknown) => (task !== null && typeof extra === 'string' && extra.includes('"pending_ip"') ? extra : '');
-  return reservation(old.task, old.extra) === reservation(row['task'], row['extra']);
 }
 
 /** The schema version this build writes (re-exported for diagnostics). */
