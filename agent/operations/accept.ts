@@ -165,7 +165,8 @@ export class Acceptor {
       target_power_state: targetPowerOf(kind),
       ...(rule.clearsError(cur.state) ? { error: null } : {}),
     }, { cause: 'operation' });
-    this.launchAfterCommit(cur.id, ctx.request_id, kind);
+    // The action as written (its plan's inputs): the runner need not read it back.
+    this.launchAfterCommit(cur.id, ctx.request_id, kind, { start: { from: 'start', action } });
     return action;
   }
 
@@ -217,7 +218,8 @@ export class Acceptor {
       extra: { ...cur.extra, pending_ip: pendingIp, pending_params: pending },
       ...(osOp ? { operation_state: `${osOp}-processing` as OperationState } : {}),
     }, { cause: 'operation' });
-    this.launchAfterCommit(cur.id, ctx.request_id, kind);
+    // The action as written (its plan's inputs): the runner need not read it back.
+    this.launchAfterCommit(cur.id, ctx.request_id, kind, { start: { from: 'start', action } });
     return action;
   }
 

@@ -31,13 +31,21 @@ export interface Step {
   silent?: boolean;
   /** Decided when the step is reached, on the first run and on a resume alike: false skips it (no event). */
   when?: (c: StepContext) => boolean;
+  /**
+   * Its action event is opened with its first durable write (`save`: a power step's `sent` mark, as the command is
+   * handed to a driver), not before it runs: a restart before that finds it not started, and it simply runs (nothing
+   * of it had left the agent). The event's start_time is still the moment the step began.
+   */
+  opensOnSave?: boolean;
   run(c: StepContext): Promise<unknown>;
+  /** Writes what the step's run (or verify) returned (a power reading) in the transaction that closes its event. */
+  record?(c: StepContext, out: unknown): void;
   /** For `verify`: confirms, sending nothing, what the interrupted run sent. */
   verify?(c: StepContext): Promise<unknown>;
   /**
-   * Runs once the step's event is closed Success (a state edge the step's outcome allows), and again on a resume
-   * that finds the step closed, since a restart may have come between: it must be idempotent. A failure names the
-   * step.
+   * Runs in the transaction that closes the step's event Success (a state edge the step's outcome allows; its own
+   * savepoint, so a failure leaves the close committed), and again on a resume that finds the step closed (a
+   * metald before this kept them apart): it must be idempotent. A failure names the step.
    */
   then?(c: StepContext): void;
 }

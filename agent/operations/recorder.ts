@@ -11,7 +11,7 @@ import type { Liveness } from '../liveness.js';
 import type { Action, ActionEvent, Instance, InstanceError, JournalKind, Node, OperationKind, RequestContext } from '../model.js';
 import type { Clock } from '../ports.js';
 import { transition, type StateEvent } from '../state-machine.js';
-import type { Store } from '../store/types.js';
+import { DuplicateActionError, type Store } from '../store/types.js';
 import { OperationAborted } from './errors.js';
 import type { PlanInputs } from './plan.js';
 import { RULES } from './rules.js';
@@ -81,9 +81,6 @@ export class Recorder {
 
   /** Records the accepted operation's action; a request id that already names an action is refused (409). */
   newAction(ctx: RequestContext, inst: Instance, kind: OperationKind, inputs?: PlanInputs): Action {
-    if (this.store.getAction(ctx.request_id)) {
-      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
-    }
     const action: Action = {
       request_id: ctx.request_id,
       instance_id: inst.id,
@@ -97,7 +94,12 @@ export class Recorder {
       // The plan's inputs, kept with the action so a restart rebuilds the same plan (agent/operations/runner.ts).
       plan: inputs ? { step: 0, data: { inputs } } : null,
     };
-    this.store.insertAction(action);
+    try {
+      this.store.insertAction(action);
+    } catch (e) {
+      if (!(e instanceof DuplicateActionError)) throw e;
+      throw new AgentError('AGENT_ERR_CONFLICT', `request id ${ctx.request_id.slice(0, 64)} already names an action; a repeated request is refused`);
+    }
     this.journal('action.started', { instance_id: inst.id, cause: 'operation', data: { request_id: action.request_id, action: action.action } });
     return action;
   }
@@ -126,13 +128,12 @@ export class Recorder {
     });
   }
 
+  /** Closes an open action with `message` (null: success) and journals it; a closed one is left as it is. */
   closeAction(requestId: string, message: string | null): void {
     this.store.transaction(() => {
-      const a = this.store.getAction(requestId);
-      if (!a || a.finish_time !== null) return;
-      const finished: Action = { ...a, finish_time: this.now(), message };
-      this.store.putAction(finished);
-      this.journal('action.finished', { instance_id: a.instance_id, cause: 'operation', data: { request_id: requestId, action: a.action, result: message === null ? 'Success' : 'Error', message } });
+      const a = this.store.finishAction(requestId, this.now(), message);
+      if (!a) return;
+      this.journal('action.finished', { instance_id: a.instance_id, cause: 'operation', data: { request_id: requestId, action: a.action as Action['action'], result: message === null ? 'Success' : 'Error', message } });
     });
   }
 
@@ -141,9 +142,10 @@ export class Recorder {
    * machine), writes it and journals every observable field that changed, in one transaction. With `owner`, the
    * write is refused when another operation took the instance over (a preempting delete).
    */
-  mutate(id: string, patch: Partial<Instance>, opts: { event?: StateEvent; cause: string; owner?: string; quiet?: boolean }): Instance {
+  mutate(id: string, patch: Partial<Instance>, opts: { event?: StateEvent; cause: string; owner?: string; quiet?: boolean }, read?: Instance): Instance {
     return this.store.transaction(() => {
-      const cur = this.store.getInstance(id);
+      // `read`: the instance as the caller read it in this same synchronous stretch (nothing can write between).
+      const cur = read ?? this.store.getInstance(id);
       if (!cur) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${id} vanished`);
       if (opts.owner !== undefined && cur.task_request_id !== opts.owner && cur.task_request_id !== null) {
         throw new OperationAborted('preempted', 'aborted: another operation took over the instance');
@@ -200,34 +202,30 @@ export class Recorder {
     };
   }
 
-  /** Records an observed power reading on the node and its instance; a reading that changes nothing writes nothing. */
-  recordPower(nodeId: string, power: PowerState, cause: string): void {
-    if (!this.powerChanges(nodeId, power)) return;
+  /**
+   * Records an observed power reading on the node (its id, or the node as read in this same synchronous stretch) and
+   * its instance; a reading that changes nothing writes nothing.
+   */
+  recordPower(node: string | Node, power: PowerState, cause: string): void {
+    // Read once (or given: the node as the caller just read it), before any transaction opens (a reading that
+    // changes nothing opens none); the writes follow with no await between, so nothing else can write in between.
+    const n = typeof node === 'string' ? this.store.getNode(node) : node;
+    if (!n) return;
+    const nodeId = n.id;
+    const read = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    const inst = read && read.state !== 'terminated' && read.power_state !== power ? read : null;
+    if (n.power_state === power && !inst) return;
     this.store.transaction(() => {
-      const n = this.store.getNode(nodeId);
-      if (!n) return;
       if (n.power_state !== power) {
         this.store.putNode({ ...n, power_state: power, updated_at: this.now() });
         this.journal('node.power', { node_id: nodeId, cause, data: { power_state: power } });
       }
-      if (n.instance_id) {
-        const inst = this.store.getInstance(n.instance_id);
-        if (inst && inst.state !== 'terminated' && inst.power_state !== power) {
-          this.mutate(inst.id, { power_state: power }, { cause });
-          // A verified power change outdates the liveness verdict (a server just switched off is not alive).
-          this.deps.liveness.forget(inst.id);
-        }
+      if (inst) {
+        this.mutate(inst.id, { power_state: power }, { cause }, inst);
+        // A verified power change outdates the liveness verdict (a server just switched off is not alive).
+        this.deps.liveness.forget(inst.id);
       }
     });
-  }
-
-  /** Whether `power` differs from what the node, or its live instance, records (read outside any transaction). */
-  private powerChanges(nodeId: string, power: PowerState): boolean {
-    const n = this.store.getNode(nodeId);
-    if (!n) return false;
-    if (n.power_state !== power) return true;
-    const inst = n.instance_id ? this.store.getInstance(n.instance_id) : null;
-    return inst !== null && inst.state !== 'terminated' && inst.power_state !== power;
   }
 
   setNodeError(nodeId: string, error: InstanceError | null): void {

@@ -51,10 +51,12 @@ interface Run {
   signal: AbortSignal;
   plan: Plan;
   data: PlanData;
+  /** The instance's node, once read (an instance never moves). */
+  nodeId?: string;
 }
 
 /** Where a launched plan starts: from its first step, or resuming what a restart interrupted. */
-export type Start = { from: 'start' } | { from: 'resume'; action: Action } | { from: 'fail'; error: StepFailed };
+export type Start = { from: 'start'; action?: Action } | { from: 'resume'; action: Action } | { from: 'fail'; error: StepFailed };
 
 /** A run whose plan could not be built (its failure is still recorded). */
 type FailingRun = Omit<Run, 'plan' | 'data'> & Partial<Pick<Run, 'plan' | 'data'>>;
@@ -129,8 +131,9 @@ export class Runner {
           await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal }, start.error);
           return;
         }
-        const action = start.from === 'resume' ? start.action : this.store.getAction(requestId);
-        const data = (action?.plan?.data ?? null) as PlanData | null;
+        const action = start.from === 'start' ? start.action ?? this.store.getAction(requestId) : start.action;
+        // A copy: the run patches its data as it goes (the action it was given may be its acceptor's).
+        const data = (action?.plan?.data ? { ...action.plan.data } : null) as PlanData | null;
         if (!data?.inputs) throw new StepFailed('start', 'AGENT_ERR_INTERNAL', `the action ${requestId} keeps no plan`);
         if (start.from === 'resume' && data.failed) {
           // The restart came while the failure was being recorded: finish recording it.
@@ -139,8 +142,10 @@ export class Runner {
           return;
         }
         run = { instanceId, requestId, kind, signal: controller.signal, plan: planFor(kind, data.inputs), data };
-        await this.execute(run, start.from === 'resume' ? start.action : null);
-        this.finishSuccess(run);
+        const r = run;
+        // The success is recorded in the last step's close when it can be, else on its own.
+        if (!(await this.execute(run, start.from === 'resume' ? start.action : null))) this.store.transaction(() => this.finishSuccess(r));
+        this.deps.log.info({ instance_id: instanceId, request_id: requestId, operation: kind }, 'operation succeeded');
       } catch (e) {
         const aborted = abortReason(controller.signal) ?? (e instanceof OperationAborted ? e : null);
         if (aborted?.kind === 'shutdown') return;
@@ -158,12 +163,18 @@ export class Runner {
     });
   }
 
-  /** Runs the plan's steps in order; on a resume, first settles the step the restart interrupted. */
-  private async execute(run: Run, resumed: Action | null): Promise<void> {
+  /**
+   * Runs the plan's steps in order; on a resume, first settles the step the restart interrupted.
+   * @returns whether the success was recorded (in the last step's close)
+   */
+  private async execute(run: Run, resumed: Action | null): Promise<boolean> {
+    const steps = run.plan.steps;
+    const last = steps.length - 1;
+    const finish = () => this.finishSuccess(run);
     let i = 0;
     if (resumed) {
       const at = resumed.plan?.step ?? 0;
-      const step = run.plan.steps[at];
+      const step = steps[at];
       if (!step) throw new StepFailed('start', 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED}: the plan has no step ${at}`);
       const ev = step.silent || run.data.event === undefined ? undefined : resumed.events[run.data.event];
       if (step.silent || !ev) {
@@ -175,42 +186,44 @@ export class Runner {
         i = at + 1;
       } else {
         this.deps.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step: step.name, on_restart: step.onRestart }, 'resuming an operation at its interrupted step');
-        await this.runStep(run, at, { event: run.data.event!, mode: step.onRestart });
+        if (await this.runStep(run, at, { resume: { event: run.data.event!, mode: step.onRestart }, ...(at === last ? { finish } : {}) })) return true;
         i = at + 1;
       }
     }
-    for (; i < run.plan.steps.length; i++) await this.runStep(run, i);
+    for (; i < steps.length; i++) if (await this.runStep(run, i, i === last ? { finish } : {})) return true;
+    return false;
   }
 
   /**
    * One step: skipped when its `when` says so; else its index persisted and its action event opened (one
-   * transaction), then run (or, resuming, repeated, verified or failed) and its event closed.
+   * transaction; `opensOnSave`: with the step's first `save`), then run (or, resuming, repeated, verified or failed)
+   * and its event closed, in one transaction with what the step records, its `then` and, for the last step, `finish`
+   * (the operation's success; each in its own savepoint, so that their failure leaves the close committed).
+   * @returns whether `finish` ran
    * @throws StepFailed naming the step.
    */
-  private async runStep(run: Run, index: number, resume?: { event: number; mode: Step['onRestart'] }, step: Step = run.plan.steps[index]!): Promise<void> {
+  private async runStep(run: Run, index: number, o: { resume?: { event: number; mode: Step['onRestart'] }; step?: Step; finish?: () => void } = {}): Promise<boolean> {
+    const { resume, step = run.plan.steps[index]!, finish } = o;
     if (run.signal.aborted) throw run.signal.reason;
-    const c = this.context(run, index);
-    if (step.when && !step.when(c)) return;
+    if (step.when && !step.when(this.context(run, index))) return false;
     if (step.silent) {
       await namedStep(step.name, async () => {
         this.setPlan(run, index, { event: undefined });
-        await step.run(c);
+        await step.run(this.context(run, index));
       });
-      return;
+      return false;
     }
-    let eventIndex: number;
-    let start: string;
-    if (resume) {
-      eventIndex = resume.event;
-      start = this.store.getAction(run.requestId)?.events[eventIndex]?.start_time ?? this.now();
-    } else {
-      start = this.now();
-      eventIndex = this.store.transaction(() => {
-        const idx = this.rec.appendEvent(run.requestId, run.instanceId, { event: step.name, start_time: start, finish_time: null, result: null, traceback: null }, { step: index });
-        this.setPlan(run, index, { event: idx });
-        return idx;
-      });
-    }
+    const start = resume ? this.store.getAction(run.requestId)?.events[resume.event]?.start_time ?? this.now() : this.now();
+    let event: number | null = resume ? resume.event : null;
+    const open = (patch: Partial<PlanData>) => this.openStep(run, index, step, start, event, patch);
+    const save = (patch: Record<string, unknown>) => {
+      // A patch that changes nothing of an open step writes nothing (a second driver's `sent`).
+      if (event !== null && Object.entries(patch).every(([k, v]) => run.data[k] === v)) return;
+      event = this.store.transaction(() => open(patch));
+    };
+    if (!resume && !step.opensOnSave) event = this.store.transaction(() => open({}));
+    const c = this.context(run, index, save);
+    let after: { then?: unknown; finish?: unknown; finished?: true } = {};
     try {
       let out: unknown;
       if (resume?.mode === 'fail') throw new StepFailed(step.name, 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED} during step '${step.name}'`);
@@ -218,29 +231,71 @@ export class Runner {
       else out = await step.run(c);
       const rec = out as Partial<CallRecord> | undefined;
       const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
-      this.store.transaction(() => {
-        this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
+      event = this.store.transaction(() => {
+        after = {};
+        const idx = open({});
+        this.store.updateActionEvent(run.requestId, idx, { event: step.name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
         this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Success', step: index, ...record } });
+        step.record?.(c, out);
+        after = this.closing(step, c, finish);
+        return idx;
       });
     } catch (e) {
-      throw this.stepError(run, step, index, eventIndex, start, e);
+      throw this.stepError(run, step, index, event, start, e);
     }
-    if (step.then) await namedStep(step.name, async () => step.then!(c));
+    if ('then' in after) throw named(step.name, after.then);
+    if ('finish' in after) throw after.finish;
+    return after.finished === true;
   }
 
-  /** Closes a failed step's event (not when stopping: a stop leaves it open, like a crash) and names the failure. */
-  private stepError(run: Run, step: Step, index: number, eventIndex: number, start: string, e: unknown): unknown {
+  /** Inside a step's close: its `then`, then `finish`, each in a savepoint; what they threw is given back, not thrown. */
+  private closing(step: Step, c: StepContext, finish: (() => void) | undefined): { then?: unknown; finish?: unknown; finished?: true } {
+    try {
+      if (step.then) this.store.transaction(() => step.then!(c));
+    } catch (e) {
+      return { then: e };
+    }
+    if (!finish) return {};
+    try {
+      this.store.transaction(finish);
+      return { finished: true };
+    } catch (e) {
+      return { finish: e };
+    }
+  }
+
+  /**
+   * Closes a failed step's event (not when stopping: a stop leaves it open, like a crash; an event not opened yet is
+   * opened and closed in one commit) and names the failure.
+   */
+  private stepError(run: Run, step: Step, index: number, event: number | null, start: string, e: unknown): unknown {
     const aborted = abortReason(run.signal);
-    // Stopping leaves the step open, exactly as a crash would: the next start resumes it.
+    // Stopping leaves the step open (or not started), exactly as a crash would: the next start resumes it.
     if (aborted?.kind === 'shutdown') return aborted;
     if (this.store.getAction(run.requestId)?.finish_time) return aborted ?? e;
     const text = aborted ? aborted.message : `${codeOf(e)}: ${messageOf(e)}`;
     this.store.transaction(() => {
-      this.store.updateActionEvent(run.requestId, eventIndex, { event: step.name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
+      const idx = this.openStep(run, index, step, start, event, {});
+      this.store.updateActionEvent(run.requestId, idx, { event: step.name, start_time: start, finish_time: this.now(), result: 'Error', traceback: text });
       this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Error', step: index, code: codeOf(e) } });
     });
     if (aborted) return aborted;
     return e instanceof StepFailed ? e : new StepFailed(step.name, codeOf(e), messageOf(e), { cause: e });
+  }
+
+  /**
+   * Inside a transaction: opens the step's event unless `event` is open already, persisting the plan's position
+   * (step `index`, the event, `patch`); an open step's plan is written only for a patch that has something.
+   * @returns the event's index
+   */
+  private openStep(run: Run, index: number, step: Step, start: string, event: number | null, patch: Partial<PlanData>): number {
+    if (event !== null) {
+      if (Object.keys(patch).length > 0) this.setPlan(run, index, patch);
+      return event;
+    }
+    const idx = this.rec.appendEvent(run.requestId, run.instanceId, { event: step.name, start_time: start, finish_time: null, result: null, traceback: null }, { step: index });
+    this.setPlan(run, index, { ...patch, event: idx });
+    return idx;
   }
 
   /** Persists the plan's position: step `index`, with its data patched. */
@@ -250,14 +305,10 @@ export class Runner {
     this.store.setActionPlan(run.requestId, { step: index, data: run.data });
   }
 
-  private context(run: Run, index: number): StepContext {
+  /** A step's context; `save` is the running step's (which may open its event), else a plain write of the data. */
+  private context(run: Run, index: number, save: StepContext['save'] = (patch) => this.setPlan(run, index, patch)): StepContext {
     const inst = () => this.store.getInstance(run.instanceId)!;
-    const node = () => this.nodeOf(inst());
-    // The plan's position is this step's (persisted when it started): only its data changes.
-    const save = (patch: Record<string, unknown>) => {
-      Object.assign(run.data, patch);
-      this.store.setActionPlan(run.requestId, { step: index, data: run.data });
-    };
+    const node = () => this.nodeOf((run.nodeId ??= inst().node_id), run.instanceId);
     return {
       instanceId: run.instanceId,
       requestId: run.requestId,
@@ -290,6 +341,7 @@ export class Runner {
     };
   }
 
+  /** Inside a transaction: takes the rules table's success edge, clears the lock and the target, closes the action. */
   private finishSuccess(run: Run): void {
     const rule = RULES[run.kind];
     const inst = this.inst(run);
@@ -318,11 +370,8 @@ export class Runner {
       patch.addresses = [];
       this.deps.liveness.forget(run.instanceId);
     }
-    this.store.transaction(() => {
-      this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
-      this.rec.closeAction(run.requestId, null);
-    });
-    this.deps.log.info({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind }, 'operation succeeded');
+    this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) }, inst);
+    this.rec.closeAction(run.requestId, null);
   }
 
   /**
@@ -344,7 +393,7 @@ export class Runner {
       try {
         this.setPlan(failing, plan.steps.length, { failed });
         const off = powerStep('off', { name: 'power_off_after_failure', onRestart: 'repeat' });
-        await this.runStep(failing, plan.steps.length, undefined, off);
+        await this.runStep(failing, plan.steps.length, { step: off });
       } catch {
         // Recorded as its own failed step; the operation's error stays the first failure.
       }
@@ -410,9 +459,9 @@ export class Runner {
     return this.store.getInstance(run.instanceId)!;
   }
 
-  private nodeOf(inst: Instance): Node {
-    const node = this.store.getNode(inst.node_id);
-    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${inst.id} names a node that does not exist`);
+  private nodeOf(nodeId: string, instanceId: string): Node {
+    const node = this.store.getNode(nodeId);
+    if (!node) throw new AgentError('AGENT_ERR_INTERNAL', `instance ${instanceId} names a node that does not exist`);
     return node;
   }
 
@@ -430,7 +479,12 @@ async function namedStep<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof OperationAborted || e instanceof StepFailed) throw e;
-    throw new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
+    throw named(name, e);
   }
+}
+
+/** What a step's bookkeeping threw, named after the step (aborts and step failures as they are). */
+function named(name: string, e: unknown): unknown {
+  if (e instanceof OperationAborted || e instanceof StepFailed) return e;
+  return new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
 }

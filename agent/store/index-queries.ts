@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import type { Address, Instance, Node } from '../model.js';
 import { formatIp, normaliseIp, parseIp } from '../net.js';
 import { HELD_RUNS_DDL, HeldRuns, ipKey, keyToIp, nextKey } from './held-runs.js';
-import { rowToInstance, rowToNode, type InstanceRow, type NodeRow } from './rows.js';
+import { rowToInstance, rowToNode, type InstanceRow, type NodeRow, type Params } from './rows.js';
 
 export { ipKey } from './held-runs.js';
 
@@ -75,6 +75,19 @@ export function heldByInstance(i: Pick<Instance, 'id' | 'node_id' | 'state' | 't
   const own = heldRows(i.addresses, 'instance', i.id, i.node_id);
   const reserved = i.task !== null ? heldRows(i.extra.pending_ip?.addresses ?? [], 'reservation', i.id, i.node_id) : [];
   return [...own, ...reserved];
+}
+
+/**
+ * Whether two rows of an instance hold the same addresses (heldByInstance reads only these columns): then
+ * a write leaves `held_addresses` as it is.
+ */
+export function sameHolding(old: Pick<InstanceRow, 'node_id' | 'state' | 'task' | 'addresses' | 'extra'>, row: Params): boolean {
+  if (old.node_id !== row['node_id'] || old.addresses !== row['addresses']) return false;
+  if ((old.state === 'terminated') !== (row['state'] === 'terminated')) return false;
+  // With an operation in flight, its modify-ip reservation (`extra.pending_ip`) is held too: the same `extra`, or
+  // none on either side (a power operation taking or releasing the lock holds nothing more).
+  const reservation = (task: unknown, extra: unknown) => (task !== null && typeof extra === 'string' && extra.includes('"pending_ip"') ? extra : '');
+  return reservation(old.task, old.extra) === reservation(row['task'], row['extra']);
 }
 
 /** The addresses a node's waiting adoption holds. */

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
 import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
-import { heldByInstance, heldByNode, IndexQueries, type NodeCursor } from './index-queries.js';
+import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
 import {
@@ -94,6 +94,8 @@ export class SqliteStore implements Store {
   private transactions = 0;
   private readonly hooks: AfterCommitHooks;
   private readonly index: IndexQueries;
+  /** One transaction wrapper for every write and `transaction` (better-sqlite3 builds one per call otherwise). */
+  private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -106,6 +108,7 @@ export class SqliteStore implements Store {
     this.index = new IndexQueries(db);
     this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
     this.sweeps = prepareSweeps(db);
+    this.tx = db.transaction((fn: () => unknown) => fn());
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -162,7 +165,7 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      return this.db.transaction(fn).immediate();
+      return this.tx.immediate(fn) as T;
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
@@ -189,7 +192,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     if (!this.db.inTransaction) this.transactions += 1;
     let fromCaller = false;
-    const body = this.db.transaction(() => {
+    const body = () => {
       let result: T;
       try {
         result = fn();
@@ -203,11 +206,11 @@ export class SqliteStore implements Store {
         throw new StoreError('transaction function must be synchronous (it returned a promise); rolled back');
       }
       return result;
-    });
+    };
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return this.hooks.level(() => body.immediate());
+      return this.hooks.level(() => this.tx.immediate(body) as T);
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
@@ -233,10 +236,11 @@ export class SqliteStore implements Store {
 
   putNode(node: Node): void {
     const row = nodeToRow(node);
-    const held = heldByNode(node);
     this.write('putNode', () => {
+      const old = this.stmts.adoptOf.get(node.id);
       this.stmts.putNode.run(row);
-      this.index.syncNode(node.id, held);
+      // What a node holds is its waiting adoption's addresses: unchanged adoption, unchanged holding.
+      if (!old || old.adopt !== row['adopt']) this.index.syncNode(node.id, heldByNode(node));
     });
   }
 
@@ -275,10 +279,10 @@ export class SqliteStore implements Store {
 
   putInstance(instance: Instance): void {
     const row = instanceToRow(instance);
-    const held = heldByInstance(instance);
     this.write('putInstance', () => {
+      const old = this.stmts.holdingOf.get(instance.id);
       this.stmts.putInstance.run(row);
-      this.index.syncInstance(instance.id, held);
+      if (!old || !sameHolding(old, row)) this.index.syncInstance(instance.id, heldByInstance(instance));
     });
   }
 
@@ -337,6 +341,10 @@ export class SqliteStore implements Store {
       this.stmts.deleteEvents.run(action.request_id);
       for (const e of events) this.stmts.insertEvent.run(e);
     });
+  }
+
+  finishAction(requestId: string, finishTime: string, message: string | null): { instance_id: string; action: string } | null {
+    return this.write('putAction', () => this.stmts.finishAction.get(finishTime, message, requestId) ?? null);
   }
 
   getAction(requestId: string): Action | null {
@@ -418,7 +426,9 @@ export class SqliteStore implements Store {
         data,
       };
       this.stmts.insertJournal.run(row as unknown as Params);
-      return rowToJournal(row);
+      // The entry as written, its data the caller's (not parsed back from the row just stringified).
+      const { data: _json, ...fields } = row;
+      return { ...fields, kind: entry.kind, data: entry.data ?? {} };
     });
   }
 

@@ -47,6 +47,11 @@ export function prepareAll(db: Database.Database) {
          failed_operation = excluded.failed_operation, created_at = excluded.created_at,
          updated_at = excluded.updated_at, launched_at = excluded.launched_at, terminated_at = excluded.terminated_at`,
     ),
+    // What decides the addresses an instance holds (index-queries.ts heldByInstance), to skip an unchanged holding.
+    holdingOf: q<[string], Pick<InstanceRow, 'node_id' | 'state' | 'task' | 'addresses' | 'extra'>>(
+      'SELECT node_id, state, task, addresses, extra FROM instances WHERE id = ?',
+    ),
+    adoptOf: q<[string], Pick<NodeRow, 'adopt'>>('SELECT adopt FROM nodes WHERE id = ?'),
     purgeableInstances: q<[string], { id: string }>(
       `SELECT id FROM instances WHERE state = 'terminated' AND terminated_at IS NOT NULL AND terminated_at < ?`,
     ),
@@ -79,6 +84,9 @@ export function prepareAll(db: Database.Database) {
        WHERE actions.instance_id = excluded.instance_id AND actions.project_id = excluded.project_id
          AND actions.user_id = excluded.user_id AND actions.action = excluded.action
          AND actions.start_time = excluded.start_time`,
+    ),
+    finishAction: q<[string, string | null, string], { instance_id: string; action: string }>(
+      'UPDATE actions SET finish_time = ?, message = ? WHERE request_id = ? AND finish_time IS NULL RETURNING instance_id, action',
     ),
     setActionPlan: q<[number, string, string]>('UPDATE actions SET plan_step = ?, plan_data = ? WHERE request_id = ?'),
     actionExists: q<[string], { one: number }>('SELECT 1 AS one FROM actions WHERE request_id = ?'),

@@ -83,6 +83,8 @@ export interface Store extends ListQueries {
    * or start time): a repeated request id never replaces an action.
    */
   putAction(action: Action): void;
+  /** Closes an open action (finish_time, message), its events untouched; null when it is missing or closed already. */
+  finishAction(requestId: string, finishTime: string, message: string | null): { instance_id: string; action: string } | null;
   getAction(requestId: string): Action | null;
   /** Ordered by start_time. */
   listActions(instanceId: string): Action[];

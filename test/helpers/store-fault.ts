@@ -32,3 +32,25 @@ export class AcceptanceFault implements StoreFaultInjector {
     throw new StoreError(`injected fault in ${op}`);
   }
 }
+
+/**
+ * Counts the store's commits: the outermost transactions that wrote something (each is one COMMIT, one fsync with
+ * synchronous=FULL), with the writes of each, in order. It never fails a write.
+ */
+export class CommitCounter implements StoreFaultInjector {
+  private last: number | null = null;
+  /** The writes of each commit counted so far, one array per commit. */
+  readonly commits: StoreWriteOp[][] = [];
+
+  get count(): number {
+    return this.commits.length;
+  }
+
+  beforeWrite(op: StoreWriteOp, at: { transaction: number }): void {
+    if (at.transaction !== this.last) {
+      this.last = at.transaction;
+      this.commits.push([]);
+    }
+    this.commits[this.commits.length - 1]!.push(op);
+  }
+}

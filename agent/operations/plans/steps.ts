@@ -30,9 +30,10 @@ export interface PowerStepOptions {
 
 /**
  * A verified power change, recorded on the node and the instance (never moving `state`; `then` may). The moment its
- * command is handed to a driver is kept in the plan's data (`<index>_sent`). Interrupted by a restart after that, it
- * polls for the reading the command would give, sending nothing (`verify`); interrupted before (waiting for the
- * BMC's turn), the command never left and is sent. With `repeat` (an off that is safe to repeat) it is sent again
+ * command is handed to a driver is kept in the plan's data (`<index>_sent`), in the commit that opens the step's
+ * event. Interrupted by a restart after that, it polls for the reading the command would give, sending nothing
+ * (`verify`); interrupted before (waiting for the BMC's turn), the step had not started and is run: the command
+ * never left. With `repeat` (an off that is safe to repeat) it is sent again
  * in any case.
  */
 export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): Step {
@@ -42,14 +43,20 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
     name,
     onRestart: o.onRestart ?? 'verify',
     waits: false,
+    // The step's start and its `sent` mark are one commit, made as the command is handed to a driver.
+    opensOnSave: true,
     async run(c) {
-      const res = await c.bmc().setPower(action, {
+      return c.bmc().setPower(action, {
         signal: c.signal,
         wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
         onSending: () => c.save({ [sentKey(c)]: true }),
       });
-      c.rec.recordPower(c.node().id, res.power, 'operation');
-      return res;
+    },
+    // The verified reading, recorded in the step's close (a verify that was not sent ran `run`; one that was
+    // records its own reading, with cause `recovery`, and returns none).
+    record(c, out) {
+      const power = (out as { power?: unknown } | undefined)?.power;
+      if (power === 'on' || power === 'off') c.rec.recordPower(c.node(), power, 'operation');
     },
     async verify(c) {
       if (c.data[sentKey(c)] !== true) return this.run(c);

@@ -36,10 +36,11 @@ describe('accept in the caller\'s transaction, launch after its commit', () => {
     expect(lab!.commands(nodeId(1)).length).toBe(sent);
   });
 
-  it('the plan starts only once the transaction commits: no step inside it, the first step right after', async () => {
+  it('the plan starts only once the transaction commits: no step inside it, its step after', async () => {
     h = await startHarness({ nodes: 1 });
     const id = await runningInstance(h);
-    const { store, engine } = h.agent;
+    const { store, engine, lab } = h.agent;
+    const sent = lab!.commands(nodeId(1)).length;
     const c = ctx();
     let inside = -1;
     store.transaction(() => {
@@ -49,9 +50,10 @@ describe('accept in the caller\'s transaction, launch after its commit', () => {
     });
     expect(inside).toBe(0);
     expect(store.getMeta('command:c-2')).toBe(c.request_id);
-    // The launch ran as the commit returned: its first step is open.
-    expect(store.getAction(c.request_id)!.events.map((e) => e.event)).toEqual(['power_off']);
+    // The launch ran as the commit returned; the power step's event opens as its command is handed to the driver.
     await engine.idle();
+    expect(store.getAction(c.request_id)!.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Success']]);
+    expect(lab!.commands(nodeId(1)).slice(sent).filter((x) => x.op === 'power.set').map((x) => x.arg)).toEqual(['off']);
     expect(engine.getInstance(ctx(), id)).toMatchObject({ state: 'stopped', task: null });
   });
 });

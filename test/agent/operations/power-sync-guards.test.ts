@@ -63,7 +63,7 @@ function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number;
     isInstanceRunning: (id) => (opts.running ?? []).includes(id),
     nodePower: () => Promise.resolve(true),
     completeAdoption: () => undefined,
-    recorder: { journal: () => undefined, mutate: (id) => store.getInstance(id)!, putNode: (n) => store.putNode(n), recordPower: (id) => void recorded.push(id), setNodeTarget: () => undefined },
+    recorder: { journal: () => undefined, mutate: (id) => store.getInstance(id)!, putNode: (n) => store.putNode(n), recordPower: (n) => void recorded.push(typeof n === 'string' ? n : n.id), setNodeTarget: () => undefined },
   });
   return { sync, store, reads, recorded };
 }

@@ -107,3 +107,19 @@ describe('action plan', () => {
     }
   });
 });
+
+describe('finishAction', () => {
+  it('closes an open action (finish time, message) and leaves its events and plan; a closed or missing one is left as it is', () => {
+    const s = stores.open();
+    const plan = { step: 1, data: { inputs: { plan: 'power' } } };
+    s.insertAction(action({ events: [event({ event: 'power_off' }), event({ event: 'power_on', finish_time: null, result: null })] }));
+    s.setActionPlan('req-1', plan);
+    const before = s.getAction('req-1')!;
+    expect(s.finishAction('req-1', '2024-01-02T00:00:09.000Z', 'step failed')).toEqual({ instance_id: 'inst-1', action: before.action });
+    expect(s.getAction('req-1')).toStrictEqual({ ...before, finish_time: '2024-01-02T00:00:09.000Z', message: 'step failed' });
+    // Closed already: nothing changes.
+    expect(s.finishAction('req-1', '2024-01-02T00:00:10.000Z', null)).toBeNull();
+    expect(s.getAction('req-1')).toMatchObject({ finish_time: '2024-01-02T00:00:09.000Z', message: 'step failed' });
+    expect(s.finishAction('req-missing', '2024-01-02T00:00:10.000Z', null)).toBeNull();
+  });
+});

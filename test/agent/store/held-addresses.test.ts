@@ -15,7 +15,7 @@ import { LATEST_SCHEMA_VERSION, migrate, MIGRATIONS } from '../../../agent/store
 import { instanceToRow, nodeToRow } from '../../../agent/store/rows.js';
 import { DB_FILE_NAME, openStore, type SqliteStore } from '../../../agent/store/sqlite.js';
 import { prepareAll } from '../../../agent/store/statements.js';
-import { instance, node } from './fixtures.js';
+import { instance, node, useStoreDir } from './fixtures.js';
 
 /** A small universe, written in several ways, so that collisions, runs and gaps are frequent. */
 const ADDRS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.255', 'fd00::1', 'FD00:0::2', 'fd00::3', 'fd00::ffff'];
@@ -237,5 +237,34 @@ describe('held addresses', () => {
       ),
       { numRuns: 15 },
     );
+  });
+});
+
+describe('held addresses: a write that keeps the holding', () => {
+  const stores = useStoreDir();
+  const reserving = (pending: string[]): Instance =>
+    instance({ id: 'i1', node_id: 'n1', state: 'stopped', task: 'modify-ip', addresses: [address('10.0.0.1')], extra: { pending_ip: { networks: [{ uuid: 'net-1' }], addresses: pending.map(address) } } });
+
+  it('the same addresses with a changed reservation, the operation still in flight: the new reservation is held, the old one freed', () => {
+    const s = stores.open();
+    s.putInstance(reserving(['10.0.0.2']));
+    expect([s.isAddressHeld('10.0.0.1'), s.isAddressHeld('10.0.0.2'), s.isAddressHeld('10.0.0.3')]).toEqual([true, true, false]);
+    s.putInstance(reserving(['10.0.0.3']));
+    expect([s.isAddressHeld('10.0.0.1'), s.isAddressHeld('10.0.0.2'), s.isAddressHeld('10.0.0.3')]).toEqual([true, false, true]);
+    // Only the power changes: the holding stays.
+    s.putInstance({ ...reserving(['10.0.0.3']), power_state: 'on' });
+    expect(s.heldAddresses()).toEqual(['10.0.0.1', '10.0.0.3']);
+    expect(s.firstFreeAddress('10.0.0.1', '10.0.0.5')).toBe('10.0.0.2');
+  });
+
+  it('the same row but the lock taken or released: a reservation is held only while an operation is in flight', () => {
+    const s = stores.open();
+    // A stale reservation (no operation) holds nothing; the lock taken with the same `extra` holds it; released, frees it.
+    s.putInstance({ ...reserving(['10.0.0.2']), task: null });
+    expect(s.heldAddresses()).toEqual(['10.0.0.1']);
+    s.putInstance(reserving(['10.0.0.2']));
+    expect(s.heldAddresses()).toEqual(['10.0.0.1', '10.0.0.2']);
+    s.putInstance({ ...reserving(['10.0.0.2']), task: null });
+    expect(s.heldAddresses()).toEqual(['10.0.0.1']);
   });
 });
