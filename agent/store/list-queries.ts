@@ -8,6 +8,11 @@
  *   instances_project_id for one project's;
  * - actions of an instance: start_time, newest first (nova's order); index actions_instance_id;
  * - nodes: name, then id (byte order).
+ *
+ * An instance page's statement holds only the conditions its query uses (a filter left out is not in the SQL, not
+ * a `@x IS NULL OR ...` evaluated on every row), and it reads its rows as arrays (better-sqlite3's raw mode) of the
+ * columns listed below: building each row as an object in the driver cost three times the rest of the read
+ * (N=1,000, a page of 100: 1,048 us -> 292 us).
  */
 import type Database from 'better-sqlite3';
 import type { Action, Instance, Node } from '../model.js';
@@ -51,11 +56,64 @@ interface SortKey {
 
 type Statement<R> = Database.Statement<[Record<string, unknown>], R>;
 
+/** The columns an instance page reads, in the order instanceRowOf takes them. */
+const INSTANCE_COLUMNS = [
+  'id', 'project_id', 'user_id', 'name', 'description', 'node_id', 'instance_type_uuid', 'image_uuid',
+  'availability_zone', 'networks', 'addresses', 'metadata', 'extra', 'state', 'operation_state', 'error',
+  'power_state', 'target_power_state', 'task', 'task_request_id', 'progress', 'failed_operation', 'created_at',
+  'updated_at', 'launched_at', 'terminated_at',
+] as const satisfies readonly (keyof InstanceRow)[];
+
+/** A raw row of INSTANCE_COLUMNS as the row object rowToInstance maps (a literal: one shape for every row). */
+function instanceRowOf(v: unknown[]): InstanceRow {
+  return {
+    id: v[0] as string,
+    project_id: v[1] as string,
+    user_id: v[2] as string,
+    name: v[3] as string,
+    description: v[4] as string | null,
+    node_id: v[5] as string,
+    instance_type_uuid: v[6] as string | null,
+    image_uuid: v[7] as string | null,
+    availability_zone: v[8] as string | null,
+    networks: v[9] as string,
+    addresses: v[10] as string,
+    metadata: v[11] as string,
+    extra: v[12] as string,
+    state: v[13] as string,
+    operation_state: v[14] as string | null,
+    error: v[15] as string | null,
+    power_state: v[16] as string,
+    target_power_state: v[17] as string | null,
+    task: v[18] as string | null,
+    task_request_id: v[19] as string | null,
+    progress: v[20] as number,
+    failed_operation: v[21] as string | null,
+    created_at: v[22] as string,
+    updated_at: v[23] as string,
+    launched_at: v[24] as string | null,
+    terminated_at: v[25] as string | null,
+  };
+}
+
+/** Which conditions an instance page's SQL holds besides its scope and marker. */
+export interface InstanceFilters {
+  excludeTerminated: boolean;
+  include: boolean;
+  exclude: boolean;
+}
+
+const filtersOf = (q: InstancePageQuery): InstanceFilters => ({
+  excludeTerminated: !q.includeTerminated,
+  include: q.include !== undefined,
+  exclude: q.exclude !== undefined,
+});
+
 const idList = (ids: readonly string[] | undefined): string | null => (ids === undefined ? null : JSON.stringify(ids));
 
 /** Prepared once per connection; `toAction` reads an action's events (the store's own row mapping). */
 export class SqliteListQueries implements ListQueries {
-  private readonly instanceStmts = new Map<string, Statement<InstanceRow>>();
+  private readonly instanceStmts = new Map<string, Statement<unknown[]>>();
   private readonly instanceKey: Database.Statement<[string], SortKey & { project_id: string }>;
   private readonly actionFirst: Statement<ActionRow>;
   private readonly actionAfter: Statement<ActionRow>;
@@ -90,15 +148,14 @@ export class SqliteListQueries implements ListQueries {
       if (k === undefined || (q.projectId !== null && k.project_id !== q.projectId)) return null;
       after = k;
     }
-    const params = {
-      project: q.projectId,
-      terminated: q.includeTerminated ? 1 : 0,
-      include: idList(q.include),
-      exclude: idList(q.exclude),
-      limit: q.limit,
-      ...(after !== undefined ? { key: after.key, rid: after.rid } : {}),
-    };
-    return this.instanceStatement(q.projectId !== null, q.order, after !== undefined).all(params).map(rowToInstance);
+    const filters = filtersOf(q);
+    const params: Record<string, unknown> = { limit: q.limit };
+    if (q.projectId !== null) params['project'] = q.projectId;
+    if (filters.include) params['include'] = idList(q.include);
+    if (filters.exclude) params['exclude'] = idList(q.exclude);
+    if (after !== undefined) Object.assign(params, { key: after.key, rid: after.rid });
+    const rows = this.instanceStatement(q.projectId !== null, q.order, after !== undefined, filters).all(params);
+    return rows.map((v) => rowToInstance(instanceRowOf(v)));
   }
 
   actionPage(q: ActionPageQuery): Action[] | null {
@@ -115,12 +172,17 @@ export class SqliteListQueries implements ListQueries {
     return this.nodeAfter.all({ limit: q.limit, name: k.name, id: k.id }).map(rowToNode);
   }
 
-  /** One of eight statements (scope x order x first page or after a marker), prepared on first use. */
-  private instanceStatement(oneProject: boolean, order: InstancePageQuery['order'], afterMarker: boolean): Statement<InstanceRow> {
-    const name = `${oneProject ? 'project' : 'all'}/${order}/${afterMarker ? 'after' : 'first'}`;
+  /** One of 64 statements (scope x order x first page or after a marker x filters), prepared on first use. */
+  private instanceStatement(
+    oneProject: boolean,
+    order: InstancePageQuery['order'],
+    afterMarker: boolean,
+    f: InstanceFilters,
+  ): Statement<unknown[]> {
+    const name = `${oneProject ? 'project' : 'all'}/${order}/${afterMarker ? 'after' : 'first'}/${+f.excludeTerminated}${+f.include}${+f.exclude}`;
     let stmt = this.instanceStmts.get(name);
     if (stmt === undefined) {
-      stmt = this.db.prepare<[Record<string, unknown>], InstanceRow>(instancePageSql(oneProject, order, afterMarker));
+      stmt = this.db.prepare<[Record<string, unknown>], unknown[]>(instancePageSql(oneProject, order, afterMarker, f)).raw(true);
       this.instanceStmts.set(name, stmt);
     }
     return stmt;
@@ -128,18 +190,20 @@ export class SqliteListQueries implements ListQueries {
 }
 
 /**
- * The SQL of an instance page (exported for the query-plan test). Parameters: @project, @terminated (0/1),
- * @include and @exclude (JSON arrays of ids, or null), @limit, and after a marker its @key (created_at) and @rid.
+ * The SQL of an instance page (exported for the query-plan test): INSTANCE_COLUMNS of the rows, with only the
+ * conditions used. Parameters: @limit; @project with oneProject; @include / @exclude (JSON arrays of ids) with those
+ * filters; after a marker its @key (created_at) and @rid.
  */
-export function instancePageSql(oneProject: boolean, order: InstancePageQuery['order'], afterMarker: boolean): string {
+export function instancePageSql(oneProject: boolean, order: InstancePageQuery['order'], afterMarker: boolean, f: InstanceFilters): string {
   const desc = order === 'newest-first';
   const where = [
-    oneProject ? 'project_id = @project' : '@project IS NULL',
-    "(@terminated = 1 OR state <> 'terminated')",
-    '(@include IS NULL OR id IN (SELECT value FROM json_each(@include)))',
-    '(@exclude IS NULL OR id NOT IN (SELECT value FROM json_each(@exclude)))',
+    ...(oneProject ? ['project_id = @project'] : []),
+    ...(f.excludeTerminated ? ["state <> 'terminated'"] : []),
+    ...(f.include ? ['id IN (SELECT value FROM json_each(@include))'] : []),
+    ...(f.exclude ? ['id NOT IN (SELECT value FROM json_each(@exclude))'] : []),
     ...(afterMarker ? [`(created_at, rowid) ${desc ? '<' : '>'} (@key, @rid)`] : []),
   ];
   const dir = desc ? 'DESC' : 'ASC';
-  return `SELECT * FROM instances WHERE ${where.join(' AND ')} ORDER BY created_at ${dir}, rowid ${dir} LIMIT @limit`;
+  const cond = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  return `SELECT ${INSTANCE_COLUMNS.join(', ')} FROM instances${cond} ORDER BY created_at ${dir}, rowid ${dir} LIMIT @limit`;
 }

@@ -69,6 +69,33 @@ describe('instancePage', () => {
     expect(got.map((i) => i.id)).toEqual(all.map((i) => i.id));
   });
 
+  it('answers every field of every instance as getInstance does (the columns a page reads, in their order)', () => {
+    const s = open();
+    const all = seed(s);
+    const full = instance({
+      id: 'inst-full',
+      project_id: 'proj-1',
+      description: 'd',
+      availability_zone: 'az-1',
+      networks: [{ uuid: 'net-1', port_type: 'normal' }],
+      metadata: { k: 'v' },
+      operation_state: 'reinstall-failed',
+      error: { error_code: 'E', error_msg: 'm', error_type: 'install_error' },
+      target_power_state: 'on',
+      task: 'reinstall',
+      task_request_id: 'req-1',
+      progress: 42,
+      failed_operation: { kind: 'reinstall', networks: [{ uuid: 'net-1' }] },
+      launched_at: '2024-01-02T00:00:00.000Z',
+      terminated_at: '2024-01-03T00:00:00.000Z',
+    });
+    s.putInstance(full);
+    const got = s.instancePage({ projectId: null, includeTerminated: true, order: 'oldest-first', limit: 100 })!;
+    expect(got).toHaveLength(all.length + 1);
+    for (const i of got) expect(i).toEqual(s.getInstance(i.id));
+    expect(got.find((i) => i.id === 'inst-full')).toEqual(full);
+  });
+
   it('include and exclude filter in SQL, before the limit', () => {
     const s = open();
     seed(s);
@@ -115,8 +142,9 @@ function instancePlan(oneProject: boolean, order: 'oldest-first' | 'newest-first
   s.close();
   const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
   try {
-    const params = { ...scope, terminated: 0, include: null, exclude: null, limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
-    const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(oneProject, order, after)}`).all(params) as { detail: string }[];
+    const params = { ...(scope.project !== null ? scope : {}), limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
+    const filters = { excludeTerminated: true, include: false, exclude: false };
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(oneProject, order, after, filters)}`).all(params) as { detail: string }[];
     return plan.map((r) => r.detail).join('; ');
   } finally {
     db.close();
