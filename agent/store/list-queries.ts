@@ -42,6 +42,10 @@ export interface ActionPageQuery extends PageQuery {
 
 /** The paged reads of the store. Each answers null when the marker names no item of the query's scope. */
 export interface ListQueries {
+  /**
+   * Deeply frozen (array and instances): a page is kept and answered again, the same objects, while the database
+   * has not changed (PageMemo), so callers may keep them but never change them.
+   */
   instancePage(q: InstancePageQuery): Instance[] | null;
   /** Newest first. */
   actionPage(q: ActionPageQuery): Action[] | null;
@@ -109,9 +113,70 @@ const filtersOf = (q: InstancePageQuery): InstanceFilters => ({
   exclude: q.exclude !== undefined,
 });
 
+/** At most this many instances in all the pages PageMemo keeps (a larger page is not kept). */
+export const PAGE_MEMO_ROWS = 2_000;
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/**
+ * Instance pages answered again while the database is unchanged. The version is SQLite's own: `total_changes()`
+ * (every row this connection inserted, updated or deleted, counted as the statement runs, also in a transaction
+ * later rolled back) with `data_version` (moves when another connection commits). Equal versions mean the same
+ * rows, so nothing has to invalidate the memo: every write moves the version. Not read or kept inside a
+ * transaction, where a read can see what a rollback takes back. Oldest pages leave first beyond PAGE_MEMO_ROWS.
+ */
+class PageMemo {
+  private readonly pages = new Map<string, { version: string; rows: Instance[] | null }>();
+  private rows = 0;
+  private readonly versionStmt: Database.Statement<[], [number, number]>;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly maxRows: number,
+  ) {
+    this.versionStmt = db.prepare<[], [number, number]>('SELECT total_changes(), data_version FROM pragma_data_version()').raw(true);
+  }
+
+  /** The page of `key`, read by `read` unless the memo holds it at the current version. */
+  page(key: string, read: () => Instance[] | null): Instance[] | null {
+    if (this.db.inTransaction) return read();
+    const [changes, data] = this.versionStmt.get()!;
+    const version = `${changes}/${data}`;
+    const kept = this.pages.get(key);
+    if (kept?.version === version) return kept.rows;
+    const rows = deepFreeze(read());
+    this.forget(key);
+    const n = rows?.length ?? 0;
+    if (n > this.maxRows) return rows;
+    for (const k of this.pages.keys()) {
+      if (this.rows + n <= this.maxRows) break;
+      this.forget(k);
+    }
+    this.pages.set(key, { version, rows });
+    this.rows += n;
+    return rows;
+  }
+
+  private forget(key: string): void {
+    const kept = this.pages.get(key);
+    if (kept === undefined) return;
+    this.pages.delete(key);
+    this.rows -= kept.rows?.length ?? 0;
+  }
+}
+
 const idList = (ids: readonly string[] | undefined): string | null => (ids === undefined ? null : JSON.stringify(ids));
 
-/** Prepared once per connection; `toAction` reads an action's events (the store's own row mapping). */
+/**
+ * Prepared once per connection; `toAction` reads an action's events (the store's own row mapping); `memoRows` bounds
+ * the instance pages kept (PageMemo).
+ */
 export class SqliteListQueries implements ListQueries {
   private readonly instanceStmts = new Map<string, Statement<unknown[]>>();
   private readonly instanceKey: Database.Statement<[string], SortKey & { project_id: string }>;
@@ -121,11 +186,14 @@ export class SqliteListQueries implements ListQueries {
   private readonly nodeFirst: Statement<NodeRow>;
   private readonly nodeAfter: Statement<NodeRow>;
   private readonly nodeKey: Database.Statement<[string], { name: string; id: string }>;
+  private readonly memo: PageMemo;
 
   constructor(
     private readonly db: Database.Database,
     private readonly toAction: (r: ActionRow) => Action,
+    memoRows = PAGE_MEMO_ROWS,
   ) {
+    this.memo = new PageMemo(db, memoRows);
     this.instanceKey = db.prepare('SELECT created_at AS key, rowid AS rid, project_id FROM instances WHERE id = ?');
     const actions = (after: string) =>
       db.prepare<[Record<string, unknown>], ActionRow>(
@@ -142,6 +210,11 @@ export class SqliteListQueries implements ListQueries {
   }
 
   instancePage(q: InstancePageQuery): Instance[] | null {
+    const key = JSON.stringify([q.projectId, q.includeTerminated, q.order, q.include, q.exclude, q.limit, q.marker]);
+    return this.memo.page(key, () => this.readInstancePage(q));
+  }
+
+  private readInstancePage(q: InstancePageQuery): Instance[] | null {
     let after: SortKey | undefined;
     if (q.marker !== undefined) {
       const k = this.instanceKey.get(q.marker);

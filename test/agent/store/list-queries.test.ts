@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../agent/model.js';
 import { DB_FILE_NAME, type SqliteStore } from '../../../agent/store/sqlite.js';
-import { instancePageSql, type InstancePageQuery } from '../../../agent/store/list-queries.js';
+import { SqliteListQueries, instancePageSql, type InstancePageQuery } from '../../../agent/store/list-queries.js';
 import { action, instance, node, useStoreDir } from './fixtures.js';
 
 const { dir, open } = useStoreDir();
@@ -119,6 +119,71 @@ describe('instancePage', () => {
       const text = instancePlan(false, order, true, { project: null });
       expect(text).toMatch(/SEARCH instances USING INDEX instances_created_at \(created_at[<>]\?\)/);
       expect(text).not.toMatch(/TEMP B-TREE/);
+    }
+  });
+});
+
+describe('instancePage answered again while the database is unchanged', () => {
+  const q: InstancePageQuery = { projectId: 'proj-1', includeTerminated: true, order: 'oldest-first', limit: 5 };
+
+  it('the same deeply frozen page until a write; the write shows in the next page', () => {
+    const s = open();
+    const all = seed(s);
+    const first = s.instancePage(q)!;
+    expect(s.instancePage({ ...q })).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first[0]) && Object.isFrozen(first[0]!.addresses[0])).toBe(true);
+    expect(() => {
+      (first[0] as { name: string }).name = 'x';
+    }).toThrow(TypeError);
+    s.putInstance({ ...all[0]!, name: 'renamed', state: 'stopped', updated_at: all[0]!.updated_at });
+    const next = s.instancePage(q)!;
+    expect(next).not.toBe(first);
+    expect(next[0]).toMatchObject({ name: 'renamed', state: 'stopped' });
+    expect(next[0]).toEqual(s.getInstance(all[0]!.id));
+  });
+
+  it("another connection's commit shows in the next page", () => {
+    const s = open();
+    const all = seed(s);
+    expect(s.instancePage(q)![1]!.name).toBe(all[1]!.name);
+    open().putInstance({ ...all[1]!, name: 'written elsewhere' });
+    expect(s.instancePage(q)![1]!.name).toBe('written elsewhere');
+  });
+
+  it('a page read inside a transaction that rolls back is not answered afterwards', () => {
+    const s = open();
+    const all = seed(s);
+    s.instancePage(q);
+    expect(() =>
+      s.transaction(() => {
+        s.putInstance({ ...all[0]!, name: 'rolled back' });
+        expect(s.instancePage(q)![0]!.name).toBe('rolled back');
+        throw new Error('abort');
+      }),
+    ).toThrow('abort');
+    expect(s.instancePage(q)![0]!.name).toBe(all[0]!.name);
+  });
+
+  it('keeps at most its row bound: the oldest page leaves first, a larger page is never kept', () => {
+    const s = open();
+    seed(s);
+    s.close();
+    const db = new Database(path.join(dir(), DB_FILE_NAME));
+    try {
+      const lists = new SqliteListQueries(db, () => {
+        throw new Error('no actions here');
+      }, 5);
+      const a = { ...q, limit: 3 };
+      const b = { ...q, limit: 3, marker: 'inst-02' };
+      const pageA = lists.instancePage(a)!;
+      expect(lists.instancePage(a)).toBe(pageA);
+      const pageB = lists.instancePage(b)!;
+      expect(lists.instancePage(b)).toBe(pageB);
+      expect(lists.instancePage(a)).not.toBe(pageA); // 3 + 3 > 5: A left when B came
+      const big = { ...q, limit: 6 };
+      expect(lists.instancePage(big)).not.toBe(lists.instancePage(big));
+    } finally {
+      db.close();
     }
   });
 });
