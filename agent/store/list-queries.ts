@@ -171,11 +171,44 @@ class PageMemo {
   }
 }
 
+/**
+ * The instances of the rows read last, by id, each with its row's values: a row read again with every value equal
+ * is answered with the same frozen instance (so its rendered JSON is reused too, agent/api/rendered.ts), a row with
+ * one value changed is mapped afresh. Keyed by content, so no write has to invalidate it; this is what a page read
+ * after a write (PageMemo missed) still saves. The oldest row leaves first beyond `maxRows`.
+ */
+class RowMemo {
+  private readonly rows = new Map<string, { values: unknown[]; inst: Instance }>();
+
+  constructor(private readonly maxRows: number) {}
+
+  instanceOf(values: unknown[]): Instance {
+    const id = values[0] as string;
+    const kept = this.rows.get(id);
+    if (kept !== undefined && sameValues(kept.values, values)) return kept.inst;
+    const inst = deepFreeze(rowToInstance(instanceRowOf(values)));
+    this.rows.delete(id);
+    if (this.rows.size >= this.maxRows) {
+      const oldest = this.rows.keys().next();
+      if (oldest.done !== true) this.rows.delete(oldest.value);
+    }
+    this.rows.set(id, { values, inst });
+    return inst;
+  }
+}
+
+/** Column values are strings, integers or null: `===` is equality. */
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 const idList = (ids: readonly string[] | undefined): string | null => (ids === undefined ? null : JSON.stringify(ids));
 
 /**
  * Prepared once per connection; `toAction` reads an action's events (the store's own row mapping); `memoRows` bounds
- * the instance pages kept (PageMemo).
+ * the instance pages kept (PageMemo) and the rows (RowMemo).
  */
 export class SqliteListQueries implements ListQueries {
   private readonly instanceStmts = new Map<string, Statement<unknown[]>>();
@@ -187,6 +220,7 @@ export class SqliteListQueries implements ListQueries {
   private readonly nodeAfter: Statement<NodeRow>;
   private readonly nodeKey: Database.Statement<[string], { name: string; id: string }>;
   private readonly memo: PageMemo;
+  private readonly rowMemo: RowMemo;
 
   constructor(
     private readonly db: Database.Database,
@@ -194,6 +228,7 @@ export class SqliteListQueries implements ListQueries {
     memoRows = PAGE_MEMO_ROWS,
   ) {
     this.memo = new PageMemo(db, memoRows);
+    this.rowMemo = new RowMemo(memoRows);
     this.instanceKey = db.prepare('SELECT created_at AS key, rowid AS rid, project_id FROM instances WHERE id = ?');
     const actions = (after: string) =>
       db.prepare<[Record<string, unknown>], ActionRow>(
@@ -228,7 +263,7 @@ export class SqliteListQueries implements ListQueries {
     if (filters.exclude) params['exclude'] = idList(q.exclude);
     if (after !== undefined) Object.assign(params, { key: after.key, rid: after.rid });
     const rows = this.instanceStatement(q.projectId !== null, q.order, after !== undefined, filters).all(params);
-    return rows.map((v) => rowToInstance(instanceRowOf(v)));
+    return rows.map((v) => this.rowMemo.instanceOf(v));
   }
 
   actionPage(q: ActionPageQuery): Action[] | null {

@@ -142,6 +142,20 @@ describe('instancePage answered again while the database is unchanged', () => {
     expect(next[0]).toEqual(s.getInstance(all[0]!.id));
   });
 
+  it('after a write the rows that did not change are the same frozen objects; the changed row is new', () => {
+    const s = open();
+    const all = seed(s);
+    const first = s.instancePage(q)!;
+    s.putInstance({ ...all[2]!, power_state: 'off' });
+    const next = s.instancePage(q)!;
+    expect(next).not.toBe(first);
+    expect(next[2]).not.toBe(first[2]);
+    expect(next[2]).toEqual(s.getInstance(all[2]!.id));
+    expect(next[2]!.power_state).toBe('off');
+    for (const i of [0, 1, 3, 4]) expect(next[i]).toBe(first[i]);
+    expect(Object.isFrozen(next[2]!.addresses)).toBe(true);
+  });
+
   it("another connection's commit shows in the next page", () => {
     const s = open();
     const all = seed(s);
