@@ -10,6 +10,7 @@ import { contextOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { badRequest, echo } from './errors.js';
 import { pageOf } from './paging.js';
+import { InstanceListRenderer } from './rendered.js';
 import {
   ACTION_NAMES,
   ActionBody,
@@ -101,6 +102,7 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
   const { service } = deps;
   const tags = ['instances'];
   const env = (req: FastifyRequest, ctx: RequestContext) => deps.viewEnv(ctx, (req.params as Params)['project_id'] ?? ctx.project_id);
+  const lists = new InstanceListRenderer();
 
   app.post(
     '/v1/:project_id/instances',
@@ -144,11 +146,13 @@ export function registerV1Routes(app: FastifyInstance, deps: ApiDeps): void {
         response: responses('v1', [{ status: 200, description: 'The instances', schema: InstanceList }], TOKEN_ERRORS),
       },
     },
-    async (req: FastifyRequest) => {
+    async (req: FastifyRequest, reply: FastifyReply) => {
       const ctx = contextOf(req);
-      const e = env(req, ctx);
       const page = pageOf(req.query as PageQueryT, deps.pageSize(), UUID_RE);
-      return { instances: service.listInstances(ctx, { allProjects: ctx.is_admin, page }).map((i) => instanceView(i, e)) };
+      const list = service.listInstances(ctx, { allProjects: ctx.is_admin, page });
+      // Already JSON, as bytes: fastify sends a Buffer as it is, with the JSON type it would have set.
+      void reply.type('application/json; charset=utf-8');
+      return lists.body(list, env(req, ctx));
     },
   );
 

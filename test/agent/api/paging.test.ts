@@ -115,6 +115,28 @@ describe('GET /v1/{p}/instances', () => {
     });
   });
 
+  it('a change to an instance shows in the next list (the page and its rendered JSON are kept until a write)', async () => {
+    const all = seedInstances();
+    const url = `/v1/${PROJECT}/instances?limit=3`;
+    const first = await get(url);
+    expect((await get(url)).body).toBe(first.body);
+    expect(first.json().instances[0]).toMatchObject({ uuid: all[0]!.id, name: all[0]!.name, status: 'running' });
+    h.agent.store.putInstance({ ...all[0]!, name: 'renamed', state: 'stopped', power_state: 'off' });
+    const next = await get(url);
+    expect(next.json().instances[0]).toMatchObject({ uuid: all[0]!.id, name: 'renamed', status: 'stopped', power_state: 'power off' });
+    expect(next.json().instances.slice(1)).toEqual(first.json().instances.slice(1));
+  });
+
+  it('the body is JSON.stringify of the views, byte for byte, typed as fastify types JSON', async () => {
+    seedInstances();
+    for (let i = 0; i < 2; i++) {
+      const res = await get(`/v1/${PROJECT}/instances?limit=4`);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(res.body).toBe(JSON.stringify(res.json()));
+      expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body));
+    }
+  });
+
   it('limit at the maximum is taken', async () => {
     seedInstances();
     const res = await get(`/v1/${PROJECT}/instances?limit=20`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../agent/model.js';
 import { DB_FILE_NAME, type SqliteStore } from '../../../agent/store/sqlite.js';
-import { instancePageSql, type InstancePageQuery } from '../../../agent/store/list-queries.js';
+import { SqliteListQueries, instancePageSql, type InstancePageQuery } from '../../../agent/store/list-queries.js';
 import { action, instance, node, useStoreDir } from './fixtures.js';
 
 const { dir, open } = useStoreDir();
@@ -69,6 +69,33 @@ describe('instancePage', () => {
     expect(got.map((i) => i.id)).toEqual(all.map((i) => i.id));
   });
 
+  it('answers every field of every instance as getInstance does (the columns a page reads, in their order)', () => {
+    const s = open();
+    const all = seed(s);
+    const full = instance({
+      id: 'inst-full',
+      project_id: 'proj-1',
+      description: 'd',
+      availability_zone: 'az-1',
+      networks: [{ uuid: 'net-1', port_type: 'normal' }],
+      metadata: { k: 'v' },
+      operation_state: 'reinstall-failed',
+      error: { error_code: 'E', error_msg: 'm', error_type: 'install_error' },
+      target_power_state: 'on',
+      task: 'reinstall',
+      task_request_id: 'req-1',
+      progress: 42,
+      failed_operation: { kind: 'reinstall', networks: [{ uuid: 'net-1' }] },
+      launched_at: '2024-01-02T00:00:00.000Z',
+      terminated_at: '2024-01-03T00:00:00.000Z',
+    });
+    s.putInstance(full);
+    const got = s.instancePage({ projectId: null, includeTerminated: true, order: 'oldest-first', limit: 100 })!;
+    expect(got).toHaveLength(all.length + 1);
+    for (const i of got) expect(i).toEqual(s.getInstance(i.id));
+    expect(got.find((i) => i.id === 'inst-full')).toEqual(full);
+  });
+
   it('include and exclude filter in SQL, before the limit', () => {
     const s = open();
     seed(s);
@@ -96,6 +123,85 @@ describe('instancePage', () => {
   });
 });
 
+describe('instancePage answered again while the database is unchanged', () => {
+  const q: InstancePageQuery = { projectId: 'proj-1', includeTerminated: true, order: 'oldest-first', limit: 5 };
+
+  it('the same deeply frozen page until a write; the write shows in the next page', () => {
+    const s = open();
+    const all = seed(s);
+    const first = s.instancePage(q)!;
+    expect(s.instancePage({ ...q })).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first[0]) && Object.isFrozen(first[0]!.addresses[0])).toBe(true);
+    expect(() => {
+      (first[0] as { name: string }).name = 'x';
+    }).toThrow(TypeError);
+    s.putInstance({ ...all[0]!, name: 'renamed', state: 'stopped', updated_at: all[0]!.updated_at });
+    const next = s.instancePage(q)!;
+    expect(next).not.toBe(first);
+    expect(next[0]).toMatchObject({ name: 'renamed', state: 'stopped' });
+    expect(next[0]).toEqual(s.getInstance(all[0]!.id));
+  });
+
+  it('after a write the rows that did not change are the same frozen objects; the changed row is new', () => {
+    const s = open();
+    const all = seed(s);
+    const first = s.instancePage(q)!;
+    s.putInstance({ ...all[2]!, power_state: 'off' });
+    const next = s.instancePage(q)!;
+    expect(next).not.toBe(first);
+    expect(next[2]).not.toBe(first[2]);
+    expect(next[2]).toEqual(s.getInstance(all[2]!.id));
+    expect(next[2]!.power_state).toBe('off');
+    for (const i of [0, 1, 3, 4]) expect(next[i]).toBe(first[i]);
+    expect(Object.isFrozen(next[2]!.addresses)).toBe(true);
+  });
+
+  it("another connection's commit shows in the next page", () => {
+    const s = open();
+    const all = seed(s);
+    expect(s.instancePage(q)![1]!.name).toBe(all[1]!.name);
+    open().putInstance({ ...all[1]!, name: 'written elsewhere' });
+    expect(s.instancePage(q)![1]!.name).toBe('written elsewhere');
+  });
+
+  it('a page read inside a transaction that rolls back is not answered afterwards', () => {
+    const s = open();
+    const all = seed(s);
+    s.instancePage(q);
+    expect(() =>
+      s.transaction(() => {
+        s.putInstance({ ...all[0]!, name: 'rolled back' });
+        expect(s.instancePage(q)![0]!.name).toBe('rolled back');
+        throw new Error('abort');
+      }),
+    ).toThrow('abort');
+    expect(s.instancePage(q)![0]!.name).toBe(all[0]!.name);
+  });
+
+  it('keeps at most its row bound: the oldest page leaves first, a larger page is never kept', () => {
+    const s = open();
+    seed(s);
+    s.close();
+    const db = new Database(path.join(dir(), DB_FILE_NAME));
+    try {
+      const lists = new SqliteListQueries(db, () => {
+        throw new Error('no actions here');
+      }, 5);
+      const a = { ...q, limit: 3 };
+      const b = { ...q, limit: 3, marker: 'inst-02' };
+      const pageA = lists.instancePage(a)!;
+      expect(lists.instancePage(a)).toBe(pageA);
+      const pageB = lists.instancePage(b)!;
+      expect(lists.instancePage(b)).toBe(pageB);
+      expect(lists.instancePage(a)).not.toBe(pageA); // 3 + 3 > 5: A left when B came
+      const big = { ...q, limit: 6 };
+      expect(lists.instancePage(big)).not.toBe(lists.instancePage(big));
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe('instancePage of one project', () => {
   it('after a marker: an ordered walk of instances_project_created, no sort of the project\'s rows', () => {
     for (const order of ['oldest-first', 'newest-first'] as const) {
@@ -115,8 +221,9 @@ function instancePlan(oneProject: boolean, order: 'oldest-first' | 'newest-first
   s.close();
   const db = new Database(path.join(dir(), DB_FILE_NAME), { readonly: true });
   try {
-    const params = { ...scope, terminated: 0, include: null, exclude: null, limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
-    const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(oneProject, order, after)}`).all(params) as { detail: string }[];
+    const params = { ...(scope.project !== null ? scope : {}), limit: 10, ...(after ? { key: 'x', rid: 1 } : {}) };
+    const filters = { excludeTerminated: true, include: false, exclude: false };
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${instancePageSql(oneProject, order, after, filters)}`).all(params) as { detail: string }[];
     return plan.map((r) => r.detail).join('; ');
   } finally {
     db.close();
