@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything metald's demo and tests need on a fresh Debian 12 machine, then the npm dependencies.
 # Idempotent. Debian packages: fping (the liveness engine and its peer), nftables (a silent host for the liveness
-# tests), iproute2. Needs root (or sudo) for apt; skips apt when every package is already there.
+# tests), iproute2; openipmi (ipmi_sim BMCs) and ipmitool (the IPMI driver's binary); python3-sushy and redfishtool
+# (the clients that check the Redfish emulator); openssl (the test CA). Needs root (or sudo) for apt; skips apt when every package is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(fping nftables iproute2)
+PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
