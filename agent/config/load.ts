@@ -15,9 +15,9 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { cidrContains, parseCidr, parseIp, type Cidr, type Ip } from '../net.js';
-import { Value } from '@sinclair/typebox/value';
 import { createDefaultRegistry, type DriverRegistry } from '../../drivers/registry.js';
 import { HOSTNAME_RE } from '../../drivers/settings.js';
+import { applyDefaults } from './defaults.js';
 import { checkNodes, resolveNode } from './nodes.js';
 import { findSecretKeys, parseYaml } from './yaml.js';
 import {
@@ -69,8 +69,9 @@ export function parseConfigWithWarnings(text: string, opts: ParseOptions = {}): 
   const p = new Problems();
   const secretPaths = findSecretKeys(raw, p);
   for (const line of schemaErrors(RawConfigSchema, raw, secretPaths)) p.errors.push(line);
-  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them.
-  const full = Value.Default(RawConfigSchema, Value.Clone(raw));
+  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them. In
+  // place: `raw` is this call's own parse, not read again.
+  const full = applyDefaults(RawConfigSchema, raw);
   const drivers = opts.drivers ?? createDefaultRegistry({ allowFake: true });
   checkSemantics(full as Loose, p, drivers, secretPaths);
   if (p.errors.length > 0) throw new ConfigError(sortByPath(p.errors));
