@@ -15,6 +15,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import type { Agent } from './build-agent.js';
+import type { ConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
 import type { StoreFaultInjector } from './store/sqlite.js';
 
@@ -42,10 +43,11 @@ export function applyV8Flags(execArgv: readonly string[], nodeOptions: string | 
   return flags;
 }
 
-function loadOrExplain(loader: ConfigLoader, path: string): { config: Config; warnings: string[] } | null {
+function loadOrExplain(loader: ConfigLoader, path: string): ConfigWithWarnings | null {
   const { ConfigError, loadConfigWithWarnings } = loader;
   try {
-    return loadConfigWithWarnings(path);
+    // The daemon parses through the cache in state_dir (agent/config/parse-cache.ts); --check too (it only reads).
+    return loadConfigWithWarnings(path, { parseCache: true });
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`metald: invalid configuration ${path}:`);
@@ -94,6 +96,7 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
   ]);
   const log = createLogger({ level: loaded.config.log_level });
   for (const w of loaded.warnings) log.warn({ config: opts.config }, w);
+  log.info({ config: opts.config, parse: loaded.parse?.hit ? 'cached' : 'yaml' }, 'configuration loaded');
 
   let agent: Agent;
   try {
@@ -105,6 +108,16 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
     process.exitCode = 1;
     return;
   }
+
+  // The config is valid and state_dir exists (the store is open): a restart with this file skips its YAML parse.
+  const saveParse = (l: ConfigWithWarnings, config: Config) => {
+    try {
+      l.parse?.save(config.state_dir);
+    } catch (e) {
+      log.warn({ err: e }, 'could not save the parsed configuration (the next start parses the file again)');
+    }
+  };
+  saveParse(loaded, loaded.config);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -126,6 +139,7 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
     const next = loadOrExplain(loader, opts.config);
     if (!next) log.error({ config: opts.config }, 'SIGHUP: the configuration is invalid; the running one is kept (secrets re-read)');
     const res = agent.reload(next?.config ?? null);
+    if (next) saveParse(next, agent.config());
     log.info(
       { applied: res.applied, restart_required: res.restartRequired, secrets_changed: res.secretsChanged.length, errors: res.errors },
       'SIGHUP: reloaded',

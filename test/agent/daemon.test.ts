@@ -79,6 +79,17 @@ nodes:
     expect(Number(m![1])).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 
+  it('a restart with the same config file takes its YAML parse from state_dir (the first start saved it)', async () => {
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    daemon = await startDaemon(cfg.configPath);
+    expect(daemon.stdout()).toContain('"parse":"yaml","msg":"configuration loaded"');
+    expect(await daemon.kill('SIGTERM')).toBe(0);
+    daemon = await startDaemon(cfg.configPath);
+    expect(daemon.stdout()).toContain('"parse":"cached","msg":"configuration loaded"');
+    expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200);
+  });
+
   it('leaves the young generation to an operator who sizes it on the command line or in NODE_OPTIONS', () => {
     expect(applyV8Flags(['--max-semi-space-size=8'], undefined)).toEqual([]);
     expect(applyV8Flags([], '--max-old-space-size=200 --max-semi-space-size=8')).toEqual([]);
