@@ -2,10 +2,12 @@
  * agent/config/parse-cache.ts: the YAML parse of the configuration file, cached in state_dir by the file's content.
  */
 import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigWithWarnings } from '../../../agent/config/load.js';
 import { PARSE_CACHE_FILE, parseWithCache, stateDirNamed } from '../../../agent/config/parse-cache.js';
+import { requireBuild } from '../../helpers/daemon.js';
 import { writeConfig } from '../../helpers/harness.js';
 
 let dir: string | null = null;
@@ -61,6 +63,22 @@ describe('the parse cache', () => {
     expect(loaded.config.nodes).toHaveLength(4);
     parseWithCache('agent_id: other\n', stateDir).save(stateDir);
     expect(loadConfigWithWarnings(configPath, { parseCache: true }).parse?.hit).toBe(false);
+  });
+
+  it('a hit does not load the yaml package; a miss does (the built daemon, in a process of its own)', () => {
+    requireBuild();
+    const { configPath, stateDir } = config();
+    const load = resolve(import.meta.dirname, '../../../dist/agent/config/load.js');
+    const script = `
+      import { createRequire } from 'node:module';
+      const { loadConfigWithWarnings } = await import(${JSON.stringify(load)});
+      const r = loadConfigWithWarnings(${JSON.stringify(configPath)}, { parseCache: true });
+      r.parse.save(${JSON.stringify(stateDir)});
+      const yaml = Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/yaml/dist/'));
+      console.log(JSON.stringify({ hit: r.parse.hit, yaml }));`;
+    const run = () => JSON.parse(spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).stdout) as unknown;
+    expect(run()).toEqual({ hit: false, yaml: true });
+    expect(run()).toEqual({ hit: true, yaml: false });
   });
 
   it('saves nothing for a parse JSON cannot hold', () => {
