@@ -90,8 +90,15 @@ nodes:
     expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200);
   });
 
-  it('leaves the young generation to an operator who sizes it on the command line or in NODE_OPTIONS', () => {
-    expect(applyV8Flags(['--max-semi-space-size=8'], undefined)).toEqual([]);
-    expect(applyV8Flags([], '--max-old-space-size=200 --max-semi-space-size=8')).toEqual([]);
+  it('applies both V8 settings when the operator gives neither (in a process of its own)', () => {
+    requireBuild();
+    const script = `const { applyV8Flags } = await import(${JSON.stringify(MAIN)}); console.log(JSON.stringify(applyV8Flags([], undefined)));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(JSON.parse(r.stdout)).toEqual(['--semi-space-growth-factor=1', '--optimize-for-size']);
+  });
+
+  it('leaves each V8 setting to an operator who gives it on the command line or in NODE_OPTIONS', () => {
+    expect(applyV8Flags(['--max-semi-space-size=8', '--no-optimize-for-size'], undefined)).toEqual([]);
+    expect(applyV8Flags([], '--max-old-space-size=200 --max-semi-space-size=8 --optimize_for_size')).toEqual([]);
   });
 });
