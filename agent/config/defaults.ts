@@ -18,10 +18,28 @@ import { satisfies } from '../../drivers/settings.js';
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
 function valueOrDefault(schema: TSchema, value: unknown): unknown {
+  // TypeBox clones the default whatever the value; the clone is only used when the value is missing or a mapping.
+  if (value !== undefined && !isObject(value)) return value;
   const dflt: unknown = 'default' in schema ? schema['default'] : undefined;
-  const clone: unknown = typeof dflt === 'function' ? (dflt as () => unknown)() : Value.Clone(dflt);
+  if (value !== undefined && !isObject(dflt) && typeof dflt !== 'function') return value;
+  const clone: unknown = typeof dflt === 'function' ? (dflt as () => unknown)() : copy(dflt);
   if (value === undefined) return clone;
-  return isObject(value) && isObject(clone) ? Object.assign(clone, value) : value;
+  return isObject(clone) ? Object.assign(clone, value) : value;
+}
+
+/**
+ * Value.Clone (its result, key for key: own names then symbols, into a plain object) for plain mappings, arrays and
+ * primitives, without its per-value type guards; anything else is handed to Value.Clone.
+ */
+function copy(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(copy);
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return Value.Clone(v);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.getOwnPropertyNames(v)) out[k] = copy((v as Record<string, unknown>)[k]);
+  for (const k of Object.getOwnPropertySymbols(v)) Reflect.set(out, k, copy(Reflect.get(v, k)));
+  return out;
 }
 
 /** `[Mutable]` like `Value.Default(schema, value)`: returns the defaulted value, changing `value` in place. */
@@ -53,7 +71,7 @@ export function applyDefaults(schema: TSchema, value: unknown): unknown {
     case 'Union': {
       const defaulted = valueOrDefault(schema, value);
       for (const branch of schema['anyOf'] as TSchema[]) {
-        const result = applyDefaults(branch, Value.Clone(defaulted));
+        const result = applyDefaults(branch, copy(defaulted));
         if (satisfies(branch, result)) return result;
       }
       return defaulted;
