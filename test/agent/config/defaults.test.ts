@@ -49,7 +49,7 @@ describe('applyDefaults', () => {
         doc[tk] = tv;
         same(RawConfigSchema, doc);
       }),
-      { numRuns: 300 },
+      { numRuns: 100 },
     );
   });
 });
