@@ -21,7 +21,6 @@ import { Lifecycle, type Component } from './lifecycle.js';
 import { Liveness } from './liveness.js';
 import { DeployerRouter } from './operations/deployers.js';
 import { Engine } from './operations/engine.js';
-import { FpingPinger } from './pinger/fping.js';
 import { systemClock, type Clock, type Deployer, type Pinger } from './ports.js';
 import { openStore, type StoreFaultInjector } from './store/sqlite.js';
 import type { Store } from './store/types.js';
@@ -89,7 +88,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     opts.pinger ??
     (config.liveness.engine === 'fake'
       ? (fakes ?? fail('liveness.engine: fake needs allow_fake_drivers: true')).pinger
-      : new FpingPinger(config.liveness.fping_path));
+      : // Loaded only for this engine (it brings execa, ~14 MiB of RSS).
+        new (await import('./pinger/fping.js')).FpingPinger(config.liveness.fping_path));
   const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;

@@ -13,7 +13,7 @@ import { fakeDriverDefinition } from './fake/settings.js';
 import { ipmiDriver } from './ipmi/index.js';
 import { defaultDriverPorts, type DriverPorts } from './ports.js';
 import { redfishDriver } from './redfish/index.js';
-import { checkCommonSettings, keysMarked, SECRET, type DriverSettings, type SettingsContext, type SettingsReport } from './settings.js';
+import { checkCommonSettings, keysMarked, satisfies, SECRET, type DriverSettings, type SettingsContext, type SettingsReport } from './settings.js';
 import type { BmcTarget, BoundDriver, DriverDefinition, DriverFactory } from './types.js';
 
 /** The settings schema of a node naming `drivers`, and the keys it accepts only because another driver uses them. */
@@ -30,6 +30,8 @@ export class DriverRegistry {
   private readonly factories = new Map<string, DriverFactory>();
   /** Known but not bindable, with why (e.g. `fake` without allow_fake_drivers, a driver not implemented yet). */
   private readonly withheld = new Map<string, string>();
+  /** settingsSchema's answers by driver list (a config names a handful of lists for all its nodes); reset on changes. */
+  private readonly schemas = new Map<string, NodeSettingsSchema>();
 
   constructor(private readonly ports: DriverPorts = defaultDriverPorts) {}
 
@@ -39,6 +41,7 @@ export class DriverRegistry {
     this.known.set(factory.name, factory);
     this.factories.set(factory.name, factory);
     this.withheld.delete(factory.name);
+    this.schemas.clear();
     return this;
   }
 
@@ -47,6 +50,7 @@ export class DriverRegistry {
     if (this.factories.has(def.name)) return this;
     this.known.set(def.name, def);
     this.withheld.set(def.name, reason);
+    this.schemas.clear();
     return this;
   }
 
@@ -75,12 +79,22 @@ export class DriverRegistry {
   /**
    * The schema a node's settings must satisfy: the properties of its drivers (the first driver declaring a key wins),
    * every key any of them requires, plus the keys of the other known drivers (validated, but `foreign`).
+   * Built once per driver list and shared: callers must not change it.
    */
   settingsSchema(drivers: readonly string[]): NodeSettingsSchema {
+    // Keyed by the known names only, each once (what the schema is built from): the cache holds at most one entry per
+    // ordered list of known drivers, whatever names a file tries.
+    const own = [...new Set(drivers)].map((n) => this.known.get(n)).filter((d): d is DriverDefinition => d !== undefined);
+    const key = own.map((d) => d.name).join('\n');
+    let found = this.schemas.get(key);
+    if (found === undefined) this.schemas.set(key, (found = this.buildSettingsSchema(own)));
+    return found;
+  }
+
+  private buildSettingsSchema(own: readonly DriverDefinition[]): NodeSettingsSchema {
     const props: Record<string, TSchema> = {};
     const required = new Set<string>();
     const foreign = new Map<string, string>();
-    const own = drivers.map((n) => this.known.get(n)).filter((d): d is DriverDefinition => d !== undefined);
     for (const d of own) {
       for (const [k, s] of Object.entries(d.settings.properties as Record<string, TSchema>)) props[k] ??= s;
       for (const k of (d.settings.required ?? []) as string[]) required.add(k);
@@ -155,7 +169,7 @@ export class DriverRegistry {
       }
     }
     const { schema } = this.settingsSchema(names);
-    const bad = Value.Errors(schema, target.settings).First();
+    const bad = satisfies(schema, target.settings) ? undefined : Value.Errors(schema, target.settings).First();
     if (bad) {
       const where = bad.path === '' ? 'settings' : bad.path.slice(1).replace(/\//g, '.');
       throw new BmcError('BMC_ERR_UNSUPPORTED', 'registry', `BMC settings of node ${target.nodeId} do not fit ${names.join(', ')}: ${where}: ${bad.message}`);

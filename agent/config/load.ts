@@ -15,10 +15,11 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { cidrContains, parseCidr, parseIp, type Cidr, type Ip } from '../net.js';
-import { Value } from '@sinclair/typebox/value';
 import { createDefaultRegistry, type DriverRegistry } from '../../drivers/registry.js';
 import { HOSTNAME_RE } from '../../drivers/settings.js';
+import { applyDefaults } from './defaults.js';
 import { checkNodes, resolveNode } from './nodes.js';
+import { parseWithCache, type CachedParse } from './parse-cache.js';
 import { findSecretKeys, parseYaml } from './yaml.js';
 import {
   ConfigError,
@@ -49,12 +50,16 @@ export interface ParseOptions {
   baseDir?: string;
   /** The drivers whose settings schemas validate each node's `bmc` (default: every driver metald ships). */
   drivers?: DriverRegistry;
+  /** loadConfigWithWarnings: parse through the cache in state_dir (./parse-cache.ts; the daemon only). */
+  parseCache?: boolean;
 }
 
 export interface ConfigWithWarnings {
   config: Config;
   /** `path: message` lines worth logging at warn level; none of them stops the daemon. */
   warnings: string[];
+  /** With `parseCache`: whether the parse came from the cache, and how to save it once the daemon runs. */
+  parse?: Omit<CachedParse, 'raw'>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -64,13 +69,14 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
   return parseConfigWithWarnings(text, opts).config;
 }
 
-export function parseConfigWithWarnings(text: string, opts: ParseOptions = {}): ConfigWithWarnings {
-  const raw = parseYaml(text);
+export function parseConfigWithWarnings(text: string, opts: ParseOptions & { parsed?: unknown } = {}): ConfigWithWarnings {
+  const raw = opts.parsed ?? parseYaml(text);
   const p = new Problems();
   const secretPaths = findSecretKeys(raw, p);
   for (const line of schemaErrors(RawConfigSchema, raw, secretPaths)) p.errors.push(line);
-  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them.
-  const full = Value.Default(RawConfigSchema, Value.Clone(raw));
+  // The schema's `default`s are the only defaults: applied once, then every check and the resolution read them. In
+  // place: `raw` is this call's own parse (or the cache's copy), not read again.
+  const full = applyDefaults(RawConfigSchema, raw);
   const drivers = opts.drivers ?? createDefaultRegistry({ allowFake: true });
   checkSemantics(full as Loose, p, drivers, secretPaths);
   if (p.errors.length > 0) throw new ConfigError(sortByPath(p.errors));
@@ -96,7 +102,10 @@ export function loadConfigWithWarnings(path: string, opts: Omit<ParseOptions, 'b
     throw new ConfigError([`${path}: cannot read the configuration file (${errnoText(e)})`], path);
   }
   try {
-    return parseConfigWithWarnings(text, { ...opts, baseDir: dirname(abs) });
+    const { parseCache, ...rest } = opts;
+    const cached = parseCache ? parseWithCache(text, dirname(abs)) : undefined;
+    const result = parseConfigWithWarnings(text, { ...rest, baseDir: dirname(abs), ...(cached ? { parsed: cached.raw } : {}) });
+    return cached ? { ...result, parse: { hit: cached.hit, save: cached.save } } : result;
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(e.errors, path);
     throw e;

@@ -9,6 +9,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { keysMarked, PATH } from '../../drivers/settings.js';
 import { cidrContains, formatIp, parseIp, type Cidr } from '../net.js';
+import { applyDefaults } from './defaults.js';
 import { checkUnique, isRec, list, lower, must, normMac, pointerToPath, rec, schemaErrors, str, type Loose, type Problems } from './report.js';
 import type { RawNode } from './schema.js';
 import type { AddressConfig, AdoptConfig, NodeBmcConfig, NodeConfig } from './types.js';
@@ -53,7 +54,7 @@ function resolveBmc(b: Loose, abs: (p: string) => string, registry: DriverRegist
   const drivers = driversOf(b);
   const { driver: _driver, ...given } = b;
   const { schema } = registry.settingsSchema(drivers);
-  const settings = Value.Default(schema, Value.Clone(given)) as Loose;
+  const settings = applyDefaults(schema, Value.Clone(given)) as Loose;
   for (const key of keysMarked(schema, PATH)) {
     const v = settings[key];
     if (typeof v === 'string') settings[key] = abs(v);

@@ -6,6 +6,7 @@
 import { Value } from '@sinclair/typebox/value';
 import { ValueErrorType, type ValueError, type ValueErrorIterator } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
+import { satisfies } from '../../drivers/settings.js';
 
 /** An invalid configuration: `errors` lists every problem as `path: message`. */
 export class ConfigError extends Error {
@@ -59,6 +60,8 @@ export function pointerToPath(pointer: string): string {
  * (`/nodes/0/bmc`), and an unknown key at a pointer of `mutedPointers` is not reported (already reported otherwise).
  */
 export function schemaErrors(schema: TSchema, value: unknown, mutedPointers: Set<string>, base = ''): string[] {
+  // A value without errors (every node of a valid file) is not walked error by error.
+  if (satisfies(schema, value)) return [];
   const found: { path: string; message: string; required: boolean }[] = [];
   const visit = (it: ValueErrorIterator): void => {
     for (const e of it) {

@@ -7,7 +7,7 @@
  * (CIDRs, pools, uniqueness, drivers, listen addresses) is checked in agent/config/load.ts, which converts durations
  * to milliseconds. `errorMessage` on a schema is the message load.ts reports when that schema fails.
  *
- * The `default` keywords here are the only defaults of the file (load.ts applies them with `Value.Default`, and
+ * The `default` keywords here are the only defaults of the file (load.ts applies them with `applyDefaults`, ./defaults.ts, and
  * test/agent/config/docs.test.ts checks docs/config.md against them): an optional mapping has `default: {}` so that
  * the defaults of its keys apply when it is absent; a key that is null when absent has `default: null`.
  */

@@ -2,13 +2,20 @@
  * The raw document: YAML text to a plain mapping (syntax errors by line and column, never quoting the line), and the
  * `password:`/`token:` keys found anywhere in it (a secret is never written in the file, only the file it is in).
  */
-import { LineCounter, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError, isRec, pointerToPath, type Problems } from './report.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // YAML
 
+// Loaded at the first parse (the package is CommonJS, so `require` is what `import` would do): a restart whose parse
+// is cached (./parse-cache.ts) never loads it (~70 modules, ~3 MiB of heap).
+let yaml: typeof Yaml | undefined;
+const loadYaml = (): typeof Yaml => (yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
+
 export function parseYaml(text: string): unknown {
+  const { LineCounter, parseDocument } = loadYaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
   const where = (pos: [number, number] | undefined): string => {

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { applyV8Flags } from '../../agent/main.js';
 import { MAIN, requireBuild, startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
 import { ADMIN_TOKEN, writeConfig } from '../helpers/harness.js';
 
@@ -64,5 +65,40 @@ nodes:
     const code = await daemon.kill('SIGTERM');
     expect(code).toBe(0);
     expect(daemon.stdout()).toContain('"msg":"stopped"');
+  });
+
+  it('keeps V8\'s young generation at its initial 2 MiB when started as node dist/agent/main.js', async () => {
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    daemon = await startDaemon(cfg.configPath);
+    // Start-up alone grows it to 32 MiB (two 16 MiB semi-spaces) with V8's default growth factor; some requests too.
+    for (let i = 0; i < 20; i++) expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200);
+    const metrics = (await daemon.call('GET', '/metrics', null)).text;
+    const m = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(metrics);
+    expect(m, metrics.slice(0, 2000)).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(2 * 1024 * 1024);
+  });
+
+  it('a restart with the same config file takes its YAML parse from state_dir (the first start saved it)', async () => {
+    const cfg = writeConfig();
+    dir = cfg.dir;
+    daemon = await startDaemon(cfg.configPath);
+    expect(daemon.stdout()).toContain('"parse":"yaml","msg":"configuration loaded"');
+    expect(await daemon.kill('SIGTERM')).toBe(0);
+    daemon = await startDaemon(cfg.configPath);
+    expect(daemon.stdout()).toContain('"parse":"cached","msg":"configuration loaded"');
+    expect((await daemon.call('GET', '/v1/nodes', ADMIN_TOKEN)).status).toBe(200);
+  });
+
+  it('applies both V8 settings when the operator gives neither (in a process of its own)', () => {
+    requireBuild();
+    const script = `const { applyV8Flags } = await import(${JSON.stringify(MAIN)}); console.log(JSON.stringify(applyV8Flags([], undefined)));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(JSON.parse(r.stdout)).toEqual(['--semi-space-growth-factor=1', '--optimize-for-size']);
+  });
+
+  it('leaves each V8 setting to an operator who gives it on the command line or in NODE_OPTIONS', () => {
+    expect(applyV8Flags(['--max-semi-space-size=8', '--no-optimize-for-size'], undefined)).toEqual([]);
+    expect(applyV8Flags([], '--max-old-space-size=200 --max-semi-space-size=8 --optimize_for_size')).toEqual([]);
   });
 });

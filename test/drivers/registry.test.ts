@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../drivers/errors.js';
 import { fakeDriverFactory } from '../../drivers/fake/index.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
+import { redfishDriver } from '../../drivers/redfish/index.js';
 import { createDefaultRegistry, DriverRegistry } from '../../drivers/registry.js';
 import { target } from './helpers.js';
 
@@ -36,6 +37,24 @@ describe('DriverRegistry', () => {
     expect(err).toMatchObject({ code: 'BMC_ERR_UNSUPPORTED', driver: 'ilo', message: 'unknown BMC driver "ilo" for node n2 (available: fake)' });
     expect(() => r.bindAll([], target('n2'))).toThrow(/names no BMC driver/);
     expect(() => r.bindAll(['fake', 'fake'], target('n2'))).toThrow(/twice/);
+  });
+});
+
+describe('DriverRegistry.settingsSchema', () => {
+  it('is built once per list of known drivers, whatever unknown or repeated names come with it', () => {
+    const r = createDefaultRegistry({ allowFake: true });
+    const fake = r.settingsSchema(['fake']);
+    expect(r.settingsSchema(['fake'])).toBe(fake);
+    expect(r.settingsSchema(['fake', 'warp', 'fake'])).toBe(fake);
+    expect(r.settingsSchema(['redfish', 'fake'])).not.toBe(fake);
+    expect(r.settingsSchema(['redfish', 'fake']).schema.properties).toHaveProperty('system_id');
+  });
+
+  it('a driver declared after a schema was built is in the next one (its keys foreign to the others)', () => {
+    const r = new DriverRegistry().register(fakeDriverFactory(new FakeLab()));
+    expect(r.settingsSchema(['fake']).foreign.size).toBe(0);
+    r.declare(redfishDriver, 'not implemented yet');
+    expect(r.settingsSchema(['fake']).foreign.get('system_id')).toBe('redfish');
   });
 });
 
