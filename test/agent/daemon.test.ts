@@ -102,3 +102,16 @@ nodes:
     expect(applyV8Flags([], '--max-old-space-size=200 --max-semi-space-size=8 --optimize_for_size')).toEqual([]);
   });
 });
+
+describe('the built daemon', () => {
+  it('is one bundle (scripts/bundle.mjs): no module of ours is loaded from dist/ at start, better-sqlite3 stays external', async () => {
+    requireBuild();
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(MAIN, 'utf8');
+    // An unbundled main.js imports its modules by relative path; the bundle holds them.
+    expect(text).not.toMatch(/\bfrom\s+["']\.\.?\/[\w./-]*\.js["']/);
+    expect(text).not.toMatch(/\bimport\(\s*["']\.\/(build-agent|config\/load)\.js["']\)/);
+    expect(text).toMatch(/require\(["']better-sqlite3["']\)|from ["']better-sqlite3["']/);
+    expect(text).toContain('function runMetald');
+  });
+});
