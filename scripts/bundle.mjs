@@ -17,5 +17,9 @@ await build({
   // CommonJS packages inside an ESM bundle call require(): give them Node's.
   banner: { js: "import { createRequire as __metaldRequire } from 'node:module'; const require = __metaldRequire(import.meta.url);" },
   sourcemap: 'linked',
+  // Minified (names kept: errors and logs name their classes and functions): V8 keeps the whole source string on its
+  // heap for lazy compilation, 3.2 MB as written, 2.1 MB without comments and whitespace, ~1.4 MB minified.
+  minify: true,
+  keepNames: true,
   logLevel: 'warning',
 });

@@ -18,6 +18,8 @@ import type { SizeResult } from './report.js';
 
 /** Free nodes of the create and in-flight fleets: 30 creates fill them. */
 export const CREATES = 30;
+/** Idle RSS is read this long after ready. */
+export const IDLE_RSS_AT_S = 15;
 const CONCURRENCY = 10;
 /** The first liveness tick comes this long after start. */
 const SWEEP_INTERVAL_MS = 3000;
@@ -130,13 +132,18 @@ async function heapUsedMiB(url: string): Promise<number> {
 }
 
 /** CPU % and commits/s of an idle daemon over `seconds`. */
-async function idleWindow(d: Child, stateDir: string, seconds: number) {
+async function idleWindow(d: Child, stateDir: string, seconds: number, rssAtS?: number) {
   const c0 = cpuMs(d.pid);
   const t0 = performance.now();
   const commits = new CommitCounter(walOf(stateDir));
-  await sleep(seconds * 1000);
+  let rss: number | null = null;
+  if (rssAtS !== undefined && rssAtS < seconds) {
+    await sleep(rssAtS * 1000);
+    rss = rssMiB(d.pid).rss;
+  }
+  await sleep(Math.max(0, t0 + seconds * 1000 - performance.now()));
   const ms = performance.now() - t0;
-  return { cpu: ((cpuMs(d.pid) - c0) / ms) * 100, perS: commits.stop() / (ms / 1000) };
+  return { cpu: ((cpuMs(d.pid) - c0) / ms) * 100, perS: commits.stop() / (ms / 1000), rss };
 }
 
 /**
@@ -293,9 +300,13 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
     // window (no request is sent in it).
     d = await spawnDaemon(fleet.configPath);
     await sleep(1000);
-    const idle = await idleWindow(d, fleet.stateDir, opts.idleS);
+    // Idle RSS: 15 s after ready, once V8 has given back start-up's garbage (~10 s after ready here), before the
+    // sweeps due at 30 s.
+    const idle = await idleWindow(d, fleet.stateDir, opts.idleS, IDLE_RSS_AT_S - 1);
     res.figures.idle_cpu_default_pct = idle.cpu;
     res.figures.idle_commits_per_s = idle.perS;
+    if (idle.rss !== null) res.figures.rss_idle_mib = idle.rss;
+    else res.notes.rss_idle_mib = `the idle window (--idle ${opts.idleS}) ends before ${IDLE_RSS_AT_S} s after ready`;
     await d.stop();
 
     if (plan.soak && opts.soakS > 0) await heapSoak(n, opts.soakS, res);
