@@ -1,0 +1,102 @@
+/**
+ * Test helpers around the emulator: start it as a real child process (the built dist/ program) and talk to it over
+ * HTTP(S) with the test CA, both the Redfish side and the /emulator/ control side.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { resolve } from 'node:path';
+
+export const EMULATOR_MAIN = resolve(import.meta.dirname, '../../../dist/test/emulators/redfish/main.js');
+
+export interface EmulatorProcess {
+  url: string;
+  caFile: string | null;
+  username: string;
+  password: string;
+  credentialsFile: string;
+  child: ChildProcess;
+  stderr(): string;
+  /** SIGTERM, then SIGKILL after 2 s; resolves with the exit code (null when killed by a signal). */
+  stop(): Promise<number | null>;
+}
+
+/** Spawns `node dist/test/emulators/redfish/main.js ARGS` and waits for its listening line. */
+export async function launchEmulator(args: string[], timeoutMs = 15_000): Promise<EmulatorProcess> {
+  if (!existsSync(EMULATOR_MAIN)) throw new Error(`${EMULATOR_MAIN} is missing: run \`npm run build\` first (npm test does)`);
+  const child = spawn(process.execPath, [EMULATOR_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 2_000);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  };
+  try {
+    const line = await new Promise<{ url: string; caFile: string | null; credentials: string }>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`emulator did not print its listening line in ${timeoutMs} ms:\n${out}\n${err}`)), timeoutMs);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const first = out.split('\n').find((l) => l.includes('"listening"'));
+        if (!first) return;
+        clearTimeout(timer);
+        res(JSON.parse(first) as { url: string; caFile: string | null; credentials: string });
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        rej(new Error(`emulator exited with ${code} before listening:\n${out}\n${err}`));
+      });
+    });
+    const creds = JSON.parse(readFileSync(line.credentials, 'utf8')) as { username: string; password: string };
+    return { url: line.url, caFile: line.caFile, username: creds.username, password: creds.password, credentialsFile: line.credentials, child, stderr: () => err, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+export interface EmuResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  text: string;
+}
+
+/** One request to the emulator (Redfish or control side); `ca` is the test CA's PEM for https. */
+export function emuRequest(url: string, method: string, path: string, o: { ca?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<EmuResponse> {
+  const u = new URL(path, url);
+  const data = o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+  const headers: Record<string, string> = { ...(data !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(data)) } : {}), ...o.headers };
+  const req = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((res, rej) => {
+    const r = req(u, { method, headers, agent: false, ...(o.ca ? { ca: o.ca } : {}), timeout: o.timeoutMs ?? 10_000 }, (resp) => {
+      let text = '';
+      resp.setEncoding('utf8');
+      resp.on('data', (c: string) => (text += c));
+      resp.on('end', () => {
+        let body: unknown = null;
+        try {
+          body = text ? JSON.parse(text) : null;
+        } catch {
+          body = text;
+        }
+        res({ status: resp.statusCode ?? 0, headers: resp.headers, body, text });
+      });
+    });
+    r.on('timeout', () => r.destroy(new Error(`${method} ${path}: no answer in ${o.timeoutMs ?? 10_000} ms`)));
+    r.on('error', rej);
+    if (data !== undefined) r.write(data);
+    r.end();
+  });
+}
+
+/** Basic auth header value. */
+export function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
