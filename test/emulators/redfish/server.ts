@@ -277,7 +277,7 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
     }
     if (parts[1] === 'stats' && method === 'GET') {
       const m = process.memoryUsage();
-      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, rssBytes: m.rss, heapUsedBytes: m.heapUsed, requests } };
+      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, requests } };
     }
     return { status: 404, body: { error: `no control endpoint at ${path}` } };
   }
