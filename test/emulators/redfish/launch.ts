@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
 
@@ -68,14 +68,17 @@ export interface EmuResponse {
   text: string;
 }
 
-/** One request to the emulator (Redfish or control side); `ca` is the test CA's PEM for https. */
-export function emuRequest(url: string, method: string, path: string, o: { ca?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<EmuResponse> {
+/**
+ * One request to the emulator (Redfish or control side); `ca` is the test CA's PEM for https. Without `agent`, a new
+ * connection per request; pass a keep-alive agent (with the CA in its options) to reuse connections.
+ */
+export function emuRequest(url: string, method: string, path: string, o: { ca?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number; agent?: HttpAgent } = {}): Promise<EmuResponse> {
   const u = new URL(path, url);
   const data = o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
   const headers: Record<string, string> = { ...(data !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(data)) } : {}), ...o.headers };
   const req = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((res, rej) => {
-    const r = req(u, { method, headers, agent: false, ...(o.ca ? { ca: o.ca } : {}), timeout: o.timeoutMs ?? 10_000 }, (resp) => {
+    const r = req(u, { method, headers, agent: o.agent ?? false, ...(o.ca ? { ca: o.ca } : {}), timeout: o.timeoutMs ?? 10_000 }, (resp) => {
       let text = '';
       resp.setEncoding('utf8');
       resp.on('data', (c: string) => (text += c));

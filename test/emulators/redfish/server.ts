@@ -277,7 +277,8 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
     }
     if (parts[1] === 'stats' && method === 'GET') {
       const m = process.memoryUsage();
-      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, requests } };
+      const cpu = process.cpuUsage();
+      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests } };
     }
     return { status: 404, body: { error: `no control endpoint at ${path}` } };
   }
