@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { emuRequest, launchEmulator, type EmulatorProcess } from './launch.js';
+import { emulatorControl, launchEmulator, type EmulatorProcess, type EmulatorStats } from './launch.js';
+import type { SystemDump } from './model.js';
 
 const PYTHON = '/usr/bin/python3';
 const REDFISHTOOL = '/usr/bin/redfishtool';
@@ -23,12 +24,9 @@ function clientEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-async function state(id: string): Promise<{ powerState: string; boot: Record<string, string>; media: Record<string, unknown>; commands: { kind: string; args: Record<string, unknown>; status: number; by: string }[] }> {
-  return (await emuRequest(emu.url, 'GET', `/emulator/systems/${id}`, { ca })).body as never;
-}
-
+const state = (id: string): Promise<SystemDump> => emulatorControl(emu.url, ca).system(id);
 /** Sessions open now and logins so far, as the emulator counts them. */
-const sessions = async (): Promise<{ sessions: number; logins: number }> => (await emuRequest(emu.url, 'GET', '/emulator/stats', { ca })).body as never;
+const sessions = (): Promise<EmulatorStats> => emulatorControl(emu.url, ca).stats();
 const clientCommands = async (id: string): Promise<[string, Record<string, unknown>, number][]> =>
   (await state(id)).commands.filter((c) => c.by === 'client').map((c) => [c.kind, c.args, c.status]);
 

@@ -1,6 +1,7 @@
 /** The Redfish emulator over real HTTP, in-process: Redfish semantics, the control side, the fault knobs. */
 import { afterEach, describe, expect, test } from 'vitest';
-import { basic, emuRequest, type EmuResponse } from './launch.js';
+import { basic, emulatorControl, emuRequest, type EmuResponse } from './launch.js';
+import type { SystemDump } from './model.js';
 import { startRedfishEmulator, type EmulatorOptions, type RedfishEmulator } from './server.js';
 
 const PASSWORD = 'emu-test-secret';
@@ -19,7 +20,7 @@ async function start(o: Partial<EmulatorOptions> = {}): Promise<RedfishEmulator>
 const auth = { Authorization: basic('admin', PASSWORD) };
 const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<EmuResponse> =>
   emuRequest(emu!.url, method, path, { body, headers });
-const sys = async (id: string): Promise<Record<string, unknown>> => (await call('GET', `/emulator/systems/${id}`)).body as Record<string, unknown>;
+const sys = (id: string): Promise<SystemDump> => emulatorControl(emu!.url).system(id);
 const reset = (id: string, type: string): Promise<EmuResponse> => call('POST', `/redfish/v1/Systems/${id}/Actions/ComputerSystem.Reset`, { ResetType: type });
 const messageId = (r: EmuResponse): unknown => (r.body as { error: { '@Message.ExtendedInfo': { MessageId: string }[] } }).error['@Message.ExtendedInfo'][0]?.MessageId;
 
@@ -246,5 +247,8 @@ describe('faults', () => {
     expect((await call('PATCH', '/emulator/systems/sys-1', { resetTypes: ['Explode'] }, {})).status).toBe(400);
     expect((await call('PATCH', '/emulator/systems/sys-1', { powerState: 'On', resetTypes: ['On'] }, {})).body).toMatchObject({ powerState: 'On', profile: { resetTypes: ['On'] } });
     expect((await call('GET', '/emulator/faults', undefined, {})).body).toEqual({});
+    await expect(emulatorControl(emu!.url).configure('sys-9', { powerState: 'On' })).rejects.toThrow(/control PATCH \/emulator\/systems\/sys-9: 404/);
+    expect(await emulatorControl(emu!.url).addFaults({ delayMs: 5 })).toEqual({ delayMs: 5 });
+    expect(await emulatorControl(emu!.url).addFaults({ hang: false })).toEqual({ delayMs: 5, hang: false });
   });
 });

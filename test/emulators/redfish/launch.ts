@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
+import type { Faults, SystemDump, SystemProfile } from './model.js';
 
 export const EMULATOR_MAIN = resolve(import.meta.dirname, '../../../dist/test/emulators/redfish/main.js');
 
@@ -102,4 +103,46 @@ export function emuRequest(url: string, method: string, path: string, o: { ca?: 
 /** Basic auth header value. */
 export function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/** What `GET /emulator/stats` answers. */
+export interface EmulatorStats {
+  systems: number;
+  sessions: number;
+  logins: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  cpuMs: number;
+  requests: number;
+}
+
+/** The test-only control side of an emulator (docs/emulators.md), typed. Each call throws on a non-2xx answer. */
+export interface EmulatorControl {
+  system(id: string): Promise<SystemDump>;
+  systems(): Promise<{ id: string; powerState: string; reads: number }[]>;
+  /** Replaces the faults. */
+  setFaults(f: Faults): Promise<Faults>;
+  /** Merges into the faults. */
+  addFaults(f: Faults): Promise<Faults>;
+  clearFaults(): Promise<Faults>;
+  /** Test setup: power set at once (no log entry) and/or profile settings. */
+  configure(id: string, settings: { powerState?: 'On' | 'Off' } & Partial<SystemProfile>): Promise<SystemDump>;
+  stats(): Promise<EmulatorStats>;
+}
+
+export function emulatorControl(url: string, ca?: string): EmulatorControl {
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const r = await emuRequest(url, method, path, { ...(ca ? { ca } : {}), ...(body !== undefined ? { body } : {}) });
+    if (r.status < 200 || r.status > 299) throw new Error(`emulator control ${method} ${path}: ${r.status} ${r.text}`);
+    return r.body as T;
+  };
+  return {
+    system: (id) => call('GET', `/emulator/systems/${encodeURIComponent(id)}`),
+    systems: () => call('GET', '/emulator/systems'),
+    setFaults: (f) => call('PUT', '/emulator/faults', f),
+    addFaults: (f) => call('PATCH', '/emulator/faults', f),
+    clearFaults: () => call('DELETE', '/emulator/faults'),
+    configure: (id, settings) => call('PATCH', `/emulator/systems/${encodeURIComponent(id)}`, settings),
+    stats: () => call('GET', '/emulator/stats'),
+  };
 }

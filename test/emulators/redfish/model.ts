@@ -92,6 +92,20 @@ export interface CommandRecord {
   by: 'client' | 'emulator';
 }
 
+/** A system's own state as `GET /emulator/systems/{id}` answers it. */
+export interface SystemDump {
+  id: string;
+  powerState: PowerState;
+  boot: BootOverride;
+  media: Media;
+  profile: SystemProfile;
+  etag: string;
+  reads: number;
+  lastReadAtMs: number | null;
+  boots: EmulatedSystem['boots'];
+  commands: CommandRecord[];
+}
+
 export interface BootOverride {
   target: BootTarget;
   enabled: BootEnabled;
@@ -384,7 +398,7 @@ export class RedfishModel {
   }
 
   /** Everything a test may assert about one system. */
-  dump(s: EmulatedSystem): Record<string, unknown> {
+  dump(s: EmulatedSystem): SystemDump {
     return { id: s.id, powerState: s.power, boot: s.boot, media: s.media, profile: s.profile, etag: s.etag(), reads: s.reads, lastReadAtMs: s.lastReadAtMs, boots: s.boots, commands: s.commands };
   }
 

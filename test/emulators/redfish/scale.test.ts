@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { emuRequest, launchEmulator, type EmulatorProcess } from './launch.js';
+import { emulatorControl, emuRequest, launchEmulator, type EmulatorProcess, type EmulatorStats } from './launch.js';
 
 const N = 1_000;
 const CONCURRENCY = 16;
@@ -46,7 +46,7 @@ async function pool<T, R>(items: T[], f: (item: T) => Promise<R>): Promise<R[]> 
 }
 
 const get = (path: string): ReturnType<typeof emuRequest> => emuRequest(emu.url, 'GET', path, { agent, headers: { 'X-Auth-Token': token } });
-const stats = async (): Promise<{ rssBytes: number; heapUsedBytes: number; cpuMs: number; systems: number }> => (await get('/emulator/stats')).body as never;
+const stats = (): Promise<EmulatorStats> => emulatorControl(emu.url, readFileSync(emu.caFile!, 'utf8')).stats();
 const mib = (b: number): string => (b / 1024 / 1024).toFixed(1);
 
 test(`1,000 systems in one process: GET of all of them, then all powered on; memory`, async () => {
@@ -65,7 +65,7 @@ test(`1,000 systems in one process: GET of all of them, then all powered on; mem
   const resetMs = performance.now() - t1;
   expect(resets.every((r) => r.status === 204)).toBe(true);
   await new Promise((r) => setTimeout(r, 300));
-  const after = (await get('/emulator/systems')).body as { id: string; powerState: string; reads: number }[];
+  const after = await emulatorControl(emu.url, readFileSync(emu.caFile!, 'utf8')).systems();
   expect(after.filter((s) => s.powerState === 'On' && s.reads === 1)).toHaveLength(N);
   const loaded = await stats();
 
