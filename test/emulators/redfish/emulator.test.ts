@@ -240,6 +240,17 @@ describe('faults', () => {
     await until('sys-1 On', async () => (await sys('sys-1')).powerState === 'On', 2_000);
   });
 
+  test('stats: the most requests open at once (what a concurrency bound is checked by), reset on DELETE', async () => {
+    await start({ faults: { delayMs: 100 } });
+    const ctl = emulatorControl(emu!.url);
+    await Promise.all(['sys-1', 'sys-2', 'sys-3', 'sys-1', 'sys-2'].map((id) => call('GET', `/redfish/v1/Systems/${id}`)));
+    expect(await ctl.stats()).toMatchObject({ requests: 5, inFlight: 0, maxInFlight: 5 });
+    expect(await ctl.resetStats()).toMatchObject({ requests: 0, inFlight: 0, maxInFlight: 0 });
+    await call('GET', '/redfish/v1/Systems/sys-1');
+    await call('GET', '/redfish/v1/Systems/sys-2');
+    expect(await ctl.stats()).toMatchObject({ requests: 2, maxInFlight: 1 });
+  });
+
   test('control input is validated: unknown fault, bad type, bad profile', async () => {
     await start();
     expect((await setFaults({ hangs: true })).body).toEqual({ error: expect.stringMatching(/unknown fault "hangs"/) });

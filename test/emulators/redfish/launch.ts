@@ -113,7 +113,10 @@ export interface EmulatorStats {
   rssBytes: number;
   heapUsedBytes: number;
   cpuMs: number;
+  /** /redfish requests since start or the last resetStats(), open now, and the most open at once. */
   requests: number;
+  inFlight: number;
+  maxInFlight: number;
 }
 
 /** The test-only control side of an emulator (docs/emulators.md), typed. Each call throws on a non-2xx answer. */
@@ -128,6 +131,8 @@ export interface EmulatorControl {
   /** Test setup: power set at once (no log entry) and/or profile settings. */
   configure(id: string, settings: { powerState?: 'On' | 'Off' } & Partial<SystemProfile>): Promise<SystemDump>;
   stats(): Promise<EmulatorStats>;
+  /** Zeroes `requests` and brings `maxInFlight` down to what is open now. */
+  resetStats(): Promise<EmulatorStats>;
 }
 
 export function emulatorControl(url: string, ca?: string): EmulatorControl {
@@ -144,5 +149,6 @@ export function emulatorControl(url: string, ca?: string): EmulatorControl {
     clearFaults: () => call('DELETE', '/emulator/faults'),
     configure: (id, settings) => call('PATCH', `/emulator/systems/${encodeURIComponent(id)}`, settings),
     stats: () => call('GET', '/emulator/stats'),
+    resetStats: () => call('DELETE', '/emulator/stats'),
   };
 }

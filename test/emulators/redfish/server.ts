@@ -275,10 +275,14 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
       }
       return { status: 200, body: model.dump(s) };
     }
-    if (parts[1] === 'stats' && method === 'GET') {
+    if (parts[1] === 'stats' && parts.length === 2) {
+      if (method === 'DELETE') {
+        requests = 0;
+        maxInFlight = inFlight;
+      } else if (method !== 'GET') return methodNotAllowed('GET, DELETE');
       const m = process.memoryUsage();
       const cpu = process.cpuUsage();
-      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests } };
+      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests, inFlight, maxInFlight } };
     }
     return { status: 404, body: { error: `no control endpoint at ${path}` } };
   }
@@ -288,7 +292,10 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
     held.clear();
   }
 
+  /** /redfish requests since start (or the last DELETE /emulator/stats), open now, and the most open at once. */
   let requests = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
   function send(res: ServerResponse, r: Reply): void {
     const headers: Record<string, string> = { 'OData-Version': '4.0', ...r.headers };
     if (r.body === undefined) {
@@ -306,6 +313,9 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
     if (parts[0] === 'emulator') return send(res, control(req, parts, path, raw));
     if (parts[0] !== 'redfish') return send(res, notFound(path));
     requests += 1;
+    inFlight += 1;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.once('close', () => (inFlight -= 1));
     const sys = systemOf(parts);
     const f = model.faults;
     if (model.faultFor(sys)) {
