@@ -128,6 +128,14 @@ describe('boot override and ETags', () => {
     expect((await sys('sys-1')).boot).toEqual({ target: 'Pxe', enabled: 'Once', mode: 'UEFI' });
   });
 
+  test('the ETag changes when a power transition settles: a PATCH with the ETag read before is 412', async () => {
+    await start();
+    await reset('sys-1', 'On');
+    const before = (await call('GET', '/redfish/v1/Systems/sys-1')).headers.etag as string;
+    await until('sys-1 On', async () => (await sys('sys-1')).powerState === 'On');
+    expect((await patch({ Boot: { BootSourceOverrideTarget: 'Pxe' } }, { 'If-Match': before })).status).toBe(412);
+  });
+
   test('a Once override is used by the next boot and goes back to Disabled; Continuous stays', async () => {
     await start();
     await patch({ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
