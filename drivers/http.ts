@@ -1,6 +1,6 @@
 /**
  * The real HTTP port (drivers/ports.ts `HttpClient`) on undici, for the Redfish driver. One keep-alive connection
- * pool per BMC origin and TLS setting (a BMC serves one session at a time well; a few sockets are plenty). TLS is
+ * pool per BMC origin and TLS setting, one socket by default (a BMC serves one session at a time well). TLS is
  * verified against the request's `caFile` (read when its pool is made) or the system CAs; `insecure` turns
  * verification off (the driver logs that). Every failure without an HTTP answer is an HttpTransportError that says
  * whether the request had been written in full (drivers/http-errors.ts). A response body is capped. undici is
@@ -12,7 +12,7 @@ import { HttpTransportError } from './http-errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from './ports.js';
 
 export interface UndiciHttpOptions {
-  /** Sockets per origin. Default 2. */
+  /** Sockets per origin. Default 1: drivers/bmc.ts sends one command at a time per BMC, and BMCs serve few sockets. */
   connections?: number;
   /** How long an idle socket is kept. Default 30 s. */
   keepAliveMs?: number;
@@ -72,7 +72,7 @@ export class UndiciHttpClient implements HttpClient {
     // Loaded on first use: a daemon without a Redfish node never loads undici.
     const { Pool } = await import('undici');
     return new Pool(origin, {
-      connections: this.opts.connections ?? 2,
+      connections: this.opts.connections ?? 1,
       keepAliveTimeout: this.opts.keepAliveMs ?? 30_000,
       connect: {
         timeout: this.opts.connectTimeoutMs ?? 10_000,

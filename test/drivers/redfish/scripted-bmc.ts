@@ -41,6 +41,9 @@ export class ScriptedBmc {
   media: { Image: string | null; Inserted: boolean } = { Image: null, Inserted: false };
   etag = 1;
   sessionsEnabled = true;
+  /** TCP connections accepted, and TLS handshakes completed on the server's side. */
+  tcpConnections = 0;
+  tlsConnections = 0;
   /** token -> session path. */
   readonly sessions = new Map<string, string>();
   private readonly routes = new Map<string, Handler>();
@@ -52,7 +55,9 @@ export class ScriptedBmc {
   static async start(tls: { cert: string; key: string }): Promise<ScriptedBmc> {
     const server = createServer({ cert: tls.cert, key: tls.key });
     const bmc = new ScriptedBmc(server);
+    server.on('secureConnection', () => void (bmc.tlsConnections += 1));
     server.on('connection', (s: Socket) => {
+      bmc.tcpConnections += 1;
       bmc.sockets.add(s);
       s.on('close', () => bmc.sockets.delete(s));
     });
