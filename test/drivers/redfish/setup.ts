@@ -31,33 +31,43 @@ export interface Bound {
  */
 export function useScriptedBmc() {
   const ctx = {} as { pki: TestPki; bmc: ScriptedBmc; bind(over?: Record<string, unknown>): Bound };
-  const open: Bound[] = [];
+  const open: (Bound & { close(): Promise<void> })[] = [];
   beforeAll(() => {
     ctx.pki = makeTestPki();
   });
   afterAll(() => ctx.pki.cleanup());
   afterEach(async () => {
-    for (const b of open.splice(0)) {
-      await b.driver.close?.();
-      await b.http.close();
-    }
+    for (const b of open.splice(0)) await b.close();
     await ctx.bmc.close();
   });
   beforeEach(async () => {
     ctx.bmc = await ScriptedBmc.start(ctx.pki);
   });
   ctx.bind = (over = {}) => {
-    const { log, entries } = recordingLog();
-    const http = new UndiciHttpClient();
-    const settings = { address: ctx.bmc.origin, username: USER, password_file: '/run/credentials/pw', ca_file: ctx.pki.caFile, ...over };
-    const driver = redfishDriver.create(
-      { nodeId: 'rf-node', settings, secret: (k) => Promise.resolve(k === 'password_file' ? PASSWORD : null) },
-      { clock: defaultDriverPorts.clock, log, http },
-    );
-    const b = { driver, http, logs: entries };
+    const b = bindTo(ctx.bmc, ctx.pki, over);
     open.push(b);
     return b;
   };
   return ctx;
 }
 
+
+/** The driver bound to `bmc` with the CA as ca_file, the test user and password; `close` releases all. */
+export function bindTo(bmc: ScriptedBmc, pki: TestPki, over: Record<string, unknown> = {}): Bound & { close(): Promise<void> } {
+  const { log, entries } = recordingLog();
+  const http = new UndiciHttpClient();
+  const settings = { address: bmc.origin, username: USER, password_file: '/run/credentials/pw', ca_file: pki.caFile, ...over };
+  const driver = redfishDriver.create(
+    { nodeId: 'rf-node', settings, secret: (k) => Promise.resolve(k === 'password_file' ? PASSWORD : null) },
+    { clock: defaultDriverPorts.clock, log, http },
+  );
+  return {
+    driver,
+    http,
+    logs: entries,
+    close: async () => {
+      await driver.close?.();
+      await http.close();
+    },
+  };
+}
