@@ -82,6 +82,11 @@ export class ScriptedBmc {
     return `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  /** Connections still open (a client that closed its pool has none). */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
   on(method: string, path: string, handler: Handler): this {
     this.routes.set(`${method} ${path}`, handler);
     return this;
