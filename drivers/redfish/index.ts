@@ -83,8 +83,9 @@ export const redfishDriver: DriverFactory = {
         const path = await client.system(opts);
         const r = await client.call('GET', path, opts);
         if (!r.json) throw new BmcError('BMC_ERR_BAD_RESPONSE', NAME, `GET ${path}: an empty answer`);
-        power.noteSystem(r.json);
-        return { path, json: r.json, etag: r.etag };
+        const json = await power.complete(r.json, opts);
+        power.noteSystem(json);
+        return { path, json, etag: r.etag };
       },
       onPowerRead: warnInsecure,
     };

@@ -7,6 +7,8 @@
  * - Before the first read of the system every action is offered; afterwards only the actions the BMC lists a value
  *   for. An action without a value is BMC_ERR_UNSUPPORTED before anything is sent (the API's 406).
  * - A toggle (`PushPowerButton`) is sent only when power reads the other way, so "on when on" stays a no-op.
+ * - The values may be listed inline or in the action's `@Redfish.ActionInfo` resource (NOTE(vendor): Supermicro X11/X12
+ *   and newer iDRAC firmware list them there only); the ActionInfo is read once per driver.
  * - No `AllowableValues` at all: the standard set is assumed (as sushy does); no Reset action: nothing is supported.
  * - insecure: true is logged as a warning on every power read (power sync), as well as at bind.
  */
@@ -80,14 +82,40 @@ export function readPowerState(driver: string, system: Json): PowerReading {
   return p;
 }
 
-export function createRedfishPower(ctx: PowerContext): PowerDriver & { noteSystem(system: Json): void } {
+export interface RedfishPower extends PowerDriver {
+  /** Remembers what the system offers (after `complete`). */
+  noteSystem(system: Json): void;
+  /** The system with its Reset action's AllowableValues inlined from `@Redfish.ActionInfo` when only listed there. */
+  complete(system: Json, opts: CallOptions): Promise<Json>;
+}
+
+export function createRedfishPower(ctx: PowerContext): RedfishPower {
   let offered: readonly PowerAction[] | null = null;
+  /** ActionInfo path -> its ResetType AllowableValues (null: it lists none). */
+  const infos = new Map<string, readonly string[] | null>();
   const noteSystem = (system: Json) => {
     const allowed = allowedResets(system) ?? [];
     offered = POWER_ACTIONS.filter((a) => chooseReset(a, allowed) !== null);
   };
   return {
     noteSystem,
+
+    async complete(system, opts) {
+      const action = (system['Actions'] as Json | undefined)?.[RESET_ACTION] as Json | undefined;
+      const ref = action?.['@Redfish.ActionInfo'];
+      if (!action || Array.isArray(action['ResetType@Redfish.AllowableValues']) || typeof ref !== 'string') return system;
+      const path = ctx.client.path(ref, `${RESET_ACTION} @Redfish.ActionInfo`);
+      if (!infos.has(path)) {
+        const { json } = await ctx.client.call('GET', path, opts);
+        const params = Array.isArray(json?.['Parameters']) ? (json['Parameters'] as Json[]) : [];
+        const values = params.find((p) => p['Name'] === 'ResetType')?.['AllowableValues'];
+        infos.set(path, Array.isArray(values) ? values.filter((v): v is string => typeof v === 'string') : null);
+      }
+      const listed = infos.get(path);
+      if (!listed) return system;
+      const actions = system['Actions'] as Json;
+      return { ...system, Actions: { ...actions, [RESET_ACTION]: { ...action, 'ResetType@Redfish.AllowableValues': listed } } };
+    },
 
     async getPower(opts) {
       ctx.onPowerRead();

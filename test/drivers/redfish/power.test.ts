@@ -72,6 +72,23 @@ describe('redfish driver: power', () => {
     expect(driver.power!.supportedPowerActions()).toEqual([]);
   });
 
+  it('reads the AllowableValues from @Redfish.ActionInfo when only listed there (read once)', async () => {
+    const INFO = '/redfish/v1/Systems/1/ResetActionInfo';
+    ctx.bmc.resets = null;
+    ctx.bmc.on('GET', '/redfish/v1/Systems/1', (_r, b) => {
+      const sys = b.system() as { Actions: Record<string, Record<string, unknown>> };
+      sys.Actions['#ComputerSystem.Reset']!['@Redfish.ActionInfo'] = INFO;
+      return { status: 200, body: sys };
+    });
+    ctx.bmc.on('GET', INFO, () => ({ status: 200, body: { Parameters: [{ Name: 'ResetType', AllowableValues: ['ForceOn', 'ForceOff'] }] } }));
+    const { driver } = ctx.bind();
+    await driver.power!.setPower('on');
+    expect(await failure(driver.power!.setPower('soft-off'))).toMatchObject({ code: 'BMC_ERR_UNSUPPORTED', nothingSent: true });
+    expect(driver.power!.supportedPowerActions()).toEqual(['on', 'off']);
+    expect(resetsSent(ctx.bmc.seen)).toEqual(['ForceOn']);
+    expect(ctx.bmc.seen.filter((s) => s.path === INFO)).toHaveLength(1);
+  });
+
   it('reads a transition as the state it leaves: PoweringOn is off, PoweringOff is on', async () => {
     const { driver } = ctx.bind();
     ctx.bmc.power = 'PoweringOn';
