@@ -5,7 +5,8 @@
  *   `X-Auth-Token` answer header is the token, `Location` the session to DELETE on close). When the service has no
  *   SessionService or refuses the login for any reason but bad credentials (404, 405, 501, 403, 5xx, no token),
  *   HTTP Basic is used instead. A 401 to the login is BMC_ERR_AUTH: nothing else was sent. A 401 mid-session (the BMC
- *   expired or dropped the session) logs in again once and repeats the call: the 401 proves the call was not run.
+ *   expired or dropped the session, or refused Basic credentials) logs in again once, reading the password file
+ *   again, and repeats the call: the 401 proves the call was not run.
  * - Discovery: the service root (unauthenticated, as the spec says), the system (`system_id`, else the only member of
  *   Systems), its manager (`Links.ManagedBy`, else the only member of Managers). Every path the BMC gives is resolved
  *   against its origin and must stay on it: credentials never go elsewhere.
@@ -63,8 +64,10 @@ export class RedfishClient {
     const what = `${method} ${path}`;
     let auth = await this.authenticate(opts);
     let res = await this.raw(method, path, opts, auth, body, headers);
-    if (res.status === 401 && auth.kind === 'session') {
-      this.o.log.info({ driver: this.o.driver, origin: this.o.origin }, 'redfish session refused (expired or dropped): logging in again once');
+    if (res.status === 401 && auth.kind !== 'none') {
+      // A session expired or dropped, or Basic credentials refused (a rotated password): log in again once, with the
+      // password file read again. The 401 proves the call was not run, so repeating it is safe.
+      this.o.log.info({ driver: this.o.driver, origin: this.o.origin, auth: auth.kind }, 'redfish credentials refused: logging in again once');
       this.auth = null;
       auth = await this.authenticate(opts);
       res = await this.raw(method, path, opts, auth, body, headers);

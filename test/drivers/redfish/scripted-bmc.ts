@@ -41,6 +41,8 @@ export class ScriptedBmc {
   media: { Image: string | null; Inserted: boolean } = { Image: null, Inserted: false };
   etag = 1;
   sessionsEnabled = true;
+  /** The password it accepts (a test may rotate it). */
+  password = PASSWORD;
   /** TCP connections accepted, and TLS handshakes completed on the server's side. */
   tcpConnections = 0;
   tlsConnections = 0;
@@ -125,7 +127,7 @@ export class ScriptedBmc {
     const token = h['x-auth-token'];
     if (typeof token === 'string') return this.sessions.has(token);
     const basic = h['authorization'];
-    return basic === `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+    return basic === `Basic ${Buffer.from(`${USER}:${this.password}`).toString('base64')}`;
   }
 
   private async handle(req: Seen): Promise<Reply> {
@@ -149,7 +151,7 @@ export class ScriptedBmc {
     }
     if (key === 'POST /redfish/v1/SessionService/Sessions' && this.sessionsEnabled) {
       const b = JSON.parse(req.body || '{}') as { UserName?: string; Password?: string };
-      if (b.UserName !== USER || b.Password !== PASSWORD) return { status: 401, body: errorBody('Base.1.8.NoValidSession', 'Invalid credentials.') };
+      if (b.UserName !== USER || b.Password !== this.password) return { status: 401, body: errorBody('Base.1.8.NoValidSession', 'Invalid credentials.') };
       const id = this.nextSession++;
       const token = `tok-${id}-${Math.random().toString(36).slice(2)}`;
       const path = `/redfish/v1/SessionService/Sessions/${id}`;

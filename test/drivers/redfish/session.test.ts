@@ -100,6 +100,20 @@ describe('redfish driver: discovery and sessions', () => {
     expect(logs.some((l) => /using HTTP Basic/.test(l.msg))).toBe(true);
   });
 
+  it('with HTTP Basic, a 401 reads the password file again once: a rotated password is picked up', async () => {
+    ctx.bmc.sessionsEnabled = false;
+    let secret = PASSWORD;
+    const { driver } = ctx.bind({}, () => secret);
+    await driver.power!.getPower();
+    ctx.bmc.password = secret = 'rotated-Pa55';
+    expect(await driver.power!.getPower()).toBe('off');
+    const last = ctx.bmc.seen.slice(-2).map((s) => s.headers['authorization']);
+    expect(last).toEqual([`Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`, `Basic ${Buffer.from(`${USER}:rotated-Pa55`).toString('base64')}`]);
+    ctx.bmc.password = 'rotated-again';
+    expect(await failure(driver.power!.getPower())).toMatchObject({ code: 'BMC_ERR_AUTH' });
+    expect(ctx.bmc.seen.slice(-2).map((s) => s.path)).toEqual(['/redfish/v1/Systems/1', '/redfish/v1/Systems/1']);
+  });
+
   it('a refused login is BMC_ERR_AUTH with the BMC message, and the power command is never sent', async () => {
     const { driver, logs } = ctx.bind();
     ctx.bmc.on('POST', '/redfish/v1/SessionService/Sessions', (req) =>

@@ -30,7 +30,7 @@ export interface Bound {
  * `ca_file`, the test user and password. Everything is closed after each test, also when it fails.
  */
 export function useScriptedBmc() {
-  const ctx = {} as { pki: TestPki; bmc: ScriptedBmc; bind(over?: Record<string, unknown>): Bound };
+  const ctx = {} as { pki: TestPki; bmc: ScriptedBmc; bind(over?: Record<string, unknown>, password?: () => string): Bound };
   const open: (Bound & { close(): Promise<void> })[] = [];
   beforeAll(() => {
     ctx.pki = makeTestPki();
@@ -43,8 +43,8 @@ export function useScriptedBmc() {
   beforeEach(async () => {
     ctx.bmc = await ScriptedBmc.start(ctx.pki);
   });
-  ctx.bind = (over = {}) => {
-    const b = bindTo(ctx.bmc, ctx.pki, over);
+  ctx.bind = (over = {}, password) => {
+    const b = bindTo(ctx.bmc, ctx.pki, over, password);
     open.push(b);
     return b;
   };
@@ -53,12 +53,17 @@ export function useScriptedBmc() {
 
 
 /** The driver bound to `bmc` with the CA as ca_file, the test user and password; `close` releases all. */
-export function bindTo(bmc: ScriptedBmc, pki: TestPki, over: Record<string, unknown> = {}): Bound & { close(): Promise<void> } {
+export function bindTo(
+  bmc: ScriptedBmc,
+  pki: TestPki,
+  over: Record<string, unknown> = {},
+  password: () => string = () => PASSWORD,
+): Bound & { close(): Promise<void> } {
   const { log, entries } = recordingLog();
   const http = new UndiciHttpClient();
   const settings = { address: bmc.origin, username: USER, password_file: '/run/credentials/pw', ca_file: pki.caFile, ...over };
   const driver = redfishDriver.create(
-    { nodeId: 'rf-node', settings, secret: (k) => Promise.resolve(k === 'password_file' ? PASSWORD : null) },
+    { nodeId: 'rf-node', settings, secret: (k) => Promise.resolve(k === 'password_file' ? password() : null) },
     { clock: defaultDriverPorts.clock, log, http },
   );
   return {
