@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { FakeLab } from '../drivers/fake/lab.js';
+import { UndiciHttpClient } from '../drivers/http.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
@@ -77,10 +78,11 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   });
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
+  const http = new UndiciHttpClient();
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
     bindable: fakes ? [fakes.driver] : [],
-    ports: { clock, log: log.child({ component: 'driver' }) },
+    ports: { clock, log: log.child({ component: 'driver' }), http },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
@@ -135,7 +137,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const components: Component[] = [
     { name: 'store', start: () => undefined, stop: () => store.close() },
     // The config's nodes are enrolled before the API listens (one transaction: ~0.1 s at 2,000 new nodes).
-    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop() },
+    // The HTTP client's pools close after the engine's BMC handles (their Redfish logouts).
+    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop().finally(() => http.close()) },
     { name: 'api', start: () => listen?.(), stop: () => api.close() },
     { name: 'recovery', start: () => engine.start(), stop: () => undefined },
     {

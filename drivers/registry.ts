@@ -214,7 +214,7 @@ export interface DefaultRegistryOptions {
 export function builtinDrivers(): DriverDefinition[] {
   return [
     ipmiDriver, //            drivers/ipmi/     (settings only until the drivers issue)
-    redfishDriver, //         drivers/redfish/  (settings only until the drivers issue)
+    redfishDriver, //         drivers/redfish/
     fakeDriverDefinition, //  drivers/fake/     (tests and the demo only; bindable through `bindable`)
   ];
 }
