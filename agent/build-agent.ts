@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { FakeLab } from '../drivers/fake/lab.js';
+import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
@@ -81,7 +82,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
     bindable: fakes ? [fakes.driver] : [],
-    ports: { clock, log: log.child({ component: 'driver' }) },
+    ports: { clock, log: log.child({ component: 'driver' }), run: new ExecaProcessRunner() },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 

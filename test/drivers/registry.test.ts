@@ -49,7 +49,7 @@ describe('createDefaultRegistry', () => {
   it('binds the fake into the lab it was given', async () => {
     const lab = new FakeLab();
     const r = createDefaultRegistry({ allowFake: true, bindable: [fakeDriverFactory(lab)] });
-    expect(r.names()).toEqual(['fake']);
+    expect(r.names()).toEqual(['ipmi', 'fake']);
     const [d] = r.bindAll(['fake'], target('n4', { initial_power: 'on' }));
     expect(await d!.power!.getPower()).toBe('on');
     expect(lab.snapshot('n4').power).toBe('on');
@@ -67,17 +67,17 @@ describe('createDefaultRegistry', () => {
     expect(() => r.bindAll(['fake'], target('n5', { power_delay: 'later' }))).toThrow(/fake driver options of node n5: power_delay/);
   });
 
-  it('knows ipmi and redfish by their settings only: binding them is BMC_ERR_UNSUPPORTED (nothing is sent)', () => {
+  it('knows redfish by its settings only: binding it is BMC_ERR_UNSUPPORTED (nothing is sent); ipmi is bindable', () => {
     const r = createDefaultRegistry({ allowFake: false });
     expect(r.knownNames()).toEqual(['ipmi', 'redfish', 'fake']);
-    expect(r.names()).toEqual([]);
+    expect(r.names()).toEqual(['ipmi']);
     expect(Object.keys(r.definition('ipmi')!.settings.properties)).toEqual(
       expect.arrayContaining(['address', 'port', 'username', 'password_file', 'cipher_suite']),
     );
     expect(Object.keys(r.definition('redfish')!.settings.properties)).toEqual(
       expect.arrayContaining(['address', 'system_id', 'username', 'password_file', 'ca_file', 'insecure']),
     );
-    for (const name of ['ipmi', 'redfish']) {
+    for (const name of ['redfish']) {
       let err: unknown;
       try {
         r.bindAll([name], target('n6'));
