@@ -12,7 +12,10 @@ import { createIpmiBoot } from './boot.js';
 import { IpmitoolClient } from './client.js';
 import { createIpmiPower } from './power.js';
 
-/** Defaults of the settings below (docs/config.md). */
+/**
+ * Defaults of the settings below (docs/config.md), applied by the driver: not `default` keywords, which the config
+ * loader would write into the settings of every node, whatever its drivers.
+ */
 export const IPMI_DEFAULTS = { port: 623, cipher_suite: 3, retries: 2, retry_timeout_s: 1, ipmitool: 'ipmitool' } as const;
 
 export const IPMI_SETTINGS = driverSettings({
