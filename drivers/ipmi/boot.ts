@@ -5,17 +5,16 @@
  */
 import type { BootDriver } from '../types.js';
 import type { IpmitoolClient } from './client.js';
-import { checkBootdev, parseBootParam5 } from './ipmitool.js';
+import { parseBootParam5 } from './ipmitool.js';
 
 export function createIpmiBoot(client: IpmitoolClient): BootDriver {
   return {
     async setBoot(settings, opts) {
-      const out = await client.run(
+      await client.run(
         `chassis bootdev ${settings.device}`,
         { kind: 'bootdev', device: settings.device, persistent: settings.persistent, efi: settings.mode === 'uefi' },
         opts,
       );
-      checkBootdev(settings.device, out);
     },
     async getBoot(opts) {
       const out = await client.run('boot parameter 5 read', { kind: 'bootparam-get-5' }, opts);

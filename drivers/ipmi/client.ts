@@ -32,7 +32,7 @@ export class IpmitoolClient {
   constructor(private readonly deps: IpmitoolClientDeps) {}
 
   /**
-   * Runs `command`; resolves with its output when ipmitool reports no failure.
+   * Runs `command`; resolves with its output when it exited 0 and confirmed the command (ipmitool.ts `confirms`).
    * @throws BmcError the table's code (BMC_ERR_AUTH, _UNREACHABLE, _BUSY, _UNSUPPORTED, _COMMAND_FAILED ...);
    *   BMC_ERR_TIMEOUT when it was killed at the deadline.
    */
@@ -42,13 +42,13 @@ export class IpmitoolClient {
     const timeoutMs = opts?.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const started = clock.now();
     const out = await this.exec(what, buildArgv(session, command), password, timeoutMs, opts?.signal);
-    let failure = classifyFailure(what, out);
+    let failure = classifyFailure(what, command, out);
     if (failure === null) return out;
     const elapsed = clock.now() - started;
     const left = timeoutMs - elapsed;
     if (isBareSessionFailure(out.stderr) && elapsed < session.retryTimeoutS * 1000 && left > 0 && !opts?.signal?.aborted) {
       const verbose = await this.exec(what, buildArgv({ ...session, verbose: true }, command), password, left, opts?.signal);
-      const why = classifyFailure(what, verbose);
+      const why = classifyFailure(what, command, verbose);
       if (why && !isBareSessionFailure(verbose.stderr) && why.nothingSent) failure = why;
     }
     this.deps.log.debug({ node: this.deps.nodeId, code: failure.code, what }, 'ipmitool call failed');

@@ -8,7 +8,7 @@
  * - Output: ipmitool's vendor words become our closed unions here (style 4), and its failures become BmcError codes
  *   through one table, `IPMITOOL_ERRORS`, whose rows say whether the output proves nothing was sent.
  * - ipmitool exits 0 on some failures (`bootdev` prints "Set Chassis Boot Parameter 5 failed: ..." to stderr): a
- *   command counts as done only when stdout carries its confirmation line.
+ *   command counts as done only when stdout carries its confirmation line (`confirms`).
  */
 import { BMC_ERRORS, BmcError, type BmcErrorCode } from '../errors.js';
 import type { BootDevice, BootSettings } from '../types.js';
@@ -116,16 +116,37 @@ export interface IpmitoolOutput {
 }
 
 /**
- * The BmcError for a failed run, from the table; null when the output shows no failure (exit 0 and no table row on
- * stderr). An unknown failure is BMC_ERR_COMMAND_FAILED (nothing is proven).
+ * Whether stdout carries the line ipmitool prints when `command` did what was asked. ipmitool exits 0 on some
+ * failures (`bootdev` prints "Set Chassis Boot Parameter 5 failed: ..." to stderr), so exit 0 alone proves nothing.
  */
-export function classifyFailure(what: string, out: IpmitoolOutput): BmcError | null {
+export function confirms(command: IpmiCommand, stdout: string): boolean {
+  const lines = stdout.split('\n').map((l) => l.trim());
+  switch (command.kind) {
+    case 'power':
+      return command.verb === 'status'
+        ? lines.some((l) => /^Chassis Power is (on|off)$/.test(l))
+        : lines.includes(`Chassis Power Control: ${POWER_CONTROL_WORD[command.verb]}`);
+    case 'bootdev':
+      return lines.includes(`Set Boot Device to ${BOOTDEV_WORD[command.device]}`);
+    case 'bootparam-get-5':
+      return lines.some((l) => /^- Boot Device Selector :/.test(l));
+  }
+}
+
+/**
+ * The BmcError of a run, or null when it did what was asked (exit 0 and its confirmation line: then stderr is not
+ * read, so a noisy line can never turn a command that ran into a "nothing was sent" error). Otherwise the first
+ * table row found in the output; none: BMC_ERR_COMMAND_FAILED (nothing is proven).
+ */
+export function classifyFailure(what: string, command: IpmiCommand, out: IpmitoolOutput): BmcError | null {
   if (out.code === null) return new BmcError('BMC_ERR_TIMEOUT', DRIVER, `${what}: ipmitool was killed at its deadline`);
-  const text = `${out.stderr}\n${out.stdout}`;
-  const row = IPMITOOL_ERRORS.find((r) => r.match.test(text));
-  if (!row && out.code === 0) return null;
-  const detail = meaningful(out.stderr).join('; ') || meaningful(out.stdout).join('; ') || `exit code ${out.code}`;
-  if (!row) return new BmcError('BMC_ERR_COMMAND_FAILED', DRIVER, `${what}: ipmitool failed: ${detail}`);
+  if (out.code === 0 && confirms(command, out.stdout)) return null;
+  const row = IPMITOOL_ERRORS.find((r) => r.match.test(`${out.stderr}\n${out.stdout}`));
+  const detail = meaningful(out.stderr).join('; ') || meaningful(out.stdout).slice(0, 3).join('; ') || `exit code ${out.code}`;
+  if (!row) {
+    const why = out.code === 0 ? 'ipmitool did not confirm it' : `ipmitool failed (exit code ${out.code})`;
+    return new BmcError('BMC_ERR_COMMAND_FAILED', DRIVER, `${what}: ${why}: ${detail}`);
+  }
   return new BmcError(row.code, DRIVER, `${what}: ${row.says}${row.sent === 'nothing' ? ' (nothing was sent)' : ''}: ${detail}`);
 }
 
@@ -134,21 +155,6 @@ export function parsePowerStatus(stdout: string): 'on' | 'off' {
   const m = /^Chassis Power is (on|off)\s*$/m.exec(stdout);
   if (!m) throw badResponse('power status read', stdout);
   return m[1] as 'on' | 'off';
-}
-
-/** @throws BmcError BMC_ERR_BAD_RESPONSE unless stdout confirms the power control command. */
-export function checkPowerControl(verb: Exclude<ChassisPowerVerb, 'status'>, stdout: string): void {
-  if (!stdout.split('\n').some((l) => l.trim() === `Chassis Power Control: ${POWER_CONTROL_WORD[verb]}`)) {
-    throw badResponse(`chassis power ${verb}`, stdout);
-  }
-}
-
-/** @throws BmcError BMC_ERR_COMMAND_FAILED unless stdout confirms the boot device (ipmitool exits 0 on failure). */
-export function checkBootdev(device: BootDevice, out: IpmitoolOutput): void {
-  if (!out.stdout.split('\n').some((l) => l.trim() === `Set Boot Device to ${BOOTDEV_WORD[device]}`)) {
-    const detail = meaningful(out.stderr).join('; ') || meaningful(out.stdout).join('; ') || 'no confirmation';
-    throw new BmcError('BMC_ERR_COMMAND_FAILED', DRIVER, `chassis bootdev ${device}: the BMC did not confirm it: ${detail}`);
-  }
 }
 
 /**

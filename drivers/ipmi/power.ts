@@ -7,7 +7,7 @@
 import { BmcError } from '../errors.js';
 import type { PowerAction, PowerDriver } from '../types.js';
 import type { IpmitoolClient } from './client.js';
-import { checkPowerControl, DRIVER, parsePowerStatus, type ChassisPowerVerb } from './ipmitool.js';
+import { DRIVER, parsePowerStatus, type ChassisPowerVerb } from './ipmitool.js';
 
 const VERB: Partial<Record<PowerAction, Exclude<ChassisPowerVerb, 'status'>>> = {
   on: 'on',
@@ -27,8 +27,7 @@ export function createIpmiPower(client: IpmitoolClient): PowerDriver {
     async setPower(action, opts) {
       const verb = VERB[action];
       if (!verb) throw new BmcError('BMC_ERR_UNSUPPORTED', DRIVER, `power ${action}: IPMI has no such command (nothing was sent)`);
-      const out = await client.run(`chassis power ${verb}`, { kind: 'power', verb }, opts);
-      checkPowerControl(verb, out.stdout);
+      await client.run(`chassis power ${verb}`, { kind: 'power', verb }, opts);
     },
     supportedPowerActions: () => IPMI_POWER_ACTIONS,
   };

@@ -3,12 +3,10 @@
  * (Debian 1.8.19) printed here against ipmi_sim (test/emulators/ipmi-sim.ts), a dead port and a bad host.
  */
 import { describe, expect, it } from 'vitest';
-import { BmcError } from '../../../drivers/errors.js';
 import {
   buildArgv,
-  checkBootdev,
-  checkPowerControl,
   classifyFailure,
+  confirms,
   IPMITOOL_ERRORS,
   isBareSessionFailure,
   parseBootParam5,
@@ -78,16 +76,19 @@ describe('output readers', () => {
     ['soft', 'Chassis Power Control: Soft\n'],
     ['cycle', 'Chassis Power Control: Cycle\n'],
     ['reset', 'Chassis Power Control: Reset\n'],
-  ] as const)('power %s confirmed by %j', (verb, stdout) => {
-    expect(() => checkPowerControl(verb, stdout)).not.toThrow();
-    expect(() => checkPowerControl(verb === 'on' ? 'off' : 'on', stdout)).toThrow(BmcError);
+  ] as const)('power %s is confirmed by %j only', (verb, stdout) => {
+    expect(confirms({ kind: 'power', verb }, stdout)).toBe(true);
+    expect(confirms({ kind: 'power', verb: verb === 'on' ? 'off' : 'on' }, stdout)).toBe(false);
+    expect(confirms({ kind: 'power', verb }, '')).toBe(false);
   });
 
-  it('bootdev is confirmed only by "Set Boot Device to X"; exit 0 without it is BMC_ERR_COMMAND_FAILED', () => {
-    expect(() => checkBootdev('pxe', { code: 0, stdout: 'Set Boot Device to pxe\n', stderr: '' })).not.toThrow();
-    expect(() => checkBootdev('pxe', { code: 0, stdout: '', stderr: 'Set Chassis Boot Parameter 5 failed: Unspecified error\n' })).toThrow(
-      expect.objectContaining({ code: 'BMC_ERR_COMMAND_FAILED', message: expect.stringContaining('Unspecified error') }) as unknown as Error,
-    );
+  it('bootdev is confirmed only by "Set Boot Device to X"; status and bootparam by their lines', () => {
+    const pxe = { kind: 'bootdev', device: 'pxe', persistent: false, efi: false } as const;
+    expect(confirms(pxe, 'Set Boot Device to pxe\n')).toBe(true);
+    expect(confirms(pxe, 'Set Boot Device to disk\n')).toBe(false);
+    expect(confirms({ kind: 'power', verb: 'status' }, 'Chassis Power is off\n')).toBe(true);
+    expect(confirms({ kind: 'bootparam-get-5' }, BOOTPARAM_SIM)).toBe(true);
+    expect(confirms({ kind: 'bootparam-get-5' }, 'Boot parameter version: 1\n')).toBe(false);
   });
 
   it.each([
@@ -107,24 +108,29 @@ describe('output readers', () => {
 });
 
 describe('classifyFailure', () => {
-  const cases: [string, { code: number | null; stdout?: string; stderr: string }, string | null, boolean | null][] = [
-    ['success', { code: 0, stdout: 'Chassis Power is on\n', stderr: '' }, null, null],
-    ['killed at the deadline', { code: null, stderr: '' }, 'BMC_ERR_TIMEOUT', false],
-    ['wrong password (-v)', { code: 1, stderr: 'Loading IANA PEN Registry...\n> RAKP 2 HMAC is invalid\n' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
-    ['unknown user (-v)', { code: 1, stderr: 'Loading IANA PEN Registry...\nRAKP 2 message indicates an error : unauthorized name\n' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
-    ['no IPMI_PASSWORD', { code: 1, stderr: 'Unable to read password from environment\nPassword: ' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
-    ['cipher suite 17 (-v)', { code: 1, stderr: 'Loading IANA PEN Registry...\nError in open session response message : invalid authentication algorithm\n\n' + SESSION_FAILED }, 'BMC_ERR_UNSUPPORTED', true],
-    ['dead port (-v)', { code: 1, stderr: 'Loading IANA PEN Registry...\nGet Auth Capabilities error\nError issuing Get Channel Authentication Capabilities request\n' + SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
-    ['bad host', { code: 1, stderr: 'Address lookup for nonexistent.invalid failed\nCould not open socket!\n' + SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
-    ['bare session failure', { code: 1, stderr: SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
-    ['sessions exhausted', { code: 1, stderr: 'Error in open session response message : insufficient resources for session\n\n' + SESSION_FAILED }, 'BMC_ERR_BUSY', true],
-    ['bad power verb', { code: 1, stderr: 'Invalid chassis power command: bogus\n' }, 'BMC_ERR_UNSUPPORTED', true],
-    ['bad bootdev', { code: 1, stderr: 'Invalid argument: bogus\n' }, 'BMC_ERR_UNSUPPORTED', true],
-    ['bootdev refused, exit 0', { code: 0, stderr: 'Set Chassis Boot Parameter 5 failed: Unspecified error\n' }, 'BMC_ERR_COMMAND_FAILED', false],
-    ['unknown failure', { code: 1, stderr: 'something new\n' }, 'BMC_ERR_COMMAND_FAILED', false],
+  const STATUS: IpmiCommand = { kind: 'power', verb: 'status' };
+  const ON: IpmiCommand = { kind: 'power', verb: 'on' };
+  const BOOTDEV: IpmiCommand = { kind: 'bootdev', device: 'pxe', persistent: false, efi: false };
+  const cases: [string, IpmiCommand, { code: number | null; stdout?: string; stderr: string }, string | null, boolean | null][] = [
+    ['success', STATUS, { code: 0, stdout: 'Chassis Power is on\n', stderr: '' }, null, null],
+    ['success with a noisy stderr line', ON, { code: 0, stdout: 'Chassis Power Control: Up/On\n', stderr: 'Invalid completion code received: Invalid command\n' }, null, null],
+    ['exit 0 without the confirmation', ON, { code: 0, stdout: '', stderr: '' }, 'BMC_ERR_COMMAND_FAILED', false],
+    ['killed at the deadline', STATUS, { code: null, stderr: '' }, 'BMC_ERR_TIMEOUT', false],
+    ['wrong password (-v)', STATUS, { code: 1, stderr: 'Loading IANA PEN Registry...\n> RAKP 2 HMAC is invalid\n' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
+    ['unknown user (-v)', STATUS, { code: 1, stderr: 'Loading IANA PEN Registry...\nRAKP 2 message indicates an error : unauthorized name\n' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
+    ['no IPMI_PASSWORD', STATUS, { code: 1, stderr: 'Unable to read password from environment\nPassword: ' + SESSION_FAILED }, 'BMC_ERR_AUTH', true],
+    ['cipher suite 17 (-v)', STATUS, { code: 1, stderr: 'Loading IANA PEN Registry...\nError in open session response message : invalid authentication algorithm\n\n' + SESSION_FAILED }, 'BMC_ERR_UNSUPPORTED', true],
+    ['dead port (-v)', STATUS, { code: 1, stderr: 'Loading IANA PEN Registry...\nGet Auth Capabilities error\nError issuing Get Channel Authentication Capabilities request\n' + SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
+    ['bad host', STATUS, { code: 1, stderr: 'Address lookup for nonexistent.invalid failed\nCould not open socket!\n' + SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
+    ['bare session failure', STATUS, { code: 1, stderr: SESSION_FAILED }, 'BMC_ERR_UNREACHABLE', true],
+    ['sessions exhausted', STATUS, { code: 1, stderr: 'Error in open session response message : insufficient resources for session\n\n' + SESSION_FAILED }, 'BMC_ERR_BUSY', true],
+    ['bad power verb', ON, { code: 1, stderr: 'Invalid chassis power command: bogus\n' }, 'BMC_ERR_UNSUPPORTED', true],
+    ['bad bootdev', BOOTDEV, { code: 1, stderr: 'Invalid argument: bogus\n' }, 'BMC_ERR_UNSUPPORTED', true],
+    ['bootdev refused, exit 0', BOOTDEV, { code: 0, stderr: 'Set Chassis Boot Parameter 5 failed: Unspecified error\n' }, 'BMC_ERR_COMMAND_FAILED', false],
+    ['unknown failure', STATUS, { code: 1, stderr: 'something new\n' }, 'BMC_ERR_COMMAND_FAILED', false],
   ];
-  it.each(cases)('%s', (_name, out, code, nothingSent) => {
-    const err = classifyFailure('call', { stdout: '', ...out });
+  it.each(cases)('%s', (_name, command, out, code, nothingSent) => {
+    const err = classifyFailure('call', command, { stdout: '', ...out });
     if (code === null) expect(err).toBeNull();
     else expect(err).toMatchObject({ code, nothingSent, driver: 'ipmi' });
   });
