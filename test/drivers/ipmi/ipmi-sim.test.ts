@@ -56,4 +56,19 @@ describe('ipmi_sim launcher', () => {
     expect(existsSync(`/proc/${a.pid}`)).toBe(false);
     expect(existsSync(a.dir)).toBe(false);
   });
+
+  it('starts 50 BMCs at once, each answering on its own port with its own state', async () => {
+    const t0 = performance.now();
+    const sims = await startIpmiSims(50, { password: 'pw-launcher4' });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(new Set(sims.map((s) => s.port)).size).toBe(50);
+    const odd = sims.filter((_, i) => i % 2 === 1);
+    for (let i = 0; i < odd.length; i += 10) {
+      await Promise.all(odd.slice(i, i + 10).map((s) => ipmitool(s, ['chassis', 'power', 'on'])));
+    }
+    const powers = await Promise.all(sims.map((s) => s.power()));
+    expect(powers).toEqual(sims.map((_, i) => (i % 2 === 1 ? 'on' : 'off')));
+    await stopAllIpmiSims();
+    expect(sims.filter((s) => existsSync(`/proc/${s.pid}`))).toEqual([]);
+  });
 });
