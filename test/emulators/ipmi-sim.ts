@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,6 +28,8 @@ export interface IpmiSimOptions {
   username?: string;
   /** Initial power, default off. */
   power?: 'on' | 'off';
+  /** startIpmiSim only: this UDP port rather than a free one (refused when another process holds it). */
+  port?: number;
 }
 
 export interface IpmiSim {
@@ -70,8 +72,10 @@ export async function startIpmiSims(count: number, opts: IpmiSimOptions): Promis
   requireIpmiPeers();
   checkCredential(opts.password, 'password');
   checkCredential(opts.username ?? 'admin', 'username');
-  const ports = await freeUdpPorts(count);
-  const started = await Promise.allSettled(ports.map((port, i) => startOne(`sim${i + 1}`, port, opts)));
+  if (opts.port !== undefined && count !== 1) throw new Error('ipmi_sim: a fixed port is for one BMC');
+  const ports = opts.port !== undefined ? [opts.port] : await freeUdpPorts(count);
+  const start = opts.port !== undefined ? startOne : startRetrying;
+  const started = await Promise.allSettled(ports.map((port, i) => start(`sim${i + 1}`, port, opts)));
   const sims = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -89,6 +93,18 @@ export async function startIpmiSim(opts: IpmiSimOptions): Promise<IpmiSim> {
 /** Stops every BMC this process started and has not stopped yet. */
 export async function stopAllIpmiSims(): Promise<void> {
   await Promise.all([...live].map((s) => s.stop()));
+}
+
+/** Starts one BMC; a port someone else took meanwhile (between our probe and ipmi_sim's bind) is replaced, twice at most. */
+async function startRetrying(name: string, port: number, opts: IpmiSimOptions): Promise<IpmiSim> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startOne(name, port, opts);
+    } catch (e) {
+      if (attempt >= 2 || !/also bound by another process|before listening/.test((e as Error).message)) throw e;
+      [port] = (await freeUdpPorts(1)) as [number];
+    }
+  }
 }
 
 function checkCredential(value: string, what: string): void {
@@ -176,16 +192,30 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
   return sim;
 }
 
-/** Waits until ipmi_sim's UDP socket is bound (it says nothing when ready): read from /proc/net/udp. */
+/**
+ * Waits until ipmi_sim's own UDP socket is bound on the port (it says nothing when ready): the port's sockets in
+ * /proc/net/udp, matched by inode against the child's file descriptors. ipmi_sim binds a port another process holds
+ * without complaint (both then get packets), so a port bound by someone else is an error, not a ready BMC.
+ */
 async function waitListening(child: ChildProcess, port: number, output: () => string): Promise<void> {
-  const needle = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   const deadline = Date.now() + 5_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`ipmi_sim on port ${port} exited (${child.exitCode ?? child.signalCode}) before listening: ${output()}`);
     }
-    const udp = await readFile('/proc/net/udp', 'utf8');
-    if (udp.includes(needle)) return;
+    const inodes = (await readFile('/proc/net/udp', 'utf8'))
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f[1] === local)
+      .map((f) => f[9]);
+    if (inodes.length > 0) {
+      const fds = await readdir(`/proc/${child.pid}/fd`).catch(() => [] as string[]);
+      const own = new Set(await Promise.all(fds.map((fd) => readlink(`/proc/${child.pid}/fd/${fd}`).catch(() => ''))));
+      const ours = inodes.filter((i) => own.has(`socket:[${i}]`));
+      if (ours.length > 0 && ours.length < inodes.length) throw new Error(`UDP port ${port} is also bound by another process`);
+      if (ours.length > 0) return;
+    }
     if (Date.now() > deadline) throw new Error(`ipmi_sim on port ${port} did not listen within 5 s: ${output()}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -3,11 +3,17 @@
  * keep power and boot device in their chassis_control state, log every command, and hang when paused.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IPMITOOL, startIpmiSims, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
+import { IPMI_SIM, IPMITOOL, startIpmiSim, startIpmiSims, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
+import { processArgvs } from './helpers.js';
 
 afterEach(stopAllIpmiSims);
+
+function parentOf(pid: number): number {
+  return Number(/^\d+ \(.*\) \S (\d+) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1]);
+}
 
 /** Bare ipmitool against `sim` (the password through -E, stdin ignored). */
 function ipmitool(sim: IpmiSim, args: string[], password = sim.password): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -70,5 +76,21 @@ describe('ipmi_sim launcher', () => {
     expect(powers).toEqual(sims.map((_, i) => (i % 2 === 1 ? 'on' : 'off')));
     await stopAllIpmiSims();
     expect(sims.filter((s) => existsSync(`/proc/${s.pid}`))).toEqual([]);
+  });
+
+  it('refuses a port another ipmi_sim holds (ipmi_sim itself would share it silently), and one a socket holds', async () => {
+    const first = await startIpmiSim({ password: 'pw-launcher5' });
+    await expect(startIpmiSim({ password: 'pw-launcher6', port: first.port })).rejects.toThrow(`UDP port ${first.port} is also bound by another process`);
+    const holder = createSocket('udp4');
+    await new Promise<void>((res) => holder.bind(0, '127.0.0.1', () => res()));
+    const { port } = holder.address();
+    try {
+      await expect(startIpmiSim({ password: 'pw-launcher6', port })).rejects.toThrow(/exited \(1\) before listening/);
+    } finally {
+      holder.close();
+    }
+    expect((await ipmitool(first, ['chassis', 'power', 'status'])).stdout).toContain('Chassis Power is off');
+    const mine = [...(await processArgvs())].filter(([pid, argv]) => argv[0] === IPMI_SIM && parentOf(pid) === process.pid);
+    expect(mine.map(([pid]) => pid)).toEqual([first.pid]);
   });
 });
