@@ -14,6 +14,7 @@ import { startIpmiSims, stopAllIpmiSims, type IpmiSim } from '../../emulators/ip
 const PASSWORD = 'Kp4-e2e-bmc-pw';
 let daemon: Daemon | undefined;
 let sims: IpmiSim[] = [];
+let configDir: string | undefined;
 const secrets = mkdtempSync(join(tmpdir(), 'metald-ipmi-e2e-'));
 const pwFile = join(secrets, 'bmc.pw');
 
@@ -24,7 +25,7 @@ beforeAll(async () => {
   sims = await startIpmiSims(2, { password: PASSWORD, power: 'on' });
   const [adopted, free] = sims as [IpmiSim, IpmiSim];
   writeFileSync(pwFile, `${PASSWORD}\n`, { mode: 0o600 });
-  const { configPath } = writeConfig({
+  const { dir, configPath } = writeConfig({
     nodes: 1,
     adopt: true,
     power: '5s',
@@ -33,6 +34,7 @@ beforeAll(async () => {
         .replace(/bmc: \{driver: fake, address: "fake:\/\/node-1", fake: .*\}/, ipmiBmc(free, pwFile))
         .replace(/bmc: \{driver: fake, address: "fake:\/\/node-2", fake: .*\}/, ipmiBmc(adopted, pwFile)),
   });
+  configDir = dir;
   daemon = await startDaemon(configPath);
 }, 60_000);
 
@@ -40,6 +42,7 @@ afterAll(async () => {
   await daemon?.kill('SIGTERM');
   await stopAllIpmiSims();
   rmSync(secrets, { recursive: true, force: true });
+  if (configDir) rmSync(configDir, { recursive: true, force: true });
 });
 
 describe('metald on ipmi_sim BMCs', () => {
