@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { FakeLab } from '../drivers/fake/lab.js';
 import { UndiciHttpClient } from '../drivers/http.js';
+import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
@@ -82,7 +83,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
     bindable: fakes ? [fakes.driver] : [],
-    ports: { clock, log: log.child({ component: 'driver' }), http },
+    ports: { clock, log: log.child({ component: 'driver' }), http, run: new ExecaProcessRunner() },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 

@@ -3,8 +3,6 @@
  * its BMC. Adding a driver is a folder under drivers/ plus one line in `builtinDrivers`.
  *
  * A driver is known (its settings schema validates nodes) and, when it has `create` and is not withheld, bindable.
- * The `ipmi` and `redfish` entries are settings only until the drivers issue: a node naming them is enrolled and its
- * BMC calls fail BMC_ERR_UNSUPPORTED.
  */
 import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -208,13 +206,13 @@ export interface DefaultRegistryOptions {
 }
 
 /**
- * Every driver metald ships. One line per driver. A definition without `create` has its settings only: ipmi and
- * redfish until the drivers issue; the fake, whose code is loaded only by agent/fakes.ts (never in production).
+ * Every driver metald ships. One line per driver. A definition without `create` has its settings only: the fake,
+ * whose code is loaded only by agent/fakes.ts (never in production).
  */
 export function builtinDrivers(): DriverDefinition[] {
   return [
-    ipmiDriver, //            drivers/ipmi/     (settings only until the drivers issue)
-    redfishDriver, //         drivers/redfish/
+    ipmiDriver, //            drivers/ipmi/     (ipmitool; needs ports.run)
+    redfishDriver, //         drivers/redfish/  (undici; needs ports.http)
     fakeDriverDefinition, //  drivers/fake/     (tests and the demo only; bindable through `bindable`)
   ];
 }

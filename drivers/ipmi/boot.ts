@@ -1,0 +1,24 @@
+/**
+ * IPMI boot override: `chassis bootdev pxe|disk|cdrom [options=persistent,efiboot]`, read back with
+ * `chassis bootparam get 5`. Setting the same device again succeeds. A BMC that keeps the device but drops the flags
+ * (ipmi_sim: legacy, next boot only) reads back as such; drivers/bmc.ts reports it as BMC_ERR_BOOT_FLAGS_IGNORED.
+ */
+import type { BootDriver } from '../types.js';
+import type { IpmitoolClient } from './client.js';
+import { parseBootParam5 } from './ipmitool.js';
+
+export function createIpmiBoot(client: IpmitoolClient): BootDriver {
+  return {
+    async setBoot(settings, opts) {
+      await client.run(
+        `chassis bootdev ${settings.device}`,
+        { kind: 'bootdev', device: settings.device, persistent: settings.persistent, efi: settings.mode === 'uefi' },
+        opts,
+      );
+    },
+    async getBoot(opts) {
+      const out = await client.run('boot parameter 5 read', { kind: 'bootparam-get-5' }, opts);
+      return parseBootParam5(out.stdout);
+    },
+  };
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# The chassis_control program of the ipmi_sim BMCs of test/emulators/ipmi-sim.ts: the "server" behind the BMC.
+# ipmi_sim runs it (blocking its loop) as `chassis-control.sh STATE_DIR get power|boot ...` (prints `power:0|1`,
+# `boot:<dev>`) and `chassis-control.sh STATE_DIR set power 0|1 | set reset 1 | set shutdown 1 | set boot <dev>`.
+# State lives in STATE_DIR/power and STATE_DIR/boot; every `set` is appended to STATE_DIR/log, one line each
+# (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read.
+# A shell script, not node: ipmi_sim waits for it on every status read.
+dir=$1
+op=$2
+shift 2
+case "$op" in
+  get)
+    for key in "$@"; do
+      case "$key" in
+        power) printf 'power:%s\n' "$(cat "$dir/power")" ;;
+        boot) printf 'boot:%s\n' "$(cat "$dir/boot")" ;;
+        *) exit 1 ;;
+      esac
+    done
+    ;;
+  set)
+    while [ "$#" -ge 2 ]; do
+      key=$1
+      value=$(printf '%s' "$2" | tr -d '"')
+      shift 2
+      printf '%s %s\n' "$key" "$value" >>"$dir/log"
+      case "$key" in
+        power) printf '%s\n' "$value" >"$dir/power" ;;
+        shutdown) printf '0\n' >"$dir/power" ;;
+        reset) printf '1\n' >"$dir/power" ;;
+        boot) printf '%s\n' "$value" >"$dir/boot" ;;
+        *) exit 1 ;;
+      esac
+    done
+    ;;
+  *) exit 1 ;;
+esac
+exit 0
