@@ -247,7 +247,7 @@ export const RawConfigSchema = Obj({
         interval: Type.Optional(Duration('30s')),
         timeout: Type.Optional(Duration('500ms')),
         retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
-        batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, default: 256 })),
+        batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, default: 128 })),
       },
       { default: {} },
     ),
