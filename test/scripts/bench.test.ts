@@ -10,10 +10,10 @@ import { walCommits } from '../../scripts/bench/probes.js';
 import { comparison, evaluateTargets, fmt, formatReport, type BenchResults, type SizeResult } from '../../scripts/bench/report.js';
 
 describe('parseArgs', () => {
-  test('defaults: the issue sizes, a 60 s soak, one default interval of idle', () => {
+  test('defaults: the issue sizes, no soak (npm run bench:soak), one default interval of idle', () => {
     const o = parseArgs([]);
     expect(o.sizes).toEqual([10, 100, 1000, 2000]);
-    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.soakOnly, o.help]).toEqual([60, 30, 1000, 'bench-results.json', false, false]);
+    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.soakOnly, o.help]).toEqual([0, 30, 1000, 'bench-results.json', false, false]);
   });
 
   test('--soak-only (npm run bench:soak) runs the heap soak alone', () => {
