@@ -63,17 +63,19 @@ export function parseWithCache(text: string, baseDir: string): CachedParse {
   const cached = dir === null ? undefined : lookup(join(dir, PARSE_CACHE_FILE), key);
   if (cached !== undefined) return { raw: cached, hit: true, save: () => undefined };
   const raw = parseYaml(text);
-  const json = JSON.stringify(raw);
+  let json: string | null = JSON.stringify(raw);
   const plain = isDeepStrictEqual(JSON.parse(json), raw);
   return {
     raw,
     hit: false,
     save(stateDir) {
-      if (!plain) return;
+      if (!plain || json === null) return;
       const file = join(stateDir, PARSE_CACHE_FILE);
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, `{"format":${JSON.stringify(FORMAT)},"key":"${key}","raw":${json}}\n`, { mode: 0o600 });
       renameSync(tmp, file);
+      // Saved once: the daemon keeps its loaded config for its lifetime, not this copy of it (0.6 MB at 1,000 nodes).
+      json = null;
     },
   };
 }

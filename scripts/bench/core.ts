@@ -124,17 +124,13 @@ export async function measureCreates(n: number, res: SizeResult): Promise<void> 
   }
 }
 
-/** CPU % and commits/s of an idle daemon over `seconds`. */
-async function idleWindow(d: Child, stateDir: string, seconds: number, rssAtS?: number) {
+/** RSS at its start, then CPU % and commits/s of an idle daemon over `seconds`. */
+async function idleWindow(d: Child, stateDir: string, seconds: number) {
+  const rss = rssMiB(d.pid).rss;
   const c0 = cpuMs(d.pid);
   const t0 = performance.now();
   const commits = new CommitCounter(walOf(stateDir));
-  let rss: number | null = null;
-  if (rssAtS !== undefined && rssAtS < seconds) {
-    if (rssAtS > 0) await sleep(rssAtS * 1000);
-    rss = rssMiB(d.pid).rss;
-  }
-  await sleep(Math.max(0, t0 + seconds * 1000 - performance.now()));
+  await sleep(seconds * 1000);
   const ms = performance.now() - t0;
   return { cpu: ((cpuMs(d.pid) - c0) / ms) * 100, perS: commits.stop() / (ms / 1000), rss };
 }
@@ -304,10 +300,10 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
     // not idle work) is over by then. Idle RSS is read at the window's start.
     d = await spawnDaemon(fleet.configPath);
     await sleep(IDLE_RSS_AT_S * 1000);
-    const idle = await idleWindow(d, fleet.stateDir, opts.idleS, 0);
+    const idle = await idleWindow(d, fleet.stateDir, opts.idleS);
     res.figures.idle_cpu_default_pct = idle.cpu;
     res.figures.idle_commits_per_s = idle.perS;
-    if (idle.rss !== null) res.figures.rss_idle_mib = idle.rss;
+    res.figures.rss_idle_mib = idle.rss;
     await d.stop();
 
     if (plan.soak && opts.soakS > 0) await heapSoak(n, opts.soakS, res);
