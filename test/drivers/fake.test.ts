@@ -6,19 +6,28 @@ import { fakeDriverFactory } from '../../drivers/fake/index.js';
 import { defaultDriverPorts } from '../../drivers/ports.js';
 import { FakeLab, parseDuration, parseFakeOptions, type FakeServerStateFile } from '../../drivers/fake/lab.js';
 import { DEFAULT_COMMAND_LOG } from '../../drivers/fake/options.js';
+import type { PowerAction } from '../../drivers/types.js';
 import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from './contract.js';
 import { bindFakes, nextNodeId, target } from './helpers.js';
 
 function makeFake(options: Record<string, unknown> = {}, quirks: { dropsBootFlags?: boolean } = {}): MakeSubject {
-  return () => {
+  return ({ power }) => {
     const lab = new FakeLab();
-    const driver = fakeDriverFactory(lab).create(target(nextNodeId('contract'), { power_delay: '3ms', ...options }), defaultDriverPorts);
-    return Promise.resolve({ driver, quirks });
+    const nodeId = nextNodeId('contract');
+    const driver = fakeDriverFactory(lab).create(target(nodeId, { power_delay: '3ms', initial_power: power, ...options }), defaultDriverPorts);
+    // The lab's own view of the server: its power and the power commands it carried out.
+    const peer = {
+      power: () => Promise.resolve(lab.snapshot(nodeId).power),
+      powerLog: () => Promise.resolve(lab.commands(nodeId).filter((c) => c.op === 'power.set' && c.outcome === 'ok').map((c) => c.arg as PowerAction)),
+      boot: () => Promise.resolve(lab.snapshot(nodeId).boot),
+      media: () => Promise.resolve(lab.snapshot(nodeId).media),
+    };
+    return Promise.resolve({ driver, quirks, peer });
   };
 }
 
 runPowerContract('fake', makeFake());
-runPowerContract('fake without soft actions', makeFake({ supports_soft: false, initial_power: 'on' }));
+runPowerContract('fake without soft actions', makeFake({ supports_soft: false }));
 runBootContract('fake', makeFake());
 runBootContract('fake dropping boot flags (like ipmi_sim)', makeFake({ faults: { ignore_boot_flags: true } }, { dropsBootFlags: true }));
 runMediaContract('fake', makeFake());

@@ -4,7 +4,17 @@
  * nothing was sent (a BMC not listening, a refused password).
  */
 import { afterAll } from 'vitest';
-import { runBootContract, runErrorContract, runInventoryContract, runMediaContract, runPowerContract, type MakeSubject } from '../contract.js';
+import type { BootSettings } from '../../../drivers/types.js';
+import {
+  REDFISH_RESET_COMMAND,
+  runBootContract,
+  runErrorContract,
+  runInventoryContract,
+  runMediaContract,
+  runPowerContract,
+  type ContractPeer,
+  type MakeSubject,
+} from '../contract.js';
 import { ScriptedBmc } from './scripted-bmc.js';
 import { bindTo } from './setup.js';
 import { makeTestPki, type TestPki } from './tls.js';
@@ -12,10 +22,36 @@ import { makeTestPki, type TestPki } from './tls.js';
 let pki: TestPki | null = null;
 afterAll(() => pki?.cleanup());
 
+const RESET = '/redfish/v1/Systems/1/Actions/ComputerSystem.Reset';
+const DEVICE: Record<string, BootSettings['device']> = { Pxe: 'pxe', Hdd: 'disk', Cd: 'cdrom' };
+
+/** The scripted BMC's own state and request log, in the contract's words. */
+function scriptedPeer(bmc: ScriptedBmc): ContractPeer {
+  return {
+    power: () => Promise.resolve(bmc.power === 'On' ? 'on' : 'off'),
+    powerLog: () =>
+      Promise.resolve(
+        bmc.seen
+          .filter((s) => s.method === 'POST' && s.path === RESET)
+          .map((s) => (JSON.parse(s.body) as { ResetType: string }).ResetType)
+          .filter((t) => bmc.resets === null || bmc.resets.includes(t))
+          .map((t) => REDFISH_RESET_COMMAND[t] ?? 'other'),
+      ),
+    boot: () =>
+      Promise.resolve({
+        device: DEVICE[String(bmc.boot['BootSourceOverrideTarget'])],
+        persistent: bmc.boot['BootSourceOverrideEnabled'] === 'Continuous',
+        mode: bmc.boot['BootSourceOverrideMode'] === 'UEFI' ? 'uefi' : 'legacy',
+      }),
+    media: () => Promise.resolve(bmc.media.Inserted ? bmc.media.Image : null),
+  };
+}
+
 function makeRedfish(shape: (bmc: ScriptedBmc) => void = () => undefined, prime = true): MakeSubject {
-  return async () => {
+  return async ({ power }) => {
     pki ??= makeTestPki();
     const bmc = await ScriptedBmc.start(pki);
+    bmc.power = power === 'on' ? 'On' : 'Off';
     shape(bmc);
     const bound = bindTo(bmc, pki);
     // What the BMC offers is known after the first read of the system, as in the daemon, which reads every node's
@@ -23,6 +59,7 @@ function makeRedfish(shape: (bmc: ScriptedBmc) => void = () => undefined, prime 
     if (prime) await bound.driver.power!.getPower();
     return {
       driver: bound.driver,
+      peer: scriptedPeer(bmc),
       cleanup: async () => {
         await bound.close();
         await bmc.close();
