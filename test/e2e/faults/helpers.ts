@@ -75,6 +75,7 @@ export interface ActionEvent {
 }
 
 export interface FinishedAction {
+  requestId: string;
   action: string;
   message: string | null;
   events: ActionEvent[];
@@ -106,8 +107,8 @@ export async function runAction(d: Daemon, i: number, method: string, path: stri
     if (a.status !== 200) throw new Error(`GET action ${rid}: ${a.status} ${a.text}`);
     if (a.headers.get('x-metald-action-finished')) {
       if (served < 2) throw new Error('the action finished before the API was checked');
-      const act = (a.body as { instanceAction: Omit<FinishedAction, 'tookMs'> }).instanceAction;
-      return { ...act, tookMs: performance.now() - t0 };
+      const act = (a.body as { instanceAction: Omit<FinishedAction, 'tookMs' | 'requestId'> }).instanceAction;
+      return { ...act, requestId: rid, tookMs: performance.now() - t0 };
     }
     if (performance.now() - t0 > withinMs) throw new Error(`action ${rid} not finished within ${withinMs} ms: ${a.text}`);
     await new Promise((res) => setTimeout(res, 50));
