@@ -3,6 +3,8 @@
  * process, powers it through the next driver, a REAL ipmi_sim BMC on the same port number over UDP (design.md 4.4:
  * a refused connection proves nothing was sent, so the next driver may be tried). ipmi_sim's own chassis log shows the
  * change, once; the action's event (seed 001, as an admin reads it) says which drivers were tried and which succeeded.
+ * And the other side of the rule: a second node whose Redfish (the real emulator) hangs after the request was sent
+ * must NOT fall through: BMC_ERR_TIMEOUT, and its ipmi_sim is never even asked to open a session.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIpmiSim, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
+import { emulatorControl, launchEmulator, type EmulatorControl, type EmulatorProcess } from '../../emulators/redfish/launch.js';
+import { makeTestPki } from '../../emulators/redfish/tls.js';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
 import { MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
 import { faultConfig, instanceId, ipmitoolChildrenOf, powerAction, statusOf, waitAdopted } from './helpers.js';
@@ -17,6 +21,9 @@ import { faultConfig, instanceId, ipmitoolChildrenOf, powerAction, statusOf, wai
 const secrets = mkdtempSync(join(tmpdir(), 'metald-faults-fallthrough-'));
 let daemon: Daemon | undefined;
 let sim: IpmiSim | undefined;
+let hungSim: IpmiSim | undefined;
+let emu: EmulatorProcess | undefined;
+let ctl: EmulatorControl;
 let configDir: string | undefined;
 
 /** Whether a TCP connection to 127.0.0.1:port is refused (nothing listens there). */
@@ -38,21 +45,29 @@ beforeAll(async () => {
   writeFileSync(join(secrets, 'bmc.pw'), 'Fall-pw-3\n', { mode: 0o600 });
   // One address for both drivers: redfish dials TCP 127.0.0.1:PORT (refused), ipmi uses UDP PORT of the same URL.
   const bmc = `{driver: [redfish, ipmi], address: "https://127.0.0.1:${sim.port}", username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
-  const { dir, configPath } = faultConfig([bmc]);
+  // Node 2: the emulator on TCP PORT and an ipmi_sim (same password) on UDP PORT.
+  const pki = makeTestPki(join(secrets, 'pki'));
+  emu = await launchEmulator(['--systems', '1', '--tls-dir', pki.dir, '--password-file', join(secrets, 'bmc.pw'), '--power', 'On', '--power-delay-ms', '50']);
+  ctl = emulatorControl(emu.url, pki.ca);
+  const port = Number(new URL(emu.url).port);
+  hungSim = await startIpmiSim({ password: 'Fall-pw-3', power: 'on', port, debug: true });
+  const bmc2 = `{driver: [redfish, ipmi], address: "${emu.url}", system_id: /redfish/v1/Systems/sys-1, ca_file: ${pki.caFile}, username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
+  const { dir, configPath } = faultConfig([bmc, bmc2]);
   configDir = dir;
   daemon = await startDaemon(configPath);
-  await waitAdopted(daemon, 1);
+  await waitAdopted(daemon, 2);
 }, 60_000);
 
 afterAll(async () => {
   await daemon?.kill('SIGTERM');
+  await emu?.stop();
   await stopAllIpmiSims();
   rmSync(secrets, { recursive: true, force: true });
   if (configDir) rmSync(configDir, { recursive: true, force: true });
 });
 
-describe('driver: [redfish, ipmi] with the Redfish refused', () => {
-  it('power off goes through IPMI: the chassis log shows it once, the event says redfish then ipmi were tried and ipmi succeeded', async () => {
+describe('driver: [redfish, ipmi]: falls through only on nothing-sent errors', () => {
+  it('Redfish refused: power off goes through IPMI: the chassis log shows it once, the event says redfish then ipmi were tried and ipmi succeeded', async () => {
     const d = daemon!;
     const act = await powerAction(d, 1, 'power off', 8_000);
     expect(act.message).toBeNull();
@@ -66,5 +81,17 @@ describe('driver: [redfish, ipmi] with the Redfish refused', () => {
     const member = await d.call('GET', `/v2/${PROJECT}/servers/${instanceId(1)}/os-instance-actions/${rid}`, MEMBER_TOKEN);
     expect((member.body as { instanceAction: { events: { traceback: unknown }[] } }).instanceAction.events.map((e) => e.traceback)).toEqual([null]);
     await waitFor(() => ipmitoolChildrenOf(d.child.pid!).length === 0, 1_000, 'no ipmitool child of the daemon');
+  });
+
+  it('a Redfish that hangs after the request was sent: BMC_ERR_TIMEOUT, IPMI never tried (ipmi_sim saw no session), the instance running with power_off_error', async () => {
+    const d = daemon!;
+    await ctl.setFaults({ hang: true });
+    const act = await powerAction(d, 2, 'power off', 8_000);
+    expect(act.tookMs).toBeLessThan(6_000);
+    expect(act.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Error']]);
+    expect(await statusOf(d, 2)).toMatchObject({ state: 'running', error: { error_code: 'BMC_ERR_TIMEOUT', error_type: 'power_off_error' } });
+    expect(hungSim!.sessionsOpened()).toBe(0);
+    expect(await hungSim!.log()).toEqual([]);
+    expect(ipmitoolChildrenOf(d.child.pid!)).toEqual([]);
   });
 });
