@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIpmiSim, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
 import { isAlive } from '../../drivers/ipmi/helpers.js';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
-import { faultConfig, ipmitoolChildrenOf, powerAction, statusOf, waitAdopted } from './helpers.js';
+import { faultConfig, ipmitoolChildrenOf, powerAction, statusOf, waitAdopted, type FinishedAction } from './helpers.js';
 
 const secrets = mkdtempSync(join(tmpdir(), 'metald-faults-ipmi-'));
 let daemon: Daemon | undefined;
@@ -47,11 +47,15 @@ afterAll(async () => {
   if (configDir) rmSync(configDir, { recursive: true, force: true });
 });
 
-/** Collects the daemon's ipmitool children every 20 ms until stopped. */
-function sampleIpmitools(pid: number): { seen: Set<number>; stop: () => void } {
+/** powerAction, collecting the daemon's ipmitool children every 20 ms while it runs. */
+async function sampledPowerAction(d: Daemon, i: number, target: string, withinMs: number): Promise<{ act: FinishedAction; seen: Set<number> }> {
   const seen = new Set<number>();
-  const timer = setInterval(() => ipmitoolChildrenOf(pid).forEach((p) => seen.add(p)), 20);
-  return { seen, stop: () => clearInterval(timer) };
+  const timer = setInterval(() => ipmitoolChildrenOf(d.child.pid!).forEach((p) => seen.add(p)), 20);
+  try {
+    return { act: await powerAction(d, i, target, withinMs), seen };
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 async function noIpmitoolLeft(pid: number, seen: Set<number>): Promise<void> {
@@ -65,19 +69,13 @@ describe('faults of real ipmi_sim BMCs, through metald', () => {
     const d = daemon!;
     const sim = hung!;
     sim.pause();
-    const sampler = sampleIpmitools(d.child.pid!);
-    let act;
-    try {
-      // Acceptance's read (1 s), the off (killed at 1 s), the read-back after a timeout (1.5 s policy, 1 s reads).
-      act = await powerAction(d, 1, 'power off', 8_000);
-    } finally {
-      sampler.stop();
-    }
+    // Acceptance's read (1 s), the off (killed at 1 s), the read-back after a timeout (1.5 s policy, 1 s reads).
+    const { act, seen } = await sampledPowerAction(d, 1, 'power off', 8_000);
     expect(act.message).toMatch(/BMC_ERR_TIMEOUT|no answer within 1000 ms/);
     expect(act.tookMs).toBeLessThan(6_000);
     expect(act.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Error']]);
-    expect(sampler.seen.size).toBeGreaterThan(0);
-    await noIpmitoolLeft(d.child.pid!, sampler.seen);
+    expect(seen.size).toBeGreaterThan(0);
+    await noIpmitoolLeft(d.child.pid!, seen);
     const s = await statusOf(d, 1);
     expect(s).toMatchObject({ state: 'running', error: { error_code: 'BMC_ERR_TIMEOUT', error_type: 'power_off_error' } });
     expect(s.operation_state ?? '').not.toMatch(/-processing$/);
@@ -98,13 +96,7 @@ describe('faults of real ipmi_sim BMCs, through metald', () => {
     d.child.kill('SIGHUP');
     await waitFor(() => d.stdout().split('SIGHUP: reloaded').length > reloads, 5_000, 'the SIGHUP reload');
     const before = sim.sessionsOpened();
-    const sampler = sampleIpmitools(d.child.pid!);
-    let act;
-    try {
-      act = await powerAction(d, 2, 'power off', 5_000);
-    } finally {
-      sampler.stop();
-    }
+    const { act, seen } = await sampledPowerAction(d, 2, 'power off', 5_000);
     expect(act.message).toMatch(/BMC_ERR_AUTH|rejected the user name or password/);
     expect(act.tookMs).toBeLessThan(2_000);
     expect(act.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Error']]);
@@ -115,7 +107,7 @@ describe('faults of real ipmi_sim BMCs, through metald', () => {
     expect(attempts).toBe(4);
     await new Promise((r) => setTimeout(r, 1_000));
     expect(sim.sessionsOpened() - before).toBe(attempts);
-    await noIpmitoolLeft(d.child.pid!, sampler.seen);
+    await noIpmitoolLeft(d.child.pid!, seen);
     expect(await sim.log()).toEqual([]);
     expect(await sim.power()).toBe('on');
     expect(d.stdout() + d.stderr()).not.toContain('Wrong-pw-9');
