@@ -47,11 +47,18 @@ beforeAll(async () => {
   const bmc = `{driver: [redfish, ipmi], address: "https://127.0.0.1:${sim.port}", username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
   // Node 2: the emulator on TCP PORT and an ipmi_sim (same password) on UDP PORT.
   const pki = makeTestPki(join(secrets, 'pki'));
-  emu = await launchEmulator(['--systems', '1', '--tls-dir', pki.dir, '--password-file', join(secrets, 'bmc.pw'), '--power', 'On', '--power-delay-ms', '50']);
-  ctl = emulatorControl(emu.url, pki.ca);
-  const port = Number(new URL(emu.url).port);
-  hungSim = await startIpmiSim({ password: 'Fall-pw-3', power: 'on', port, debug: true });
-  const bmc2 = `{driver: [redfish, ipmi], address: "${emu.url}", system_id: /redfish/v1/Systems/sys-1, ca_file: ${pki.caFile}, username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
+  for (let attempt = 0; !hungSim; attempt++) {
+    emu = await launchEmulator(['--systems', '1', '--tls-dir', pki.dir, '--password-file', join(secrets, 'bmc.pw'), '--power', 'On', '--power-delay-ms', '50']);
+    try {
+      hungSim = await startIpmiSim({ password: 'Fall-pw-3', power: 'on', port: Number(new URL(emu.url).port), debug: true });
+    } catch (e) {
+      // Another process holds that UDP port: take another TCP port for the emulator.
+      await emu.stop();
+      if (attempt >= 4) throw new Error(`no UDP twin of the emulator's TCP port in 5 tries: ${(e as Error).message}`);
+    }
+  }
+  ctl = emulatorControl(emu!.url, pki.ca);
+  const bmc2 = `{driver: [redfish, ipmi], address: "${emu!.url}", system_id: /redfish/v1/Systems/sys-1, ca_file: ${pki.caFile}, username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
   const { dir, configPath } = faultConfig([bmc, bmc2]);
   configDir = dir;
   daemon = await startDaemon(configPath);
