@@ -22,6 +22,7 @@ const secrets = mkdtempSync(join(tmpdir(), 'metald-faults-fallthrough-'));
 let daemon: Daemon | undefined;
 let sim: IpmiSim | undefined;
 let hungSim: IpmiSim | undefined;
+let stoppedSim: IpmiSim | undefined;
 let emu: EmulatorProcess | undefined;
 let ctl: EmulatorControl;
 let configDir: string | undefined;
@@ -59,13 +60,22 @@ beforeAll(async () => {
   }
   ctl = emulatorControl(emu!.url, pki.ca);
   const bmc2 = `{driver: [redfish, ipmi], address: "${emu!.url}", system_id: /redfish/v1/Systems/sys-1, ca_file: ${pki.caFile}, username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 1, retry_timeout_s: 1}`;
-  const { dir, configPath } = faultConfig([bmc, bmc2]);
+  // Node 3: Redfish refused like node 1, its ipmi_sim hung later (ipmitool alone would wait 5 x 5 s).
+  for (let attempt = 0; !stoppedSim && attempt < 5; attempt++) {
+    const candidate = await startIpmiSim({ password: 'Fall-pw-3', power: 'on' });
+    if (await tcpPortFree(candidate.port)) stoppedSim = candidate;
+    else await candidate.stop();
+  }
+  if (!stoppedSim) throw new Error('no UDP port for ipmi_sim whose TCP twin is free (the refused Redfish) in 5 tries');
+  const bmc3 = `{driver: [redfish, ipmi], address: "https://127.0.0.1:${stoppedSim.port}", username: admin, password_file: ${join(secrets, 'bmc.pw')}, retries: 5, retry_timeout_s: 5}`;
+  const { dir, configPath } = faultConfig([bmc, bmc2, bmc3]);
   configDir = dir;
   daemon = await startDaemon(configPath);
-  await waitAdopted(daemon, 2);
+  await waitAdopted(daemon, 3);
 }, 60_000);
 
 afterAll(async () => {
+  stoppedSim?.resume();
   await daemon?.kill('SIGTERM');
   await emu?.stop();
   await stopAllIpmiSims();
@@ -100,5 +110,21 @@ describe('driver: [redfish, ipmi]: falls through only on nothing-sent errors', (
     expect(hungSim!.sessionsOpened()).toBe(0);
     expect(await hungSim!.log()).toEqual([]);
     expect(ipmitoolChildrenOf(d.child.pid!)).toEqual([]);
+  });
+
+  it('Redfish refused, then IPMI hung: BMC_ERR_TIMEOUT, and the failed event names both drivers in the order tried', async () => {
+    const d = daemon!;
+    stoppedSim!.pause();
+    try {
+      const act = await powerAction(d, 3, 'power off', 8_000);
+      expect(act.tookMs).toBeLessThan(6_000);
+      expect(act.events.map((e) => [e.event, e.result])).toEqual([['power_off', 'Error']]);
+      expect(act.events[0]!.traceback).toMatch(/via ipmi: no answer within 1000 ms.*\(tried before, nothing sent: redfish: BMC_ERR_UNREACHABLE\)/);
+      expect(await statusOf(d, 3)).toMatchObject({ state: 'running', error: { error_code: 'BMC_ERR_TIMEOUT', error_type: 'power_off_error' } });
+      await waitFor(() => ipmitoolChildrenOf(d.child.pid!).length === 0, 1_000, 'no ipmitool child of the daemon');
+    } finally {
+      stoppedSim!.resume();
+    }
+    expect(await stoppedSim!.log()).toEqual([]);
   });
 });
