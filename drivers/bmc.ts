@@ -286,6 +286,8 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       } catch (e) {
         const err = e as BmcError;
         if (err.code === 'BMC_ERR_ABORTED') throw err;
+        // The driver read an answer that holds no override (it was dropped after it was set): not kept, not unread.
+        if (err.code === 'BMC_ERR_BOOT_FLAGS_IGNORED') throw new BmcError(err.code, driver.name, `boot override not kept via ${driver.name}: ${err.message}`);
         throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
       }
       const mismatches = BOOT_FIELDS.filter((f) => read[f] !== settings[f]).map((f) => `${f}: asked ${String(settings[f])}, BMC reports ${String(read[f])}`);
