@@ -4,7 +4,8 @@
  *
  * Rules, in one place:
  * - Per capability, the drivers that declare it are tried in order. The next one is tried ONLY after a BmcError whose
- *   `nothingSent` is true (unreachable, auth, unsupported, the BMC's own busy answer). Any other error stops the walk.
+ *   `nothingSent` is true (unreachable, auth, unsupported, the BMC's own busy answer). Any other error stops the walk;
+ *   when drivers refused before it, its message names them (`(tried before, nothing sent: redfish: BMC_ERR_...)`).
  * - Every command runs under `BmcLock.run(lockKey, minGapMs)`, so verification polls of concurrent callers interleave
  *   command by command and never overlap on the wire.
  * - Every command has a deadline: `opts.timeoutMs ?? callTimeoutMs`, combined with the caller's signal. The deadline
@@ -149,7 +150,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
         return { value: await send(d, what, (o) => fn(d, o), callOpts), driver: d };
       } catch (e) {
         const err = e as BmcError;
-        if (!err.nothingSent || queueErrors.has(err)) throw err;
+        if (!err.nothingSent || queueErrors.has(err)) throw failures.length === 0 ? err : afterFallThrough(err, failures);
         failures.push(err);
       }
     }
@@ -285,6 +286,8 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       } catch (e) {
         const err = e as BmcError;
         if (err.code === 'BMC_ERR_ABORTED') throw err;
+        // The driver read an answer that holds no override (it was dropped after it was set): not kept, not unread.
+        if (err.code === 'BMC_ERR_BOOT_FLAGS_IGNORED') throw new BmcError(err.code, driver.name, `boot override not kept via ${driver.name}: ${err.message}`);
         throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
       }
       const mismatches = BOOT_FIELDS.filter((f) => read[f] !== settings[f]).map((f) => `${f}: asked ${String(settings[f])}, BMC reports ${String(read[f])}`);
@@ -326,6 +329,12 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     },
   };
   return bmc;
+}
+
+/** A later driver's error that stopped the walk, naming the drivers that refused before it (same code and driver). */
+function afterFallThrough(err: BmcError, before: readonly BmcError[]): BmcError {
+  const tried = before.map((f) => `${f.driver}: ${f.code}`).join(', ');
+  return new BmcError(err.code, err.driver, `${err.message} (tried before, nothing sent: ${tried})`);
 }
 
 function describeBoot(s: BootSettings): string {

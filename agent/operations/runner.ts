@@ -231,10 +231,12 @@ export class Runner {
       else out = await step.run(c);
       const rec = out as Partial<CallRecord> | undefined;
       const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
+      // A call that fell through to a later driver says so to admins, in the event's traceback (docs/api.md).
+      const fellThrough = record.tried && record.tried.length > 1 ? `drivers tried: ${record.tried.join(', ')}; succeeded: ${record.succeeded ?? 'none'}` : null;
       event = this.store.transaction(() => {
         after = {};
         const idx = open({});
-        this.store.updateActionEvent(run.requestId, idx, { event: step.name, start_time: start, finish_time: this.now(), result: 'Success', traceback: null });
+        this.store.updateActionEvent(run.requestId, idx, { event: step.name, start_time: start, finish_time: this.now(), result: 'Success', traceback: fellThrough });
         this.rec.journal('action.event', { instance_id: run.instanceId, cause: 'operation', data: { request_id: run.requestId, event: step.name, result: 'Success', step: index, ...record } });
         step.record?.(c, out);
         after = this.closing(step, c, finish);

@@ -4,6 +4,8 @@
  * `@Redfish.AllowableValues` does not list is BMC_ERR_UNSUPPORTED before anything is sent. A 412 (the system changed
  * since it was read) is retried once with a fresh ETag, then BMC_ERR_BUSY. A read-back that differs is
  * BMC_ERR_BOOT_FLAGS_IGNORED. Setting the same override again is a PATCH like any other (idempotent on the BMC).
+ * getBoot of a system that holds no override (`BootSourceOverrideEnabled: Disabled`, e.g. dropped after it was set)
+ * is BMC_ERR_BOOT_FLAGS_IGNORED too: an answer, but not a setting metald can report.
  */
 import { BmcError } from '../errors.js';
 import type { BootDevice, BootDriver, BootMode, BootSettings } from '../types.js';
@@ -62,6 +64,10 @@ export function createRedfishBoot(ctx: PowerContext): BootDriver {
       const device = reverse(BOOT_TARGETS, boot['BootSourceOverrideTarget']);
       const mode = reverse(BOOT_MODES, boot['BootSourceOverrideMode']);
       const enabled = boot['BootSourceOverrideEnabled'];
+      // NOTE(any BMC that drops an override, e.g. on a timer or a BIOS reset): an answer, but no override held.
+      if (enabled === 'Disabled') {
+        throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', ctx.driver, `the BMC holds no boot override (BootSourceOverrideEnabled "Disabled", target ${JSON.stringify(boot['BootSourceOverrideTarget'] ?? null)})`);
+      }
       if (!device || !mode || (enabled !== 'Once' && enabled !== 'Continuous')) {
         const seen = FIELDS.map((f) => `${f} ${JSON.stringify(boot[f] ?? null)}`).join(', ');
         throw new BmcError('BMC_ERR_BAD_RESPONSE', ctx.driver, `boot override not readable as pxe/disk/cdrom, once/continuous, uefi/legacy: ${seen}`);

@@ -30,6 +30,11 @@ export interface IpmiSimOptions {
   power?: 'on' | 'off';
   /** startIpmiSim only: this UDP port rather than a free one (refused when another process holds it). */
   port?: number;
+  /**
+   * ipmi_sim's own packet log (`-d`, which it prints only with its console on, so stdin is a pipe kept open and never
+   * written): `sessionsOpened()` counts the RMCP+ sessions it was asked to open, a wrong password's attempts included.
+   */
+  debug?: boolean;
 }
 
 export interface IpmiSim {
@@ -47,6 +52,8 @@ export interface IpmiSim {
   boot(): Promise<string>;
   /** Every `set` ipmi_sim carried out, in order: `power 1`, `shutdown 1`, `reset 1`, `boot pxe`, ... */
   log(): Promise<string[]>;
+  /** With `debug`: how many RMCP+ session opens ipmi_sim received so far (its "Activate session" lines). */
+  sessionsOpened(): number;
   /** SIGSTOP: the BMC hangs (answers nothing) until `resume`. */
   pause(): void;
   resume(): void;
@@ -141,8 +148,8 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
     join(dir, 'cmds.emu'),
     ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n'),
   );
-  const child = spawn(IPMI_SIM, ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'cmds.emu'), '-s', join(dir, 'persist'), '-n'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(IPMI_SIM, ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'cmds.emu'), '-s', join(dir, 'persist'), ...(opts.debug ? ['-d'] : ['-n'])], {
+    stdio: [opts.debug ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -168,6 +175,10 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
     power: async () => ((await readFile(join(state, 'power'), 'utf8')).trim() === '1' ? 'on' : 'off'),
     boot: async () => (await readFile(join(state, 'boot'), 'utf8')).trim(),
     log: async () => (await readFile(join(state, 'log'), 'utf8')).split('\n').filter((l) => l !== ''),
+    sessionsOpened: () => {
+      if (!opts.debug) throw new Error('sessionsOpened() needs an ipmi_sim started with debug: true');
+      return output.split('\n').filter((l) => l.includes('Activate session:')).length;
+    },
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),
     async stop() {

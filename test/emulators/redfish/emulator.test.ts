@@ -219,6 +219,20 @@ describe('faults', () => {
     expect((await call('POST', '/redfish/v1/SessionService/Sessions', { UserName: 'admin', Password: PASSWORD }, {})).status).toBe(201);
   });
 
+  test('dropSessionOn: POST: reads keep the session, the next POST with the token drops it; authRefused counts every 401', async () => {
+    await start();
+    const login = await call('POST', '/redfish/v1/SessionService/Sessions', { UserName: 'admin', Password: PASSWORD }, {});
+    const token = { 'X-Auth-Token': login.headers['x-auth-token'] as string };
+    await setFaults({ dropSession: true, dropSessionOn: 'POST' });
+    expect((await call('GET', '/redfish/v1/Systems/sys-1', undefined, token)).status).toBe(200);
+    const reset = await call('POST', '/redfish/v1/Systems/sys-1/Actions/ComputerSystem.Reset', { ResetType: 'On' }, token);
+    expect(reset.status).toBe(401);
+    expect(emu!.sessionCount()).toBe(0);
+    expect((await call('POST', '/redfish/v1/SessionService/Sessions', { UserName: 'admin', Password: 'wrong' }, {})).status).toBe(401);
+    expect(((await call('GET', '/emulator/stats')).body as { authRefused: number }).authRefused).toBe(2);
+    expect((await setFaults({ dropSessionOn: 'PUT' })).status).toBe(400);
+  });
+
   test('dropConnection: the next request loses its connection without an answer', async () => {
     await start();
     await setFaults({ dropConnection: true });

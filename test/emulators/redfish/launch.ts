@@ -110,6 +110,8 @@ export interface EmulatorStats {
   systems: number;
   sessions: number;
   logins: number;
+  /** Requests answered 401 so far: refused logins, Basic credentials or tokens, dropped sessions. */
+  authRefused: number;
   rssBytes: number;
   heapUsedBytes: number;
   cpuMs: number;

@@ -43,6 +43,8 @@ export interface Faults {
   unavailable?: boolean | number;
   /** The next authenticated request finds every session gone (401), as a BMC that dropped its session table. */
   dropSession?: boolean;
+  /** With dropSession: only the next authenticated request of this method drops it (`POST`: the reset itself, mid-call). */
+  dropSessionOn?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** The next request's connection is destroyed without an answer. */
   dropConnection?: boolean;
   /** Every answer is delayed this long. */
@@ -56,8 +58,8 @@ export interface Faults {
   systems?: string[];
 }
 
-const FAULT_KEYS: Record<keyof Faults, 'boolean' | 'number' | 'count' | 'list'> = {
-  hang: 'boolean', unavailable: 'count', dropSession: 'boolean', dropConnection: 'boolean', delayMs: 'number',
+const FAULT_KEYS: Record<keyof Faults, 'boolean' | 'number' | 'count' | 'list' | 'method'> = {
+  hang: 'boolean', unavailable: 'count', dropSession: 'boolean', dropSessionOn: 'method', dropConnection: 'boolean', delayMs: 'number',
   revertBootAfterMs: 'number', powerOnDelayMs: 'number', rejectPassword: 'boolean', systems: 'list',
 };
 
@@ -72,8 +74,9 @@ export function parseFaults(input: unknown): Faults {
       kind === 'boolean' ? typeof v === 'boolean'
       : kind === 'number' ? Number.isInteger(v) && (v as number) >= 0
       : kind === 'count' ? typeof v === 'boolean' || (Number.isInteger(v) && (v as number) >= 0)
+      : kind === 'method' ? typeof v === 'string' && ['GET', 'POST', 'PATCH', 'DELETE'].includes(v)
       : Array.isArray(v) && v.every((s) => typeof s === 'string');
-    if (!ok) throw new Error(`fault "${k}" must be ${kind === 'count' ? 'a boolean or a count' : kind === 'list' ? 'a list of system ids' : `a ${kind}${kind === 'number' ? ' (integer ms >= 0)' : ''}`}`);
+    if (!ok) throw new Error(`fault "${k}" must be ${kind === 'count' ? 'a boolean or a count' : kind === 'method' ? 'one of GET, POST, PATCH, DELETE' : kind === 'list' ? 'a list of system ids' : `a ${kind}${kind === 'number' ? ' (integer ms >= 0)' : ''}`}`);
     out[k] = v;
   }
   return out as Faults;

@@ -42,6 +42,8 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
   const sessions = new Map<string, Session>();
   const uuid = randomUUID();
   let sessionSeq = 0;
+  /** Requests answered 401 (refused logins, Basic credentials or tokens, dropped sessions): a client's auth attempts that failed. */
+  let authRefused = 0;
   const sockets = new Set<Socket>();
   const held = new Set<() => void>();
 
@@ -62,7 +64,8 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
   function authenticate(req: IncomingMessage, sys: string | null): { user: string } | null | 'dropped' {
     const token = req.headers['x-auth-token'];
     if (typeof token === 'string' && token !== '') {
-      if (model.faults.dropSession && model.faultFor(sys)) {
+      const on = model.faults.dropSessionOn;
+      if (model.faults.dropSession && model.faultFor(sys) && (on === undefined || req.method === on)) {
         model.faults = { ...model.faults, dropSession: false };
         sessions.clear();
         return 'dropped';
@@ -282,7 +285,7 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
       } else if (method !== 'GET') return methodNotAllowed('GET, DELETE');
       const m = process.memoryUsage();
       const cpu = process.cpuUsage();
-      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests, inFlight, maxInFlight } };
+      return { status: 200, body: { systems: model.systems.size, sessions: sessions.size, logins: sessionSeq, authRefused, rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests, inFlight, maxInFlight } };
     }
     return { status: 404, body: { error: `no control endpoint at ${path}` } };
   }
@@ -297,6 +300,7 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
   let inFlight = 0;
   let maxInFlight = 0;
   function send(res: ServerResponse, r: Reply): void {
+    if (r.status === 401) authRefused += 1;
     const headers: Record<string, string> = { 'OData-Version': '4.0', ...r.headers };
     if (r.body === undefined) {
       res.writeHead(r.status, headers).end();
