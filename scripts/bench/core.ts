@@ -124,6 +124,41 @@ export async function measureCreates(n: number, res: SizeResult): Promise<void> 
   }
 }
 
+/**
+ * The engine's share of CPU per power operation, in this process: the daemon figure's rounds (cpuPerPowerOp) through
+ * Engine.setInstancePower alone, after uncounted warm-up rounds, its logger silent. The daemon's figure minus this
+ * one is the HTTP layer's (fastify, auth, validation, the request's log lines), the sockets' and the logs'.
+ * (fastify's inject is no measure of that layer: light-my-request's objects cost more than a socket here.)
+ */
+export async function measurePowerSplit(n: number, res: SizeResult): Promise<void> {
+  const a = await inProcessAgent({ adopted: n, free: 0, intervals: { power_sync: '1h', liveness: '1h' } });
+  try {
+    const ids = a.fleet.adoptedIds.slice(0, POWER_OPS_PER_ROUND);
+    let seq = 0;
+    const rounds = async (count: number) => {
+      let ops = 0;
+      for (let r = 0; r < count; r++) {
+        const target = r % 2 === 0 ? 'off' : 'on';
+        const accepted = await concurrently(ids.length, CONCURRENCY, async (i) => {
+          const ctx = { request_id: `req-bench-${seq++}`, project_id: PROJECT, user_id: 'bench', roles: ['member'], is_admin: false };
+          return (await a.agent.engine.setInstancePower(ctx, ids[i]!, { target })).accepted;
+        });
+        await a.agent.engine.idle();
+        ops += accepted.filter(Boolean).length;
+      }
+      return ops;
+    };
+    await rounds(2);
+    const c0 = process.cpuUsage();
+    const ops = await rounds(POWER_ROUNDS);
+    const c = process.cpuUsage(c0);
+    if (ops > 0) res.figures.engine_cpu_per_power_op_ms = (c.user + c.system) / 1000 / ops;
+    else res.notes.engine_cpu_per_power_op_ms = 'no power operation was accepted';
+  } finally {
+    await a.close();
+  }
+}
+
 /** RSS at its start, then CPU % and commits/s of an idle daemon over `seconds`. */
 async function idleWindow(d: Child, stateDir: string, seconds: number) {
   const rss = rssMiB(d.pid).rss;

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, USAGE, UsageError, type BenchOptions } from './args.js';
-import { measureCreates, measureDaemon, measureLogLine, measureSoak, measureSweeps } from './core.js';
+import { measureCreates, measureDaemon, measureLogLine, measurePowerSplit, measureSoak, measureSweeps } from './core.js';
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
@@ -48,12 +48,13 @@ async function run(opts: BenchOptions): Promise<BenchResults> {
       try {
         await fn();
       } catch (e) {
-        res.notes[what === 'sweeps' ? 'liveness_sweep_ms' : what === 'creates' ? 'creates_per_s' : 'start_ready_s'] = `failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 300);
+        res.notes[what === 'sweeps' ? 'liveness_sweep_ms' : what === 'creates' ? 'creates_per_s' : what === 'power split' ? 'engine_cpu_per_power_op_ms' : 'start_ready_s'] = `failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 300);
       }
     };
     await step('sweeps', () => measureSweeps(n, res));
     measureLogLine(res);
     if (!res.subset) await step('creates', () => measureCreates(n, res));
+    if (n === 1000) await step('power split', () => measurePowerSplit(n, res));
     await step('daemon', () => measureDaemon(n, { full: !res.subset, soak: n === soakAt && opts.soakS > 0, inflight: n === full[0] || n === 1000 }, opts, res));
   }
   return { startedAt: new Date().toISOString(), node: process.version, cpus: availableParallelism(), peer, soakS: opts.soakS, sizes, elapsedS: (performance.now() - t0) / 1000 };

@@ -27,6 +27,7 @@ export const FIGURES = [
   { key: 'inflight_ready_s', label: 'restart to ready, 30 creates in flight at SIGKILL, s', peer: 'ready' },
   { key: 'cpu_per_power_op_ms', label: 'CPU per power operation, ms', peer: null },
   { key: 'idle_cpu_baseline_pct', label: 'idle CPU subtracted from it, % of a core', peer: null },
+  { key: 'engine_cpu_per_power_op_ms', label: '  of which the engine alone (in-process), ms', peer: null },
   { key: 'heap_growth_mib', label: 'heap growth over the idle soak, MiB', peer: null },
   { key: 'log_line_us', label: "a request's 2 log lines, us CPU", peer: null },
   { key: 'log_line_ratio', label: '  over the same through plain pino, x', peer: null },
