@@ -1,9 +1,9 @@
 /**
  * HTTP metrics of the REST API, registered on the registry the caller owns (never prom-client's global one).
  * `route` is the route's template (`/v1/:project_id/instances/:id`), or `unmatched` for unknown paths, so that
- * labels stay bounded whatever clients send.
+ * labels stay bounded whatever clients send. The power-sync lag gauge is read from the engine at each scrape.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface HttpMetrics {
   observe(labels: { method: string; route: string; status: number }, seconds: number): void;
@@ -40,4 +40,19 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
       duration.observe(l, seconds);
     },
   };
+}
+
+export const POWER_SYNC_LAG = 'metald_power_sync_lag_seconds';
+
+/** The power-sync lag gauge: `lagSeconds()` read at each scrape (agent/operations/power-sync.ts lagSeconds). */
+export function createPowerSyncMetrics(registry: Registry, lagSeconds: () => number): void {
+  if (existing(registry, POWER_SYNC_LAG)) registry.removeSingleMetric(POWER_SYNC_LAG);
+  new Gauge({
+    name: POWER_SYNC_LAG,
+    help: 'Age of the oldest good power read among the nodes power sync reads (not in maintenance, no operation in flight), seconds.',
+    registers: [registry],
+    collect() {
+      this.set(lagSeconds());
+    },
+  });
 }

@@ -427,6 +427,11 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ power sync
 
+  /** The age of the oldest good power read, seconds (the /metrics gauge metald_power_sync_lag_seconds). */
+  powerSyncLagSeconds(): number {
+    return this.powerSync.lagSeconds();
+  }
+
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
   async powerSyncOnce(): Promise<void> {
     await this.powerSync.powerSyncOnce();
