@@ -110,7 +110,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   let apiRef: FastifyInstance | null = null;
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  createPowerSyncMetrics(metrics, () => engine.powerSyncLagSeconds());
+  createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
   const api = await buildApi({
     service: engine,
     tokens: () => tokens,

@@ -35,7 +35,7 @@ import { KIND_OF_TARGET, POWER_ACTION_OF, type PowerKind } from './rules.js';
 import type { AliveChange, Liveness } from '../liveness.js';
 import { Adoption } from './adoption.js';
 import { NodePower } from './node-power.js';
-import { PowerSync } from './power-sync.js';
+import { PowerSync, type PowerSyncStats } from './power-sync.js';
 import { recover } from './recovery.js';
 import { Runner } from './runner.js';
 import { UUID_RE } from './ids.js';
@@ -427,9 +427,9 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ power sync
 
-  /** The age of the oldest good power read, seconds (the /metrics gauge metald_power_sync_lag_seconds). */
-  powerSyncLagSeconds(): number {
-    return this.powerSync.lagSeconds();
+  /** Power sync's lag, sweeps and reads (the metald_power_sync_* metrics of /metrics). */
+  powerSyncStats(): PowerSyncStats {
+    return this.powerSync.stats();
   }
 
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */

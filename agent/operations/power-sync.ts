@@ -48,6 +48,18 @@ export interface PowerSyncDeps {
 /** Adoptions completed per transaction at the end of a sweep (each ~10 rows; 16 of them take ~5-10 ms here). */
 export const ADOPTIONS_PER_COMMIT = 16;
 
+/** Power sync's figures for /metrics (agent/api/metrics.ts createPowerSyncMetrics). */
+export interface PowerSyncStats {
+  /** The age of the oldest good read, seconds (lagSeconds). */
+  lagSeconds: number;
+  /** Sweeps ended since start (the start-up sweep included). */
+  sweeps: number;
+  /** Wall time of the last sweep that ended, seconds; null before one has. */
+  lastSweepSeconds: number | null;
+  /** BMC power reads made by power sync since start, good and failed. */
+  reads: { ok: number; failed: number };
+}
+
 /** What power sync knows of a node's reads: its last good read and since when it knows the node (clock ms). */
 interface ReadAge {
   readAtMs: number | null;
@@ -64,6 +76,9 @@ export class PowerSync {
   private syncing: Promise<void> | null = null;
   /** The sweep in flight or last ended (never rejects): the next sweep starts after it. */
   private lastSweep: Promise<void> = Promise.resolve();
+  /** When the last sweep started (performance.now()); the next one is scheduled an interval after it. */
+  private lastSweepStart: number | null = null;
+  private readonly counts = { sweeps: 0, lastSweepMs: null as number | null, ok: 0, failed: 0 };
 
   constructor(private readonly deps: PowerSyncDeps) {}
 
@@ -98,6 +113,11 @@ export class PowerSync {
     return Math.max(0, now - oldest) / 1000;
   }
 
+  stats(): PowerSyncStats {
+    const c = this.counts;
+    return { lagSeconds: this.lagSeconds(), sweeps: c.sweeps, lastSweepSeconds: c.lastSweepMs === null ? null : c.lastSweepMs / 1000, reads: { ok: c.ok, failed: c.failed } };
+  }
+
   /** The sweep's order: never read first (in id order), then the oldest good read first. Forgets removed nodes. */
   private oldestReadFirst(ids: string[]): string[] {
     const now = this.nowMs();
@@ -122,20 +142,21 @@ export class PowerSync {
   }
 
   /**
-   * Schedules a sync after `delayMs` (default `power_sync.interval`), and each next one `power_sync.interval` after
-   * the previous one started (at once when it took longer), until `halt()`.
+   * Schedules a sync `power_sync.interval` after the last sweep started (the start-up sweep included; at once when
+   * that is past, an interval from now when none ran), and after each sync the next likewise, until `halt()`.
    */
-  schedulePowerSync(delayMs: number = this.cfg.power_sync.interval_ms): void {
+  schedulePowerSync(): void {
     if (this.stopping) return;
+    const interval = this.cfg.power_sync.interval_ms;
+    const delay = this.lastSweepStart === null ? interval : Math.max(0, interval - (performance.now() - this.lastSweepStart));
     this.syncTimer = setTimeout(() => {
-      const started = performance.now();
       this.syncing = this.powerSyncOnce()
         .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
         .finally(() => {
           this.syncing = null;
-          this.schedulePowerSync(Math.max(0, this.cfg.power_sync.interval_ms - (performance.now() - started)));
+          this.schedulePowerSync();
         });
-    }, delayMs);
+    }, delay);
     this.syncTimer.unref();
   }
 
@@ -157,10 +178,14 @@ export class PowerSync {
    * whole fleet's writes (~0.5 s at 1,000 nodes in one transaction).
    */
   private async sweep(): Promise<void> {
+    const started = performance.now();
+    this.lastSweepStart = started;
     const adoptions: [string, PowerReading][] = [];
     try {
       const ids = this.oldestReadFirst(this.store.syncableNodeIds());
       await forEachBounded(ids, this.cfg.power_sync.concurrency, (id) => this.syncNode(id, adoptions));
+      this.counts.sweeps++;
+      this.counts.lastSweepMs = performance.now() - started;
     } finally {
       for (let i = 0; i < adoptions.length; i += ADOPTIONS_PER_COMMIT) {
         if (i > 0) await yieldToLoop();
@@ -192,9 +217,11 @@ export class PowerSync {
     try {
       power = (await this.deps.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
     } catch (e) {
+      this.counts.failed++;
       this.powerReadFailed(nodeId, e);
       return;
     }
+    this.counts.ok++;
     if (age) age.readAtMs = this.nowMs();
     // Anything may have started while we read: only act on what is still idle.
     const v = this.store.powerSyncView(nodeId);

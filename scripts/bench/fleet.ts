@@ -33,6 +33,8 @@ export interface FleetOptions {
   stateDir?: string;
   /** Each fake BMC's command log bound (the simulation's memory, not metald's); default 20. */
   commandLog?: number;
+  /** The `bmc:` flow mapping of node i (1-based), for real BMCs; default a fake BMC. */
+  bmc?: (i: number) => string;
 }
 
 export interface Fleet {
@@ -73,7 +75,7 @@ export function writeFleet(opts: FleetOptions): Fleet {
     name: node-${i}
     type: small
     macs: [{mac: "${macOf('fa:16:3e', i)}", pxe: true}]
-    bmc: {driver: fake, address: "fake://node-${i}", fake: ${fake}}`;
+    bmc: ${opts.bmc?.(i) ?? `{driver: fake, address: "fake://node-${i}", fake: ${fake}}`}`;
     if (adopted) {
       adoptedIds.push(instanceIdOf(i));
       node += `

@@ -4,6 +4,7 @@
  * `-s` folder (persisted users would override the config), and the state of its chassis_control program
  * (chassis-control.sh): `power`, `boot`, and `log`, where every `set` ipmi_sim carried out is appended. That log is
  * the BMC's own record of what it was asked: the tests assert on it, not only on what metald says.
+ * Every `get` (a status read: `chassis power status` is `get power`) is appended to `reads` (`reads()` counts them).
  *
  * Facts (../shared/recipes/real-peers.md): ipmitool must use `-C 3` against it; it drops the boot flags (legacy,
  * next boot only); `chassis power cycle` is `power 0`, then `power 1` about a second later.
@@ -47,6 +48,8 @@ export interface IpmiSim {
   boot(): Promise<string>;
   /** Every `set` ipmi_sim carried out, in order: `power 1`, `shutdown 1`, `reset 1`, `boot pxe`, ... */
   log(): Promise<string[]>;
+  /** How many power reads (`get power`) ipmi_sim served, as its chassis_control program counted them. */
+  reads(): Promise<number>;
   /** SIGSTOP: the BMC hangs (answers nothing) until `resume`. */
   pause(): void;
   resume(): void;
@@ -122,6 +125,7 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
   await writeFile(join(state, 'power'), opts.power === 'on' ? '1\n' : '0\n');
   await writeFile(join(state, 'boot'), 'default\n');
   await writeFile(join(state, 'log'), '');
+  await writeFile(join(state, 'reads'), '');
   const auths = 'none md2 md5 straight';
   const lan = [
     `name "${name}"`,
@@ -168,6 +172,7 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
     power: async () => ((await readFile(join(state, 'power'), 'utf8')).trim() === '1' ? 'on' : 'off'),
     boot: async () => (await readFile(join(state, 'boot'), 'utf8')).trim(),
     log: async () => (await readFile(join(state, 'log'), 'utf8')).split('\n').filter((l) => l !== ''),
+    reads: async () => (await readFile(join(state, 'reads'), 'utf8')).split('\n').filter((l) => /^get .*\bpower\b/.test(l)).length,
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),
     async stop() {

@@ -215,19 +215,43 @@ describe('power sync order, pace and lag', () => {
     }
   });
 
-  it('GET /metrics has metald_power_sync_lag_seconds, read at each scrape', async () => {
+  it('the first scheduled sweep starts one interval after the start-up sweep started, not after it ended', async () => {
+    const starts: number[] = [];
+    const { sync, store } = setup({ intervalMs: 200, whileReading: async () => (starts.push(performance.now()), sleep(150)) });
+    store.putNode(makeNode({ id: nodeId(1), name: 'node-01' }));
+    await sync.powerSyncOnce(); // the engine's start-up sweep, before it schedules the loop
+    sync.schedulePowerSync();
+    await waitFor(() => starts.length >= 2, 5000, 'the first scheduled sweep');
+    sync.halt();
+    await sync.settled();
+    const gap = starts[1]! - starts[0]!;
+    expect(gap).toBeGreaterThanOrEqual(190);
+    expect(gap).toBeLessThan(330); // from the start-up sweep's end: 150 + 200 ms
+  });
+
+  it('GET /metrics has the lag, the last sweep\'s time and the sweeps and reads counted, read at each scrape', async () => {
     const clock = new ManualClock(T0);
-    const h = await startHarness({ clock }); // start-up reads every node at T0; the next sweep is an hour away
+    const h = await startHarness({ clock }); // start-up reads the 3 nodes at T0; the next sweep is an hour away
     try {
-      const lag = async (): Promise<number> => {
+      const metric = async (name: string): Promise<number> => {
         const body = (await h.agent.api.inject({ method: 'GET', url: '/metrics' })).body;
-        expect(body).toContain('# TYPE metald_power_sync_lag_seconds gauge');
-        return Number(/^metald_power_sync_lag_seconds (\S+)$/m.exec(body)?.[1]);
+        const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(body);
+        if (!m) throw new Error(`${name} is not in /metrics`);
+        return Number(m[1]);
       };
-      expect(await lag()).toBe(0);
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(0);
       void clock.sleep(90_000);
       clock.next();
-      expect(await lag()).toBe(90);
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(90);
+      expect(await metric('metald_power_sync_sweeps_total')).toBe(1);
+      expect(await metric('metald_power_sync_reads_total{result="ok"}')).toBe(3);
+      expect(await metric('metald_power_sync_last_sweep_seconds')).toBeGreaterThan(0);
+      h.agent.lab!.setFaults(nodeId(1), { unreachable: true });
+      await h.agent.engine.powerSyncOnce();
+      expect(await metric('metald_power_sync_sweeps_total')).toBe(2);
+      expect(await metric('metald_power_sync_reads_total{result="ok"}')).toBe(5);
+      expect(await metric('metald_power_sync_reads_total{result="failed"}')).toBe(1);
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(90); // node 1's good read is still T0's
     } finally {
       await h.close();
     }
