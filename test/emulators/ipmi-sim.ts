@@ -20,7 +20,8 @@ import { join, resolve } from 'node:path';
 
 export const IPMI_SIM = '/usr/bin/ipmi_sim';
 export const IPMITOOL = '/usr/bin/ipmitool';
-export const CHASSIS_CONTROL = resolve(import.meta.dirname, 'chassis-control.sh');
+/** Next to this module; built into dist/test/emulators/ (the bench's drivers section), the source tree's. */
+export const CHASSIS_CONTROL = [resolve(import.meta.dirname, 'chassis-control.sh'), resolve(import.meta.dirname, '../../../test/emulators/chassis-control.sh')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, 'chassis-control.sh');
 
 export interface IpmiSimOptions {
   /** The BMC user's password (1-20 printable characters, no quote or backslash). */
