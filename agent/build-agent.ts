@@ -12,6 +12,7 @@ import type { FakeLab } from '../drivers/fake/lab.js';
 import { UndiciHttpClient } from '../drivers/http.js';
 import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
+import { createPowerSyncMetrics } from './api/metrics.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
@@ -109,6 +110,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   let apiRef: FastifyInstance | null = null;
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
+  createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
   const api = await buildApi({
     service: engine,
     tokens: () => tokens,

@@ -1,9 +1,10 @@
 /**
  * HTTP metrics of the REST API, registered on the registry the caller owns (never prom-client's global one).
  * `route` is the route's template (`/v1/:project_id/instances/:id`), or `unmatched` for unknown paths, so that
- * labels stay bounded whatever clients send.
+ * labels stay bounded whatever clients send. The power-sync lag gauge is read from the engine at each scrape.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { PowerSyncStats } from '../operations/power-sync.js';
 
 export interface HttpMetrics {
   observe(labels: { method: string; route: string; status: number }, seconds: number): void;
@@ -40,4 +41,54 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
       duration.observe(l, seconds);
     },
   };
+}
+
+export const POWER_SYNC_LAG = 'metald_power_sync_lag_seconds';
+
+/**
+ * Power sync's metrics, read from `stats()` at each scrape: the lag gauge (age of the oldest good read), the last
+ * sweep's wall time, and the sweeps and BMC reads counted since start.
+ */
+export function createPowerSyncMetrics(registry: Registry, stats: () => PowerSyncStats): void {
+  const names = [POWER_SYNC_LAG, 'metald_power_sync_last_sweep_seconds', 'metald_power_sync_sweeps_total', 'metald_power_sync_reads_total'];
+  for (const name of names) if (existing(registry, name)) registry.removeSingleMetric(name);
+  new Gauge({
+    name: POWER_SYNC_LAG,
+    help: 'Age of the oldest good power read among the nodes power sync reads (not in maintenance, no operation in flight), seconds.',
+    registers: [registry],
+    collect() {
+      this.set(stats().lagSeconds);
+    },
+  });
+  new Gauge({
+    name: 'metald_power_sync_last_sweep_seconds',
+    help: 'Wall time of the last power-sync sweep that ended (every node read once), seconds.',
+    registers: [registry],
+    collect() {
+      const s = stats().lastSweepSeconds;
+      if (s !== null) this.set(s);
+    },
+  });
+  // Counters mirrored from power sync's own counts at each scrape (reset, then set to the count).
+  new Counter({
+    name: 'metald_power_sync_sweeps_total',
+    help: 'Power-sync sweeps ended since start (the start-up sweep included).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().sweeps);
+    },
+  });
+  new Counter({
+    name: 'metald_power_sync_reads_total',
+    help: 'BMC power reads made by power sync since start, by result (ok, failed).',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      const r = stats().reads;
+      this.reset();
+      this.inc({ result: 'ok' }, r.ok);
+      this.inc({ result: 'failed' }, r.failed);
+    },
+  });
 }

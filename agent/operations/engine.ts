@@ -35,7 +35,7 @@ import { KIND_OF_TARGET, POWER_ACTION_OF, type PowerKind } from './rules.js';
 import type { AliveChange, Liveness } from '../liveness.js';
 import { Adoption } from './adoption.js';
 import { NodePower } from './node-power.js';
-import { PowerSync } from './power-sync.js';
+import { PowerSync, type PowerSyncStats } from './power-sync.js';
 import { recover } from './recovery.js';
 import { Runner } from './runner.js';
 import { UUID_RE } from './ids.js';
@@ -426,6 +426,11 @@ export class Engine implements AgentService {
   }
 
   // ------------------------------------------------------------------ power sync
+
+  /** Power sync's lag, sweeps and reads (the metald_power_sync_* metrics of /metrics). */
+  powerSyncStats(): PowerSyncStats {
+    return this.powerSync.stats();
+  }
 
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
   async powerSyncOnce(): Promise<void> {

@@ -7,7 +7,13 @@
  * At a thousand nodes a sweep must not hold the event loop: at most `power_sync.concurrency` nodes are read at once
  * (each through its own BMC, which its lock serialises), the loop gets a turn after each node, sweeps never overlap,
  * and a node is written (and journalled) only when a read changes something: an idle fleet costs no write.
+ *
+ * Each sweep reads the oldest read first (never-read nodes first, then by the time of their last good read), and
+ * sweeps start one `interval` after the previous one started (at once when it took longer): every node is read once
+ * per interval. The last good read of each node is kept in memory, not in the store (a read that changes nothing
+ * still writes nothing); `lagSeconds()` is the age of the oldest one, the `metald_power_sync_lag_seconds` gauge.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { PowerAction, PowerReading } from '../../drivers/power.js';
 import type { Bmc } from '../../drivers/types.js';
@@ -18,7 +24,6 @@ import type { PowerSyncView, Store } from '../store/types.js';
 import { codeOf, messageOf } from './errors.js';
 import type { Recorder } from './recorder.js';
 
-/** The engine's record and journal functions power sync writes through (the one writer of rows and journal). */
 /** The recorder's methods power sync writes through (agent/operations/recorder.ts, the only writer). */
 export type PowerSyncRecorder = Pick<Recorder, 'journal' | 'mutate' | 'putNode' | 'recordPower' | 'setNodeTarget'>;
 
@@ -43,12 +48,37 @@ export interface PowerSyncDeps {
 /** Adoptions completed per transaction at the end of a sweep (each ~10 rows, ~0.7-1 ms of CPU here: 8 stay under ~10 ms). */
 export const ADOPTIONS_PER_COMMIT = 8;
 
+/** Power sync's figures for /metrics (agent/api/metrics.ts createPowerSyncMetrics). */
+export interface PowerSyncStats {
+  /** The age of the oldest good read, seconds (lagSeconds). */
+  lagSeconds: number;
+  /** Sweeps ended since start (the start-up sweep included). */
+  sweeps: number;
+  /** Wall time of the last sweep that ended, seconds; null before one has. */
+  lastSweepSeconds: number | null;
+  /** BMC power reads made by power sync since start, good and failed. */
+  reads: { ok: number; failed: number };
+}
+
+/** What power sync knows of a node's reads: its last good read and since when it knows the node (clock ms). */
+interface ReadAge {
+  readAtMs: number | null;
+  sinceMs: number;
+  /** Skipped at its last visit (an operation in flight): its power is the operation's, not counted in the lag. */
+  skipped: boolean;
+}
+
 export class PowerSync {
   private stopping = false;
+  /** Per node id of the last sweep: its last good read (the sweep's order, the lag). */
+  private readonly ages = new Map<string, ReadAge>();
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   /** The sweep in flight or last ended (never rejects): the next sweep starts after it. */
   private lastSweep: Promise<void> = Promise.resolve();
+  /** When the last sweep started (performance.now()); the next one is scheduled an interval after it. */
+  private lastSweepStart: number | null = null;
+  private readonly counts = { sweeps: 0, lastSweepMs: null as number | null, ok: 0, failed: 0 };
 
   constructor(private readonly deps: PowerSyncDeps) {}
 
@@ -67,6 +97,37 @@ export class PowerSync {
   private now(): string {
     return this.deps.now();
   }
+  private nowMs(): number {
+    return Date.parse(this.deps.now());
+  }
+
+  /**
+   * The age of the oldest good read, in seconds, over the nodes of the last sweep that had no operation in flight
+   * (a node never read counts from when power sync first saw it; one whose BMC does not answer keeps ageing); 0
+   * before the first sweep or with no node.
+   */
+  lagSeconds(): number {
+    const now = this.nowMs();
+    let oldest = now;
+    for (const a of this.ages.values()) if (!a.skipped) oldest = Math.min(oldest, a.readAtMs ?? a.sinceMs);
+    return Math.max(0, now - oldest) / 1000;
+  }
+
+  stats(): PowerSyncStats {
+    const c = this.counts;
+    return { lagSeconds: this.lagSeconds(), sweeps: c.sweeps, lastSweepSeconds: c.lastSweepMs === null ? null : c.lastSweepMs / 1000, reads: { ok: c.ok, failed: c.failed } };
+  }
+
+  /** The sweep's order: never read first (in id order), then the oldest good read first. Forgets removed nodes. */
+  private oldestReadFirst(ids: string[]): string[] {
+    const now = this.nowMs();
+    const current = new Set(ids);
+    for (const id of this.ages.keys()) if (!current.has(id)) this.ages.delete(id);
+    for (const id of ids) if (!this.ages.has(id)) this.ages.set(id, { readAtMs: null, sinceMs: now, skipped: false });
+    const key = (id: string): number => this.ages.get(id)?.readAtMs ?? -Infinity;
+    // Array.prototype.sort is stable: equal keys (never read) keep the store's id order.
+    return [...ids].sort((a, b) => key(a) - key(b));
+  }
 
   /** No sync is scheduled from now on (one in flight finishes: `settled()` waits for it). */
   halt(): void {
@@ -80,9 +141,14 @@ export class PowerSync {
     await this.lastSweep;
   }
 
-  /** Schedules a sync after `power_sync.interval`, and after each sync the next, until `halt()`. */
+  /**
+   * Schedules a sync `power_sync.interval` after the last sweep started (the start-up sweep included; at once when
+   * that is past, an interval from now when none ran), and after each sync the next likewise, until `halt()`.
+   */
   schedulePowerSync(): void {
     if (this.stopping) return;
+    const interval = this.cfg.power_sync.interval_ms;
+    const delay = this.lastSweepStart === null ? interval : Math.max(0, interval - (performance.now() - this.lastSweepStart));
     this.syncTimer = setTimeout(() => {
       this.syncing = this.powerSyncOnce()
         .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
@@ -90,7 +156,7 @@ export class PowerSync {
           this.syncing = null;
           this.schedulePowerSync();
         });
-    }, this.cfg.power_sync.interval_ms);
+    }, delay);
     this.syncTimer.unref();
   }
 
@@ -112,9 +178,14 @@ export class PowerSync {
    * whole fleet's writes (~0.5 s at 1,000 nodes in one transaction).
    */
   private async sweep(): Promise<void> {
+    const started = performance.now();
+    this.lastSweepStart = started;
     const adoptions: [string, PowerReading][] = [];
     try {
-      await forEachBounded(this.store.syncableNodeIds(), this.cfg.power_sync.concurrency, (id) => this.syncNode(id, adoptions));
+      const ids = this.oldestReadFirst(this.store.syncableNodeIds());
+      await forEachBounded(ids, this.cfg.power_sync.concurrency, (id) => this.syncNode(id, adoptions));
+      this.counts.sweeps++;
+      this.counts.lastSweepMs = performance.now() - started;
     } finally {
       for (let i = 0; i < adoptions.length; i += ADOPTIONS_PER_COMMIT) {
         if (i > 0) await yieldToLoop();
@@ -135,17 +206,23 @@ export class PowerSync {
    * through the recorder only when the read changes something.
    */
   private async syncNode(nodeId: string, adoptions: [string, PowerReading][]): Promise<void> {
+    const age = this.ages.get(nodeId);
     const before = this.store.powerSyncView(nodeId);
-    if (!before || before.maintenance || this.deps.isNodeBusy(nodeId) || this.instanceBusy(before)) return;
+    const skip = !before || before.maintenance || this.deps.isNodeBusy(nodeId) || this.instanceBusy(before);
+    if (age) age.skipped = skip;
+    if (skip) return;
     const node = this.store.getNode(nodeId);
     if (!node) return;
     let power: PowerReading;
     try {
       power = (await this.deps.bmc(node).readPower({ timeoutMs: this.cfg.timeouts.bmc_call_ms })).power;
     } catch (e) {
+      this.counts.failed++;
       this.powerReadFailed(nodeId, e);
       return;
     }
+    this.counts.ok++;
+    if (age) age.readAtMs = this.nowMs();
     // Anything may have started while we read: only act on what is still idle.
     const v = this.store.powerSyncView(nodeId);
     if (!v || this.instanceBusy(v)) return;

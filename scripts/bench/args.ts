@@ -34,7 +34,8 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function count(flag: string, text: string | undefined, min: number, max: number): number {
+/** A whole number within min..max given to `flag` (the drivers section's flags use it too). @throws UsageError */
+export function count(flag: string, text: string | undefined, min: number, max: number): number {
   if (text === undefined || text.startsWith('--')) throw new UsageError(`${flag} needs a value`);
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag}: "${text}" is not a whole number`);
   const n = Number(text);

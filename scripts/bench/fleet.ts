@@ -33,6 +33,10 @@ export interface FleetOptions {
   stateDir?: string;
   /** Each fake BMC's command log bound (the simulation's memory, not metald's); default 20. */
   commandLog?: number;
+  /** The `bmc:` flow mapping of node i (1-based), for real BMCs; default a fake BMC. */
+  bmc?: (i: number) => string;
+  /** power_sync.concurrency; default docs/config.md's. */
+  powerSyncConcurrency?: number;
 }
 
 export interface Fleet {
@@ -73,7 +77,7 @@ export function writeFleet(opts: FleetOptions): Fleet {
     name: node-${i}
     type: small
     macs: [{mac: "${macOf('fa:16:3e', i)}", pxe: true}]
-    bmc: {driver: fake, address: "fake://node-${i}", fake: ${fake}}`;
+    bmc: ${opts.bmc?.(i) ?? `{driver: fake, address: "fake://node-${i}", fake: ${fake}}`}`;
     if (adopted) {
       adoptedIds.push(instanceIdOf(i));
       node += `
@@ -99,7 +103,7 @@ api:
   tokens:
     - {token_file: ${join(dir, 'admin.token')}, project_id: 5d8b99310e6c49eaa5413aa659170deb, user_id: ops, roles: [admin]}
     - {token_file: ${join(dir, 'member.token')}, project_id: ${PROJECT}, user_id: 9789b276da0643e8b88bc7d6b85cf939, roles: [member]}
-power_sync: {interval: ${opts.intervals.power_sync}, failures_before_unknown: 2}
+power_sync: {interval: ${opts.intervals.power_sync}, failures_before_unknown: 2${opts.powerSyncConcurrency !== undefined ? `, concurrency: ${opts.powerSyncConcurrency}` : ''}}
 timeouts: {bmc_call: 5s, power: 10s, deploy: 10m, soft_power: 10s}
 power_poll: [5ms, 10ms, 20ms]
 bmc: {min_gap: 0ms}

@@ -11,6 +11,7 @@ import { measureCreates, measureDaemon, measureLogLine, measurePowerSplit, measu
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
+import { DRIVERS_USAGE, evaluateDriverTargets, formatDriversReport, splitDriversArgs, type DriversOptions, type DriversResults } from './drivers-report.js';
 
 async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
   const p = await spawnPeer();
@@ -60,23 +61,43 @@ async function run(opts: BenchOptions): Promise<BenchResults> {
   return { startedAt: new Date().toISOString(), node: process.version, cpus: availableParallelism(), peer, soakS: opts.soakS, sizes, elapsedS: (performance.now() - t0) / 1000 };
 }
 
+/** The drivers section (./drivers.ts, loaded only when it runs: it brings the BMC peers' launchers). */
+async function runDriversSection(o: DriversOptions): Promise<DriversResults> {
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
+  const d = await (await import('./drivers.js')).runDrivers(o, log);
+  console.log(`\n${formatDriversReport(d)}`);
+  return d;
+}
+
 async function main(): Promise<void> {
   let opts: BenchOptions;
+  let drivers: DriversOptions;
   try {
-    opts = parseArgs(process.argv.slice(2));
+    const split = splitDriversArgs(process.argv.slice(2));
+    drivers = split.drivers;
+    opts = parseArgs(split.rest);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`bench: ${e.message}\n${USAGE}`);
+    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}`);
     process.exitCode = 2;
     return;
   }
   if (opts.help) {
-    console.log(USAGE);
+    console.log(`${USAGE}\n${DRIVERS_USAGE}`);
+    return;
+  }
+  if (drivers.mode === 'only') {
+    const d = await runDriversSection(drivers);
+    writeFileSync(opts.out, `${JSON.stringify({ drivers: d, targets: evaluateDriverTargets(d) }, null, 2)}\n`);
+    console.log(`\nevery figure: ${opts.out}`);
     return;
   }
   const results = await run(opts);
   console.log(formatReport(results));
-  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results) }, null, 2)}\n`);
+  const d = drivers.mode === 'also' ? await runDriversSection(drivers) : null;
+  const driverFigures = d ? { drivers: d, driverTargets: evaluateDriverTargets(d) } : {};
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...driverFigures }, null, 2)}\n`);
   console.log(`\nevery figure: ${opts.out}`);
 }
 

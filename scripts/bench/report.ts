@@ -156,7 +156,7 @@ export function comparison(r: BenchResults, key: FigureKey, peer: PeerKey | null
   return b === 0 ? (v === 0 ? 'x1 (0)' : `0 -> ${fmt(v)}`) : `x${fmt(v / b)} ${ref.n}/${first.n}`;
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
 }

@@ -4,12 +4,14 @@
 # `boot:<dev>`) and `chassis-control.sh STATE_DIR set power 0|1 | set reset 1 | set shutdown 1 | set boot <dev>`.
 # State lives in STATE_DIR/power and STATE_DIR/boot; every `set` is appended to STATE_DIR/log, one line each
 # (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read.
+# Every `get` is appended to STATE_DIR/reads (`get power`, ...): the BMC's own count of the status reads it served.
 # A shell script, not node: ipmi_sim waits for it on every status read.
 dir=$1
 op=$2
 shift 2
 case "$op" in
   get)
+    printf 'get %s\n' "$*" >>"$dir/reads"
     for key in "$@"; do
       case "$key" in
         power) printf 'power:%s\n' "$(cat "$dir/power")" ;;

@@ -4,6 +4,7 @@
  * `-s` folder (persisted users would override the config), and the state of its chassis_control program
  * (chassis-control.sh): `power`, `boot`, and `log`, where every `set` ipmi_sim carried out is appended. That log is
  * the BMC's own record of what it was asked: the tests assert on it, not only on what metald says.
+ * Every `get` (a status read: `chassis power status` is `get power`) is appended to `reads` (`reads()` counts them).
  *
  * Facts (../shared/recipes/real-peers.md): ipmitool must use `-C 3` against it; it drops the boot flags (legacy,
  * next boot only); `chassis power cycle` is `power 0`, then `power 1` about a second later.
@@ -19,7 +20,8 @@ import { join, resolve } from 'node:path';
 
 export const IPMI_SIM = '/usr/bin/ipmi_sim';
 export const IPMITOOL = '/usr/bin/ipmitool';
-export const CHASSIS_CONTROL = resolve(import.meta.dirname, 'chassis-control.sh');
+/** Next to this module; built into dist/test/emulators/ (the bench's drivers section), the source tree's. */
+export const CHASSIS_CONTROL = [resolve(import.meta.dirname, 'chassis-control.sh'), resolve(import.meta.dirname, '../../../test/emulators/chassis-control.sh')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, 'chassis-control.sh');
 
 export interface IpmiSimOptions {
   /** The BMC user's password (1-20 printable characters, no quote or backslash). */
@@ -54,6 +56,8 @@ export interface IpmiSim {
   log(): Promise<string[]>;
   /** With `debug`: how many RMCP+ session opens ipmi_sim received so far (its "Activate session" lines). */
   sessionsOpened(): number;
+  /** How many power reads (`get power`) ipmi_sim served, as its chassis_control program counted them. */
+  reads(): Promise<number>;
   /** SIGSTOP: the BMC hangs (answers nothing) until `resume`. */
   pause(): void;
   resume(): void;
@@ -129,6 +133,7 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
   await writeFile(join(state, 'power'), opts.power === 'on' ? '1\n' : '0\n');
   await writeFile(join(state, 'boot'), 'default\n');
   await writeFile(join(state, 'log'), '');
+  await writeFile(join(state, 'reads'), '');
   const auths = 'none md2 md5 straight';
   const lan = [
     `name "${name}"`,
@@ -179,6 +184,7 @@ async function startOne(name: string, port: number, opts: IpmiSimOptions): Promi
       if (!opts.debug) throw new Error('sessionsOpened() needs an ipmi_sim started with debug: true');
       return output.split('\n').filter((l) => l.includes('Activate session:')).length;
     },
+    reads: async () => (await readFile(join(state, 'reads'), 'utf8')).split('\n').filter((l) => /^get .*\bpower\b/.test(l)).length,
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),
     async stop() {

@@ -1,6 +1,8 @@
 /**
  * PowerSync (agent/operations/power-sync.ts) on its own, with a real store and a BMC that records its reads: what
- * the engine has in flight (its isNodeBusy / isInstanceRunning callbacks) is never read, and halt() ends the loop.
+ * the engine has in flight (its isNodeBusy / isInstanceRunning callbacks) is never read, halt() ends the loop, sweeps
+ * start one interval apart however long they take, each sweep reads the oldest read first, and the lag is the age
+ * of the oldest good read.
  */
 import { rmSync } from 'node:fs';
 import { pino } from 'pino';
@@ -9,12 +11,14 @@ import type { Bmc } from '../../../drivers/types.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import type { Config } from '../../../agent/config/types.js';
 import type { Node } from '../../../agent/model.js';
+import { BmcError } from '../../../drivers/errors.js';
 import { PowerSync, readChanges } from '../../../agent/operations/power-sync.js';
 import { openStore, type SqliteStore } from '../../../agent/store/sqlite.js';
 import type { PowerSyncView } from '../../../agent/store/types.js';
 import { waitFor } from '../../helpers/daemon.js';
 import { sleep } from '../../helpers/engine.js';
-import { nodeId, writeConfig } from '../../helpers/harness.js';
+import { nodeId, startHarness, writeConfig } from '../../helpers/harness.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 import { makeInstance, makeNode } from '../api/stub-service.js';
 
 let cleanup: (() => void) | null = null;
@@ -33,10 +37,23 @@ interface Setup {
 }
 
 /** A PowerSync over nodes 1..n (free, powered on, reading off), `busy` and `running` being what the engine has in flight. */
-function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number; whileReading?: (nodeId: string) => Promise<void> } = {}): Setup {
+function setup(
+  opts: {
+    busy?: string[];
+    running?: string[];
+    intervalMs?: number;
+    concurrency?: number;
+    whileReading?: (nodeId: string) => Promise<void>;
+    /** The current time, ms (default Date.now). */
+    nowMs?: () => number;
+    /** Nodes whose BMC does not answer. */
+    failing?: Set<string>;
+  } = {},
+): Setup {
   const { dir, configPath } = writeConfig();
   const loaded = loadConfigFile(configPath);
-  const config: Config = { ...loaded, power_sync: { ...loaded.power_sync, interval_ms: opts.intervalMs ?? loaded.power_sync.interval_ms } };
+  const ps = loaded.power_sync;
+  const config: Config = { ...loaded, power_sync: { ...ps, interval_ms: opts.intervalMs ?? ps.interval_ms, concurrency: opts.concurrency ?? ps.concurrency } };
   const store = openStore({ dir: loaded.state_dir, agentId: 'test-agent' });
   cleanup = () => {
     store.close();
@@ -49,6 +66,7 @@ function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number;
       readPower: async () => {
         reads.push(node.id);
         await opts.whileReading?.(node.id);
+        if (opts.failing?.has(node.id)) throw new BmcError('BMC_ERR_UNREACHABLE', 'fake', 'no route to the BMC');
         // Off, on nodes recorded on: each reading is a change to record (one that changes nothing is not recorded).
         return { power: 'off' as const, tried: ['fake'], succeeded: 'fake' };
       },
@@ -57,7 +75,7 @@ function setup(opts: { busy?: string[]; running?: string[]; intervalMs?: number;
     config: () => config,
     store,
     log: pino({ level: 'silent' }),
-    now: () => new Date().toISOString(),
+    now: () => new Date(opts.nowMs?.() ?? Date.now()).toISOString(),
     bmc,
     isNodeBusy: (id) => (opts.busy ?? []).includes(id),
     isInstanceRunning: (id) => (opts.running ?? []).includes(id),
@@ -133,6 +151,110 @@ describe('power sync loop', () => {
     expect(recorded).toEqual([nodeId(1)]);
     await sleep(40);
     expect(reads).toEqual([nodeId(1)]);
+  });
+});
+
+describe('power sync order, pace and lag', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const ids = (...n: number[]): string[] => n.map(nodeId);
+
+  it('reads the oldest read first: never-read nodes first (id order), then by the time of their last good read', async () => {
+    let t = T0;
+    const failing = new Set<string>();
+    const { sync, store, reads } = setup({ concurrency: 1, nowMs: () => t, failing, whileReading: () => Promise.resolve(void (t += 1000)) });
+    for (let i = 1; i <= 4; i++) store.putNode(makeNode({ id: nodeId(i), name: `node-0${i}` }));
+    await sync.powerSyncOnce();
+    expect(reads).toEqual(ids(1, 2, 3, 4));
+    store.putNode(makeNode({ id: nodeId(5), name: 'node-05' }));
+    failing.add(nodeId(1));
+    reads.length = 0;
+    await sync.powerSyncOnce();
+    expect(reads).toEqual(ids(5, 1, 2, 3, 4)); // never read first
+    failing.clear();
+    reads.length = 0;
+    await sync.powerSyncOnce();
+    // Node 1's read failed: its last good read (the first sweep's) is the oldest; then 5, read before 2, 3, 4.
+    expect(reads).toEqual(ids(1, 5, 2, 3, 4));
+  });
+
+  it('the lag is the age of the oldest good read: a silent BMC keeps ageing it; a node with an operation in flight is not counted', async () => {
+    let t = T0;
+    const failing = new Set([nodeId(2)]);
+    const busy: string[] = [];
+    const { sync, store } = setup({ nowMs: () => t, failing, busy });
+    expect(sync.lagSeconds()).toBe(0); // no sweep yet
+    for (let i = 1; i <= 3; i++) store.putNode(makeNode({ id: nodeId(i), name: `node-0${i}` }));
+    await sync.powerSyncOnce(); // T0: 1 and 3 read, 2 silent (known since T0)
+    t += 30_000;
+    expect(sync.lagSeconds()).toBe(30);
+    await sync.powerSyncOnce(); // T0+30: 1 and 3 read again, 2 still silent
+    t += 10_000;
+    expect(sync.lagSeconds()).toBe(40);
+    failing.clear();
+    await sync.powerSyncOnce(); // T0+40: all read
+    t += 5_000;
+    expect(sync.lagSeconds()).toBe(5);
+    busy.push(nodeId(3));
+    await sync.powerSyncOnce(); // T0+45: 1 and 2 read; 3 skipped (last read T0+40)
+    t += 5_000;
+    expect(sync.lagSeconds()).toBe(5);
+  });
+
+  it('starts each sweep one interval after the previous one started, however long the sweep took', async () => {
+    const starts: number[] = [];
+    const { sync, store } = setup({ intervalMs: 200, whileReading: async () => (starts.push(performance.now()), sleep(150)) });
+    store.putNode(makeNode({ id: nodeId(1), name: 'node-01' }));
+    sync.schedulePowerSync();
+    await waitFor(() => starts.length >= 3, 5000, 'three sweeps');
+    sync.halt();
+    await sync.settled();
+    // Scheduled after each sweep's end instead, the gaps would be 200 ms + the 150 ms read.
+    for (const gap of [starts[1]! - starts[0]!, starts[2]! - starts[1]!]) {
+      expect(gap).toBeGreaterThanOrEqual(190);
+      expect(gap).toBeLessThan(330);
+    }
+  });
+
+  it('the first scheduled sweep starts one interval after the start-up sweep started, not after it ended', async () => {
+    const starts: number[] = [];
+    const { sync, store } = setup({ intervalMs: 200, whileReading: async () => (starts.push(performance.now()), sleep(150)) });
+    store.putNode(makeNode({ id: nodeId(1), name: 'node-01' }));
+    await sync.powerSyncOnce(); // the engine's start-up sweep, before it schedules the loop
+    sync.schedulePowerSync();
+    await waitFor(() => starts.length >= 2, 5000, 'the first scheduled sweep');
+    sync.halt();
+    await sync.settled();
+    const gap = starts[1]! - starts[0]!;
+    expect(gap).toBeGreaterThanOrEqual(190);
+    expect(gap).toBeLessThan(330); // from the start-up sweep's end: 150 + 200 ms
+  });
+
+  it('GET /metrics has the lag, the last sweep\'s time and the sweeps and reads counted, read at each scrape', async () => {
+    const clock = new ManualClock(T0);
+    const h = await startHarness({ clock }); // start-up reads the 3 nodes at T0; the next sweep is an hour away
+    try {
+      const metric = async (name: string): Promise<number> => {
+        const body = (await h.agent.api.inject({ method: 'GET', url: '/metrics' })).body;
+        const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(body);
+        if (!m) throw new Error(`${name} is not in /metrics`);
+        return Number(m[1]);
+      };
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(0);
+      void clock.sleep(90_000);
+      clock.next();
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(90);
+      expect(await metric('metald_power_sync_sweeps_total')).toBe(1);
+      expect(await metric('metald_power_sync_reads_total{result="ok"}')).toBe(3);
+      expect(await metric('metald_power_sync_last_sweep_seconds')).toBeGreaterThan(0);
+      h.agent.lab!.setFaults(nodeId(1), { unreachable: true });
+      await h.agent.engine.powerSyncOnce();
+      expect(await metric('metald_power_sync_sweeps_total')).toBe(2);
+      expect(await metric('metald_power_sync_reads_total{result="ok"}')).toBe(5);
+      expect(await metric('metald_power_sync_reads_total{result="failed"}')).toBe(1);
+      expect(await metric('metald_power_sync_lag_seconds')).toBe(90); // node 1's good read is still T0's
+    } finally {
+      await h.close();
+    }
   });
 });
 

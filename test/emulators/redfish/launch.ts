@@ -9,7 +9,9 @@ import { request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
 import type { Faults, SystemDump, SystemProfile } from './model.js';
 
-export const EMULATOR_MAIN = resolve(import.meta.dirname, '../../../dist/test/emulators/redfish/main.js');
+/** The built program: from the source tree, dist/'s; built into dist/ itself (the bench's drivers section), its neighbour. */
+const BUILT = resolve(import.meta.dirname, '../../../dist/test/emulators/redfish/main.js');
+export const EMULATOR_MAIN = existsSync(BUILT) ? BUILT : [resolve(import.meta.dirname, 'main.js')].find((p) => existsSync(p)) ?? BUILT;
 
 export interface EmulatorProcess {
   url: string;
