@@ -3,7 +3,8 @@
 # ipmi_sim runs it (blocking its loop) as `chassis-control.sh STATE_DIR get power|boot ...` (prints `power:0|1`,
 # `boot:<dev>`) and `chassis-control.sh STATE_DIR set power 0|1 | set reset 1 | set shutdown 1 | set boot <dev>`.
 # State lives in STATE_DIR/power and STATE_DIR/boot; every `set` is appended to STATE_DIR/log, one line each
-# (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read.
+# (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read. While the file
+# STATE_DIR/refuse exists every `set` fails (see below): a BMC that rejects the command.
 # A shell script, not node: ipmi_sim waits for it on every status read.
 dir=$1
 op=$2
@@ -19,6 +20,12 @@ case "$op" in
     done
     ;;
   set)
+    # Test knob: while STATE_DIR/refuse exists, every `set` is refused (exit 1: ipmi_sim answers an IPMI error) and
+    # logged as `refused <key> <value>`.
+    if [ -e "$dir/refuse" ]; then
+      printf 'refused %s %s\n' "$1" "$(printf '%s' "$2" | tr -d '"')" >>"$dir/log"
+      exit 1
+    fi
     while [ "$#" -ge 2 ]; do
       key=$1
       value=$(printf '%s' "$2" | tr -d '"')

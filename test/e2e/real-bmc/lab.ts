@@ -13,7 +13,7 @@ import { requireIpmiPeers, startIpmiSims, stopAllIpmiSims, type IpmiSim } from '
 import { emulatorControl, launchEmulator, type EmulatorControl, type EmulatorProcess } from '../../emulators/redfish/launch.js';
 import type { CommandRecord } from '../../emulators/redfish/model.js';
 import { waitFor, type Daemon } from '../../helpers/daemon.js';
-import { MEMBER_TOKEN, PROJECT, nodeId, writeConfig } from '../../helpers/harness.js';
+import { ADMIN_PROJECT, ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId, writeConfig } from '../../helpers/harness.js';
 
 export const IPMI_PASSWORD = 'Kp4-e2e-real-pw';
 export const REDFISH_PASSWORD = 'Rf-e2e-real-pw';
@@ -132,8 +132,11 @@ export interface Status {
   error: { error_code: string; error_msg: string; error_type: string } | null;
 }
 
-export async function status(d: Daemon, id: string): Promise<Status> {
-  const r = await d.call('GET', `/v1/${PROJECT}/instances/${id}/status`, MEMBER_TOKEN);
+/** Seed 003 status as the owning member reads it, or as an admin (whose `error_msg` is the raw one, the BMC's words). */
+export async function status(d: Daemon, id: string, as: 'member' | 'admin' = 'member'): Promise<Status> {
+  const r = as === 'admin'
+    ? await d.call('GET', `/v1/${ADMIN_PROJECT}/instances/${id}/status`, ADMIN_TOKEN)
+    : await d.call('GET', `/v1/${PROJECT}/instances/${id}/status`, MEMBER_TOKEN);
   if (r.status !== 200) throw new Error(`status of ${id}: ${r.status} ${r.text}`);
   return r.body as Status;
 }
