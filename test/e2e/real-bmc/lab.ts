@@ -29,6 +29,8 @@ export interface LabOptions {
   /** Systems of the emulator with their initial power, and per-system settings (`--system ID=JSON`). */
   redfish: { id: string; power: 'On' | 'Off'; profile?: Record<string, unknown> }[];
   nodes: LabNode[];
+  /** The config's liveness section (YAML flow mapping); default the harness's fake engine. */
+  liveness?: string;
 }
 
 export interface Lab {
@@ -106,6 +108,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     const { dir: cfgDir, configPath } = writeConfig({
       nodes: 0,
       power: '5s',
+      ...(o.liveness ? { liveness: o.liveness } : {}),
       editConfig: (yaml) => yaml.replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodes.join('\n')}\n`),
     });
     const lab: Lab = {
@@ -175,7 +178,8 @@ export async function emulatorCommands(emu: EmulatorControl, system: string): Pr
 function describeCommand(c: CommandRecord): string {
   if (c.kind === 'reset') return `reset ${String(c.args['ResetType'])} ${c.status}`;
   if (c.kind === 'boot-override') {
-    const b = (c.args['Boot'] ?? {}) as Record<string, unknown>;
+    // Accepted overrides are logged as the Boot object applied, refused ones as the request body.
+    const b = (c.args['Boot'] ?? c.args) as Record<string, unknown>;
     return `boot ${String(b['BootSourceOverrideTarget'])} ${String(b['BootSourceOverrideEnabled'])} ${c.status}`;
   }
   return `${c.kind} ${c.status}`;

@@ -1,0 +1,144 @@
+/**
+ * The OS operations' power steps on REAL BMCs: reinstall, switch-install and uninstall of adopted running instances.
+ * metald runs as its TEST-ONLY installer build (scripts/test-metald-installer.ts: the real daemon with a stand-in for
+ * the deploy ramdisk, as no network installer exists yet); the power off, boot device and power on steps go through
+ * the real drivers and are asserted on the peer (the emulator's resets and boot overrides and its boots, ipmi_sim's
+ * chassis log), the ICMP confirmation through the real fping (the instances' addresses are on loopback).
+ *
+ * Nodes: 1-3 redfish On + adopted (reinstall, switch-install, uninstall), 4 ipmi on + adopted (reinstall: ipmi_sim
+ * keeps no persistent boot device, so the final set_boot_device fails and the node ends powered off).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../../helpers/daemon.js';
+import { IMAGE, IMAGE2, MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
+import { adoptedId, emulatorCommands, finishedAction, startLab, status, type Lab } from './lab.js';
+
+const INSTALLER_MAIN = resolve(import.meta.dirname, '../../../dist/scripts/test-metald-installer.js');
+
+let lab: Lab | undefined;
+let daemon: Daemon | undefined;
+let jobLog = '';
+
+beforeAll(async () => {
+  if (!existsSync(INSTALLER_MAIN)) throw new Error(`${INSTALLER_MAIN} is missing: run \`npm run build\` first (npm test does)`);
+  if (!existsSync('/usr/bin/fping')) throw new Error('/usr/bin/fping is missing: install Debian\'s fping (scripts/setup.sh does)');
+  lab = await startLab({
+    ipmi: ['on'],
+    redfish: [
+      { id: 'sys-1', power: 'On' },
+      { id: 'sys-2', power: 'On' },
+      { id: 'sys-3', power: 'On' },
+    ],
+    nodes: [
+      { kind: 'redfish', system: 'sys-1', adopt: 'vm-reinstall' },
+      { kind: 'redfish', system: 'sys-2', adopt: 'vm-switch' },
+      { kind: 'redfish', system: 'sys-3', adopt: 'vm-uninstall' },
+      { kind: 'ipmi', sim: 0, adopt: 'vm-ipmi' },
+    ],
+    liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
+  });
+  jobLog = join(lab.dir, 'jobs.jsonl');
+  daemon = await startDaemon(lab.configPath, { METALD_TEST_INSTALL_LOG: jobLog, METALD_TEST_INSTALL_MS: '50' }, INSTALLER_MAIN);
+}, 60_000);
+
+afterAll(async () => {
+  await daemon?.kill('SIGTERM');
+  await lab?.stop();
+});
+
+async function osAction(d: Daemon, id: string, body: Record<string, unknown>): Promise<string> {
+  const r = await d.call('POST', `/v1/${PROJECT}/instances/${id}/actions`, MEMBER_TOKEN, body);
+  if (r.status !== 202) throw new Error(`POST actions ${JSON.stringify(body)}: ${r.status} ${r.text}`);
+  return r.headers.get('x-compute-request-id')!;
+}
+
+function jobs(): { node: string; operation: string; image: string | null }[] {
+  if (!existsSync(jobLog)) return [];
+  return readFileSync(jobLog, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const { node, operation, image } = JSON.parse(l) as { node: string; operation: string; image: string | null };
+      return { node, operation, image };
+    });
+}
+
+// From running: PowerOff edge first, then the ramdisk's boot (pxe, next boot only), the installer, the installed
+// system's boot (disk, persistent) from a verified off.
+const INSTALL_STEPS = ['power_off', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'];
+const INSTALL_PEER = [
+  'reset ForceOff 204',
+  'boot Pxe Once 200',
+  'reset On 204',
+  'boot Hdd Continuous 200',
+  'reset ForceOff 204',
+  'reset On 204',
+];
+
+describe('OS operations through the real drivers', () => {
+  for (const [node, system, op, body, image] of [
+    [1, 'sys-1', 'reinstall', { reinstall: {} }, 'debian-12'],
+    [2, 'sys-2', 'switch-install', { 'switch-install': { image_uuid: IMAGE2 } }, 'ubuntu-24.04'],
+  ] as const) {
+    it(`redfish: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
+      const d = daemon!;
+      const id = adoptedId(node);
+      const a = await finishedAction(d, id, await osAction(d, id, body), 20_000);
+      const s = await status(d, id, 'admin');
+      const sys = await lab!.emu.system(system);
+      const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, system) });
+      expect(a.message, why).toBeNull();
+      expect(a.action, why).toBe(op);
+      expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(INSTALL_STEPS.map((e) => `${e} Success`));
+      expect(s, why).toEqual({ state: 'running', operation_state: `${op}-succeed`, error: null });
+      expect(await emulatorCommands(lab!.emu, system), why).toEqual(INSTALL_PEER);
+      // The server itself booted the ramdisk from pxe, then the installed system from disk.
+      expect(sys.boots.map((b) => b.device), why).toEqual(['Pxe', 'Hdd']);
+      expect(sys.powerState).toBe('On');
+      expect(jobs().filter((j) => j.node === `node-0${node}`)).toEqual([{ node: `node-0${node}`, operation: op, image }]);
+      const server = await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN);
+      expect((server.body as { server: { image: { id: string } } }).server.image.id).toBe(node === 2 ? IMAGE2 : IMAGE);
+    });
+  }
+
+  it('redfish: uninstall of a running instance powers off, boots pxe, powers on, then leaves it off: stopped, uninstall-succeed', async () => {
+    const d = daemon!;
+    const id = adoptedId(3);
+    const a = await finishedAction(d, id, await osAction(d, id, { uninstall: {} }), 20_000);
+    const s = await status(d, id, 'admin');
+    const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-3') });
+    expect(a.message, why).toBeNull();
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off'].map((e) => `${e} Success`));
+    expect(s, why).toEqual({ state: 'stopped', operation_state: 'uninstall-succeed', error: null });
+    expect(await emulatorCommands(lab!.emu, 'sys-3'), why).toEqual(INSTALL_PEER.slice(0, 5));
+    expect((await lab!.emu.system('sys-3')).powerState).toBe('Off');
+    expect(jobs().filter((j) => j.node === 'node-03')).toEqual([{ node: 'node-03', operation: 'uninstall', image: 'debian-12' }]);
+  });
+
+  it('ipmi: reinstall reaches ipmi_sim (off, pxe, on); its persistent disk boot is not kept: error, reinstall-failed, powered off', async () => {
+    const d = daemon!;
+    const id = adoptedId(4);
+    const sim = lab!.sims[0]!;
+    const a = await finishedAction(d, id, await osAction(d, id, { reinstall: {} }), 20_000);
+    const s = await status(d, id, 'admin');
+    const why = JSON.stringify({ a, s, log: await sim.log() });
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual([
+      'power_off Success',
+      'set_boot_device Success',
+      'power_on Success',
+      'deploy Success',
+      'set_boot_device Error',
+      'power_off_after_failure Success',
+    ]);
+    expect(s.state, why).toBe('error');
+    expect(s.operation_state, why).toBe('reinstall-failed');
+    expect(s.error?.error_code, why).toBe('BMC_ERR_BOOT_FLAGS_IGNORED');
+    expect(s.error?.error_type, why).toBe('install_error');
+    expect(s.error?.error_msg, why).toContain("step 'set_boot_device' failed");
+    expect(s.error?.error_msg, why).toContain('persistent');
+    expect(await sim.log(), why).toEqual(['power 0', 'boot pxe', 'power 1', 'boot default', 'power 0']);
+    expect(await sim.power()).toBe('off');
+  });
+});
