@@ -4,7 +4,7 @@
 # `boot:<dev>`) and `chassis-control.sh STATE_DIR set power 0|1 | set reset 1 | set shutdown 1 | set boot <dev>`.
 # State lives in STATE_DIR/power and STATE_DIR/boot; every `set` is appended to STATE_DIR/log, one line each
 # (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read. While the file
-# STATE_DIR/refuse exists every `set` fails (see below): a BMC that rejects the command.
+# STATE_DIR/refuse exists every `set` (or the one it names) fails (see below): a BMC that rejects the command.
 # A shell script, not node: ipmi_sim waits for it on every status read.
 dir=$1
 op=$2
@@ -20,10 +20,11 @@ case "$op" in
     done
     ;;
   set)
-    # Test knob: while STATE_DIR/refuse exists, every `set` is refused (exit 1: ipmi_sim answers an IPMI error) and
-    # logged as `refused <key> <value>`.
-    if [ -e "$dir/refuse" ]; then
-      printf 'refused %s %s\n' "$1" "$(printf '%s' "$2" | tr -d '"')" >>"$dir/log"
+    # Test knob: while STATE_DIR/refuse exists, every `set` is refused (exit 1: ipmi_sim answers an IPMI error), or
+    # only the one it names (`power 1`, ...) when it is not empty, and logged as `refused <key> <value>`.
+    asked="$1 $(printf '%s' "$2" | tr -d '"')"
+    if [ -e "$dir/refuse" ] && { [ ! -s "$dir/refuse" ] || [ "$(cat "$dir/refuse")" = "$asked" ]; }; then
+      printf 'refused %s\n' "$asked" >>"$dir/log"
       exit 1
     fi
     while [ "$#" -ge 2 ]; do

@@ -10,11 +10,11 @@
  * 4 redfish On + adopted with a 1.5 s power transition.
  */
 import { writeFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../helpers/daemon.js';
 import { MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
-import { adoptedId, emulatorCommands, finishedAction, putPower, startLab, status, type Lab } from './lab.js';
+import { adoptedId, emulatorCommands, finishedAction, metalctl, putPower, startLab, status, type Lab } from './lab.js';
 
 let lab: Lab | undefined;
 let daemon: Daemon | undefined;
@@ -43,9 +43,9 @@ afterAll(async () => {
 });
 
 /** ipmi_sim's chassis_control refuses every `set` while the knob file exists (test/emulators/chassis-control.sh). */
-function refuseIpmi(on: boolean): void {
+function refuseIpmi(on: boolean, only = ''): void {
   const knob = join(lab!.sims[0]!.dir, 'state', 'refuse');
-  if (on) writeFileSync(knob, '');
+  if (on) writeFileSync(knob, only);
   else rmSync(knob, { force: true });
 }
 
@@ -154,6 +154,11 @@ describe('refusals that send nothing', () => {
     expect(sys.powerState).toBe('On');
     expect(await status(d, id)).toEqual({ state: 'running', operation_state: null, error: null });
     expect(await actionCount(d, id)).toBe(before);
+    // metalctl, as an operator runs it: the 406 is its error (exit 1), and still nothing reached the BMC.
+    const cli = await metalctl(d, ['instance', 'power', id, 'soft-off'], join(dirname(lab!.configPath), 'member.token'));
+    expect(cli.code, JSON.stringify(cli)).toBe(1);
+    expect(cli.stderr).toContain('(HTTP 406, request req-');
+    expect((await lab!.emu.system('sys-2')).commands.filter((c) => c.kind === 'reset')).toEqual([]);
     // What it does list still works: a hard off reaches it.
     await finishedAction(d, id, await putPower(d, id, 'power off'));
     expect(await emulatorCommands(lab!.emu, 'sys-2')).toEqual(['reset ForceOff 204']);
@@ -194,6 +199,31 @@ describe('refusals that send nothing', () => {
       expect(await status(d, id)).toEqual({ state: 'running', operation_state: null, error: null });
       // "Already there" was a fresh read of the BMC, not memory.
       if (node === 2) expect((await lab!.emu.system('sys-1')).reads).toBeGreaterThanOrEqual(reads + 2);
+    }
+  });
+
+  it('a reboot whose off is verified and whose on ipmi_sim refuses: stopped, reboot_failed_error, off on the BMC', async () => {
+    const d = daemon!;
+    const id = adoptedId(1);
+    const sim = lab!.sims[0]!;
+    expect(await status(d, id)).toEqual({ state: 'running', operation_state: null, error: null });
+    const logBefore = await sim.log();
+    refuseIpmi(true, 'power 1');
+    try {
+      const a = await finishedAction(d, id, await putPower(d, id, 'rebooting'));
+      const s = await status(d, id, 'admin');
+      const why = JSON.stringify({ a, s, log: await sim.log() });
+      expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off Success', 'power_on Error']);
+      expect(s.state, why).toBe('stopped');
+      expect(s.operation_state, why).toBeNull();
+      expect(s.error?.error_type, why).toBe('reboot_failed_error');
+      expect(s.error?.error_msg, why).toContain('Set Chassis Power Control to Up/On failed: Unspecified error');
+      expect(await sim.log(), why).toEqual([...logBefore, 'power 0', 'refused power 1']);
+      expect(await sim.power()).toBe('off');
+      const states = await d.call('GET', `/v1/instances/${id}/states`, MEMBER_TOKEN);
+      expect(states.body, why).toEqual({ power_state: 'power off', target_power_state: null });
+    } finally {
+      refuseIpmi(false);
     }
   });
 });

@@ -6,13 +6,14 @@
  *
  * Every process started here is stopped by `stop()`, also when a test fails (call it from afterAll).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireIpmiPeers, startIpmiSims, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
 import { emulatorControl, launchEmulator, type EmulatorControl, type EmulatorProcess } from '../../emulators/redfish/launch.js';
 import type { CommandRecord } from '../../emulators/redfish/model.js';
-import { waitFor, type Daemon } from '../../helpers/daemon.js';
+import { METALCTL, waitFor, type Daemon } from '../../helpers/daemon.js';
 import { ADMIN_PROJECT, ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId, writeConfig } from '../../helpers/harness.js';
 
 export const IPMI_PASSWORD = 'Kp4-e2e-real-pw';
@@ -183,4 +184,24 @@ function describeCommand(c: CommandRecord): string {
     return `boot ${String(b['BootSourceOverrideTarget'])} ${String(b['BootSourceOverrideEnabled'])} ${c.status}`;
   }
   return `${c.kind} ${c.status}`;
+}
+
+/** Runs the built metalctl as a user would: a child process, the token in a file named by the environment. */
+export function metalctl(d: Daemon, args: string[], tokenFile: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [METALCTL, '--url', d.url, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, METALCTL_TOKEN_FILE: tokenFile, METALCTL_PROJECT: PROJECT },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', rej);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
 }

@@ -7,12 +7,11 @@
  * Nodes: 1 ipmi on + adopted, 2 redfish On + adopted, 3 ipmi off + adopted, 4 redfish Off + adopted, 5 ipmi free,
  * 6 redfish free.
  */
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METALCTL, startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
+import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
 import { ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
-import { adoptedId, emulatorCommands, finishedAction, IPMI_PASSWORD, putPower, REDFISH_PASSWORD, startLab, status, type Lab } from './lab.js';
+import { adoptedId, emulatorCommands, finishedAction, IPMI_PASSWORD, metalctl, putPower, REDFISH_PASSWORD, startLab, status, type Lab } from './lab.js';
 
 let lab: Lab | undefined;
 let daemon: Daemon | undefined;
@@ -141,32 +140,12 @@ describe('the node power API on real BMCs', () => {
   }
 });
 
-/** Runs the built metalctl as a user would: a child process, the token in a file named by the environment. */
-function metalctl(args: string[], tokenFile: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [METALCTL, '--url', daemon!.url, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, METALCTL_TOKEN_FILE: tokenFile, METALCTL_PROJECT: PROJECT },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', rej);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('metalctl power on real BMCs', () => {
   it('metalctl instance power ID on --wait powers the adopted stopped instances through ipmitool and Redfish', async () => {
     const cfgDir = dirname(lab!.configPath);
     for (const [node, kind, peer] of [[3, 'ipmi', 1], [4, 'redfish', 'sys-2']] as const) {
       const id = adoptedId(node);
-      const r = await metalctl(['instance', 'power', id, 'on', '--wait'], join(cfgDir, 'member.token'));
+      const r = await metalctl(daemon!, ['instance', 'power', id, 'on', '--wait'], join(cfgDir, 'member.token'));
       const why = `${kind}: ${JSON.stringify(r)}`;
       expect(r.code, why).toBe(0);
       expect(await status(daemon!, id), why).toEqual({ state: 'running', operation_state: null, error: null });
@@ -177,7 +156,7 @@ describe('metalctl power on real BMCs', () => {
 
   it('metalctl node power ID soft-off --wait sends a soft off to the BMC of the node', async () => {
     const cfgDir = dirname(lab!.configPath);
-    const r = await metalctl(['node', 'power', nodeId(6), 'soft-off', '--wait'], join(cfgDir, 'admin.token'));
+    const r = await metalctl(daemon!, ['node', 'power', nodeId(6), 'soft-off', '--wait'], join(cfgDir, 'admin.token'));
     expect(r.code, JSON.stringify(r)).toBe(0);
     expect(await peerLog('redfish', 'sys-3')).toEqual(['reset ForceOff 204', 'reset On 204', 'reset GracefulShutdown 204']);
     expect(await peerPower('redfish', 'sys-3')).toBe('Off');
