@@ -7,13 +7,13 @@
  * power on when on is the 202 no-op (a fresh read, no command, no action).
  *
  * Nodes: 1 ipmi on + adopted, 2 redfish On + adopted, 3 redfish On + adopted without GracefulShutdown/GracefulRestart,
- * 4 redfish On + adopted with a 1.5 s power transition.
+ * 4 redfish On + adopted with a 1.5 s power transition, 5 redfish On + free without GracefulShutdown (node API).
  */
 import { writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../../helpers/daemon.js';
-import { MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
+import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
+import { ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
 import { adoptedId, emulatorCommands, finishedAction, metalctl, putPower, startLab, status, type Lab } from './lab.js';
 
 let lab: Lab | undefined;
@@ -26,12 +26,14 @@ beforeAll(async () => {
       { id: 'sys-1', power: 'On' },
       { id: 'sys-2', power: 'On', profile: { resetTypes: ['On', 'ForceOff', 'ForceRestart'] } },
       { id: 'sys-3', power: 'On', profile: { powerDelayMs: 1500 } },
+      { id: 'sys-4', power: 'On', profile: { resetTypes: ['On', 'ForceOff'] } },
     ],
     nodes: [
       { kind: 'ipmi', sim: 0, adopt: 'vm-ipmi' },
       { kind: 'redfish', system: 'sys-1', adopt: 'vm-redfish' },
       { kind: 'redfish', system: 'sys-2', adopt: 'vm-no-soft' },
       { kind: 'redfish', system: 'sys-3', adopt: 'vm-slow' },
+      { kind: 'redfish', system: 'sys-4' },
     ],
   });
   daemon = await startDaemon(lab.configPath);
@@ -225,5 +227,64 @@ describe('refusals that send nothing', () => {
     } finally {
       refuseIpmi(false);
     }
+  });
+});
+
+describe('the same shapes through the node power API (a free node, admin)', () => {
+  const node = () => `/v1/nodes/${nodeId(5)}`;
+  type NodeView = { power_state: string | null; target_power_state: string | null; last_error: { error_code: string; error_msg: string; error_type: string } | null };
+  const show = async (d: Daemon) => (await d.call('GET', node(), ADMIN_TOKEN)).body as NodeView;
+
+  it('406 soft off where the system lists no GracefulShutdown, 202 no-op on when on, 400 bad target: nothing sent', async () => {
+    const d = daemon!;
+    for (const [target, code] of [['soft power off', 406], ['soft rebooting', 406], ['sideways', 400], ['power on', 202], ['on', 202]] as const) {
+      const r = await d.call('PUT', `${node()}/states/power`, ADMIN_TOKEN, { target });
+      expect(r.status, `${target}: ${r.text}`).toBe(code);
+    }
+    expect(await emulatorCommands(lab!.emu, 'sys-4')).toEqual([]);
+    expect(await show(d)).toMatchObject({ power_state: 'power on', target_power_state: null, last_error: null });
+  });
+
+  it('a rejected change: the node\'s last_error is power_off_error with the BMC\'s @Message.ExtendedInfo; 409 while in flight', async () => {
+    const d = daemon!;
+    await lab!.emu.setFaults({ failReset: 1, systems: ['sys-4'] });
+    const r = await d.call('PUT', `${node()}/states/power`, ADMIN_TOKEN, { target: 'power off' });
+    expect(r.status, r.text).toBe(202);
+    await waitFor(async () => (await show(d)).target_power_state === null, 10_000, 'the node power request to end');
+    await lab!.emu.clearFaults();
+    const n = await show(d);
+    expect(n.power_state, JSON.stringify(n)).toBe('power on');
+    expect(n.last_error?.error_type, JSON.stringify(n)).toBe('power_off_error');
+    expect(n.last_error?.error_msg, JSON.stringify(n)).toContain('The power controller did not carry out ForceOff: it is not responding.');
+    expect(await emulatorCommands(lab!.emu, 'sys-4')).toEqual(['reset ForceOff 500']);
+
+    // Again, the BMC slow this time: a second request while the first is in flight is 409; the first one succeeds.
+    await lab!.emu.configure('sys-4', { powerDelayMs: 1000 });
+    const first = await d.call('PUT', `${node()}/states/power`, ADMIN_TOKEN, { target: 'power off' });
+    expect(first.status, first.text).toBe(202);
+    const second = await d.call('PUT', `${node()}/states/power`, ADMIN_TOKEN, { target: 'power on' });
+    expect(second.status, second.text).toBe(409);
+    await waitFor(async () => (await show(d)).target_power_state === null, 10_000, 'the node power request to end');
+    expect(await show(d)).toMatchObject({ power_state: 'power off', last_error: null });
+    expect(await emulatorCommands(lab!.emu, 'sys-4')).toEqual(['reset ForceOff 500', 'reset ForceOff 204']);
+  });
+});
+
+describe('a soft power off with its timeout', () => {
+  it('an OS that takes longer than the request\'s timeout to shut down: power_off_error, state kept', async () => {
+    const d = daemon!;
+    const id = adoptedId(4);
+    // Node 4 was powered off by the 409 test: on again (1.5 s), then a soft off given 1 s (the BMC takes 1.5 s).
+    await finishedAction(d, id, await putPower(d, id, 'power on'));
+    const a = await finishedAction(d, id, await putPower(d, id, 'soft power off', { timeout: 1 }));
+    const s = await status(d, id, 'admin');
+    const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-3') });
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['soft_power_off Error']);
+    expect(s.state, why).toBe('running');
+    expect(s.error?.error_type, why).toBe('power_off_error');
+    expect(s.error?.error_code, why).toBe('BMC_ERR_VERIFY_FAILED');
+    expect(await emulatorCommands(lab!.emu, 'sys-3'), why).toEqual(['reset ForceOff 204', 'reset On 204', 'reset GracefulShutdown 204']);
+    const hard = await d.call('PUT', `/v1/instances/${id}/states/power`, MEMBER_TOKEN, { target: 'power off', timeout: 1 });
+    expect(hard.status, hard.text).toBe(400);
   });
 });
