@@ -32,6 +32,8 @@ export interface LabOptions {
   nodes: LabNode[];
   /** The config's liveness section (YAML flow mapping); default the harness's fake engine. */
   liveness?: string;
+  /** The config's power_sync section (YAML flow mapping); default the harness's (1 h: no sweep during a test). */
+  powerSync?: string;
 }
 
 export interface Lab {
@@ -110,7 +112,10 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       nodes: 0,
       power: '5s',
       ...(o.liveness ? { liveness: o.liveness } : {}),
-      editConfig: (yaml) => yaml.replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodes.join('\n')}\n`),
+      editConfig: (yaml) => {
+        const edited = yaml.replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodes.join('\n')}\n`);
+        return o.powerSync ? edited.replace(/\npower_sync: .*\n/, `\npower_sync: ${o.powerSync}\n`) : edited;
+      },
     });
     const lab: Lab = {
       sims,
