@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../helpers/daemon.js';
 import { IMAGE, IMAGE2, MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
-import { adoptedId, emulatorCommands, finishedAction, startLab, status, type Lab } from './lab.js';
+import { adoptedId, emulatorCommands, finishedAction, putPower, startLab, status, type Lab } from './lab.js';
 
 const INSTALLER_MAIN = resolve(import.meta.dirname, '../../../dist/scripts/test-metald-installer.js');
 
@@ -140,5 +140,23 @@ describe('OS operations through the real drivers', () => {
     expect(s.error?.error_msg, why).toContain('persistent');
     expect(await sim.log(), why).toEqual(['power 0', 'boot pxe', 'power 1', 'boot default', 'power 0']);
     expect(await sim.power()).toBe('off');
+  });
+
+  it('ipmi: power on, then off, of the instance left in error reach ipmi_sim; state stays error, the error is kept', async () => {
+    const d = daemon!;
+    const id = adoptedId(4);
+    const sim = lab!.sims[0]!;
+    const before = await status(d, id, 'admin');
+    expect(before.state).toBe('error');
+    const logBefore = await sim.log();
+    for (const [target, power, line] of [['power on', 'power on', 'power 1'], ['power off', 'power off', 'power 0']] as const) {
+      const a = await finishedAction(d, id, await putPower(d, id, target));
+      const why = JSON.stringify({ a, log: await sim.log() });
+      expect(a.message, why).toBeNull();
+      expect(await status(d, id, 'admin'), why).toEqual(before);
+      expect((await d.call('GET', `/v1/instances/${id}/states`, MEMBER_TOKEN)).body, why).toEqual({ power_state: power, target_power_state: null });
+      logBefore.push(line);
+      expect(await sim.log(), why).toEqual(logBefore);
+    }
   });
 });

@@ -151,6 +151,11 @@ describe('metalctl power on real BMCs', () => {
       expect(await status(daemon!, id), why).toEqual({ state: 'running', operation_state: null, error: null });
       expect(await peerLog(kind, peer), why).toEqual(kind === 'ipmi' ? ['power 1'] : ['reset On 204']);
       expect(await peerPower(kind, peer), why).toBe(kind === 'ipmi' ? 'on' : 'On');
+      // Again: already there (a fresh read says on), metalctl says so and exits 0; nothing more reached the BMC.
+      const again = await metalctl(daemon!, ['instance', 'power', id, 'on', '--wait'], join(cfgDir, 'member.token'));
+      expect(again.code, JSON.stringify(again)).toBe(0);
+      expect(again.stderr).toContain('already in the target state');
+      expect(await peerLog(kind, peer), why).toEqual(kind === 'ipmi' ? ['power 1'] : ['reset On 204']);
     }
   });
 
