@@ -228,6 +228,24 @@ describe('refusals that send nothing', () => {
       refuseIpmi(false);
     }
   });
+
+  it('202 no-op judged by the BMC, not memory: a stopped instance whose server was switched on locally; power on sends nothing', async () => {
+    const d = daemon!;
+    const id = adoptedId(1);
+    const sim = lab!.sims[0]!;
+    expect((await status(d, id)).state).toBe('stopped');
+    const logBefore = await sim.log();
+    // Someone pressed the server's power button: the BMC reads on, metald still remembers off.
+    writeFileSync(join(sim.dir, 'state', 'power'), '1\n');
+    const actionsBefore = await actionCount(d, id);
+    const r = await d.call('PUT', `/v1/instances/${id}/states/power`, MEMBER_TOKEN, { target: 'power on' });
+    expect(r.status, r.text).toBe(202);
+    expect(await sim.log()).toEqual(logBefore);
+    expect(await actionCount(d, id)).toBe(actionsBefore);
+    // The state follows the server (the PowerOn edge, as power sync would take it).
+    expect((await status(d, id)).state).toBe('running');
+    expect((await d.call('GET', `/v1/instances/${id}/states`, MEMBER_TOKEN)).body).toEqual({ power_state: 'power on', target_power_state: null });
+  });
 });
 
 describe('the same shapes through the node power API (a free node, admin)', () => {

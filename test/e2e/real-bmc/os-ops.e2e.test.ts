@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../helpers/daemon.js';
-import { IMAGE, IMAGE2, MEMBER_TOKEN, PROJECT } from '../../helpers/harness.js';
+import { ADMIN_TOKEN, IMAGE, IMAGE2, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
 import { adoptedId, emulatorCommands, finishedAction, putPower, startLab, status, type Lab } from './lab.js';
 
 const INSTALLER_MAIN = resolve(import.meta.dirname, '../../../dist/scripts/test-metald-installer.js');
@@ -158,5 +158,24 @@ describe('OS operations through the real drivers', () => {
       logBefore.push(line);
       expect(await sim.log(), why).toEqual(logBefore);
     }
+  });
+
+  it('redfish: delete of the reinstalled running instance powers off, wipes through the ramdisk, ends off: terminated, node free', async () => {
+    const d = daemon!;
+    const id = adoptedId(1);
+    const before = await emulatorCommands(lab!.emu, 'sys-1');
+    const r = await d.call('DELETE', `/v1/${PROJECT}/instances/${id}`, MEMBER_TOKEN);
+    expect(r.status, r.text).toBe(202);
+    const a = await finishedAction(d, id, r.headers.get('x-compute-request-id')!, 20_000);
+    const s = await status(d, id, 'admin');
+    const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-1') });
+    expect(a.action, why).toBe('delete');
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'set_boot_device', 'power_on', 'wipe', 'power_off', 'release_node'].map((e) => `${e} Success`));
+    expect(s, why).toMatchObject({ state: 'terminated', error: null });
+    expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual([...before, 'reset ForceOff 204', 'boot Pxe Once 200', 'reset On 204', 'reset ForceOff 204']);
+    expect((await lab!.emu.system('sys-1')).powerState).toBe('Off');
+    expect(jobs().filter((j) => j.node === 'node-01').map((j) => j.operation)).toEqual(['reinstall', 'uninstall']);
+    const node = (await d.call('GET', `/v1/nodes/${nodeId(1)}`, ADMIN_TOKEN)).body as { instance_uuid: string | null; power_state: string };
+    expect(node).toMatchObject({ instance_uuid: null, power_state: 'power off' });
   });
 });
