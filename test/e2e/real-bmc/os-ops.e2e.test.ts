@@ -6,7 +6,8 @@
  * chassis log), the ICMP confirmation through the real fping (the instances' addresses are on loopback).
  *
  * Nodes: 1-3 redfish On + adopted (reinstall, switch-install, uninstall), 4 ipmi on + adopted (reinstall: ipmi_sim
- * keeps no persistent boot device, so the final set_boot_device fails and the node ends powered off).
+ * keeps no persistent boot device, so the final set_boot_device fails and the node ends powered off), 5 redfish On +
+ * adopted whose PATCHes need If-Match and whose resets answer with a task.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,12 +31,14 @@ beforeAll(async () => {
       { id: 'sys-1', power: 'On' },
       { id: 'sys-2', power: 'On' },
       { id: 'sys-3', power: 'On' },
+      { id: 'sys-4', power: 'On', profile: { requireIfMatch: true, tasks: true } },
     ],
     nodes: [
       { kind: 'redfish', system: 'sys-1', adopt: 'vm-reinstall' },
       { kind: 'redfish', system: 'sys-2', adopt: 'vm-switch' },
       { kind: 'redfish', system: 'sys-3', adopt: 'vm-uninstall' },
       { kind: 'ipmi', sim: 0, adopt: 'vm-ipmi' },
+      { kind: 'redfish', system: 'sys-4', adopt: 'vm-if-match' },
     ],
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
   });
@@ -81,8 +84,9 @@ describe('OS operations through the real drivers', () => {
   for (const [node, system, op, body, image] of [
     [1, 'sys-1', 'reinstall', { reinstall: {} }, 'debian-12'],
     [2, 'sys-2', 'switch-install', { 'switch-install': { image_uuid: IMAGE2 } }, 'ubuntu-24.04'],
+    [5, 'sys-4', 'reinstall', { reinstall: {} }, 'debian-12'],
   ] as const) {
-    it(`redfish: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
+    it(`redfish${node === 5 ? ' (If-Match required, tasks)' : ''}: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
       const d = daemon!;
       const id = adoptedId(node);
       const a = await finishedAction(d, id, await osAction(d, id, body), 20_000);
@@ -93,7 +97,7 @@ describe('OS operations through the real drivers', () => {
       expect(a.action, why).toBe(op);
       expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(INSTALL_STEPS.map((e) => `${e} Success`));
       expect(s, why).toEqual({ state: 'running', operation_state: `${op}-succeed`, error: null });
-      expect(await emulatorCommands(lab!.emu, system), why).toEqual(INSTALL_PEER);
+      expect(await emulatorCommands(lab!.emu, system), why).toEqual(node === 5 ? INSTALL_PEER.map((x) => x.replace(/^(reset .*) 204$/, '$1 202')) : INSTALL_PEER);
       // The server itself booted the ramdisk from pxe, then the installed system from disk.
       expect(sys.boots.map((b) => b.device), why).toEqual(['Pxe', 'Hdd']);
       expect(sys.powerState).toBe('On');
