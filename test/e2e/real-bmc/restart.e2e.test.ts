@@ -43,4 +43,25 @@ describe('a power change across a crash of metald', () => {
     expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual(['reset ForceOff 204']);
     expect((await lab!.emu.system('sys-1')).powerState).toBe('Off');
   });
+
+  it('a reboot killed while the emulator carries out its On: the restarted metald verifies the on: running, one On', async () => {
+    const id = adoptedId(1);
+    // From stopped (the test above): on first, then the reboot.
+    await finishedAction(daemon!, id, await putPower(daemon!, id, 'power on'));
+    const before = await emulatorCommands(lab!.emu, 'sys-1');
+    const rid = await putPower(daemon!, id, 'rebooting');
+    await waitFor(async () => (await emulatorCommands(lab!.emu, 'sys-1')).length === before.length + 2, 10_000, 'the emulator to get the reboot\'s On');
+    await daemon!.kill('SIGKILL');
+    expect((await lab!.emu.system('sys-1')).powerState).toBe('PoweringOn');
+
+    daemon = await startDaemon(lab!.configPath);
+    const a = await finishedAction(daemon, id, rid, 15_000);
+    const s = await status(daemon, id);
+    const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-1') });
+    expect(a.message, why).toBeNull();
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off Success', 'power_on Success']);
+    expect(s, why).toEqual({ state: 'running', operation_state: null, error: null });
+    expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual([...before, 'reset ForceOff 204', 'reset On 204']);
+    expect((await lab!.emu.system('sys-1')).powerState).toBe('On');
+  });
 });
