@@ -125,19 +125,26 @@ describe('adoption reads power through the real drivers', () => {
 
 describe('the node power API on real BMCs', () => {
   for (const [kind, node, peer] of [['ipmi', 5, 2], ['redfish', 6, 'sys-3']] as const) {
-    it(`${kind}: PUT /v1/nodes/{id}/states/power off, then on, reaches the free node's BMC, verified`, async () => {
+    it(`${kind}: PUT /v1/nodes/{id}/states/power off, on, rebooting, soft rebooting reach the free node's BMC, verified`, async () => {
       const d = daemon!;
-      const expected = { ipmi: [['power 0'], ['power 0', 'power 1']], redfish: [['reset ForceOff 204'], ['reset ForceOff 204', 'reset On 204']] }[kind];
-      for (const [i, target] of ['power off', 'power on'].entries()) {
-        const r = await d.call('PUT', `/v1/nodes/${nodeId(node)}/states/power`, ADMIN_TOKEN, { target });
+      const steps = [
+        { target: 'power off', want: 'power off', ipmi: ['power 0'], redfish: ['reset ForceOff 204'] },
+        { target: 'power on', want: 'power on', ipmi: ['power 1'], redfish: ['reset On 204'] },
+        { target: 'rebooting', want: 'power on', ipmi: ['power 0', 'power 1'], redfish: ['reset ForceOff 204', 'reset On 204'] },
+        { target: 'soft rebooting', want: 'power on', ipmi: ['shutdown 1', 'power 1'], redfish: ['reset GracefulShutdown 204', 'reset On 204'] },
+      ];
+      const sent: string[] = [];
+      for (const st of steps) {
+        const r = await d.call('PUT', `/v1/nodes/${nodeId(node)}/states/power`, ADMIN_TOKEN, { target: st.target });
         expect(r.status, r.text).toBe(202);
-        const want = target === 'power off' ? 'power off' : 'power on';
         await waitFor(async () => {
           const n = (await d.call('GET', `/v1/nodes/${nodeId(node)}`, ADMIN_TOKEN)).body as { power_state: string; target_power_state: string | null };
-          return n.power_state === want && n.target_power_state === null;
-        }, 15_000, `node ${node} ${want}`);
-        expect(await peerLog(kind, peer)).toEqual(expected[i]);
-        expect((await d.call('GET', `/v1/nodes/${nodeId(node)}`, ADMIN_TOKEN)).body).toMatchObject({ last_error: null });
+          return n.power_state === st.want && n.target_power_state === null;
+        }, 15_000, `node ${node} ${st.target}`);
+        sent.push(...st[kind]);
+        expect(await peerLog(kind, peer), st.target).toEqual(sent);
+        expect(await peerPower(kind, peer), st.target).toBe(kind === 'ipmi' ? (st.want === 'power on' ? 'on' : 'off') : st.want === 'power on' ? 'On' : 'Off');
+        expect((await d.call('GET', `/v1/nodes/${nodeId(node)}`, ADMIN_TOKEN)).body, st.target).toMatchObject({ last_error: null });
       }
     });
   }
@@ -166,7 +173,7 @@ describe('metalctl power on real BMCs', () => {
     const cfgDir = dirname(lab!.configPath);
     const r = await metalctl(daemon!, ['node', 'power', nodeId(6), 'soft-off', '--wait'], join(cfgDir, 'admin.token'));
     expect(r.code, JSON.stringify(r)).toBe(0);
-    expect(await peerLog('redfish', 'sys-3')).toEqual(['reset ForceOff 204', 'reset On 204', 'reset GracefulShutdown 204']);
+    expect(await peerLog('redfish', 'sys-3')).toEqual(['reset ForceOff 204', 'reset On 204', 'reset ForceOff 204', 'reset On 204', 'reset GracefulShutdown 204', 'reset On 204', 'reset GracefulShutdown 204']);
     expect(await peerPower('redfish', 'sys-3')).toBe('Off');
   });
 });
