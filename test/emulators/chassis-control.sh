@@ -3,8 +3,7 @@
 # ipmi_sim runs it (blocking its loop) as `chassis-control.sh STATE_DIR get power|boot ...` (prints `power:0|1`,
 # `boot:<dev>`) and `chassis-control.sh STATE_DIR set power 0|1 | set reset 1 | set shutdown 1 | set boot <dev>`.
 # State lives in STATE_DIR/power and STATE_DIR/boot; every `set` is appended to STATE_DIR/log, one line each
-# (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read. While the file
-# STATE_DIR/refuse exists every `set` (or the one it names) fails (see below): a BMC that rejects the command.
+# (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read.
 # A shell script, not node: ipmi_sim waits for it on every status read.
 dir=$1
 op=$2

@@ -60,7 +60,8 @@ export interface Faults {
 
 const FAULT_KEYS: Record<keyof Faults, 'boolean' | 'number' | 'count' | 'list'> = {
   hang: 'boolean', unavailable: 'count', dropSession: 'boolean', dropConnection: 'boolean', delayMs: 'number',
-  revertBootAfterMs: 'number', powerOnDelayMs: 'number', rejectPassword: 'boolean', failReset: 'count', systems: 'list',
+  revertBootAfterMs: 'number', powerOnDelayMs: 'number', rejectPassword: 'boolean', systems: 'list',
+  failReset: 'count',
 };
 
 /** Validates a fault object from outside (CLI or control endpoint). @throws Error naming the bad key. */
