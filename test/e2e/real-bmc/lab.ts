@@ -21,8 +21,8 @@ export const REDFISH_PASSWORD = 'Rf-e2e-real-pw';
 
 /** One node of the lab: which peer it is, and an instance to adopt when `adopt` is set. */
 export type LabNode =
-  | { kind: 'ipmi'; sim: number; adopt?: string }
-  | { kind: 'redfish'; system: string; adopt?: string };
+  | { kind: 'ipmi'; sim: number; adopt?: string; bootMode?: 'uefi' | 'legacy' }
+  | { kind: 'redfish'; system: string; adopt?: string; bootMode?: 'uefi' | 'legacy' };
 
 export interface LabOptions {
   /** Initial power of each ipmi_sim BMC, in order. */
@@ -104,7 +104,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       return `  - id: ${nodeId(i)}
     name: node-${String(i).padStart(2, '0')}
     type: small
-    boot_mode: legacy
+    boot_mode: ${n.bootMode ?? 'legacy'}
     macs: [{mac: "fa:16:3e:00:01:${String(i).padStart(2, '0')}", pxe: true}]
     bmc: ${bmc}${adopt}`;
     });

@@ -7,7 +7,7 @@
  *
  * Nodes: 1-3 redfish On + adopted (reinstall, switch-install, uninstall), 4 ipmi on + adopted (reinstall: ipmi_sim
  * keeps no persistent boot device, so the final set_boot_device fails and the node ends powered off), 5 redfish On +
- * adopted whose PATCHes need If-Match and whose resets answer with a task.
+ * adopted whose PATCHes need If-Match and whose resets answer with a task, 6 redfish On + adopted, boot_mode uefi.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,6 +32,7 @@ beforeAll(async () => {
       { id: 'sys-2', power: 'On' },
       { id: 'sys-3', power: 'On' },
       { id: 'sys-4', power: 'On', profile: { requireIfMatch: true, tasks: true } },
+      { id: 'sys-5', power: 'On' },
     ],
     nodes: [
       { kind: 'redfish', system: 'sys-1', adopt: 'vm-reinstall' },
@@ -39,6 +40,7 @@ beforeAll(async () => {
       { kind: 'redfish', system: 'sys-3', adopt: 'vm-uninstall' },
       { kind: 'ipmi', sim: 0, adopt: 'vm-ipmi' },
       { kind: 'redfish', system: 'sys-4', adopt: 'vm-if-match' },
+      { kind: 'redfish', system: 'sys-5', adopt: 'vm-uefi', bootMode: 'uefi' },
     ],
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
   });
@@ -85,8 +87,9 @@ describe('OS operations through the real drivers', () => {
     [1, 'sys-1', 'reinstall', { reinstall: {} }, 'debian-12'],
     [2, 'sys-2', 'switch-install', { 'switch-install': { image_uuid: IMAGE2 } }, 'ubuntu-24.04'],
     [5, 'sys-4', 'reinstall', { reinstall: {} }, 'debian-12'],
+    [6, 'sys-5', 'reinstall', { reinstall: {} }, 'debian-12'],
   ] as const) {
-    it(`redfish${node === 5 ? ' (If-Match required, tasks)' : ''}: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
+    it(`redfish${node === 5 ? ' (If-Match required, tasks)' : node === 6 ? ' (uefi)' : ''}: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
       const d = daemon!;
       const id = adoptedId(node);
       const a = await finishedAction(d, id, await osAction(d, id, body), 20_000);
@@ -100,6 +103,8 @@ describe('OS operations through the real drivers', () => {
       expect(await emulatorCommands(lab!.emu, system), why).toEqual(node === 5 ? INSTALL_PEER.map((x) => x.replace(/^(reset .*) 204$/, '$1 202')) : INSTALL_PEER);
       // The server itself booted the ramdisk from pxe, then the installed system from disk.
       expect(sys.boots.map((b) => b.device), why).toEqual(['Pxe', 'Hdd']);
+      // In the node's boot mode (the override's BootSourceOverrideMode).
+      expect(sys.boots.map((b) => b.mode), why).toEqual(node === 6 ? ['UEFI', 'UEFI'] : ['Legacy', 'Legacy']);
       expect(sys.powerState).toBe('On');
       expect(jobs().filter((j) => j.node === `node-0${node}`)).toEqual([{ node: `node-0${node}`, operation: op, image }]);
       const server = await d.call('GET', `/v2/${PROJECT}/servers/${id}`, MEMBER_TOKEN);
