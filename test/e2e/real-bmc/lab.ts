@@ -34,6 +34,10 @@ export interface LabOptions {
   liveness?: string;
   /** The config's power_sync section (YAML flow mapping); default the harness's (1 h: no sweep during a test). */
   powerSync?: string;
+  /** Top-level YAML appended to the config (e.g. a `boot` section). */
+  extra?: string;
+  /** Rewrites the finished YAML (after the nodes are in). */
+  edit?: (yaml: string) => string;
 }
 
 export interface Lab {
@@ -112,9 +116,11 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       nodes: 0,
       power: '5s',
       ...(o.liveness ? { liveness: o.liveness } : {}),
+      ...(o.extra ? { extra: o.extra } : {}),
       editConfig: (yaml) => {
         const edited = yaml.replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodes.join('\n')}\n`);
-        return o.powerSync ? edited.replace(/\npower_sync: .*\n/, `\npower_sync: ${o.powerSync}\n`) : edited;
+        const synced = o.powerSync ? edited.replace(/\npower_sync: .*\n/, `\npower_sync: ${o.powerSync}\n`) : edited;
+        return o.edit ? o.edit(synced) : synced;
       },
     });
     const lab: Lab = {

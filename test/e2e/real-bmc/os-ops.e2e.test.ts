@@ -7,7 +7,8 @@
  *
  * Nodes: 1-3 redfish On + adopted (reinstall, switch-install, uninstall), 4 ipmi on + adopted (reinstall: ipmi_sim
  * keeps no persistent boot device, so the final set_boot_device fails and the node ends powered off), 5 redfish On +
- * adopted whose PATCHes need If-Match and whose resets answer with a task, 6 redfish On + adopted, boot_mode uefi.
+ * adopted whose PATCHes need If-Match and whose resets answer with a task, 6 redfish On + adopted, boot_mode uefi,
+ * 7 redfish On + adopted, switched to an image that boots its ramdisk from virtual media.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,6 +17,7 @@ import { startDaemon, type Daemon } from '../../helpers/daemon.js';
 import { ADMIN_TOKEN, IMAGE, IMAGE2, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
 import { adoptedId, emulatorCommands, finishedAction, putPower, startLab, status, type Lab } from './lab.js';
 
+const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const INSTALLER_MAIN = resolve(import.meta.dirname, '../../../dist/scripts/test-metald-installer.js');
 
 let lab: Lab | undefined;
@@ -33,6 +35,7 @@ beforeAll(async () => {
       { id: 'sys-3', power: 'On' },
       { id: 'sys-4', power: 'On', profile: { requireIfMatch: true, tasks: true } },
       { id: 'sys-5', power: 'On' },
+      { id: 'sys-6', power: 'On' },
     ],
     nodes: [
       { kind: 'redfish', system: 'sys-1', adopt: 'vm-reinstall' },
@@ -41,7 +44,11 @@ beforeAll(async () => {
       { kind: 'ipmi', sim: 0, adopt: 'vm-ipmi' },
       { kind: 'redfish', system: 'sys-4', adopt: 'vm-if-match' },
       { kind: 'redfish', system: 'sys-5', adopt: 'vm-uefi', bootMode: 'uefi' },
+      { kind: 'redfish', system: 'sys-6', adopt: 'vm-media' },
     ],
+    // The ramdisk ISO for virtual media, and an image that boots it that way.
+    extra: `boot: {listen: "127.0.0.1:0", public_url: "http://127.0.0.1:8081", ramdisk: {iso: /var/lib/metald/boot/ramdisk.iso}}`,
+    edit: (yaml) => yaml.replace(/\ninstance_types:\n/, `\n  - {uuid: ${MEDIA_IMAGE}, name: debian-12-vmedia, url: "http://127.0.0.1:1/debian-12.img", sha256: "${'c'.repeat(64)}", os: linux, boot_method: virtual-media}\ninstance_types:\n`),
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
   });
   jobLog = join(lab.dir, 'jobs.jsonl');
@@ -186,5 +193,33 @@ describe('OS operations through the real drivers', () => {
     expect(jobs().filter((j) => j.node === 'node-01').map((j) => j.operation)).toEqual(['reinstall', 'uninstall']);
     const node = (await d.call('GET', `/v1/nodes/${nodeId(1)}`, ADMIN_TOKEN)).body as { instance_uuid: string | null; power_state: string };
     expect(node).toMatchObject({ instance_uuid: null, power_state: 'power off' });
+  });
+
+  it('redfish: switch-install to a virtual-media image inserts the ramdisk ISO, boots the CD, ejects it, boots disk: running', async () => {
+    const d = daemon!;
+    const id = adoptedId(7);
+    const a = await finishedAction(d, id, await osAction(d, id, { 'switch-install': { image_uuid: MEDIA_IMAGE } }), 20_000);
+    const s = await status(d, id, 'admin');
+    const sys = await lab!.emu.system('sys-6');
+    const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-6') });
+    expect(a.message, why).toBeNull();
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(
+      ['power_off', 'insert_media', 'set_boot_device', 'power_on', 'deploy', 'eject_media', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'].map((e) => `${e} Success`),
+    );
+    expect(s, why).toEqual({ state: 'running', operation_state: 'switch-install-succeed', error: null });
+    expect(await emulatorCommands(lab!.emu, 'sys-6'), why).toEqual([
+      'reset ForceOff 204',
+      'media-insert 204',
+      'boot Cd Once 200',
+      'reset On 204',
+      'media-eject 204',
+      'boot Hdd Continuous 200',
+      'reset ForceOff 204',
+      'reset On 204',
+    ]);
+    const inserted = sys.commands.find((c) => c.kind === 'media-insert');
+    expect(inserted?.args['Image'], why).toBe('http://127.0.0.1:8081/ramdisk.iso');
+    expect(sys.boots.map((b) => b.device), why).toEqual(['Cd', 'Hdd']);
+    expect(sys.media.inserted, why).toBe(false);
   });
 });
