@@ -13,7 +13,7 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
-import { ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
+import { ADMIN_PROJECT, ADMIN_TOKEN, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
 import { adoptedId, emulatorCommands, finishedAction, metalctl, putPower, startLab, status, type Lab } from './lab.js';
 
 let lab: Lab | undefined;
@@ -77,6 +77,12 @@ describe('a change the BMC rejects', () => {
       expect(s.error?.error_msg, why).toContain('Set Chassis Power Control to Down/Off failed: Unspecified error');
       expect(await sim.log(), why).toEqual(['refused power 0']);
       expect(await sim.power()).toBe('on');
+      // The action's step event: the member reads the step, an admin its traceback with the BMC's words.
+      const asAdmin = await d.call('GET', `/v2/${ADMIN_PROJECT}/servers/${id}/os-instance-actions/${rid}`, ADMIN_TOKEN);
+      const ev = (asAdmin.body as { instanceAction: { message: string; events: { traceback: string | null }[] } }).instanceAction;
+      expect(ev.message, asAdmin.text).toContain('Unspecified error');
+      expect(ev.events[0]?.traceback, asAdmin.text).toContain('Set Chassis Power Control to Down/Off failed: Unspecified error');
+      expect(a.events[0]?.traceback ?? null, why).toBeNull();
 
       // The next accepted request clears the error; the BMC carries it out.
       refuseIpmi(false);

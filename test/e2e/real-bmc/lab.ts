@@ -160,7 +160,7 @@ export interface ActionRecord {
   action: string;
   request_id: string;
   message: string | null;
-  events: { event: string; result: string | null; finish_time: string | null }[];
+  events: { event: string; result: string | null; finish_time: string | null; traceback: string | null }[];
 }
 
 /** The seed-001 action of `requestId` once metald marks it finished (X-Metald-Action-Finished). */
