@@ -99,7 +99,16 @@ describe('OS operations through the real drivers', () => {
     it(`redfish${node === 5 ? ' (If-Match required, tasks)' : node === 6 ? ' (uefi)' : ''}: ${op} of a running instance powers off, boots pxe, powers on, boots disk: running, ${op}-succeed`, async () => {
       const d = daemon!;
       const id = adoptedId(node);
-      const a = await finishedAction(d, id, await osAction(d, id, body), 20_000);
+      const rid = await osAction(d, id, body);
+      // One mutating operation per instance: while it runs, a power request and another operation are 409.
+      for (const [method, path, other] of [
+        ['PUT', `/v1/instances/${id}/states/power`, { target: 'power off' }],
+        ['POST', `/v1/${PROJECT}/instances/${id}/actions`, { uninstall: {} }],
+      ] as const) {
+        const r = await d.call(method, path, MEMBER_TOKEN, other);
+        expect(r.status, `${method} ${path}: ${r.text}`).toBe(409);
+      }
+      const a = await finishedAction(d, id, rid, 20_000);
       const s = await status(d, id, 'admin');
       const sys = await lab!.emu.system(system);
       const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, system) });
