@@ -17,6 +17,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Agent } from './build-agent.js';
 import type { ConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
+import type { Deployer } from './ports.js';
 import type { StoreFaultInjector } from './store/sqlite.js';
 
 // Everything else is imported inside runMetald, after applyV8Flags: a static import is loaded and compiled before
@@ -69,6 +70,8 @@ function loadOrExplain(loader: ConfigLoader, path: string): ConfigWithWarnings |
 export interface DaemonInjections {
   /** TEST-ONLY: passed to the store's construction (see agent/store/sqlite.ts). */
   storeFault?: StoreFaultInjector;
+  /** TEST-ONLY: the installer of every node (scripts/test-metald-installer.ts), instead of the DeployerRouter. */
+  deployer?: Deployer;
 }
 
 export async function runMetald(argv: string[], inject: DaemonInjections = {}): Promise<void> {
@@ -106,7 +109,7 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
 
   let agent: Agent;
   try {
-    agent = await buildAgent(loaded.config, { log, ...(inject.storeFault ? { storeFault: inject.storeFault } : {}) });
+    agent = await buildAgent(loaded.config, { log, ...(inject.storeFault ? { storeFault: inject.storeFault } : {}), ...(inject.deployer ? { deployer: inject.deployer } : {}) });
   } catch (e) {
     log.fatal({ err: e }, 'metald could not start');
     log.flush();

@@ -21,6 +21,13 @@ case "$op" in
     done
     ;;
   set)
+    # Test knob: while STATE_DIR/refuse exists, every `set` is refused (exit 1: ipmi_sim answers an IPMI error), or
+    # only the one it names (`power 1`, ...) when it is not empty, and logged as `refused <key> <value>`.
+    asked="$1 $(printf '%s' "$2" | tr -d '"')"
+    if [ -e "$dir/refuse" ] && { [ ! -s "$dir/refuse" ] || [ "$(cat "$dir/refuse")" = "$asked" ]; }; then
+      printf 'refused %s\n' "$asked" >>"$dir/log"
+      exit 1
+    fi
     while [ "$#" -ge 2 ]; do
       key=$1
       value=$(printf '%s' "$2" | tr -d '"')

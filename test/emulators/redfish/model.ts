@@ -55,12 +55,15 @@ export interface Faults {
   powerOnDelayMs?: number;
   /** Every login and Basic auth is refused, the right password included. */
   rejectPassword?: boolean;
+  /** `true`: every valid reset answers 500 InternalError (with its @Message.ExtendedInfo) and changes nothing; N: the next N do. */
+  failReset?: boolean | number;
   systems?: string[];
 }
 
 const FAULT_KEYS: Record<keyof Faults, 'boolean' | 'number' | 'count' | 'list' | 'method'> = {
   hang: 'boolean', unavailable: 'count', dropSession: 'boolean', dropSessionOn: 'method', dropConnection: 'boolean', delayMs: 'number',
   revertBootAfterMs: 'number', powerOnDelayMs: 'number', rejectPassword: 'boolean', systems: 'list',
+  failReset: 'count',
 };
 
 /** Validates a fault object from outside (CLI or control endpoint). @throws Error naming the bad key. */
@@ -271,6 +274,12 @@ export class RedfishModel {
       throw e;
     }
     const t = type as ResetType;
+    const fail = this.faultFor(s.id) ? this.faults.failReset : undefined;
+    if (fail === true || (typeof fail === 'number' && fail > 0)) {
+      if (typeof fail === 'number') this.faults = { ...this.faults, failReset: fail - 1 };
+      this.record(s, 'reset', { ResetType: t }, 500);
+      throw new RedfishRefusal(500, 'Base.1.8.InternalError', `The power controller did not carry out ${t}: it is not responding.`, []);
+    }
     const on = s.power === 'On' || s.power === 'PoweringOn';
     let to: 'On' | 'Off' | 'restart' | null;
     if (t === 'On' || t === 'ForceOn') to = on ? null : 'On';
