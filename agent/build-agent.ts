@@ -4,6 +4,7 @@
  * Wiring only: the fakes are wired by agent/fakes.ts, loaded only with `allow_fake_drivers`. Only agent/main.ts
  * touches `process`, signals and `listen()`; tests build agents in-process with their own ports.
  */
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -84,7 +85,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
     bindable: fakes ? [fakes.driver] : [],
-    ports: { clock, log: log.child({ component: 'driver' }), http, run: new ExecaProcessRunner() },
+    ports: { clock, log: log.child({ component: 'driver' }), http, run: new ExecaProcessRunner(), workDir: join(config.state_dir, 'drivers') },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 

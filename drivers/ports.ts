@@ -65,6 +65,11 @@ export interface DriverPorts {
   log: DriverLogger;
   run?: ProcessRunner | undefined;
   http?: HttpClient | undefined;
+  /**
+   * A directory of the agent's own (`<state_dir>/drivers`, 0700) under which a driver may keep files it writes
+   * itself (the ipmi driver: ipmitool's registry, ./ipmi/home.ts); absent, a driver writes nothing.
+   */
+  workDir?: string | undefined;
 }
 
 const silent = (): void => undefined;

@@ -26,6 +26,8 @@ export interface IpmitoolClientDeps {
   /** The BMC password, read at each call (a rotated file is picked up); null when none is configured. */
   password(): Promise<string | null>;
   nodeId: string;
+  /** ipmitool's HOME (./home.ts: a one-entry vendor registry, read instead of the system's); null: none given. */
+  home?: string | null;
 }
 
 export class IpmitoolClient {
@@ -58,7 +60,7 @@ export class IpmitoolClient {
   private async exec(what: string, argv: string[], password: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<IpmitoolOutput> {
     try {
       return await this.deps.runner.run(this.deps.binary, argv, {
-        env: { [PASSWORD_ENV]: password },
+        env: { [PASSWORD_ENV]: password, ...(this.deps.home ? { HOME: this.deps.home } : {}) },
         timeoutMs,
         ...(signal ? { signal } : {}),
       });

@@ -10,6 +10,7 @@ import { driverSettings, HOSTNAME_RE, type DriverSettings } from '../settings.js
 import type { BoundDriver, DriverFactory } from '../types.js';
 import { createIpmiBoot } from './boot.js';
 import { IpmitoolClient } from './client.js';
+import { ipmitoolHome } from './home.js';
 import { createIpmiPower } from './power.js';
 
 /**
@@ -86,6 +87,7 @@ export const ipmiDriver: DriverFactory = {
         retryTimeoutS: num('retry_timeout_s'),
       },
       password: () => target.secret('password_file'),
+      home: ipmitoolHome(ports.workDir, (message) => ports.log.warn({ node: target.nodeId }, message)),
     });
     return {
       name: 'ipmi',

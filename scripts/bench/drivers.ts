@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ipmitoolHome } from '../../drivers/ipmi/home.js';
 import { IPMITOOL, startIpmiSims, type IpmiSim } from '../../test/emulators/ipmi-sim.js';
 import { emulatorControl, launchEmulator } from '../../test/emulators/redfish/launch.js';
 import { spawnDaemon } from './daemon.js';
@@ -104,12 +105,16 @@ async function watchSweeps(configPath: string, sweeps: number, intervalS: number
   }
 }
 
-/** One pass of a shell loop of bare ipmitool over the ports, one after the other; its wall time, s. */
-export function ipmitoolLoop(ports: readonly number[], password: string): Promise<number> {
+/**
+ * One pass of a shell loop of bare ipmitool over the ports, one after the other; its wall time, s. With `home`,
+ * ipmitool's HOME is that directory (metald's: drivers/ipmi/home.ts, whose one-entry vendor registry ipmitool reads
+ * instead of the system's), so the pass does the very work metald's calls do.
+ */
+export function ipmitoolLoop(ports: readonly number[], password: string, home?: string): Promise<number> {
   const script = `for p in $PORTS; do ${IPMITOOL} -I lanplus -H 127.0.0.1 -p "$p" -U admin -C 3 -R 1 -N 1 -E chassis power status >/dev/null </dev/null || exit 1; done`;
   const t0 = performance.now();
   // The password only in the child's environment (IPMI_PASSWORD, read through -E), never in argv.
-  const child = spawn('/bin/sh', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PORTS: ports.join(' '), IPMI_PASSWORD: password } });
+  const child = spawn('/bin/sh', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PORTS: ports.join(' '), IPMI_PASSWORD: password, ...(home ? { HOME: home } : {}) } });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-2000)));
   return new Promise((res, rej) => {
@@ -127,10 +132,17 @@ async function measureIpmi(o: DriversOptions, dir: string, log: (m: string) => v
     const ports = sims.map((s) => s.port);
     const reads = async () => (await Promise.all(sims.map((s) => s.reads()))).reduce((a, b) => a + b, 0);
     const loops: number[] = [];
+    const sameLoops: number[] = [];
+    const home = ipmitoolHome(join(dir, 'loop-work'), (m) => log(`drivers: ${m}`));
+    if (home === null) throw new Error("the bench could not write ipmitool's HOME (see above)");
     await ipmitoolLoop(ports, IPMI_PASSWORD); // warm-up (page cache, the sims' first sessions)
     // One pass of the loop after each of metald's concurrency-1 sweeps, while the daemon waits for its next one:
     // both see the same load (the machine's load drifts over a run), and they never overlap.
-    const loopPass = async () => void loops.push(await ipmitoolLoop(ports, IPMI_PASSWORD));
+    // Each time, the loop as a user runs it, then with metald's HOME (what metald's own calls cost).
+    const loopPass = async () => {
+      loops.push(await ipmitoolLoop(ports, IPMI_PASSWORD));
+      sameLoops.push(await ipmitoolLoop(ports, IPMI_PASSWORD, home));
+    };
     const sweep = async (concurrency: number, between?: () => Promise<void>): Promise<SweepRun> => {
       const intervalS = between ? ipmiInterleavedIntervalS(sims.length) : IPMI_INTERVAL_S;
       log(`drivers: metald power sync over the ${o.ipmiBmcs} BMCs, concurrency ${concurrency}${between ? ', a bare ipmitool loop pass after each sweep' : ''}`);
@@ -149,7 +161,7 @@ async function measureIpmi(o: DriversOptions, dir: string, log: (m: string) => v
     };
     const c1 = await sweep(1, loopPass);
     const cC = await sweep(o.concurrency);
-    return { bmcs: sims.length, concurrency: o.concurrency, loopS: median(loops), metaldC1S: median(c1.sweepsS), metaldCS: median(cC.sweepsS), peerReadsPerSweep: c1.peerPerSweep };
+    return { bmcs: sims.length, concurrency: o.concurrency, loopS: median(loops), loopSameHomeS: median(sameLoops), metaldC1S: median(c1.sweepsS), metaldCS: median(cC.sweepsS), peerReadsPerSweep: c1.peerPerSweep };
   } finally {
     await Promise.all(sims.map((s) => s.stop()));
   }

@@ -1,5 +1,7 @@
 /** Helpers of the ipmi driver tests: the driver bound to an ipmi_sim BMC through the real process runner. */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readdir, readFile } from 'node:fs/promises';
 import { ipmiDriver } from '../../../drivers/ipmi/index.js';
 import { defaultDriverPorts, type ProcessRunner } from '../../../drivers/ports.js';
@@ -27,10 +29,13 @@ export function recordingRunner(): ProcessRunner & { runs: RunRecord[] } {
   };
 }
 
+/** The agent's driver work directory of these tests (the daemon's is `<state_dir>/drivers`): ipmitool's HOME is in it. */
+export const TEST_WORK_DIR = mkdtempSync(join(tmpdir(), 'metald-ipmi-work-'));
+
 /** The ipmi driver bound to `sim` (short retry policy: -R 1 -N 1), its password given by the target's secret. */
 export function bindIpmi(
   sim: Pick<IpmiSim, 'host' | 'port' | 'username' | 'password'>,
-  opts: { runner?: ProcessRunner; settings?: Record<string, unknown>; password?: string } = {},
+  opts: { runner?: ProcessRunner; settings?: Record<string, unknown>; password?: string; workDir?: string | undefined } = {},
 ): BoundDriver {
   const password = opts.password ?? sim.password;
   return ipmiDriver.create(
@@ -39,7 +44,7 @@ export function bindIpmi(
       settings: { address: sim.host, port: sim.port, username: sim.username, password_file: '/unused', retries: 1, retry_timeout_s: 1, ...opts.settings },
       secret: (key) => Promise.resolve(key === 'password_file' ? password : null),
     },
-    { ...defaultDriverPorts, run: opts.runner ?? new ExecaProcessRunner() },
+    { ...defaultDriverPorts, run: opts.runner ?? new ExecaProcessRunner(), workDir: 'workDir' in opts ? opts.workDir : TEST_WORK_DIR },
   );
 }
 

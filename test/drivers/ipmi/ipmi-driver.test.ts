@@ -2,12 +2,13 @@
  * The ipmi driver against real OpenIPMI ipmi_sim BMCs (test/emulators/ipmi-sim.ts), through the real process
  * runner and ipmitool: what the BMC itself saw is read from its chassis_control log, not only what the driver says.
  */
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBmc } from '../../../drivers/bmc.js';
 import { BmcLock } from '../../../drivers/bmc-lock.js';
 import type { BoundDriver } from '../../../drivers/types.js';
 import { startIpmiSim, stopAllIpmiSims, type IpmiSim } from '../../emulators/ipmi-sim.js';
-import { bindIpmi, recordingRunner } from './helpers.js';
+import { bindIpmi, recordingRunner, TEST_WORK_DIR } from './helpers.js';
 
 afterEach(stopAllIpmiSims);
 
@@ -46,7 +47,7 @@ describe('ipmi driver on ipmi_sim', () => {
     for (const r of runner.runs) {
       expect(r.args).toEqual(expect.arrayContaining(['-I', 'lanplus', '-C', '3', '-R', '1', '-N', '1', '-E']));
       expect(r.args).not.toContain(sim.password);
-      expect(r.env).toEqual({ IPMI_PASSWORD: sim.password });
+      expect(r.env).toEqual({ IPMI_PASSWORD: sim.password, HOME: join(TEST_WORK_DIR, 'ipmi', 'home') });
     }
   });
 
