@@ -60,6 +60,7 @@ describe('adoption waits for a verified power read', () => {
     const adopted = await node();
     expect(adopted.instance_uuid).toBe(id);
     expect(adopted.last_error).toBeNull();
+    expect(await revived.reads()).toBeGreaterThan(0);
     expect(await revived.log()).toEqual([]);
     expect(await revived.power()).toBe('on');
   });
