@@ -76,6 +76,14 @@ describe('targets', () => {
     expect(verdict(slow, 'creates/s')?.verdict).toBe('FAIL');
   });
 
+  test("the list's slowdown compares each size's rate over the peer measured next to it", () => {
+    // The machine slowed by a third between the sizes (the peer with it): a page at 1,000 as fast, relatively.
+    const drift = results([size(10, { list_rps: 12000, peer_rps: 36000 }), size(1000, { list_rps: 7800, peer_rps: 24000 })]);
+    expect(verdict(drift, 'list page of 100 at 1,000 within 1.5x of N=10')).toMatchObject({ verdict: 'PASS', shown: '1.03x slower' });
+    const slow = results([size(10, { list_rps: 12000, peer_rps: 36000 }), size(1000, { list_rps: 7800, peer_rps: 36000 })]);
+    expect(verdict(slow, 'list page of 100 at 1,000 within 1.5x of N=10')).toMatchObject({ verdict: 'FAIL', shown: '1.54x slower' });
+  });
+
   test('a peer share target divides by the peer measured in the same run', () => {
     const r = results([size(1000, { status_rps: 4300 })]);
     expect(verdict(r, 'status reads')).toMatchObject({ verdict: 'PASS', shown: '43% of peer' });
