@@ -148,11 +148,11 @@ describe('faults of the real Redfish emulator, through metald', () => {
   });
 
   it('a certificate from another CA: power off ends in BMC_ERR_AUTH, not one request reached the BMC', async () => {
-    // The same BMC (port, password) restarted with a certificate the node's ca_file does not vouch for.
-    const port = new URL(tlsEmu!.url).port;
-    await tlsEmu!.stop();
-    tlsEmu = await launchEmulator(['--systems', '1', '--tls-dir', pkiB, '--port', port, '--password-file', pwFile, '--power', 'On']);
-    const wrong = emulatorControl(tlsEmu.url, readFileSync(join(pkiB, 'ca.pem'), 'utf8'));
+    // The same BMC now serves a certificate the node's ca_file does not vouch for (its connections closed, as at a
+    // restart; the same process and port, so no other process can take the port meanwhile).
+    await emulatorControl(tlsEmu!.url, readFileSync(join(pkiA, 'ca.pem'), 'utf8')).setTls(readFileSync(join(pkiB, 'server.key'), 'utf8'), readFileSync(join(pkiB, 'server.pem'), 'utf8'));
+    const wrong = emulatorControl(tlsEmu!.url, readFileSync(join(pkiB, 'ca.pem'), 'utf8'));
+    await wrong.resetStats();
     const act = await powerAction(daemon!, 6, 'power off', 5_000);
     expect(act.tookMs).toBeLessThan(3_000);
     const s = await statusOf(daemon!, 6);

@@ -137,6 +137,8 @@ export interface EmulatorControl {
   stats(): Promise<EmulatorStats>;
   /** Zeroes `requests` and brings `maxInFlight` down to what is open now. */
   resetStats(): Promise<EmulatorStats>;
+  /** Serves this key and certificate (PEM) from now on; the open connections (but the one asking) are closed. */
+  setTls(key: string, cert: string): Promise<{ changed: true }>;
 }
 
 export function emulatorControl(url: string, ca?: string): EmulatorControl {
@@ -154,5 +156,6 @@ export function emulatorControl(url: string, ca?: string): EmulatorControl {
     configure: (id, settings) => call('PATCH', `/emulator/systems/${encodeURIComponent(id)}`, settings),
     stats: () => call('GET', '/emulator/stats'),
     resetStats: () => call('DELETE', '/emulator/stats'),
+    setTls: (key, cert) => call('PUT', '/emulator/tls', { key, cert }),
   };
 }

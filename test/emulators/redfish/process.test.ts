@@ -65,6 +65,19 @@ describe('standalone process over HTTPS', () => {
     expect(await running.stop()).toBe(0);
   });
 
+  test('PUT /emulator/tls: the same process and port serve another certificate; the old CA is refused from then on', async () => {
+    running = await launchEmulator(['--systems', '1', '--tls-dir', join(dir, 'tls-a')]);
+    const caA = readFileSync(running.caFile!, 'utf8');
+    const b = makeTestPki(join(dir, 'tls-b'));
+    expect((await emuRequest(running.url, 'GET', '/redfish/v1/', { ca: caA })).status).toBe(200);
+    const set = await emuRequest(running.url, 'PUT', '/emulator/tls', { ca: caA, body: { key: readFileSync(join(dir, 'tls-b', 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'tls-b', 'server.pem'), 'utf8') } });
+    expect(set.status).toBe(200);
+    await expect(emuRequest(running.url, 'GET', '/redfish/v1/', { ca: caA })).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+    expect((await emuRequest(running.url, 'GET', '/redfish/v1/', { ca: b.ca })).status).toBe(200);
+    expect((await emuRequest(running.url, 'PUT', '/emulator/tls', { ca: b.ca, body: { key: 'x' } })).status).toBe(400);
+    expect(await running.stop()).toBe(0);
+  });
+
   test('without --tls-dir it serves plain HTTP; the generated password is only in the credentials file', async () => {
     running = await launchEmulator(['--systems', '2', '--state-dir', dir]);
     expect(running.url).toMatch(/^http:\/\//);

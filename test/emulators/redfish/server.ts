@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseFaults, parseProfile, RedfishModel, RedfishRefusal, type EmulatedSystem, type ModelOptions } from './model.js';
 import * as R from './resources.js';
@@ -277,6 +277,23 @@ export async function startRedfishEmulator(o: EmulatorOptions): Promise<RedfishE
         return bad(e);
       }
       return { status: 200, body: model.dump(s) };
+    }
+    if (parts[1] === 'tls' && parts.length === 2) {
+      if (method !== 'PUT') return methodNotAllowed('PUT');
+      if (!o.tls) return { status: 409, body: { error: 'the emulator serves plain HTTP: no certificate to change' } };
+      try {
+        const b = JSON.parse(raw || 'null') as { key?: unknown; cert?: unknown } | null;
+        if (typeof b?.key !== 'string' || typeof b.cert !== 'string') throw new Error('body must be {"key": PEM, "cert": PEM}');
+        (server as HttpsServer).setSecureContext({ key: b.key, cert: b.cert });
+      } catch (e) {
+        return bad(e);
+      }
+      // The connections made with the old certificate end, as at a restart (clients handshake again), but this one.
+      const mine = req.socket;
+      setImmediate(() => {
+        for (const sock of sockets) if (sock !== mine) sock.destroy();
+      });
+      return { status: 200, body: { changed: true } };
     }
     if (parts[1] === 'stats' && parts.length === 2) {
       if (method === 'DELETE') {
