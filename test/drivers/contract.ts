@@ -64,6 +64,9 @@ export interface ContractOptions {
 
 const DEFAULTS = { wait: { delaysMs: [2, 5, 10], deadlineMs: 2_000 }, callTimeoutMs: 5_000, minGapMs: 0 };
 
+/** What Redfish's BootSourceOverrideTarget values mean as boot devices (for the Redfish BMCs' peers). */
+export const REDFISH_BOOT_DEVICE: Readonly<Record<string, BootSettings['device']>> = { Pxe: 'pxe', Hdd: 'disk', Cd: 'cdrom' };
+
 /** What the ResetType values of Redfish mean as peer commands (for the Redfish BMCs' peers). */
 export const REDFISH_RESET_COMMAND: Readonly<Record<string, PeerPowerCommand>> = {
   On: 'on',

@@ -4,8 +4,8 @@
  * nothing was sent (a BMC not listening, a refused password).
  */
 import { afterAll } from 'vitest';
-import type { BootSettings } from '../../../drivers/types.js';
 import {
+  REDFISH_BOOT_DEVICE,
   REDFISH_RESET_COMMAND,
   runBootContract,
   runErrorContract,
@@ -23,7 +23,6 @@ let pki: TestPki | null = null;
 afterAll(() => pki?.cleanup());
 
 const RESET = '/redfish/v1/Systems/1/Actions/ComputerSystem.Reset';
-const DEVICE: Record<string, BootSettings['device']> = { Pxe: 'pxe', Hdd: 'disk', Cd: 'cdrom' };
 
 /** The scripted BMC's own state and request log, in the contract's words. */
 function scriptedPeer(bmc: ScriptedBmc): ContractPeer {
@@ -39,7 +38,7 @@ function scriptedPeer(bmc: ScriptedBmc): ContractPeer {
       ),
     boot: () =>
       Promise.resolve({
-        device: DEVICE[String(bmc.boot['BootSourceOverrideTarget'])],
+        device: REDFISH_BOOT_DEVICE[String(bmc.boot['BootSourceOverrideTarget'])],
         persistent: bmc.boot['BootSourceOverrideEnabled'] === 'Continuous',
         mode: bmc.boot['BootSourceOverrideMode'] === 'UEFI' ? 'uefi' : 'legacy',
       }),

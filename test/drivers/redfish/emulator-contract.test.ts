@@ -18,10 +18,11 @@ import { afterAll, beforeAll } from 'vitest';
 import { UndiciHttpClient } from '../../../drivers/http.js';
 import { defaultDriverPorts } from '../../../drivers/ports.js';
 import { redfishDriver } from '../../../drivers/redfish/index.js';
-import type { BootSettings, BoundDriver, PowerReading } from '../../../drivers/types.js';
+import type { BoundDriver, PowerReading } from '../../../drivers/types.js';
 import { emulatorControl, launchEmulator, type EmulatorControl, type EmulatorProcess } from '../../emulators/redfish/launch.js';
 import { DEFAULT_PROFILE, type SystemDump, type SystemProfile } from '../../emulators/redfish/model.js';
 import {
+  REDFISH_BOOT_DEVICE,
   REDFISH_RESET_COMMAND,
   runBootContract,
   runErrorContract,
@@ -65,7 +66,6 @@ function running(): { emu: EmulatorProcess; control: EmulatorControl } {
 
 /** A PowerState as the emulator holds it; a transition reads as the state it leaves (it is not done). */
 const POWER: Readonly<Record<SystemDump['powerState'], PowerReading>> = { On: 'on', Off: 'off', PoweringOn: 'off', PoweringOff: 'on' };
-const DEVICE: Readonly<Record<string, BootSettings['device']>> = { Pxe: 'pxe', Hdd: 'disk', Cd: 'cdrom' };
 
 /** The emulator's own record of system `id`, from the command with seq > `since` on. */
 function emulatorPeer(c: EmulatorControl, id: string, since: number): ContractPeer {
@@ -77,7 +77,7 @@ function emulatorPeer(c: EmulatorControl, id: string, since: number): ContractPe
         .map((r) => REDFISH_RESET_COMMAND[String(r.args['ResetType'])] ?? 'other'),
     boot: async () => {
       const { boot } = await c.system(id);
-      return { device: DEVICE[boot.target], persistent: boot.enabled === 'Continuous', mode: boot.mode === 'UEFI' ? 'uefi' : 'legacy' };
+      return { device: REDFISH_BOOT_DEVICE[boot.target], persistent: boot.enabled === 'Continuous', mode: boot.mode === 'UEFI' ? 'uefi' : 'legacy' };
     },
     media: async () => {
       const { media } = await c.system(id);
