@@ -30,17 +30,60 @@ export const systemClock: Clock = {
     }),
 };
 
+/** An ICMP error sent back for a probe instead of a reply (host unreachable, administratively prohibited ...). */
+export interface IcmpErrorReport {
+  /** `net-unreachable`, `host-unreachable`, `protocol-unreachable`, `port-unreachable`, `admin-prohibited`, `time-exceeded`, or `other`. */
+  kind: string;
+  /** The address the ICMP error came from (a router, or the host itself). */
+  from: string;
+}
+
 export interface PingResult {
   addr: string;
   alive: boolean;
-  /** Round-trip time in ms when alive. */
+  /** Round-trip time in ms of the first reply (plain mode) when alive, else null. */
   rtt_ms: number | null;
+  /** Echo requests sent and replies counted (engines that know; count mode always). */
+  sent?: number;
+  received?: number;
+  /** Every counted reply's round trip in ms, in the order the probes were sent (count mode). */
+  rtts_ms?: number[];
+  /** The last ICMP error a probe of this address got back, when no reply came. */
+  icmp_error?: IcmpErrorReport | null;
+}
+
+/** One probe's outcome as it happens (what `metalctl ping -c` prints a line for). `seq` counts the target's probes from 0. */
+export type ProbeEvent =
+  | { kind: 'reply'; addr: string; seq: number; rtt_ms: number; bytes: number }
+  | { kind: 'timeout'; addr: string; seq: number }
+  | { kind: 'icmp-error'; addr: string; seq: number; error: IcmpErrorReport };
+
+/** fping's knobs. Only timeoutMs and retries are required; the rest default as the engine says. */
+export interface PingOptions {
+  /** The first probe's timeout (fping -t). */
+  timeoutMs: number;
+  /** Probes after the first before a target counts as unreachable (fping -r); not used in count mode, as fping. */
+  retries: number;
+  /** Each retry's timeout is the previous one times this (fping -B); default 1.5. */
+  backoff?: number;
+  /** Least gap in ms between any two echo requests the engine sends (fping -i). */
+  packetIntervalMs?: number;
+  /** Count mode: this many probes to every target (fping -c). */
+  count?: number;
+  /** Count mode: the gap in ms between two probes to one target (fping -p); default 1000. */
+  periodMs?: number;
+  /** Called for every reply, timeout and ICMP error as it happens. */
+  onEvent?: (e: ProbeEvent) => void;
+  signal?: AbortSignal;
 }
 
 /** ICMP liveness (fping-like). Never throws for a silent host: that is `alive: false`. */
 export interface Pinger {
+  /** `raw`, `fping` or `fake`. */
   readonly engine: string;
-  ping(addrs: readonly string[], opts: { timeoutMs: number; retries: number; signal?: AbortSignal }): Promise<PingResult[]>;
+  ping(addrs: readonly string[], opts: PingOptions): Promise<PingResult[]>;
+  /** Releases the engine's socket or processes (the daemon's stop). */
+  close?(): Promise<void>;
 }
 
 /** What the installer is asked to do (the job document of design 4.5). Secrets inside are never logged. */

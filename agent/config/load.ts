@@ -257,6 +257,7 @@ function checkSemantics(raw: Loose, p: Problems, drivers: DriverRegistry, secret
   const lv = rec(raw['liveness']);
   checkTimer(lv['interval'], 'liveness.interval', p, { positive: true });
   checkTimer(lv['timeout'], 'liveness.timeout', p, { positive: true });
+  checkTimer(lv['packet_interval'], 'liveness.packet_interval', p, { positive: false });
   if (lv['engine'] === 'fake' && !allowFake) {
     p.err('liveness.engine', 'the fake engine requires allow_fake_drivers: true');
   }
@@ -455,8 +456,12 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
       engine: must(lv.engine, 'liveness.engine'),
       fping_path: must(lv.fping_path, 'liveness.fping_path'),
       interval_ms: dur(lv.interval, 'liveness.interval'),
+      jitter: must(lv.jitter, 'liveness.jitter'),
       timeout_ms: dur(lv.timeout, 'liveness.timeout'),
       retries: must(lv.retries, 'liveness.retries'),
+      backoff: must(lv.backoff, 'liveness.backoff'),
+      packet_interval_ms: dur(lv.packet_interval, 'liveness.packet_interval'),
+      hysteresis: must(lv.hysteresis, 'liveness.hysteresis'),
       batch: must(lv.batch, 'liveness.batch'),
     },
     recovery: { concurrency: must(must(raw.recovery, 'recovery').concurrency, 'recovery.concurrency') },

@@ -242,11 +242,15 @@ export const RawConfigSchema = Obj({
   liveness: Type.Optional(
     Obj(
       {
-        engine: Type.Optional(oneOf(['fping', 'fake'] as const, { default: 'fping' })),
+        engine: Type.Optional(oneOf(['auto', 'raw', 'fping', 'fake'] as const, { default: 'auto' })),
         fping_path: Type.Optional(Str({ maxLength: 4096, default: '/usr/bin/fping' })),
         interval: Type.Optional(Duration('30s')),
+        jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 0.5, default: 0.1 })),
         timeout: Type.Optional(Duration('500ms')),
         retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, default: 1 })),
+        backoff: Type.Optional(Type.Number({ minimum: 1, maximum: 5, default: 1.5 })),
+        packet_interval: Type.Optional(Duration('1ms')),
+        hysteresis: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2 })),
         batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, default: 128 })),
       },
       { default: {} },

@@ -123,11 +123,20 @@ export interface Config {
   power_poll_ms: number[];
   bmc: { min_gap_ms: number };
   liveness: {
-    engine: 'fping' | 'fake';
+    /** `auto`: the raw-socket engine where its socket opens (CAP_NET_RAW), else fping. */
+    engine: 'auto' | 'raw' | 'fping' | 'fake';
     fping_path: string;
     interval_ms: number;
+    /** Each sweep starts interval x (1 +- jitter), uniformly: 0.1 is +-10%. */
+    jitter: number;
     timeout_ms: number;
     retries: number;
+    /** Each retry's timeout is the previous one times this (fping -B). */
+    backoff: number;
+    /** Least gap between two echo requests sent by the engine, any target (fping -i). */
+    packet_interval_ms: number;
+    /** A verdict changes only after this many agreeing results in a row (1: at once). */
+    hysteresis: number;
     /** Instances probed per ping call by the monitor (one page of the store); the event loop gets a turn between pages. */
     batch: number;
   };
