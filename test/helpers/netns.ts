@@ -130,6 +130,11 @@ export interface LivenessLab {
   v6: { answering: string[]; dropped: string[]; noAddress: string[]; rejected: string[] };
   /** The far targets behind the gateway, in address order, and which of them the gateway drops. */
   far: { all: string[]; silent: string[] };
+  /**
+   * Adds a host namespace `<prefix>-<short>` on the bridge with these addresses (IPv4 /24 in 10.77.0.0, IPv6 /64 in
+   * fd77::), for a test's own peer (a responder that crafts replies, say). Returns the namespace's name.
+   */
+  attachHost(short: string, v4: readonly string[], v6?: readonly string[]): string;
   /** Runs a command in the probe namespace to its end. */
   run(cmd: string, args: readonly string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string; code: number | null }>;
   destroy(): void;
@@ -151,15 +156,16 @@ export function buildLivenessLab(o: LivenessLabOptions = {}): LivenessLab {
     n.ip(probe, 'addr add 10.77.0.1/24 dev br0');
     n.ip(probe, 'addr add fd77::1/64 dev br0 nodad');
     n.ip(probe, 'link set br0 up');
-    const host = (i: number): string => {
-      const ns = n.add(`h${String(i)}`);
-      n.ip(probe, `link add h${String(i)} type veth peer name eth0 netns ${ns}`);
-      n.ip(probe, `link set h${String(i)} master br0 up`);
-      n.ip(ns, `addr add 10.77.0.1${String(i)}/24 dev eth0`);
-      n.ip(ns, `addr add fd77::1${String(i)}/64 dev eth0 nodad`);
+    const attachHost = (short: string, v4: readonly string[], v6: readonly string[] = []): string => {
+      const ns = n.add(short);
+      n.ip(probe, `link add ${short} type veth peer name eth0 netns ${ns}`);
+      n.ip(probe, `link set ${short} master br0 up`);
+      for (const a of v4) n.ip(ns, `addr add ${a}/24 dev eth0`);
+      for (const a of v6) n.ip(ns, `addr add ${a}/64 dev eth0 nodad`);
       n.ip(ns, 'link set eth0 up');
       return ns;
     };
+    const host = (i: number): string => attachHost(`h${String(i)}`, [`10.77.0.1${String(i)}`], [`fd77::1${String(i)}`]);
     for (const i of [1, 2, 3]) host(i);
     n.nft(host(4), nftInput(['icmp type echo-request drop', 'icmpv6 type echo-request drop']));
     const h5 = host(5);
@@ -195,6 +201,7 @@ export function buildLivenessLab(o: LivenessLabOptions = {}): LivenessLab {
       v4: { answering: ['10.77.0.11', '10.77.0.12', '10.77.0.13'], dropped: ['10.77.0.14'], noAddress: ['10.77.0.50'], rejected: ['10.77.0.15'] },
       v6: { answering: ['fd77::11', 'fd77::12', 'fd77::13'], dropped: ['fd77::14'], noAddress: ['fd77::50'], rejected: ['fd77::15'] },
       far: { all: far, silent },
+      attachHost,
       run: (cmd, args, timeoutMs) => collect(n.spawn(probe, cmd, args), timeoutMs),
       destroy: () => n.destroy(),
     };

@@ -40,6 +40,8 @@ export interface RawPingerOptions {
   identifier?: number;
   /** Most packets a sender tick hands to the socket; default 64. */
   batch?: number;
+  /** The first sequence number (tests that make two pingers collide); default random. */
+  firstSeq?: number;
   /** Nonce source (tests); default crypto random. */
   nonce?: () => Buffer;
 }
@@ -99,7 +101,7 @@ export class RawPinger implements Pinger {
   /** Every probe by sequence, outstanding or finished (a finished one stays until its sequence is reused: late replies). */
   private readonly probes = new Map<number, Probe>();
   private readonly sweeps = new Set<Sweep>();
-  private seq = randomInt(0, 0x10000);
+  private seq: number;
   private closed = false;
   private readonly c = { sent: 0, send_errors: 0, received: 0, late: 0, duplicate: 0, bad: 0, icmp_errors: 0 };
 
@@ -108,6 +110,7 @@ export class RawPinger implements Pinger {
     this.clock = o.clock ?? systemClock;
     this.batch = o.batch ?? 64;
     this.nonce = o.nonce ?? noncePool();
+    this.seq = (o.firstSeq ?? randomInt(0, 0x10000)) & 0xffff;
     this.member = this.hub.attach({ onReply: (d, from, at) => this.onReply(d, from, at), onIcmpError: (d, from) => this.onIcmpError(d, from) }, o.identifier);
   }
 

@@ -43,9 +43,18 @@ export class SocketRefusedError extends Error {
     readonly family: Family,
     detail: string,
   ) {
-    super(`raw ICMP${family === 6 ? 'v6' : ''} socket refused (${code}${code === 'EPERM' || code === 'EACCES' ? ': needs CAP_NET_RAW' : ''}): ${detail}`);
+    super(`${refusal(code, family)}: ${detail}`);
     this.name = 'SocketRefusedError';
   }
+
+  /** The refusal in a few words, for the engine choice's reason: "raw socket refused (EPERM: needs CAP_NET_RAW)". */
+  get reason(): string {
+    return refusal(this.code, this.family);
+  }
+}
+
+function refusal(code: string, family: Family): string {
+  return `raw ${family === 6 ? 'ICMPv6 ' : ''}socket refused (${code}${code === 'EPERM' || code === 'EACCES' ? ': needs CAP_NET_RAW' : ''})`;
 }
 
 const ERRNO_BY_MESSAGE: Record<string, string> = {

@@ -50,7 +50,7 @@ describe('FpingPinger (real fping)', () => {
 
   it('reports a silent address not alive, and keeps the answers apart', async () => {
     const res = await pinger.ping(['127.0.0.1', SILENT], { timeoutMs: 200, retries: 0 });
-    expect(res.find((r) => r.addr === SILENT)).toEqual({ addr: SILENT, alive: false, rtt_ms: null });
+    expect(res.find((r) => r.addr === SILENT)).toEqual({ addr: SILENT, alive: false, rtt_ms: null, icmp_error: null });
     expect(res.find((r) => r.addr === '127.0.0.1')?.alive).toBe(true);
   });
 
