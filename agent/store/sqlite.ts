@@ -96,6 +96,12 @@ export class SqliteStore implements Store {
   private readonly index: IndexQueries;
   /** One transaction wrapper for every write and `transaction` (better-sqlite3 builds one per call otherwise). */
   private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /**
+   * The last journal seq handed out in the transaction open now (null: not read yet in it). Read once per
+   * transaction under its write lock, then counted on in memory; forgotten when the transaction ends and when any
+   * level of it rolls back (the next append reads it again, so a rolled-back entry's seq is handed out again).
+   */
+  private txSeq: number | null = null;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -165,10 +171,22 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      return this.tx.immediate(fn) as T;
+      return this.atomically(fn);
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  /** fn in one transaction level (outermost: BEGIN IMMEDIATE; nested: a savepoint); keeps txSeq right. */
+  private atomically<T>(fn: () => T): T {
+    try {
+      return this.tx.immediate(fn) as T;
+    } catch (e) {
+      this.txSeq = null;
+      throw e;
+    } finally {
+      if (!this.db.inTransaction) this.txSeq = null;
     }
   }
 
@@ -210,7 +228,7 @@ export class SqliteStore implements Store {
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return this.hooks.level(() => this.tx.immediate(body) as T);
+      return this.hooks.level(() => this.atomically(body));
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
@@ -414,7 +432,7 @@ export class SqliteStore implements Store {
     const data = json(entry.data ?? {});
     const at = this.now().toISOString();
     return this.write('appendJournal', () => {
-      const seq = this.stmts.bumpSeq.get(this.agentId)!.last_seq;
+      const seq = (this.txSeq ??= this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq) + 1;
       const row: JournalRow = {
         agent_id: this.agentId,
         seq,
@@ -426,6 +444,7 @@ export class SqliteStore implements Store {
         data,
       };
       this.stmts.insertJournal.run(row as unknown as Params);
+      this.txSeq = seq;
       // The entry as written, its data the caller's (not parsed back from the row just stringified).
       const { data: _json, ...fields } = row;
       return { ...fields, kind: entry.kind, data: entry.data ?? {} };
@@ -441,7 +460,7 @@ export class SqliteStore implements Store {
 
   /** The last sequence number handed out for this agent (0 if none); unaffected by trimJournal. */
   lastSeq(): number {
-    return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId)?.last_seq ?? 0);
+    return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
   }
 
   /**
@@ -449,7 +468,11 @@ export class SqliteStore implements Store {
    * returns how many. Sequence numbers are never reused afterwards.
    */
   trimJournal(throughSeq: number): number {
-    return this.write('trimJournal', () => this.stmts.trimJournal.run(this.agentId, throughSeq).changes);
+    return this.write('trimJournal', () => {
+      // The last seq outlives the entries it numbered: kept in journal_seq before they go.
+      this.stmts.saveSeq.run(this.agentId, this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
+      return this.stmts.trimJournal.run(this.agentId, throughSeq).changes;
+    });
   }
 
   // --- meta ------------------------------------------------------------------------------------------------------
