@@ -14,7 +14,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
-import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
+import { AfterCommitHooks } from './after-commit.js';
 import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
@@ -43,37 +43,9 @@ export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './f
 
 export const DB_FILE_NAME = 'metald.db';
 
-/**
- * Connection settings applied at open, in order (journal_mode first: it cannot change inside a transaction).
- * Exported so tests (e.g. the SIGKILL child process) open the file exactly the same way.
- */
-export const CONNECTION_PRAGMAS: readonly string[] = [
-  'journal_mode = WAL',
-  'synchronous = FULL',
-  'foreign_keys = ON',
-  'busy_timeout = 5000',
-];
+import { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
-export interface OpenStoreOptions {
-  /** state_dir; created (0700) if missing. */
-  dir: string;
-  /** Stamped on every journal entry; the journal sequence is per agent. */
-  agentId: string;
-  /**
-   * TEST-ONLY fault injection; none by default. Production never sets it: the only ways in are this option (tests
-   * building an agent in-process) and the test-only daemon entry point scripts/test-metald-store-faults.ts.
-   */
-  fault?: StoreFaultInjector | undefined;
-  /** Clock for journal `at` (tests); defaults to the system clock. */
-  now?: (() => Date) | undefined;
-  /** How long a write waits for another connection's lock before failing (default 5000 ms). */
-  busyTimeoutMs?: number | undefined;
-  /**
-   * Told what an afterCommit hook threw (or its promise rejected with); the commit stands and the other hooks run.
-   * Default: a process warning (MetaldStoreWarning). The agent passes its logger here.
-   */
-  onAfterCommitError?: AfterCommitErrorHandler | undefined;
-}
+export { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
 export function openStore(opts: OpenStoreOptions): SqliteStore {
   return SqliteStore.open(opts);
