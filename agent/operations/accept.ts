@@ -9,7 +9,7 @@
 import { isReboot, type PowerState } from '../../drivers/power.js';
 import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
-import type { Action, Instance, InstanceExtra, OperationKind, OperationState, OsOperation, RequestContext } from '../model.js';
+import type { Action, Instance, InstanceExtra, Node, OperationKind, OperationState, OsOperation, RequestContext } from '../model.js';
 import type { CreateInstanceInput, OsOperationName, OsOperationParams } from '../service.js';
 import { transition } from '../state-machine.js';
 import type { Store } from '../store/types.js';
@@ -32,9 +32,12 @@ export interface AcceptDeps {
   isNodeBusy: (nodeId: string) => boolean;
 }
 
-/** Refusals that need no BMC: maintenance, the lock, the state table. */
-export function checkAcceptable(d: Pick<AcceptDeps, 'store' | 'runner'>, inst: Instance, kind: OperationKind): void {
-  const node = d.store.getNode(inst.node_id);
+/**
+ * Refusals that need no BMC: maintenance, the lock, the state table.
+ * @param node the instance's node as the caller read it in this same synchronous stretch (else it is read)
+ * @returns the node (null: it does not exist)
+ */
+export function checkAcceptable(d: Pick<AcceptDeps, 'store' | 'runner'>, inst: Instance, kind: OperationKind, node: Node | null = d.store.getNode(inst.node_id)): Node | null {
   if (node?.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
   if (inst.task !== null || d.runner.isRunning(inst.id)) {
     throw new AgentError('AGENT_ERR_LOCKED', `instance ${inst.id} is locked by a running '${inst.task ?? 'operation'}' operation`);
@@ -42,6 +45,7 @@ export function checkAcceptable(d: Pick<AcceptDeps, 'store' | 'runner'>, inst: I
   if (!RULES[kind].accepts.includes(inst.state)) {
     throw new AgentError('AGENT_ERR_INVALID_TRANSITION', `cannot ${kind} an instance in state '${inst.state}'`);
   }
+  return node;
 }
 
 /** Already in the target state (202, nothing sent): judged by a fresh read only; `unknown` is neither on nor off. */
@@ -149,12 +153,14 @@ export class Acceptor {
    * the state follows the server as power sync would); else the lock, the target and the action.
    */
   power(ctx: RequestContext, id: string, kind: PowerKind, fresh: PowerState, deadlineMs: number): Action | null {
-    const cur = this.current(id);
-    checkAcceptable(this.d, cur, kind);
-    if (fresh !== 'unknown') this.d.rec.recordPower(cur.node_id, fresh, 'operation');
+    const read = this.current(id);
+    const node = checkAcceptable(this.d, read, kind);
+    // The rows read here are passed along (nothing else runs in this synchronous stretch): the instance as the
+    // reading left it.
+    const cur = fresh !== 'unknown' ? this.d.rec.recordPower(node ?? read.node_id, fresh, 'operation', read) ?? read : read;
     if (alreadyThere(kind, fresh)) {
       const event = RULES[kind].success[cur.state];
-      if (event) this.d.rec.mutate(cur.id, {}, { event, cause: 'drift' });
+      if (event) this.d.rec.mutate(cur.id, {}, { event, cause: 'drift' }, cur);
       return null;
     }
     const rule = RULES[kind];
@@ -164,7 +170,7 @@ export class Acceptor {
       task_request_id: ctx.request_id,
       target_power_state: targetPowerOf(kind),
       ...(rule.clearsError(cur.state) ? { error: null } : {}),
-    }, { cause: 'operation' });
+    }, { cause: 'operation' }, cur);
     // The action as written (its plan's inputs): the runner need not read it back.
     this.launchAfterCommit(cur.id, ctx.request_id, kind, { start: { from: 'start', action } });
     return action;

@@ -325,11 +325,12 @@ export class Engine implements AgentService {
       throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `the driver of node ${node.name} cannot ${POWER_ACTION_OF[kind]}`);
     }
     // Refusals that need no BMC first; then ask the hardware, not our memory (Ironic's _can_skip_state_change).
-    checkAcceptable({ store: this.store, runner: this.runner }, inst, kind);
+    checkAcceptable({ store: this.store, runner: this.runner }, inst, kind, node);
     const fresh = await this.freshPower(node, kind);
     const action = this.store.transaction(() => this.acceptor.power(ctx, inst.id, kind, fresh, this.powerDeadline(kind, req.timeout_s)));
     if (!action) return { accepted: false, action: null };
-    return { accepted: true, action: this.store.getAction(ctx.request_id) };
+    // The action as written in that commit (no read back: the request's answer carries no body).
+    return { accepted: true, action };
   }
 
   async runOperation(ctx: RequestContext, id: string, op: OsOperationName, request: OsOperationParams): Promise<Action> {

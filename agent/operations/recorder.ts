@@ -205,26 +205,28 @@ export class Recorder {
   /**
    * Records an observed power reading on the node (its id, or the node as read in this same synchronous stretch) and
    * its instance; a reading that changes nothing writes nothing.
+   * @param given the node's instance as read in this same synchronous stretch (else it is read)
+   * @returns the node's instance as it is now (null: the node or its instance is missing, or it holds none)
    */
-  recordPower(node: string | Node, power: PowerState, cause: string): void {
-    // Read once (or given: the node as the caller just read it), before any transaction opens (a reading that
+  recordPower(node: string | Node, power: PowerState, cause: string, given?: Instance): Instance | null {
+    // Read once (or given: the rows as the caller just read them), before any transaction opens (a reading that
     // changes nothing opens none); the writes follow with no await between, so nothing else can write in between.
     const n = typeof node === 'string' ? this.store.getNode(node) : node;
-    if (!n) return;
+    if (!n) return null;
     const nodeId = n.id;
-    const read = n.instance_id ? this.store.getInstance(n.instance_id) : null;
+    const read = !n.instance_id ? null : given?.id === n.instance_id ? given : this.store.getInstance(n.instance_id);
     const inst = read && read.state !== 'terminated' && read.power_state !== power ? read : null;
-    if (n.power_state === power && !inst) return;
-    this.store.transaction(() => {
+    if (n.power_state === power && !inst) return read;
+    return this.store.transaction(() => {
       if (n.power_state !== power) {
         this.store.putNode({ ...n, power_state: power, updated_at: this.now() });
         this.journal('node.power', { node_id: nodeId, cause, data: { power_state: power } });
       }
-      if (inst) {
-        this.mutate(inst.id, { power_state: power }, { cause }, inst);
-        // A verified power change outdates the liveness verdict (a server just switched off is not alive).
-        this.deps.liveness.forget(inst.id);
-      }
+      if (!inst) return read;
+      const next = this.mutate(inst.id, { power_state: power }, { cause }, inst);
+      // A verified power change outdates the liveness verdict (a server just switched off is not alive).
+      this.deps.liveness.forget(inst.id);
+      return next;
     });
   }
 

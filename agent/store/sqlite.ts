@@ -14,7 +14,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
-import { AfterCommitHooks, type AfterCommitErrorHandler } from './after-commit.js';
+import { AfterCommitHooks } from './after-commit.js';
 import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
@@ -43,37 +43,9 @@ export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './f
 
 export const DB_FILE_NAME = 'metald.db';
 
-/**
- * Connection settings applied at open, in order (journal_mode first: it cannot change inside a transaction).
- * Exported so tests (e.g. the SIGKILL child process) open the file exactly the same way.
- */
-export const CONNECTION_PRAGMAS: readonly string[] = [
-  'journal_mode = WAL',
-  'synchronous = FULL',
-  'foreign_keys = ON',
-  'busy_timeout = 5000',
-];
+import { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
-export interface OpenStoreOptions {
-  /** state_dir; created (0700) if missing. */
-  dir: string;
-  /** Stamped on every journal entry; the journal sequence is per agent. */
-  agentId: string;
-  /**
-   * TEST-ONLY fault injection; none by default. Production never sets it: the only ways in are this option (tests
-   * building an agent in-process) and the test-only daemon entry point scripts/test-metald-store-faults.ts.
-   */
-  fault?: StoreFaultInjector | undefined;
-  /** Clock for journal `at` (tests); defaults to the system clock. */
-  now?: (() => Date) | undefined;
-  /** How long a write waits for another connection's lock before failing (default 5000 ms). */
-  busyTimeoutMs?: number | undefined;
-  /**
-   * Told what an afterCommit hook threw (or its promise rejected with); the commit stands and the other hooks run.
-   * Default: a process warning (MetaldStoreWarning). The agent passes its logger here.
-   */
-  onAfterCommitError?: AfterCommitErrorHandler | undefined;
-}
+export { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
 export function openStore(opts: OpenStoreOptions): SqliteStore {
   return SqliteStore.open(opts);
@@ -96,6 +68,12 @@ export class SqliteStore implements Store {
   private readonly index: IndexQueries;
   /** One transaction wrapper for every write and `transaction` (better-sqlite3 builds one per call otherwise). */
   private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /**
+   * The last journal seq handed out in the transaction open now (null: not read yet in it). Read once per
+   * transaction under its write lock, then counted on in memory; forgotten when the transaction ends and when any
+   * level of it rolls back (the next append reads it again, so a rolled-back entry's seq is handed out again).
+   */
+  private txSeq: number | null = null;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
     this.file = file;
@@ -165,10 +143,22 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      return this.tx.immediate(fn) as T;
+      return this.atomically(fn);
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  /** fn in one transaction level (outermost: BEGIN IMMEDIATE; nested: a savepoint); keeps txSeq right. */
+  private atomically<T>(fn: () => T): T {
+    try {
+      return this.tx.immediate(fn) as T;
+    } catch (e) {
+      this.txSeq = null;
+      throw e;
+    } finally {
+      if (!this.db.inTransaction) this.txSeq = null;
     }
   }
 
@@ -210,7 +200,7 @@ export class SqliteStore implements Store {
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return this.hooks.level(() => this.tx.immediate(body) as T);
+      return this.hooks.level(() => this.atomically(body));
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
@@ -414,7 +404,7 @@ export class SqliteStore implements Store {
     const data = json(entry.data ?? {});
     const at = this.now().toISOString();
     return this.write('appendJournal', () => {
-      const seq = this.stmts.bumpSeq.get(this.agentId)!.last_seq;
+      const seq = (this.txSeq ??= this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq) + 1;
       const row: JournalRow = {
         agent_id: this.agentId,
         seq,
@@ -426,6 +416,7 @@ export class SqliteStore implements Store {
         data,
       };
       this.stmts.insertJournal.run(row as unknown as Params);
+      this.txSeq = seq;
       // The entry as written, its data the caller's (not parsed back from the row just stringified).
       const { data: _json, ...fields } = row;
       return { ...fields, kind: entry.kind, data: entry.data ?? {} };
@@ -441,7 +432,7 @@ export class SqliteStore implements Store {
 
   /** The last sequence number handed out for this agent (0 if none); unaffected by trimJournal. */
   lastSeq(): number {
-    return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId)?.last_seq ?? 0);
+    return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
   }
 
   /**
@@ -449,7 +440,11 @@ export class SqliteStore implements Store {
    * returns how many. Sequence numbers are never reused afterwards.
    */
   trimJournal(throughSeq: number): number {
-    return this.write('trimJournal', () => this.stmts.trimJournal.run(this.agentId, throughSeq).changes);
+    return this.write('trimJournal', () => {
+      // The last seq outlives the entries it numbered: kept in journal_seq before they go.
+      this.stmts.saveSeq.run(this.agentId, this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
+      return this.stmts.trimJournal.run(this.agentId, throughSeq).changes;
+    });
   }
 
   // --- meta ------------------------------------------------------------------------------------------------------

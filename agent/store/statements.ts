@@ -105,12 +105,16 @@ export function prepareAll(db: Database.Database) {
        WHERE request_id = @request_id AND idx = @idx`,
     ),
 
-    bumpSeq: q<[string], { last_seq: number }>(
-      `INSERT INTO journal_seq (agent_id, last_seq) VALUES (?, 1)
-       ON CONFLICT(agent_id) DO UPDATE SET last_seq = last_seq + 1
-       RETURNING last_seq`,
+    // The last seq handed out: journal_seq keeps it across trims (trimJournal saves it there before deleting), the
+    // journal's own rows since. Read once per transaction (appendJournal counts on in memory), under its write lock.
+    lastSeq: q<[string, string], { last_seq: number }>(
+      `SELECT MAX(COALESCE((SELECT last_seq FROM journal_seq WHERE agent_id = ?), 0),
+                  COALESCE((SELECT MAX(seq) FROM journal WHERE agent_id = ?), 0)) AS last_seq`,
     ),
-    lastSeq: q<[string], { last_seq: number }>('SELECT last_seq FROM journal_seq WHERE agent_id = ?'),
+    saveSeq: q<[string, number]>(
+      `INSERT INTO journal_seq (agent_id, last_seq) VALUES (?, ?)
+       ON CONFLICT(agent_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)`,
+    ),
     insertJournal: p(
       `INSERT INTO journal (agent_id, seq, at, kind, instance_id, node_id, cause, data)
        VALUES (@agent_id, @seq, @at, @kind, @instance_id, @node_id, @cause, @data)`,

@@ -81,7 +81,7 @@ function setup(
     isInstanceRunning: (id) => (opts.running ?? []).includes(id),
     nodePower: () => Promise.resolve(true),
     completeAdoption: () => undefined,
-    recorder: { journal: () => undefined, mutate: (id) => store.getInstance(id)!, putNode: (n) => store.putNode(n), recordPower: (n) => void recorded.push(typeof n === 'string' ? n : n.id), setNodeTarget: () => undefined },
+    recorder: { journal: () => undefined, mutate: (id) => store.getInstance(id)!, putNode: (n) => store.putNode(n), recordPower: (n) => (recorded.push(typeof n === 'string' ? n : n.id), null), setNodeTarget: () => undefined },
   });
   return { sync, store, reads, recorded };
 }

@@ -21,14 +21,14 @@ const Database = require('better-sqlite3');
 const db = new Database(process.env.DB_FILE);
 for (const p of JSON.parse(process.env.PRAGMAS)) db.pragma(p);
 const agent = process.env.AGENT_ID;
-const bump = db.prepare(\`INSERT INTO journal_seq (agent_id, last_seq) VALUES (?, 1)
-  ON CONFLICT(agent_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq\`);
+const lastSeq = db.prepare(\`SELECT MAX(COALESCE((SELECT last_seq FROM journal_seq WHERE agent_id = ?), 0),
+  COALESCE((SELECT MAX(seq) FROM journal WHERE agent_id = ?), 0)) AS last_seq\`);
 const ins = db.prepare(\`INSERT INTO journal (agent_id, seq, at, kind, instance_id, node_id, cause, data)
   VALUES (?, ?, ?, 'instance.alive', NULL, NULL, 'crash-test', ?)\`);
 const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
 const pad = 'x'.repeat(2000);
 const step = db.transaction(() => {
-  const seq = bump.get(agent).last_seq;
+  const seq = lastSeq.get(agent, agent).last_seq + 1;
   ins.run(agent, seq, new Date().toISOString(), JSON.stringify({ seq, pad }));
   meta.run('crash:' + seq, String(seq));
   return seq;

@@ -331,6 +331,36 @@ describe('journal', () => {
     expect(s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq).toBe(7);
   });
 
+  it('a savepoint rolled back inside a transaction gives its seqs back: the entries committed are gap-free', () => {
+    const s = open();
+    s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
+    const seqs = s.transaction(() => {
+      const first = s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: { n: 1 } }).seq;
+      try {
+        s.transaction(() => {
+          s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: { n: 2 } });
+          s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: { n: 3 } });
+          throw new Error('inner');
+        });
+      } catch {
+        // the inner savepoint is rolled back; the outer goes on
+      }
+      return [first, s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: { n: 4 } }).seq];
+    });
+    expect(seqs).toEqual([2, 3]);
+    expect(s.readJournal(0, 10).map((e) => [e.seq, e.data])).toEqual([[1, {}], [2, { n: 1 }], [3, { n: 4 }]]);
+    expect(s.lastSeq()).toBe(3);
+  });
+
+  it('two connections on one file hand out one sequence: each transaction reads the last seq under its write lock', () => {
+    const a = open();
+    const b = open();
+    const seqs = [a, b, a, a, b].map((s) => s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq);
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    expect(b.transaction(() => [b, b].map((s) => s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} }).seq))).toEqual([6, 7]);
+    expect(a.lastSeq()).toBe(7);
+  });
+
   it('sequences are per agent', () => {
     const a = open({ agentId: 'agent-a' });
     a.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} });
