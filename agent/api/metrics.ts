@@ -92,3 +92,16 @@ export function createPowerSyncMetrics(registry: Registry, stats: () => PowerSyn
     },
   });
 }
+
+export const LIVENESS_ENGINE = 'metald_liveness_engine';
+
+/** `metald_liveness_engine{engine="raw"} 1`: the ICMP engine that runs (set once: the engine is chosen at start). */
+export function createLivenessEngineMetric(registry: Registry, engine: string): void {
+  if (existing(registry, LIVENESS_ENGINE)) registry.removeSingleMetric(LIVENESS_ENGINE);
+  new Gauge({
+    name: LIVENESS_ENGINE,
+    help: 'The ICMP engine liveness runs (raw, fping or fake): 1 for the one running; /readyz says why it was chosen.',
+    labelNames: ['engine'],
+    registers: [registry],
+  }).set({ engine }, 1);
+}
