@@ -13,7 +13,7 @@ import type { FakeLab } from '../drivers/fake/lab.js';
 import { UndiciHttpClient } from '../drivers/http.js';
 import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
-import { createLivenessEngineMetric, createPowerSyncMetrics } from './api/metrics.js';
+import { createLivenessMetrics, createPowerSyncMetrics } from './api/metrics.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
@@ -95,7 +95,14 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;
-  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes), (id) => store.lastAliveVerdict(id));
+  const liveness = new Liveness(
+    pinger,
+    clock,
+    () => config.liveness,
+    (changes) => engineRef?.onAliveChanges(changes),
+    (id) => store.lastAliveVerdict(id),
+    { onSweepError: (err) => log.warn({ err, component: 'liveness' }, 'liveness sweep failed; the next one runs as planned') },
+  );
   const engine = new Engine({
     config: () => config,
     store,
@@ -109,7 +116,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
-  createLivenessEngineMetric(metrics, liveEngine.engine);
+  createLivenessMetrics(metrics, liveEngine.engine, () => liveness.stats());
   const api = await buildApi({
     service: engine,
     tokens: () => tokens,
