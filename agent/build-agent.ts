@@ -13,7 +13,7 @@ import type { FakeLab } from '../drivers/fake/lab.js';
 import { UndiciHttpClient } from '../drivers/http.js';
 import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
-import { createPowerSyncMetrics } from './api/metrics.js';
+import { createLivenessMetrics, createPowerSyncMetrics } from './api/metrics.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
@@ -89,16 +89,20 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
-  const pinger: Pinger =
-    opts.pinger ??
-    (config.liveness.engine === 'fake'
-      ? (fakes ?? fail('liveness.engine: fake needs allow_fake_drivers: true')).pinger
-      : // Loaded only for this engine (it brings execa, ~14 MiB of RSS).
-        new (await import('./pinger/fping.js')).FpingPinger(config.liveness.fping_path));
+  const liveEngine = await choosePinger(config, opts.pinger, fakes);
+  const pinger = liveEngine.pinger;
+  log.info({ engine: liveEngine.engine, reason: liveEngine.reason }, `liveness engine: ${liveEngine.engine} (${liveEngine.reason})`);
   const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
 
   let engineRef: Engine | null = null;
-  const liveness = new Liveness(pinger, clock, () => config.liveness, (changes) => engineRef?.onAliveChanges(changes), (id) => store.lastAliveVerdict(id));
+  const liveness = new Liveness(
+    pinger,
+    clock,
+    () => config.liveness,
+    (changes) => engineRef?.onAliveChanges(changes),
+    (id) => store.lastAliveVerdict(id),
+    { onSweepError: (err) => log.warn({ err, component: 'liveness' }, 'liveness sweep failed; the next one runs as planned') },
+  );
   const engine = new Engine({
     config: () => config,
     store,
@@ -112,6 +116,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
+  createLivenessMetrics(metrics, liveEngine.engine, () => liveness.stats());
   const api = await buildApi({
     service: engine,
     tokens: () => tokens,
@@ -122,6 +127,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     agentId: config.agent_id,
     registry: metrics,
     log,
+    liveness: () => ({ engine: liveEngine.engine, reason: liveEngine.reason }),
     ...(fakes ? { fakeFaults: fakes.fakeFaults } : {}),
   });
 
@@ -142,7 +148,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     { name: 'store', start: () => undefined, stop: () => store.close() },
     // The config's nodes are enrolled before the API listens (one transaction: ~0.1 s at 2,000 new nodes).
     // The HTTP client's pools close after the engine's BMC handles (their Redfish logouts).
-    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop().finally(() => http.close()) },
+    // The ICMP engine (its socket or processes) closes once the operations that probe through it have stopped.
+    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop().finally(() => Promise.all([http.close(), liveEngine.close()])) },
     { name: 'api', start: () => listen?.(), stop: () => api.close() },
     { name: 'recovery', start: () => engine.start(), stop: () => undefined },
     {
@@ -197,6 +204,28 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       return { applied, restartRequired, secretsChanged: secretsResult.changed, errors };
     },
   };
+}
+
+interface ChosenPinger {
+  pinger: Pinger;
+  engine: string;
+  reason: string;
+  /** Releases the engine (Pinger.close), at the agent's stop. */
+  close(): Promise<void>;
+}
+
+/** The ICMP engine by `liveness.engine`: the caller's, the fake lab's, or agent/pinger/select.ts's choice. */
+async function choosePinger(config: Config, injected: Pinger | undefined, fakes: Fakes | null): Promise<ChosenPinger> {
+  const closeOf = (p: Pinger) => async () => p.close?.();
+  if (injected) return { pinger: injected, engine: injected.engine, reason: 'injected by the caller', close: closeOf(injected) };
+  const engine = config.liveness.engine;
+  if (engine === 'fake') {
+    const f = fakes ?? fail('liveness.engine: fake needs allow_fake_drivers: true');
+    return { pinger: f.pinger, engine: 'fake', reason: 'configured: the fake lab answers (allow_fake_drivers)', close: closeOf(f.pinger) };
+  }
+  // Loaded only for these engines (fping's brings execa, ~14 MiB of RSS).
+  const chosen = await (await import('./pinger/select.js')).openPinger({ engine, fpingPath: config.liveness.fping_path });
+  return { ...chosen, close: closeOf(chosen.pinger) };
 }
 
 function fail(message: string): never {

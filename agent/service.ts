@@ -11,7 +11,8 @@
  * runOperation are lowercased by the implementation before any lookup, and stored lower case.
  */
 import type { PowerAction } from '../drivers/power.js';
-import type { Action, Instance, Node, RequestContext } from './model.js';
+import type { VerdictKind } from './liveness.js';
+import type { Action, Instance, Node, OperationKind, RequestContext } from './model.js';
 
 export interface CreateInstanceInput {
   name: string;
@@ -63,6 +64,13 @@ export interface LivenessAnswer {
   instance_id: string;
   project_id: string;
   alive: boolean;
+  /**
+   * What `alive` stands on (agent/liveness.ts): `alive`/`dead` by probes, `powered-off` while an OS operation holds
+   * the instance or its verified power is off (`alive` false). Not on seed 000's wire; metalctl and v1 may show it.
+   */
+  verdict?: VerdictKind;
+  /** The operation holding the instance when `powered-off` because of one, else null. */
+  operation?: OperationKind | null;
 }
 
 /**
@@ -97,7 +105,11 @@ export interface AgentService {
   setInstancePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult>;
   runOperation(ctx: RequestContext, id: string, op: OsOperationName, params: OsOperationParams): Promise<Action>;
 
-  /** Liveness of one instance (monitor verdict if fresh, else a bounded fresh probe). */
+  /**
+   * Liveness of one instance: powered-off while an OS operation holds it or its power is off; else the monitor's
+   * verdict while younger than liveness.interval, else a fresh probe bounded by agent/liveness.ts probeBudgetMs
+   * (when the wait runs out: the last verdict held or journalled, else not alive).
+   */
   ping(ctx: RequestContext, id: string): Promise<LivenessAnswer>;
   /**
    * Liveness of a page of instances (os-fping list, newest first as nova; terminated ones left out): the caller's

@@ -4,6 +4,7 @@
  * labels stay bounded whatever clients send. The power-sync lag gauge is read from the engine at each scrape.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { LivenessStats } from '../liveness.js';
 import type { PowerSyncStats } from '../operations/power-sync.js';
 
 export interface HttpMetrics {
@@ -91,4 +92,47 @@ export function createPowerSyncMetrics(registry: Registry, stats: () => PowerSyn
       this.inc({ result: 'failed' }, r.failed);
     },
   });
+}
+
+export const LIVENESS_ENGINE = 'metald_liveness_engine';
+
+/**
+ * Liveness's metrics: `metald_liveness_engine{engine="raw"} 1` (the ICMP engine that runs, chosen at start), and the
+ * monitor's counts read from `stats()` at each scrape.
+ */
+export function createLivenessMetrics(registry: Registry, engine: string, stats: () => LivenessStats): void {
+  const counters: [string, string, (s: LivenessStats) => number][] = [
+    ['metald_liveness_sweeps_total', 'Liveness monitor sweeps ended since start (every running instance probed once).', (s) => s.sweeps],
+    ['metald_liveness_probes_total', 'Addresses probed since start, by the monitor and by fresh os-fping probes.', (s) => s.probes],
+    ['metald_liveness_changes_total', 'Liveness verdict changes journalled (instance.alive) since start.', (s) => s.changes],
+    ['metald_liveness_late_probes_total', 'Fresh os-fping probes whose bounded wait ran out (answered from the last verdict).', (s) => s.lateProbes],
+  ];
+  const names = [LIVENESS_ENGINE, 'metald_liveness_last_sweep_seconds', ...counters.map(([n]) => n)];
+  for (const name of names) if (existing(registry, name)) registry.removeSingleMetric(name);
+  new Gauge({
+    name: LIVENESS_ENGINE,
+    help: 'The ICMP engine liveness runs (raw, fping or fake): 1 for the one running; /readyz says why it was chosen.',
+    labelNames: ['engine'],
+    registers: [registry],
+  }).set({ engine }, 1);
+  new Gauge({
+    name: 'metald_liveness_last_sweep_seconds',
+    help: 'Wall time of the last liveness monitor sweep that ended, seconds.',
+    registers: [registry],
+    collect() {
+      const s = stats().lastSweepSeconds;
+      if (s !== null) this.set(s);
+    },
+  });
+  for (const [name, help, read] of counters) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read(stats()));
+      },
+    });
+  }
 }

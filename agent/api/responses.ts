@@ -273,7 +273,12 @@ export const NodeList = Type.Object({ nodes: Type.Array(NodeView) }, { additiona
 
 export const Health = Type.Object({ status: Type.Unsafe<string>({ type: 'string', enum: ['ok'] }) }, { additionalProperties: false });
 export const Readiness = Type.Object(
-  { status: Type.Unsafe<string>({ type: 'string', enum: ['ready', 'not ready'] }), reasons: Type.Array(Str()) },
+  {
+    status: Type.Unsafe<string>({ type: 'string', enum: ['ready', 'not ready'] }),
+    reasons: Type.Array(Str()),
+    /** The ICMP engine that runs (`raw`, `fping`, `fake`) and why it was chosen. */
+    liveness: Type.Optional(Type.Object({ engine: Str(), reason: Str() }, { additionalProperties: false })),
+  },
   { additionalProperties: false },
 );
 

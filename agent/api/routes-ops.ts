@@ -5,7 +5,13 @@ import type { Registry } from 'prom-client';
 import type { AgentService } from '../service.js';
 import { Health, Readiness, responses } from './responses.js';
 
-export function registerOpsRoutes(app: FastifyInstance, service: AgentService, registry: Registry): void {
+/** The ICMP engine the daemon runs (`raw`, `fping`, `fake`) and why (agent/pinger/select.ts's reason). */
+export interface LivenessEngineInfo {
+  engine: string;
+  reason: string;
+}
+
+export function registerOpsRoutes(app: FastifyInstance, service: AgentService, registry: Registry, liveness?: () => LivenessEngineInfo): void {
   const tags = ['operations'];
   const security: Record<string, string[]>[] = [];
 
@@ -21,7 +27,7 @@ export function registerOpsRoutes(app: FastifyInstance, service: AgentService, r
       schema: {
         tags,
         security,
-        summary: 'Ready for work: store open, start-up power reads done (503 with reasons)',
+        summary: 'Ready for work: store open, start-up power reads done (503 with reasons); the ICMP engine that runs and why',
         response: responses(
           'v1',
           [
@@ -35,7 +41,7 @@ export function registerOpsRoutes(app: FastifyInstance, service: AgentService, r
     async (_req, reply: FastifyReply) => {
       const r = service.ready();
       void reply.code(r.ready ? 200 : 503);
-      return { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons };
+      return { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons, ...(liveness ? { liveness: liveness() } : {}) };
     },
   );
 

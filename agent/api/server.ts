@@ -25,7 +25,7 @@ import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
 import { registerNovaRoutes } from './routes-nova.js';
-import { registerOpsRoutes } from './routes-ops.js';
+import { registerOpsRoutes, type LivenessEngineInfo } from './routes-ops.js';
 import { registerV1Routes } from './routes-v1.js';
 import type { ViewEnv } from './views.js';
 
@@ -51,6 +51,8 @@ export interface ApiOptions {
    * @throws Error naming the problems when the faults are invalid (unknown fault, wrong type, out of range): a 400.
    */
   fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
+  /** The ICMP engine that runs and why (shown by /readyz); absent: /readyz says nothing of it. */
+  liveness?: () => LivenessEngineInfo;
 }
 
 export const REQUEST_ID_HEADER = 'X-Compute-Request-Id';
@@ -198,7 +200,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  registerOpsRoutes(app, opts.service, opts.registry);
+  registerOpsRoutes(app, opts.service, opts.registry, opts.liveness);
   registerV1Routes(app, deps);
   registerNodeRoutes(app, deps, opts.fakeFaults);
   registerNovaRoutes(app, deps);

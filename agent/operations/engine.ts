@@ -390,8 +390,8 @@ export class Engine implements AgentService {
 
   async ping(ctx: RequestContext, id: string): Promise<LivenessAnswer> {
     const inst = this.getInstance(ctx, id);
-    const alive = await this.deps.liveness.check(inst);
-    return { instance_id: inst.id, project_id: inst.project_id, alive };
+    const v = await this.deps.liveness.check(inst);
+    return { instance_id: inst.id, project_id: inst.project_id, ...v };
   }
 
   async pingMany(
@@ -412,7 +412,7 @@ export class Engine implements AgentService {
       opts.page,
     );
     const verdicts = await this.deps.liveness.checkMany(list);
-    return list.map((i) => ({ instance_id: i.id, project_id: i.project_id, alive: verdicts.get(i.id) ?? false }));
+    return list.map((i) => ({ instance_id: i.id, project_id: i.project_id, ...verdicts.get(i.id)! }));
   }
 
   /** Called by the liveness monitor with the verdicts one probe changed: journalled together, in one commit. */

@@ -254,7 +254,7 @@ export class SqliteStore implements Store {
     return this.read('listInstances', () => this.stmts.listInstances.all().map(rowToInstance));
   }
 
-  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses'>[] {
+  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses' | 'task' | 'power_state'>[] {
     return this.read('listRunningInstances', () => this.sweeps.runningPage.all(after ?? '', Math.max(1, Math.floor(limit))).map(targetOfRow));
   }
 

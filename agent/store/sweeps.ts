@@ -28,9 +28,9 @@ export function prepareSweeps(db: Database.Database) {
   return {
     /** Ids of the nodes not in maintenance, in id order. */
     syncableNodeIds: db.prepare<[], { id: string }>('SELECT id FROM nodes WHERE maintenance = 0 ORDER BY id'),
-    /** The ids and addresses of the running instances whose id sorts after ?, in id order, at most ? of them. */
-    runningPage: db.prepare<[string, number], Pick<InstanceRow, 'id' | 'addresses'>>(
-      "SELECT id, addresses FROM instances WHERE state = 'running' AND id > ? ORDER BY id LIMIT ?",
+    /** The ids, addresses, task and power of the running instances whose id sorts after ?, in id order, at most ? of them. */
+    runningPage: db.prepare<[string, number], Pick<InstanceRow, 'id' | 'addresses' | 'task' | 'power_state'>>(
+      "SELECT id, addresses, task, power_state FROM instances WHERE state = 'running' AND id > ? ORDER BY id LIMIT ?",
     ),
     /** One node's power-sync view (narrow: no JSON column decoded but the error types). */
     powerSyncView: db.prepare<[string], PowerSyncViewRow>(
@@ -68,7 +68,7 @@ export function verdictOfRow(r: { data: string } | undefined): boolean | null {
   return typeof alive === 'boolean' ? alive : null;
 }
 
-/** A running-page row: the instance's id and its addresses (JSON), decoded. */
-export function targetOfRow(r: Pick<InstanceRow, 'id' | 'addresses'>): Pick<Instance, 'id' | 'addresses'> {
-  return { id: r.id, addresses: JSON.parse(r.addresses) as Instance['addresses'] };
+/** A running-page row: the instance's id and its addresses (JSON), decoded, its task and power (liveness's powered-off). */
+export function targetOfRow(r: Pick<InstanceRow, 'id' | 'addresses' | 'task' | 'power_state'>): Pick<Instance, 'id' | 'addresses' | 'task' | 'power_state'> {
+  return { id: r.id, addresses: JSON.parse(r.addresses) as Instance['addresses'], task: r.task as OperationKind | null, power_state: r.power_state as PowerState };
 }

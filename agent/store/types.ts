@@ -61,10 +61,10 @@ export interface Store extends ListQueries {
   /** Every instance, terminated included, ordered by created_at. */
   listInstances(): Instance[];
   /**
-   * One page of the running instances' ids and addresses (the liveness monitor's): those whose id sorts after `after`
+   * One page of the running instances' ids, addresses, task and power (the liveness monitor's): those whose id sorts after `after`
    * (null: from the first), in id order, at most `limit`.
    */
-  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses'>[];
+  listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses' | 'task' | 'power_state'>[];
   /**
    * The verdict of this agent's last `instance.alive` journal entry of the instance, or null if there is none (never
    * journalled, or trimmed): what the liveness monitor compares its first verdict after a start with.

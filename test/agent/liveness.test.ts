@@ -49,23 +49,23 @@ describe('Liveness', () => {
     const { live, pinger } = setup();
     pinger.alive.add('127.0.0.2');
     const i = instance('a', [{ addr: '127.0.0.1' }, { addr: '127.0.0.2' }, { addr: '127.0.0.3', type: 'floating' }]);
-    expect(await live.check(i)).toBe(true);
+    expect((await live.check(i)).alive).toBe(true);
     expect(pinger.calls).toEqual([['127.0.0.1', '127.0.0.2']]);
-    expect(await live.check(instance('b', [{ addr: '127.0.0.9' }]))).toBe(false);
-    expect(await live.check(instance('c', []))).toBe(false);
+    expect((await live.check(instance('b', [{ addr: '127.0.0.9' }]))).alive).toBe(false);
+    expect((await live.check(instance('c', []))).alive).toBe(false);
   });
 
   it('answers from a verdict younger than the interval, probes afresh after it', async () => {
     const { live, pinger, advance } = setup();
     const i = instance('a', [{ addr: '127.0.0.1' }]);
     pinger.alive.add('127.0.0.1');
-    expect(await live.check(i)).toBe(true);
+    expect((await live.check(i)).alive).toBe(true);
     pinger.alive.clear();
     advance(29_999);
-    expect(await live.check(i)).toBe(true);
+    expect((await live.check(i)).alive).toBe(true);
     expect(pinger.calls).toHaveLength(1);
     advance(2);
-    expect(await live.check(i)).toBe(false);
+    expect((await live.check(i)).alive).toBe(false);
     expect(pinger.calls).toHaveLength(2);
   });
 
@@ -76,7 +76,7 @@ describe('Liveness', () => {
     await live.check(i);
     pinger.alive.clear();
     live.forget('a');
-    expect(await live.check(i)).toBe(false);
+    expect((await live.check(i)).alive).toBe(false);
   });
 
   it('checkMany probes only the stale ones, in one sweep, and reports each change once', async () => {
@@ -86,7 +86,7 @@ describe('Liveness', () => {
     const b = instance('b', [{ addr: '127.0.0.2' }]);
     await live.check(a);
     const res = await live.checkMany([a, b]);
-    expect(res).toEqual(new Map([['a', true], ['b', false]]));
+    expect(new Map([...res].map(([id, v]) => [id, v.alive]))).toEqual(new Map([['a', true], ['b', false]]));
     expect(pinger.calls).toEqual([['127.0.0.1'], ['127.0.0.2']]);
     await live.probe(a);
     expect(changes).toEqual([['a', true], ['b', false]]);

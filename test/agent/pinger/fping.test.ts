@@ -68,13 +68,13 @@ describe('os-fping through the engine with the fping engine', () => {
 
   it('answers alive when a fixed address answers and not alive when it is silent (fresh probes)', async () => {
     if (!existsSync(FPING)) throw new Error(`${FPING} is missing: .ci/run installs it (apt-get install fping)`);
-    const h = await startHarness({ liveness: `{engine: fping, fping_path: ${FPING}, interval: 1ms, timeout: 200ms, retries: 0}` });
+    const h = await startHarness({ liveness: `{engine: fping, fping_path: ${FPING}, interval: 1ms, timeout: 200ms, retries: 0, hysteresis: 1}` });
     try {
       const { instance } = await h.agent.engine.createInstance(ctx(), { name: 'ping', image_uuid: IMAGE, networks: [{ uuid: NETWORK }] });
       await h.agent.engine.idle();
       const addr = instance.addresses[0]!.addr;
       expect(addr).toMatch(/^127\.0\.2\./);
-      expect(await h.agent.engine.ping(ctx(), instance.id)).toEqual({ instance_id: instance.id, project_id: instance.project_id, alive: true });
+      expect(await h.agent.engine.ping(ctx(), instance.id)).toMatchObject({ instance_id: instance.id, project_id: instance.project_id, alive: true });
       execFileSync('nft', ['add', 'table', 'inet', `${TABLE}_e`]);
       ruleAdded = true;
       execFileSync('nft', ['add', 'chain', 'inet', `${TABLE}_e`, 'in', '{ type filter hook input priority 0; policy accept; }']);

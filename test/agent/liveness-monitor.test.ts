@@ -1,0 +1,227 @@
+/**
+ * The liveness monitor's rules (agent/liveness.ts, docs/liveness-monitor.md) on the manual clock with a scripted
+ * engine: hysteresis (fresh os-fping probes count as results), the first verdict, jitter bounds, powered-off while
+ * an OS operation holds the instance, fping's knobs passed on, the bounded wait of a fresh probe, stop.
+ */
+import { describe, expect, it } from 'vitest';
+import { Liveness, probeBudgetMs, type AliveChange, type LivenessSettings, type LivenessTarget } from '../../agent/liveness.js';
+import type { OperationKind, PowerState } from '../../agent/model.js';
+import type { PingOptions, PingResult, Pinger } from '../../agent/ports.js';
+import { ManualClock, flush } from '../helpers/manual-clock.js';
+
+class ScriptedPinger implements Pinger {
+  readonly engine = 'scripted';
+  alive = new Set<string>();
+  calls: { addrs: string[]; opts: PingOptions; at: number }[] = [];
+  /** ms on the manual clock each call takes (0: answers at once). */
+  takesMs = 0;
+  constructor(private readonly clock: ManualClock) {}
+  async ping(addrs: readonly string[], opts: PingOptions): Promise<PingResult[]> {
+    this.calls.push({ addrs: [...addrs], opts, at: this.clock.now() });
+    if (this.takesMs > 0) await this.clock.sleep(this.takesMs, opts.signal);
+    return addrs.map((addr) => ({ addr, alive: this.alive.has(addr), rtt_ms: this.alive.has(addr) ? 0.1 : null }));
+  }
+}
+
+const target = (id: string, addr: string, o: { task?: OperationKind; power?: PowerState } = {}): LivenessTarget => ({
+  id,
+  addresses: [{ addr, mac: 'fa:16:3e:00:00:01', version: 4, type: 'fixed', network: 'n' }],
+  task: o.task ?? null,
+  power_state: o.power ?? 'on',
+});
+
+function setup(over: Partial<LivenessSettings> = {}, journal: Map<string, boolean> = new Map(), random = () => 0.5) {
+  const clock = new ManualClock();
+  const pinger = new ScriptedPinger(clock);
+  const changes: AliveChange[] = [];
+  const settings: LivenessSettings = { interval_ms: 10_000, timeout_ms: 100, retries: 0, batch: 100, hysteresis: 2, jitter: 0, ...over };
+  const live = new Liveness(pinger, clock, () => settings, (list) => {
+    changes.push(...list);
+    for (const c of list) journal.set(c.instanceId, c.alive);
+  }, (id) => journal.get(id) ?? null, { random });
+  const advance = (ms: number) => {
+    const at = clock.now() + ms;
+    void clock.sleep(ms);
+    while (clock.now() < at && clock.next());
+  };
+  return { live, pinger, clock, changes, journal, advance };
+}
+
+const A = target('a', '10.0.0.1');
+
+describe('hysteresis', () => {
+  it('a first verdict with none journalled is taken at once; then it changes only after `hysteresis` agreeing results in a row', async () => {
+    const { live, pinger, changes } = setup({ hysteresis: 3 });
+    pinger.alive.add('10.0.0.1');
+    const page = () => [A];
+    await live.sweepOnce(page);
+    expect(changes).toEqual([{ instanceId: 'a', alive: true }]);
+    pinger.alive.clear();
+    await live.sweepOnce(page);
+    await live.sweepOnce(page);
+    expect(changes).toHaveLength(1);
+    // An agreeing result in between starts the count again.
+    pinger.alive.add('10.0.0.1');
+    await live.sweepOnce(page);
+    pinger.alive.clear();
+    await live.sweepOnce(page);
+    await live.sweepOnce(page);
+    expect(changes).toHaveLength(1);
+    await live.sweepOnce(page);
+    expect(changes).toEqual([{ instanceId: 'a', alive: true }, { instanceId: 'a', alive: false }]);
+  });
+
+  it('after a restart the journalled verdict stands until outvoted: one disagreeing result does not flip it', async () => {
+    const { live, pinger, changes } = setup({ hysteresis: 2 }, new Map([['a', true]]));
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([]);
+    expect((await live.check(A)).alive).toBe(true);
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([{ instanceId: 'a', alive: false }]);
+    expect(pinger.calls).toHaveLength(2);
+  });
+
+  it('hysteresis 1 changes at once', async () => {
+    const { live, changes } = setup({ hysteresis: 1 }, new Map([['a', true]]));
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([{ instanceId: 'a', alive: false }]);
+  });
+
+  it("a fresh os-fping probe is one result: it answers the journalled verdict, and flips it only with the monitor's result before it", async () => {
+    const { live, pinger, changes, advance } = setup({ hysteresis: 2 }, new Map([['a', true]]));
+    pinger.alive.add('10.0.0.1');
+    await live.sweepOnce(() => [A]);
+    pinger.alive.clear();
+    advance(10_000);
+    // Stale: a fresh probe, dead; one result against the verdict: still alive, nothing journalled.
+    expect(await live.check(A)).toEqual({ alive: true, verdict: 'alive', operation: null });
+    expect(pinger.calls).toHaveLength(2);
+    expect(changes).toEqual([]);
+    // Younger than the interval: answered without a probe.
+    advance(9_999);
+    expect((await live.check(A)).alive).toBe(true);
+    expect(pinger.calls).toHaveLength(2);
+    // The monitor's next result agrees with the fresh one: the verdict flips, journalled.
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([{ instanceId: 'a', alive: false }]);
+    expect(await live.check(A)).toEqual({ alive: false, verdict: 'dead', operation: null });
+  });
+});
+
+describe('the sweep', () => {
+  it("passes the config's timeout, retries, back-off and packet interval to the engine", async () => {
+    const { live, pinger } = setup({ timeout_ms: 250, retries: 2, backoff: 1.8, packet_interval_ms: 3 });
+    await live.sweepOnce(() => [A]);
+    expect(pinger.calls[0]!.opts).toMatchObject({ timeoutMs: 250, retries: 2, backoff: 1.8, packetIntervalMs: 3 });
+  });
+
+  it('each sweep starts interval x (1 +- jitter) after the previous one ended, within the bounds, by the injected draw', async () => {
+    const draws = [0, 0.999999, 0.25];
+    let n = 0;
+    const { live, pinger, clock } = setup({ interval_ms: 10_000, jitter: 0.2 }, new Map(), () => draws[n++ % draws.length]!);
+    pinger.takesMs = 700; // each sweep lasts 700 ms on the manual clock
+    const t0 = clock.now();
+    live.startMonitor(() => [A]);
+    for (let i = 0; i < 40 && pinger.calls.length < 4; i++) {
+      await flush();
+      clock.next();
+    }
+    await flush();
+    const starts = pinger.calls.map((c) => c.at - t0);
+    // 8,000 (1 - 0.2); then 700 + ~12,000 (1 + 0.2); then 700 + 9,000 (1 - 0.2 x 0.5); then 700 + 8,000.
+    expect(starts[0]).toBe(8_000);
+    expect(starts[1]! - starts[0]! - 700).toBeCloseTo(12_000, -1);
+    expect(starts[1]! - starts[0]! - 700).toBeLessThanOrEqual(12_000);
+    expect(starts[2]! - starts[1]! - 700).toBe(9_000);
+    expect(starts[3]! - starts[2]! - 700).toBe(8_000);
+    await live.stop();
+  });
+
+  it('stop aborts a sweep in flight, its engine call too, and no sweep follows', async () => {
+    const { live, pinger, clock } = setup();
+    pinger.takesMs = 5_000;
+    live.startMonitor(() => [A]);
+    await flush();
+    clock.next(); // the first sweep starts and waits on the engine
+    await flush();
+    expect(pinger.calls).toHaveLength(1);
+    await live.stop();
+    expect(pinger.calls[0]!.opts.signal?.aborted).toBe(true);
+    expect(clock.waiting).toBe(0);
+    expect(live.stats().sweeps).toBe(0);
+  });
+});
+
+describe('powered-off', () => {
+  it('while an OS operation holds the instance: powered-off with the operation named, nothing probed, nothing journalled', async () => {
+    const { live, pinger, changes } = setup({}, new Map([['a', true]]));
+    const held = target('a', '10.0.0.1', { task: 'reinstall', power: 'off' });
+    await live.sweepOnce(() => [held]);
+    expect(await live.check(held)).toEqual({ alive: false, verdict: 'powered-off', operation: 'reinstall' });
+    // Still on (its first power off not yet verified): the operation is powering it off.
+    expect(await live.check(target('a', '10.0.0.1', { task: 'modify-ip', power: 'on' }))).toEqual({ alive: false, verdict: 'powered-off', operation: 'modify-ip' });
+    expect(pinger.calls).toEqual([]);
+    expect(changes).toEqual([]);
+  });
+
+  it('a verified power off is powered-off at once; a power operation in flight is probed as usual', async () => {
+    const { live, pinger } = setup();
+    expect(await live.check(target('a', '10.0.0.1', { power: 'off' }))).toEqual({ alive: false, verdict: 'powered-off', operation: null });
+    expect(await live.check(target('a', '10.0.0.1', { power: 'off', task: 'power-on' }))).toEqual({ alive: false, verdict: 'powered-off', operation: 'power-on' });
+    expect(pinger.calls).toEqual([]);
+    pinger.alive.add('10.0.0.1');
+    expect((await live.check(target('a', '10.0.0.1', { power: 'on', task: 'reboot' }))).verdict).toBe('alive');
+  });
+
+  it('when the operation ends, probing resumes from the journalled verdict: no "dead" flip, the disagreement before it forgotten', async () => {
+    const { live, pinger, changes } = setup({ hysteresis: 2 }, new Map([['a', true]]));
+    // One dead result before the operation: one against the verdict.
+    await live.sweepOnce(() => [A]);
+    await live.sweepOnce(() => [target('a', '10.0.0.1', { task: 'reinstall', power: 'off' })]);
+    // The first result after it (the installed system still booting) is one against the verdict again, not two.
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([]);
+    pinger.alive.add('10.0.0.1');
+    await live.sweepOnce(() => [A]);
+    expect(changes).toEqual([]);
+    expect(await live.check(A)).toEqual({ alive: true, verdict: 'alive', operation: null });
+  });
+
+  it("an operation's own probe (the install's confirmation) answers what the engine says and counts as no result", async () => {
+    const { live, pinger, changes } = setup({ hysteresis: 1 });
+    pinger.alive.add('10.0.0.1');
+    expect(await live.probe(target('a', '10.0.0.1', { task: 'create', power: 'on' }))).toBe(true);
+    expect(changes).toEqual([]);
+    expect(await live.probe(A)).toBe(true);
+    expect(changes).toEqual([{ instanceId: 'a', alive: true }]);
+  });
+});
+
+describe('the bounded wait of a fresh probe', () => {
+  it('the budget: every retry timeout grown by the back-off, the packet gaps, one second', () => {
+    expect(probeBudgetMs({ interval_ms: 1, timeout_ms: 500, retries: 1, batch: 1, backoff: 1.5, packet_interval_ms: 1 }, 10)).toBe(500 + 750 + 20 + 1000);
+    expect(probeBudgetMs({ interval_ms: 1, timeout_ms: 100, retries: 0, batch: 1 }, 1)).toBe(100 + 1 + 1000);
+  });
+
+  it('when it runs out: the engine call is aborted, its late answer not counted, and the last verdict answered (else not alive)', async () => {
+    const { live, pinger, clock, changes } = setup({ hysteresis: 1 }, new Map([['a', true]]));
+    pinger.takesMs = 60_000; // an engine that does not answer in time
+    const p = live.checkMany([A, target('b', '10.0.0.2')]);
+    await flush();
+    const budget = probeBudgetMs({ interval_ms: 10_000, timeout_ms: 100, retries: 0, batch: 100 }, 2);
+    const t0 = clock.now();
+    clock.next();
+    const res = await p;
+    expect(clock.now() - t0).toBe(budget);
+    expect(res.get('a')).toEqual({ alive: true, verdict: 'alive', operation: null });
+    expect(res.get('b')).toEqual({ alive: false, verdict: 'dead', operation: null });
+    expect(pinger.calls[0]!.opts.signal?.aborted).toBe(true);
+    expect(changes).toEqual([]);
+    expect(live.stats().lateProbes).toBe(1);
+  });
+
+  it("an engine that fails is an error, not 'no answer'", async () => {
+    const broken = new Liveness({ engine: 'x', ping: () => Promise.reject(new Error('fping: not found')) }, new ManualClock(), () => ({ interval_ms: 1, timeout_ms: 1, retries: 0, batch: 1 }));
+    await expect(broken.check(A)).rejects.toThrow('fping: not found');
+  });
+});
