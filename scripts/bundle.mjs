@@ -1,5 +1,5 @@
 // The daemon's entry point as one file: `npm run build` compiles with tsc, then this bundles dist/agent/main.js and
-// every module it loads (ours and the npm packages, but better-sqlite3's native addon) into dist/agent/main.js itself.
+// every module it loads (ours and the npm packages, but the native addons better-sqlite3 and raw-socket) into dist/agent/main.js itself.
 // Node then resolves, reads and compiles one file instead of ~400 at each start: measured at 1,000 nodes, CPU to
 // ready 1.45 s -> 1.0 s and RSS 4 MiB less (docs/decisions.md). Modules loaded with `createRequire` at run time (yaml)
 // stay outside and are found in node_modules as before. The other entry points (metalctl, scripts) are not bundled.
@@ -13,7 +13,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['better-sqlite3'],
+  external: ['better-sqlite3', 'raw-socket'],
   // CommonJS packages inside an ESM bundle call require(): give them Node's.
   banner: { js: "import { createRequire as __metaldRequire } from 'node:module'; const require = __metaldRequire(import.meta.url);" },
   sourcemap: 'linked',
