@@ -13,6 +13,8 @@ export interface CliIo {
   fetch?: FetchLike | undefined;
   /** Replaces the wait loop's sleep (tests). */
   sleep?: ((ms: number) => Promise<void>) | undefined;
+  /** What `metalctl ping -f -` reads. */
+  stdin?: AsyncIterable<string | Uint8Array> | undefined;
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:6385';

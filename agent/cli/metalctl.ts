@@ -16,6 +16,7 @@ import { ApiError, ConnectionError } from './client.js';
 import { positiveSeconds } from './args.js';
 import { registerInstanceCommands } from './commands-instance.js';
 import { registerNodeCommands } from './commands-node.js';
+import { registerPingCommand, runPing } from './ping.js';
 import { Ctx, DEFAULT_URL, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, type ActionOf, type CliIo, type GlobalOpts } from './context.js';
 import { escapeControl } from './format.js';
 
@@ -44,6 +45,7 @@ Environment:
 
 Exit codes:
   0 success, 1 API or connection error or the awaited operation failed, 2 usage error, 3 --wait timed out
+  (metalctl ping has fping's: 0 all alive, 1 some unreachable, 2 a name not found, 3 bad arguments, 4 system error)
 `;
 
 function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
@@ -76,6 +78,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
 
   registerInstanceCommands(program, action);
   registerNodeCommands(program, action);
+  registerPingCommand(program);
   return program;
 }
 
@@ -97,6 +100,7 @@ function checkNoSecretOnArgv(argv: string[]): string | undefined {
  * @returns the process exit code (0 ok, 1 error, 2 usage, 3 wait timed out); never throws.
  */
 export async function run(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'ping') return runPing(argv.slice(1), io);
   const secret = checkNoSecretOnArgv(argv);
   if (secret !== undefined) {
     io.stderr.write(`error: ${secret}\n`);
@@ -147,5 +151,5 @@ if (await isMain()) {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
-  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin });
 }

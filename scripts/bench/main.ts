@@ -11,6 +11,7 @@ import { measureCreates, measureDaemon, measureLogLine, measurePowerSplit, measu
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
+import { evaluateIcmpTargets, formatIcmpReport, ICMP_USAGE, splitIcmpArgs, type IcmpOptions, type IcmpResults } from './icmp-report.js';
 import { DRIVERS_USAGE, evaluateDriverTargets, formatDriversReport, splitDriversArgs, type DriversOptions, type DriversResults } from './drivers-report.js';
 
 async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
@@ -70,21 +71,39 @@ async function runDriversSection(o: DriversOptions): Promise<DriversResults> {
   return d;
 }
 
+/** The ICMP section (./icmp.ts, loaded only when it runs). */
+async function runIcmpSection(o: IcmpOptions): Promise<IcmpResults> {
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
+  const r = await (await import('./icmp.js')).runIcmp(o, log);
+  console.log(`\n${formatIcmpReport(r)}`);
+  return r;
+}
+
 async function main(): Promise<void> {
   let opts: BenchOptions;
   let drivers: DriversOptions;
+  let icmp: IcmpOptions;
   try {
-    const split = splitDriversArgs(process.argv.slice(2));
+    const icmpSplit = splitIcmpArgs(process.argv.slice(2));
+    icmp = icmpSplit.icmp;
+    const split = splitDriversArgs(icmpSplit.rest);
     drivers = split.drivers;
     opts = parseArgs(split.rest);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}`);
+    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}`);
     process.exitCode = 2;
     return;
   }
   if (opts.help) {
-    console.log(`${USAGE}\n${DRIVERS_USAGE}`);
+    console.log(`${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}`);
+    return;
+  }
+  if (icmp.mode === 'only') {
+    const r = await runIcmpSection(icmp);
+    writeFileSync(opts.out, `${JSON.stringify({ icmp: r, icmpTargets: evaluateIcmpTargets(r) }, null, 2)}\n`);
+    console.log(`\nevery figure: ${opts.out}`);
     return;
   }
   if (drivers.mode === 'only') {
@@ -95,9 +114,11 @@ async function main(): Promise<void> {
   }
   const results = await run(opts);
   console.log(formatReport(results));
+  const i = icmp.mode === 'also' ? await runIcmpSection(icmp) : null;
+  const icmpFigures = i ? { icmp: i, icmpTargets: evaluateIcmpTargets(i) } : {};
   const d = drivers.mode === 'also' ? await runDriversSection(drivers) : null;
   const driverFigures = d ? { drivers: d, driverTargets: evaluateDriverTargets(d) } : {};
-  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...driverFigures }, null, 2)}\n`);
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...icmpFigures, ...driverFigures }, null, 2)}\n`);
   console.log(`\nevery figure: ${opts.out}`);
 }
 
