@@ -89,7 +89,7 @@ describe('defaults and units', () => {
       timeouts: { bmc_call_ms: 30_000, power_ms: 120_000, deploy_ms: 3_600_000, soft_power_ms: 300_000 },
       power_poll_ms: [1000, 2000, 2000, 4000, 6000, 8000, 12000],
       bmc: { min_gap_ms: 200 },
-      liveness: { engine: 'fping', fping_path: '/usr/bin/fping', interval_ms: 30_000, timeout_ms: 500, retries: 1, batch: 128 },
+      liveness: { engine: 'auto', fping_path: '/usr/bin/fping', interval_ms: 30_000, jitter: 0.1, timeout_ms: 500, retries: 1, backoff: 1.5, packet_interval_ms: 1, hysteresis: 2, batch: 128 },
       recovery: { concurrency: 16 },
       images: [],
       instance_types: [],
