@@ -231,7 +231,9 @@ describe('power sync order, pace and lag', () => {
 
   it('GET /metrics has the lag, the last sweep\'s time and the sweeps and reads counted, read at each scrape', async () => {
     const clock = new ManualClock(T0);
-    const h = await startHarness({ clock }); // start-up reads the 3 nodes at T0; the next sweep is an hour away
+    // Start-up reads the 3 nodes at T0; the next power sync is an hour away, and so is the liveness monitor's sweep
+    // (it sleeps on the same clock), so the clock's next timer is the test's own 90 s.
+    const h = await startHarness({ clock, liveness: '{engine: fake, interval: 1h, timeout: 100ms, retries: 0}' });
     try {
       const metric = async (name: string): Promise<number> => {
         const body = (await h.agent.api.inject({ method: 'GET', url: '/metrics' })).body;
