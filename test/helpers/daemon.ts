@@ -26,11 +26,15 @@ export interface Daemon {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `main` (default: the production daemon) with `env` added to this process's environment. */
-export async function startDaemon(configPath: string, env: Record<string, string> = {}, main: string = MAIN): Promise<Daemon> {
+/**
+ * Starts `main` (default: the production daemon) with `env` added to this process's environment. `wrap`, when
+ * given, is a command that execs node in place (e.g. `['ip', 'netns', 'exec', NS]`: the daemon inside a namespace).
+ */
+export async function startDaemon(configPath: string, env: Record<string, string> = {}, main: string = MAIN, wrap: readonly string[] = []): Promise<Daemon> {
   requireBuild();
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [main, '--config', configPath], {
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const child = spawn(cmd!, [...pre, main, '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });

@@ -17,6 +17,10 @@
  *
  * Probe work runs INSIDE the probe namespace in a child process (`lab.spawnProbe` / `lab.run`), because Node has no
  * setns: `ip netns exec NS CMD ...`.
+ *
+ * With `rootLink: true` the probe namespace also gets a veth pair to the test's own (root) namespace, one /30 in
+ * 10.79.0.0/16 picked by the pid: a server started inside the probe namespace (the daemon) listening on
+ * `rootLink.probe` is reachable from the test process. The root end goes when the probe namespace is deleted.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -135,6 +139,8 @@ export interface LivenessLab {
    * fd77::), for a test's own peer (a responder that crafts replies, say). Returns the namespace's name.
    */
   attachHost(short: string, v4: readonly string[], v6?: readonly string[]): string;
+  /** With `rootLink: true`: the veth pair's addresses, `probe` in the probe namespace, `root` in the test's. */
+  rootLink: { probe: string; root: string } | null;
   /** Runs a command in the probe namespace to its end. */
   run(cmd: string, args: readonly string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string; code: number | null }>;
   destroy(): void;
@@ -143,6 +149,15 @@ export interface LivenessLab {
 export interface LivenessLabOptions {
   /** How many far targets behind the gateway (at most 1,024, the /22); default 1,024. 0 makes no gateway routes. */
   far?: number;
+  /** A veth pair from the test's (root) namespace into the probe namespace; default false. */
+  rootLink?: boolean;
+}
+
+/** The /30 of 10.79.0.0/16 a process uses for its root link (by pid, so parallel runs differ): [root end, probe end]. */
+function rootLinkAddresses(pid: number): [string, string] {
+  const base = (pid % 16384) * 4;
+  const at = (k: number): string => `10.79.${String((base + k) >> 8)}.${String((base + k) & 255)}`;
+  return [at(1), at(2)];
 }
 
 /** Builds the topology drawn at the top of this file. On any failure it removes what it made and throws. */
@@ -194,6 +209,17 @@ export function buildLivenessLab(o: LivenessLabOptions = {}): LivenessLab {
       }
       n.nft(gateway, nftInput(['ip daddr @silent icmp type echo-request drop'], `set silent { type ipv4_addr; elements = { ${silent.join(', ')} } }`));
     }
+    let rootLink: { probe: string; root: string } | null = null;
+    if (o.rootLink) {
+      const [root, inProbe] = rootLinkAddresses(process.pid);
+      const outside = `${n.prefix}r`;
+      sh('ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', 'root', 'netns', probe]);
+      sh('ip', ['addr', 'add', `${root}/30`, 'dev', outside]);
+      sh('ip', ['link', 'set', outside, 'up']);
+      n.ip(probe, `addr add ${inProbe}/30 dev root`);
+      n.ip(probe, 'link set root up');
+      rootLink = { probe: inProbe, root };
+    }
     return {
       netns: n,
       probe,
@@ -202,6 +228,7 @@ export function buildLivenessLab(o: LivenessLabOptions = {}): LivenessLab {
       v6: { answering: ['fd77::11', 'fd77::12', 'fd77::13'], dropped: ['fd77::14'], noAddress: ['fd77::50'], rejected: ['fd77::15'] },
       far: { all: far, silent },
       attachHost,
+      rootLink,
       run: (cmd, args, timeoutMs) => collect(n.spawn(probe, cmd, args), timeoutMs),
       destroy: () => n.destroy(),
     };
