@@ -192,7 +192,11 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
         const diff = diffConfig(config, next);
         applied = diff.apply;
         restartRequired = diff.restartRequired;
+        const before = config;
         config = mergeForReload(config, next);
+        // The loops waiting on the old intervals wait by the new ones from now on (not after the old wait ends).
+        if (config.liveness.interval_ms !== before.liveness.interval_ms || config.liveness.jitter !== before.liveness.jitter) liveness.reschedule();
+        if (config.power_sync.interval_ms !== before.power_sync.interval_ms) engine.reschedulePowerSync();
       }
       try {
         tokens = resolveTokens(config, secrets);

@@ -123,6 +123,8 @@ export function probeBudgetMs(s: LivenessSettings, addresses: number): number {
 export class Liveness {
   private readonly held = new Map<string, Held>();
   private monitor: AbortController | null = null;
+  /** Aborts the monitor's current wait (reschedule), while it waits. */
+  private wake: AbortController | null = null;
   private loop: Promise<void> | null = null;
   private readonly random: () => number;
   private readonly onSweepError: (err: unknown) => void;
@@ -214,7 +216,7 @@ export class Liveness {
     this.loop = (async () => {
       for (;;) {
         try {
-          await this.clock.sleep(this.nextDelayMs(), ac.signal);
+          await this.sleepUntilDue(ac.signal);
         } catch {
           return; // stopped
         }
@@ -229,6 +231,32 @@ export class Liveness {
         this.counts.lastSweepSeconds = (performance.now() - t0) / 1000;
       }
     })();
+  }
+
+  /**
+   * The wait before a sweep: `nextDelayMs()` from when it began. `reschedule()` (SIGHUP changed the interval) ends the
+   * wait early and it is drawn again by the new settings, counted from the same start (due at once if past).
+   */
+  private async sleepUntilDue(stop: AbortSignal): Promise<void> {
+    const since = this.clock.now();
+    for (;;) {
+      const wake = new AbortController();
+      this.wake = wake;
+      const wait = Math.max(0, this.nextDelayMs() - (this.clock.now() - since));
+      try {
+        await this.clock.sleep(wait, AbortSignal.any([stop, wake.signal]));
+        return;
+      } catch (e) {
+        if (stop.aborted) throw e;
+      } finally {
+        this.wake = null;
+      }
+    }
+  }
+
+  /** Ends the monitor's wait for its next sweep and draws it again by the current settings (SIGHUP). */
+  reschedule(): void {
+    this.wake?.abort(new Error('the liveness interval changed'));
   }
 
   /** Stops the monitor: a sweep in flight is aborted (its engine call too) and waited for. */

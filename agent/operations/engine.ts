@@ -433,6 +433,11 @@ export class Engine implements AgentService {
     return this.powerSync.stats();
   }
 
+  /** The next power sync again by the current `power_sync.interval` (SIGHUP changed it). */
+  reschedulePowerSync(): void {
+    this.powerSync.reschedule();
+  }
+
   /** Reads every idle node's power; follows drift (or enforces, per node); completes waiting adoptions. */
   async powerSyncOnce(): Promise<void> {
     await this.powerSync.powerSyncOnce();

@@ -135,6 +135,17 @@ export class PowerSync {
     if (this.syncTimer) clearTimeout(this.syncTimer);
   }
 
+  /**
+   * After a reload that changed `power_sync.interval`: the sync waiting for its timer is scheduled again by the new
+   * interval (from the last sweep's start, as always); a sync in flight schedules the next by it when it ends.
+   */
+  reschedule(): void {
+    if (this.stopping || this.syncTimer === null) return;
+    clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    this.schedulePowerSync();
+  }
+
   /** Waits for the sync in flight, if any; never throws. */
   async settled(): Promise<void> {
     if (this.syncing) await this.syncing.catch(() => undefined);
@@ -150,6 +161,7 @@ export class PowerSync {
     const interval = this.cfg.power_sync.interval_ms;
     const delay = this.lastSweepStart === null ? interval : Math.max(0, interval - (performance.now() - this.lastSweepStart));
     this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
       this.syncing = this.powerSyncOnce()
         .catch((e: unknown) => this.log.error({ err: e }, 'power sync failed'))
         .finally(() => {

@@ -137,6 +137,44 @@ describe('the sweep', () => {
     await live.stop();
   });
 
+  it('reschedule (SIGHUP changed the interval): the wait is drawn again by the new interval, counted from its start', async () => {
+    const settings: LivenessSettings = { interval_ms: 3_600_000, timeout_ms: 100, retries: 0, batch: 100, hysteresis: 2, jitter: 0 };
+    const clock = new ManualClock();
+    const pinger = new ScriptedPinger(clock);
+    const live = new Liveness(pinger, clock, () => settings);
+    const t0 = clock.now();
+    live.startMonitor(() => [A]);
+    await flush();
+    clock.next(); // nothing else waits: this would be the 1 h sweep without the reschedule below
+    await flush();
+    expect(pinger.calls.map((c) => c.at - t0)).toEqual([3_600_000]);
+    // Now waiting 1 h again; 10 s into it the interval becomes 30 s: the sweep is due 30 s after the wait began.
+    const w0 = clock.now();
+    const advance = (ms: number) => {
+      const at = clock.now() + ms;
+      void clock.sleep(ms);
+      while (clock.now() < at && clock.next());
+    };
+    advance(10_000);
+    settings.interval_ms = 30_000;
+    live.reschedule();
+    await flush();
+    clock.next();
+    await flush();
+    expect(pinger.calls.map((c) => c.at - w0)).toEqual([0, 30_000]);
+    // And one already past its new due time sweeps at once.
+    const w1 = clock.now();
+    advance(20_000);
+    settings.interval_ms = 5_000;
+    live.reschedule();
+    await flush();
+    clock.next(); // the redrawn wait is 0 ms: due now, no time moves
+    await flush();
+    expect(pinger.calls.map((c) => c.at - w1)).toEqual([-30_000, 0, 20_000]);
+    await live.stop();
+    expect(clock.waiting).toBe(0);
+  });
+
   it('stop aborts a sweep in flight, its engine call too, and no sweep follows', async () => {
     const { live, pinger, clock } = setup();
     pinger.takesMs = 5_000;
