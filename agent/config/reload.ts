@@ -3,12 +3,13 @@
  * be applied without a restart. Pure functions; the daemon logs both lists ("applied: ...", "needs a restart: ...").
  *
  * Applied on SIGHUP: log_level, on_failure, terminated_retention, api.public_url, api.rate_limit, api.page_size, api.tokens,
- * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness, recovery, the catalogues (images,
+ * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness (but its engine), recovery, the catalogues (images,
  * instance_types, networks), boot.public_url and boot.ramdisk, new nodes, and every setting of an existing node
  * (name, type, boot_mode, macs, bmc, maintenance, enforce_power, adopt: an adoption only acts on a node without an
  * instance).
  * Needs a restart: agent_id, state_dir, api.listen, api.max_body_bytes (the HTTP server's body limit), boot.listen
- * (and adding or removing `boot`), upstream, removed nodes.
+ * (and adding or removing `boot`), liveness.engine and liveness.fping_path (the ICMP engine is opened at start),
+ * upstream, removed nodes.
  *
  * The content of secret files is not part of Config: SecretFiles.reload() reports those changes.
  */
@@ -113,7 +114,10 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
   scalar(apply, 'timeouts', old.timeouts, next.timeouts);
   scalar(apply, 'power_poll_ms', old.power_poll_ms, next.power_poll_ms);
   scalar(apply, 'bmc.min_gap_ms', old.bmc.min_gap_ms, next.bmc.min_gap_ms);
-  scalar(apply, 'liveness', old.liveness, next.liveness);
+  // The ICMP engine is opened once at start (its raw socket or the fping binary): those two need a restart.
+  scalar(restartRequired, 'liveness.engine', old.liveness.engine, next.liveness.engine);
+  scalar(restartRequired, 'liveness.fping_path', old.liveness.fping_path, next.liveness.fping_path);
+  scalar(apply, 'liveness', { ...old.liveness, engine: null, fping_path: null }, { ...next.liveness, engine: null, fping_path: null });
   scalar(apply, 'recovery', old.recovery, next.recovery);
   for (const key of ['images', 'instance_types', 'networks'] as const) {
     const c = catalogueChange<{ uuid: string }>(old[key], next[key]);
@@ -146,7 +150,7 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
 /**
  * The configuration to run with after SIGHUP: `next`, except that every restart-required setting keeps its running
  * value (agent_id, state_dir, api.listen, api.max_body_bytes, boot.listen or the whole `boot` when it was added or
- * removed, upstream) and removed nodes stay (after the nodes of `next`) until a restart.
+ * removed, liveness.engine and liveness.fping_path, upstream) and removed nodes stay (after the nodes of `next`) until a restart.
  */
 export function mergeForReload(old: Config, next: Config): Config {
   const ids = new Set(next.nodes.map((n) => n.id));
@@ -160,6 +164,7 @@ export function mergeForReload(old: Config, next: Config): Config {
     state_dir: old.state_dir,
     api: { ...next.api, listen: old.api.listen, max_body_bytes: old.api.max_body_bytes },
     boot,
+    liveness: { ...next.liveness, engine: old.liveness.engine, fping_path: old.liveness.fping_path },
     upstream: old.upstream,
     nodes: [...next.nodes, ...kept],
   };

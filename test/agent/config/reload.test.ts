@@ -78,6 +78,20 @@ describe('diffConfig', () => {
     expect(diffConfig(config(), config((d) => (d.boot = null))).restartRequired).toEqual(['boot: removed']);
   });
 
+  it('liveness.engine and liveness.fping_path need a restart (the engine opens at start); its other knobs apply', () => {
+    const next = config((d) => {
+      d.liveness = { engine: 'fping', fping_path: '/opt/fping', interval: '10s' };
+    });
+    const diff = diffConfig(config(), next);
+    expect(diff.restartRequired).toEqual(['liveness.engine: auto -> fping', 'liveness.fping_path: /usr/bin/fping -> /opt/fping']);
+    expect(diff.apply).toHaveLength(1);
+    expect(diff.apply[0]).toMatch(/^liveness: .*"interval_ms":30000.* -> .*"interval_ms":10000/);
+    const merged = mergeForReload(config(), next);
+    expect(merged.liveness).toMatchObject({ engine: 'auto', fping_path: '/usr/bin/fping', interval_ms: 10_000 });
+    // Only the engine changed: nothing is applied.
+    expect(diffConfig(config(), config((d) => (d.liveness = { engine: 'raw' }))).apply).toEqual([]);
+  });
+
   it('nodes: new nodes and setting changes apply; removed nodes need a restart', () => {
     const next = config((d) => {
       d.nodes[0].maintenance = true;
