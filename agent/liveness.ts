@@ -17,7 +17,8 @@
  * - Each change is reported through `onChanges`, one call per probe call (a monitor page): one commit.
  *
  * The monitor never holds the event loop for the whole fleet: it reads the running instances one page of `batch`
- * at a time (a store query), probes each page with one ping call, and gives the loop a turn between pages.
+ * at a time (a store query), probes each page with one ping call (up to PAGES_IN_FLIGHT at once), and gives the
+ * loop a turn between pages.
  */
 import { yieldToLoop } from './bounded.js';
 import type { Instance, OperationKind } from './model.js';
@@ -120,6 +121,9 @@ export function probeBudgetMs(s: LivenessSettings, addresses: number): number {
   return Math.ceil(budget + addresses * (s.retries + 1) * (s.packet_interval_ms ?? 1) + 1000);
 }
 
+/** Monitor pages probed at once (each one engine call of `batch` instances). */
+export const PAGES_IN_FLIGHT = 8;
+
 export class Liveness {
   private readonly held = new Map<string, Held>();
   private monitor: AbortController | null = null;
@@ -188,17 +192,33 @@ export class Liveness {
     return answered.has(inst.id);
   }
 
-  /** Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. */
+  /**
+   * Probes every running instance, one page of `batch` at a time, the event loop getting a turn between pages. Up to
+   * PAGES_IN_FLIGHT pages are probed at once (the engine paces the packets): a page waits for its slowest target
+   * (a silent one: timeout plus retries), and one page after the other made a sweep of 1,000 instances with 10%
+   * silent last 11 s at the default settings, longer than its interval.
+   * @throws the first engine error of the sweep, once every page in flight has ended
+   */
   async sweepOnce(page: RunningPage, signal?: AbortSignal): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    let failure: { err: unknown } | null = null;
     let after: string | null = null;
     for (;;) {
       const batch = Math.max(1, this.settings().batch);
       const insts = page(after, batch);
-      if (insts.length > 0) await this.probePage(insts, signal);
-      if (insts.length < batch || signal?.aborted) return;
+      if (insts.length > 0) {
+        const p: Promise<void> = this.probePage(insts, signal)
+          .catch((err: unknown) => void (failure ??= { err }))
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      if (insts.length < batch || signal?.aborted || failure) break;
       after = insts[insts.length - 1]!.id;
-      await yieldToLoop();
+      if (inFlight.size >= PAGES_IN_FLIGHT) await Promise.race(inFlight);
+      else await yieldToLoop();
     }
+    await Promise.all(inFlight);
+    if (failure) throw (failure as { err: unknown }).err;
   }
 
   /** The delay before the next sweep: interval x (1 +- jitter), uniformly. */

@@ -4,7 +4,7 @@
  * an OS operation holds the instance, fping's knobs passed on, the bounded wait of a fresh probe, stop.
  */
 import { describe, expect, it } from 'vitest';
-import { Liveness, probeBudgetMs, type AliveChange, type LivenessSettings, type LivenessTarget } from '../../agent/liveness.js';
+import { Liveness, PAGES_IN_FLIGHT, probeBudgetMs, type AliveChange, type LivenessSettings, type LivenessTarget } from '../../agent/liveness.js';
 import type { OperationKind, PowerState } from '../../agent/model.js';
 import type { PingOptions, PingResult, Pinger } from '../../agent/ports.js';
 import { ManualClock, flush } from '../helpers/manual-clock.js';
@@ -173,6 +173,40 @@ describe('the sweep', () => {
     expect(pinger.calls.map((c) => c.at - w1)).toEqual([-30_000, 0, 20_000]);
     await live.stop();
     expect(clock.waiting).toBe(0);
+  });
+
+  it('probes up to PAGES_IN_FLIGHT pages at once: a page waiting on a silent target does not hold the next ones', async () => {
+    const { live, pinger, clock } = setup({ batch: 1 });
+    pinger.takesMs = 1_000; // every engine call lasts 1 s on the manual clock (a silent target's timeout)
+    const all = Array.from({ length: PAGES_IN_FLIGHT + 2 }, (_, i) => target(`i${String(i).padStart(2, '0')}`, `10.0.0.${i + 1}`));
+    const page = (after: string | null, limit: number) => all.filter((t) => after === null || t.id > after).slice(0, limit);
+    const t0 = clock.now();
+    let done = false;
+    const sweep = live.sweepOnce(page).then(() => (done = true));
+    for (let i = 0; i < 10 && !done; i++) {
+      await flush();
+      clock.next();
+    }
+    await sweep;
+    const starts = pinger.calls.map((c) => c.at - t0);
+    expect(starts).toEqual([...Array<number>(PAGES_IN_FLIGHT).fill(0), 1_000, 1_000]);
+    expect(clock.now() - t0).toBe(2_000);
+  });
+
+  it("a page's engine error fails the sweep once the pages in flight have ended; their results are recorded", async () => {
+    const { pinger, changes } = setup({ batch: 1 });
+    pinger.alive.add('10.0.0.2');
+    const failing: Pinger = {
+      engine: 'scripted',
+      ping: async (addrs, opts) => {
+        if (addrs[0] === '10.0.0.1') throw new Error('engine broke');
+        return pinger.ping(addrs, opts);
+      },
+    };
+    const l2 = new Liveness(failing, new ManualClock(), () => ({ interval_ms: 10_000, timeout_ms: 100, retries: 0, batch: 1, hysteresis: 2, jitter: 0 }), (c) => changes.push(...c));
+    const pages = [target('a', '10.0.0.1'), target('b', '10.0.0.2')];
+    await expect(l2.sweepOnce((after, limit) => pages.filter((t) => after === null || t.id > after).slice(0, limit))).rejects.toThrow('engine broke');
+    expect(changes).toEqual([{ instanceId: 'b', alive: true }]);
   });
 
   it('stop aborts a sweep in flight, its engine call too, and no sweep follows', async () => {
