@@ -20,7 +20,7 @@ export interface IcmpOptions {
 }
 
 export const ICMP_USAGE = `ICMP section (issue 9: the raw-socket engine next to Debian fping, in network namespaces it builds; needs root,
-iproute2, nftables, fping; about 85 s; runs by default after the core sections):
+iproute2, nftables, fping; about 80 s; runs by default after the core sections):
   --icmp-only       only the ICMP section
   --no-icmp         not the ICMP section
   --icmp-reps K     sweeps of each engine, alternated, median reported (default 5; 1..20)
