@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   }
   const results = await run(opts);
   console.log(formatReport(results));
-  const i = icmp.mode === 'also' ? await runIcmpSection(icmp) : null;
+  const i = icmp.mode === 'also' && !opts.soakOnly ? await runIcmpSection(icmp) : null;
   const icmpFigures = i ? { icmp: i, icmpTargets: evaluateIcmpTargets(i) } : {};
   const d = drivers.mode === 'also' ? await runDriversSection(drivers) : null;
   const driverFigures = d ? { drivers: d, driverTargets: evaluateDriverTargets(d) } : {};

@@ -15,7 +15,7 @@ import { processHub, type HubMember, type IcmpHub } from './socket.js';
 import { Sweep, type Probe, type Target } from './sweep.js';
 
 export interface RawEngineStats {
-  /** Echo requests handed to the socket, and those sendto refused (ENETUNREACH ...; such a probe times out). */
+  /** Echo requests sendto took, and those it refused (ENETUNREACH ...; such a probe times out). */
   sent: number;
   send_errors: number;
   /** Replies that matched an outstanding probe. */
@@ -164,12 +164,14 @@ export class RawPinger implements Pinger {
     const seq = this.nextSeq();
     const p: Probe = { seq, target, index, nonce: this.nonce(), sentAtNs: null, state: 'outstanding', sweep, cancel: () => undefined };
     this.probes.set(seq, p);
-    this.c.sent++;
     sweep.arm(p);
     try {
       this.member.send(target.family, encodeEcho(target.family, this.member.id, seq, p.nonce), target.canon, (error, atNs) => {
         if (error) this.c.send_errors++;
-        else p.sentAtNs = atNs;
+        else {
+          this.c.sent++;
+          p.sentAtNs = atNs;
+        }
       });
     } catch {
       // the socket could not be reopened after a failure: this probe times out like one sendto refused

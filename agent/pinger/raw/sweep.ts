@@ -14,7 +14,7 @@
  *   fping 5.1 does (measured: `fping -t300 -r2` on a host that rejects with host-unreachable takes 1.43 s = 300 +
  *   450 + 675 ms and prints one error line per probe); an error is never a reply, so never alive.
  */
-import type { Clock, IcmpErrorReport, PingOptions, PingResult, ProbeEvent } from '../../ports.js';
+import { systemClock, type Clock, type IcmpErrorReport, type PingOptions, type PingResult, type ProbeEvent } from '../../ports.js';
 import type { Family } from './packet.js';
 
 export interface Target {
@@ -50,8 +50,16 @@ export interface ProbeSender {
   sendProbe(sweep: Sweep, target: Target, index: number): Probe;
 }
 
-/** Runs `fn` after `ms` on the clock; the returned function cancels it. */
+/**
+ * Runs `fn` after `ms` on the clock; the returned function cancels it. On the system clock a plain timer: the
+ * clock's abortable sleep costs an AbortController, two promises and, cancelled, a DOMException with its stack;
+ * every probe has a timer (two in count mode), and that was ~30% of the engine's CPU at 9,000 probes/s (bench).
+ */
 export function after(clock: Clock, ms: number, fn: () => void): () => void {
+  if (clock === systemClock) {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  }
   const ac = new AbortController();
   clock.sleep(ms, ac.signal).then(fn, () => undefined);
   return () => ac.abort();

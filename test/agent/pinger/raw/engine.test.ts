@@ -33,6 +33,20 @@ describe('RawPinger: what counts as a reply', () => {
     expect(engine.stats()).toMatchObject({ sent: 1, received: 1, bad: 0, late: 0 });
   });
 
+  it('counts as sent only what sendto took: a refused send is a send error, and its probe times out', async () => {
+    const { clock, sockets, engine } = setup();
+    sockets.sendError = new Error('Network is unreachable');
+    const [r] = await untilSettled(clock, engine.ping(['10.0.0.9'], { ...QUICK, retries: 1, backoff: 1 }));
+    expect(r).toMatchObject({ alive: false, sent: 2, received: 0 });
+    expect(engine.stats()).toMatchObject({ sent: 0, send_errors: 2 });
+    sockets.sendError = null;
+    const p = engine.ping(['10.0.0.9'], QUICK);
+    await flush();
+    sockets.deliver(4, FakeSockets.replyTo(sockets.sent[2]!), '10.0.0.9');
+    expect((await untilSettled(clock, p))[0]!.alive).toBe(true);
+    expect(engine.stats()).toMatchObject({ sent: 1, send_errors: 2, received: 1 });
+  });
+
   it('ignores replies with the wrong nonce, wrong source, bad checksum, truncated, or another identifier, and counts them', async () => {
     const { clock, sockets, engine } = setup();
     const p = engine.ping(['10.0.0.9'], QUICK);

@@ -24,6 +24,8 @@ export class FakeSockets implements IcmpSocketFactory {
   /** Nanoseconds the next send is stamped with; advanced by the test. */
   nowNs = 1_000_000_000n;
   refuse: string | null = null;
+  /** When set, every send reports this error (sendto refused: ENETUNREACH ...) instead of a timestamp. */
+  sendError: Error | null = null;
 
   constructor(private readonly clock: ManualClock) {}
 
@@ -34,7 +36,8 @@ export class FakeSockets implements IcmpSocketFactory {
     return {
       send: (packet: Buffer, addr: string, onSent: (e: Error | null, at: bigint) => void) => {
         this.sent.push({ family, packet: Buffer.from(packet), addr, at: this.clock.now(), id: packet.readUInt16BE(4), seq: packet.readUInt16BE(6) });
-        onSent(null, this.nowNs);
+        if (this.sendError) onSent(this.sendError, 0n);
+        else onSent(null, this.nowNs);
       },
       close: () => {
         this.closed++;
