@@ -468,6 +468,7 @@ export function parseMessage(frame: string | Uint8Array, opts: ParseOptions = {}
     // A UTF-16 unit is at least one UTF-8 byte: a string longer than the limit is over it without counting.
     if (frame.length > MAX_HELLO_BYTES) return fail('PROTO_ERR_TOO_LARGE', `message exceeds ${MAX_HELLO_BYTES} bytes`);
     bytes = Buffer.byteLength(frame, 'utf8');
+    if (bytes > MAX_HELLO_BYTES) return fail('PROTO_ERR_TOO_LARGE', `message exceeds ${MAX_HELLO_BYTES} bytes`);
     text = frame;
   } else {
     bytes = frame.byteLength;
@@ -478,7 +479,6 @@ export function parseMessage(frame: string | Uint8Array, opts: ParseOptions = {}
       return fail('PROTO_ERR_MALFORMED', 'message is not UTF-8');
     }
   }
-  if (bytes > MAX_HELLO_BYTES) return fail('PROTO_ERR_TOO_LARGE', `message exceeds ${MAX_HELLO_BYTES} bytes`);
   let value: unknown;
   try {
     value = JSON.parse(text);
