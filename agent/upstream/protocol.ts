@@ -31,7 +31,7 @@ export const MAX_HELLO_BYTES = 16 * 1024 * 1024;
 /** Largest frame of every other message (UTF-8 bytes). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Most nodes (and instances: at most one live instance per node) a snapshot holds. */
-export const MAX_NODES = 10000;
+export const MAX_NODES = 5000;
 /** Longest operator-facing text in protocol messages (error messages, reasons). */
 export const MAX_TEXT = 1024;
 
@@ -244,7 +244,9 @@ const CreateBody = Type.Object(
 );
 
 /** A node as the config gives it (agent/config/schema.ts NodeSchema), with its lists and BMC settings bounded. */
-const BmcSetting = Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean(), Type.Null()]);
+const BmcScalar = Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean(), Type.Null()]);
+/** A setting: a scalar, or a flat mapping of scalars (the fake driver's `fake` options). */
+const BmcSetting = Type.Union([BmcScalar, Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), BmcScalar, { ...closed, maxProperties: 32 })]);
 const EnrolNode = Type.Object(
   {
     ...NodeSchema.properties,

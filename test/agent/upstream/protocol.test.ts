@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   MAX_HELLO_BYTES,
   MAX_MESSAGE_BYTES,
+  MAX_NODES,
   MESSAGE_TYPES,
   PROTOCOL_ERRORS,
   errorFor,
@@ -20,9 +21,10 @@ import {
   type ParseResult,
 } from '../../../agent/upstream/protocol.js';
 import { schemaFiles } from '../../../agent/upstream/schema-files.js';
+import { snapshotInstance, snapshotNode } from '../../../agent/upstream/snapshot.js';
 import { staleFiles } from '../../../scripts/protocol-schemas.js';
 import { runningInstance } from '../../helpers/engine.js';
-import { ctx, startHarness } from '../../helpers/harness.js';
+import { ctx, IMAGE, nodeId, startHarness } from '../../helpers/harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const DOC = readFileSync(join(ROOT, 'docs', 'protocol.md'), 'utf8');
@@ -192,6 +194,17 @@ describe('parseMessage: typed errors, never a throw', () => {
     expect(refusal(parseMessage(j({ ...err, supported_versions: Array.from({ length: 17 }, () => 1) })))).toMatchObject({ path: '/supported_versions' });
   });
 
+  it("an enrolment's BMC settings: scalars and flat mappings of scalars (the fake driver's options), nothing deeper", () => {
+    const enrol = (bmc: unknown) => j({
+      ...COMMAND,
+      command: { op: 'node.enrol', node: { id: '1b8c5f0e-0000-4000-8000-000000000003', name: 'node-03', bmc } },
+    });
+    expect(parseMessage(enrol({ driver: 'fake', fake: { power: 'on', os: true } })).ok).toBe(true);
+    expect(parseMessage(enrol({ driver: ['redfish', 'ipmi'], address: 'https://10.0.1.23', port: 443, insecure: false })).ok).toBe(true);
+    expect(refusal(parseMessage(enrol({ driver: 'fake', fake: { deep: { er: 1 } } }))).code).toBe('PROTO_ERR_SCHEMA');
+    expect(refusal(parseMessage(enrol({ address: 'x' }))).code).toBe('PROTO_ERR_SCHEMA');
+  });
+
   it('the answer to every refusal is itself a valid error message, with the bounded text', () => {
     const e = refusal(parseMessage(j({ ...COMMAND, command: { ...COMMAND.command, target: 'x'.repeat(5000) } })));
     expect(parseMessage(j(errorFor(e)), { from: 'agent' }).ok).toBe(true);
@@ -268,6 +281,54 @@ describe('events are the journal as the store writes it', () => {
         const r = parseMessage(j({ type: 'event', version: 1, ...e }), { from: 'agent' });
         expect(r.ok ? 'ok' : `${e.kind}: ${r.message}`, `seq ${e.seq}`).toBe('ok');
       }
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("the snapshot is the store's public model", () => {
+  const INVENTORY = {
+    hostname: 'rack-a12',
+    os: { platform: 'linux', distro: null, release: null, kernel: null, arch: 'x64' },
+    system: { manufacturer: null, model: null, serial: null, uuid: null },
+    cpu: { brand: null, cores: 2, physical_cores: null },
+    memory_bytes: 0,
+    interfaces: [],
+  };
+
+  it('a hello made from a real store (adopted, created, in maintenance) is valid, holds no secret, says what the store says, and MAX_NODES of its nodes fit', async () => {
+    const h = await startHarness({ adopt: true, nodes: 3 });
+    try {
+      const e = h.agent.engine;
+      const { instance } = await e.createInstance(ctx(), {
+        name: 'snap', image_uuid: IMAGE,
+        extra: { node_id: nodeId(1), password_hash: '$6$secretsalt$SECRETHASH', user_data: '#cloud-config SECRETUSERDATA' },
+      });
+      await e.idle();
+      await e.setMaintenance(ctx('admin'), nodeId(2), true, 'DIMM');
+      const store = h.agent.store;
+      const nodes = store.listNodes().map(snapshotNode);
+      const instances = store.listInstances().filter((i) => i.state !== 'terminated').map((i) => snapshotInstance(i, store.lastAliveVerdict(i.id)));
+      expect(instances.map((i) => i.id)).toContain(instance.id);
+      expect(instances.length).toBeGreaterThanOrEqual(2); // the adopted one too
+      // An idle agent: no target anywhere; what the store says, field by field where it matters.
+      expect(nodes.map((n) => n.target_power_state)).toEqual(nodes.map(() => null));
+      expect(nodes.find((n) => n.id === nodeId(2))).toMatchObject({ maintenance: true, maintenance_reason: 'DIMM', instance_id: null, adopting: false });
+      expect(nodes.find((n) => n.id === nodeId(1))).toMatchObject({ power_state: 'on', instance_id: instance.id, drivers: ['fake'] });
+      expect(instances.find((i) => i.id === instance.id)).toMatchObject({ state: 'running', power_state: 'on', target_power_state: null, task: null, operation_state: 'install-succeed', error: null });
+      const hello = {
+        type: 'hello', version: 1, agent_id: h.agent.engine.agentId, store_id: '0f6c2d9e-8a4b-4c1d-9e2f-3a5b7c9d1e2f',
+        agent_version: '0.1.0', generation: 0, outbox_first_seq: 1, inventory: INVENTORY,
+        snapshot: { seq: store.lastSeq(), taken_at: new Date().toISOString(), nodes, instances },
+      };
+      const text = j(hello);
+      const r = parseMessage(text, { from: 'agent' });
+      expect(r.ok ? 'ok' : r.message).toBe('ok');
+      expect(text).not.toMatch(/SECRET|password_file|password_hash|user_data/);
+      // The limit's claim: MAX_NODES nodes, each with a live instance, in one hello.
+      const perNode = Math.max(...nodes.map((n) => j(n).length)) + Math.max(...instances.map((i) => j(i).length)) + 2;
+      expect(perNode * MAX_NODES).toBeLessThan(MAX_HELLO_BYTES / 2);
     } finally {
       await h.close();
     }
