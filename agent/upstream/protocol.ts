@@ -15,7 +15,7 @@
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { POWER_ACTIONS, POWER_STATES } from '../../drivers/power.js';
-import { ActionBody, CreateInstanceBody, REQUEST_ID_PATTERN, UUID_PATTERN } from '../api/schemas.js';
+import { ActionBody, CreateInstanceBody, REQUEST_ID_PATTERN, REQUEST_ID_RE, UUID_PATTERN } from '../api/schemas.js';
 import { duplicateKey } from '../api/input.js';
 import { AdoptSchema, ImageSchema, InstanceTypeSchema, NAME_PATTERN, NetworkSchema, NodeSchema } from '../config/schema.js';
 import { AGENT_ERRORS, type AgentErrorCode } from '../errors.js';
@@ -443,7 +443,7 @@ function echo(v: unknown): string {
 function replyTo(v: Record<string, unknown>): ErrorMessage['in_reply_to'] {
   const type = typeof v.type === 'string' ? v.type.slice(0, 32) : null;
   const seq = Number.isSafeInteger(v.seq) && (v.seq as number) >= 1 ? (v.seq as number) : null;
-  const id = typeof v.command_id === 'string' && new RegExp(REQUEST_ID_PATTERN).test(v.command_id) ? v.command_id : null;
+  const id = typeof v.command_id === 'string' && REQUEST_ID_RE.test(v.command_id) ? v.command_id : null;
   return { type, seq, command_id: id };
 }
 
@@ -558,8 +558,14 @@ function memberCheck(schema: TSchema): TypeCheck<TSchema> {
   return c;
 }
 
-/** The `error` message answering a refused frame. */
-export function errorFor(e: Pick<ParseError, 'code' | 'message' | 'path' | 'in_reply_to'>): ErrorMessage {
+/**
+ * The `error` message answering a refused frame, or any other refusal (`code` of PROTOCOL_ERRORS). `fatal` defaults
+ * to the code's; a stale `welcome` passes true (docs/protocol.md: the agent closes the link after it).
+ */
+export function errorFor(
+  e: { code: ProtocolErrorCode; message: string; path: string | null; in_reply_to: ErrorMessage['in_reply_to'] },
+  opts: { fatal?: boolean } = {},
+): ErrorMessage {
   return {
     type: 'error',
     version: PROTOCOL_VERSION,
@@ -567,7 +573,7 @@ export function errorFor(e: Pick<ParseError, 'code' | 'message' | 'path' | 'in_r
     message: e.message.slice(0, MAX_TEXT),
     path: e.path === null ? null : e.path.slice(0, 256),
     in_reply_to: e.in_reply_to,
-    fatal: PROTOCOL_ERRORS[e.code as ProtocolErrorCode]?.fatal ?? false,
+    fatal: opts.fatal ?? PROTOCOL_ERRORS[e.code].fatal,
     supported_versions: e.code === 'PROTO_ERR_UNKNOWN_VERSION' ? [...SUPPORTED_VERSIONS] : [],
   };
 }

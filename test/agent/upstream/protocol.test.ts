@@ -210,6 +210,11 @@ describe('parseMessage: typed errors, never a throw', () => {
     expect(parseMessage(j(errorFor(e)), { from: 'agent' }).ok).toBe(true);
     const err = errorFor({ ...e, message: 'x'.repeat(5000), path: `/${'y'.repeat(5000)}` });
     expect(err.message.length).toBe(1024);
+    expect(err.path?.length).toBe(256);
+    const stale = errorFor({ code: 'PROTO_ERR_STALE_GENERATION', message: 'welcome generation 2 is older than 3', path: '/generation', in_reply_to: { type: 'welcome', seq: null, command_id: null } }, { fatal: true });
+    expect(stale.fatal).toBe(true);
+    expect(parseMessage(j(stale)).ok).toBe(true);
+    expect(errorFor({ code: 'PROTO_ERR_STALE_GENERATION', message: 'm', path: null, in_reply_to: stale.in_reply_to }).fatal).toBe(false);
     const back = parseMessage(j(err), { from: 'agent' });
     expect(back.ok).toBe(true);
   });
