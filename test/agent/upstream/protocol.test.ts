@@ -11,6 +11,7 @@ import { Ajv } from 'ajv';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  CommandBody,
   MAX_HELLO_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_NODES,
@@ -77,9 +78,12 @@ describe('docs/protocol.md examples', () => {
     }
   });
 
-  it('every message type has a valid example, and every command op of the sample set is shown', () => {
+  it('every message type has a valid example, and every command op is in the page', () => {
     const types = new Set(all.filter((e) => e.refused === null).map((e) => (JSON.parse(e.text) as { type: string }).type));
     expect([...types].sort()).toEqual([...MESSAGE_TYPES].sort());
+    const ops = CommandBody.anyOf.map((m) => m.properties.op.const as string);
+    expect(ops.length).toBe(15);
+    for (const op of ops) expect(DOC, op).toContain(`\`${op}\``);
   });
 
   it('the code table lists every protocol error code', () => {
