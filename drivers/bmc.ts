@@ -221,8 +221,10 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     let sender: string;
     let timedOut: BmcError | null = null;
     try {
-      const sendOne = (d: (typeof candidates)[number], o: CallOptions) => {
-        callOpts?.onSending?.(action);
+      const sendOne = async (d: (typeof candidates)[number], o: CallOptions) => {
+        // Awaited: the caller's record of the sending must be durable before the command can reach the BMC.
+        const recorded = callOpts?.onSending?.(action);
+        if (recorded) await recorded;
         return d.power!.setPower(action, o);
       };
       sender = (await walk(what, candidates, sendOne, callOpts, tried)).driver.name;
