@@ -270,7 +270,9 @@ export class SqliteStore implements Store {
     const row = nodeToRow(node);
     this.write('putNode', () => {
       const old = this.stmts.adoptOf.get(node.id);
-      this.stmts.putNode.run(row);
+      // Unchanged instance_id: an UPDATE that leaves its index alone (one WAL page less per commit).
+      if (old && old.instance_id === row['instance_id']) this.stmts.updateNodeUnindexed.run(row);
+      else this.stmts.putNode.run(row);
       // What a node holds is its waiting adoption's addresses: unchanged adoption, unchanged holding.
       if (!old || old.adopt !== row['adopt']) this.index.syncNode(node.id, heldByNode(node));
     });
@@ -313,7 +315,12 @@ export class SqliteStore implements Store {
     const row = instanceToRow(instance);
     this.write('putInstance', () => {
       const old = this.stmts.holdingOf.get(instance.id);
-      this.stmts.putInstance.run(row);
+      // Same node, project and creation time: an UPDATE that leaves the indexes alone, but instances_state when the
+      // state changed (statements.ts updateInstanceSameKeys).
+      const sameKeys = old && old.node_id === row['node_id'] && old.project_id === row['project_id'] && old.created_at === row['created_at'];
+      if (sameKeys && old.state === row['state'] && old.terminated_at === row['terminated_at']) this.stmts.updateInstanceSameKeys.run(row);
+      else if (sameKeys) this.stmts.updateInstanceState.run(row);
+      else this.stmts.putInstance.run(row);
       if (!old || !sameHolding(old, row)) this.index.syncInstance(instance.id, heldByInstance(instance));
     });
   }
