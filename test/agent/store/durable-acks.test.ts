@@ -2,10 +2,11 @@
  * Group commit's contract as a user sees it: nothing is acknowledged before the commit that records it is on disk.
  * The store's WAL sync port is held (test/agent/store/held-wal-sync.ts): the 202 of a power request and the BMC
  * command of its operation (the fake BMC's command log) wait until it is released; a node-level power request's
- * command too; a failed sync answers 500 and sends nothing.
+ * command too; the installer's job is handed over only once its step's opening is synced; a failed sync answers 500
+ * and sends nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, ADOPTED_ID, MEMBER_TOKEN, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import { ADMIN_TOKEN, ADOPTED_ID, IMAGE, MEMBER_TOKEN, nodeId, PROJECT, startHarness, type Harness } from '../../helpers/harness.js';
 import { powerSets, sleep } from '../../helpers/engine.js';
 import { HeldWalSync } from './held-wal-sync.js';
 
@@ -104,6 +105,37 @@ describe('nothing is acknowledged before its commit is on disk', () => {
     port.release(true);
     expect((await reply).statusCode).toBe(202);
     await until(() => powerSets(h!, node).length > setsBefore, 'the power command');
+    await h.agent.engine.idle();
+  });
+
+  it("the installer's job is handed over only once the deploy step's opening is on disk", async () => {
+    const port = new HeldWalSync();
+    ports.push(port);
+    h = await startHarness({ nodes: 1, fake: '{power_delay: 0ms, install: 200ms}', walSync: port });
+    const store = h.agent.store;
+    await h.agent.engine.idle();
+    port.held = true;
+    const reply = h.agent.api.inject({ method: 'POST', url: `/v1/${PROJECT}/instances`, headers: { 'x-auth-token': MEMBER_TOKEN }, payload: { name: 'held', image_uuid: IMAGE, extra: { node_id: nodeId(1) } } });
+    const installing = () => h!.agent.lab!.snapshot(nodeId(1)).installing !== null || h!.agent.lab!.snapshot(nodeId(1)).job !== null;
+    let opened: { done: boolean } | null = null;
+    let heldJob = false;
+    for (let i = 0; i < 200 && !installing(); i++) {
+      const id = store.listInstances().find((x) => x.name === 'held')?.id;
+      const deploy = id ? store.listActions(id).at(-1)?.events.find((e) => e.event === 'deploy') : undefined;
+      if (deploy && !opened) opened = track(store.durable());
+      if (opened && !opened.done) {
+        await sleep(100);
+        expect(installing(), 'the job was handed over before its step opening was synced').toBe(false);
+        heldJob = true;
+      }
+      port.release();
+      await sleep(20);
+    }
+    expect(installing(), 'the job never started').toBe(true);
+    expect(opened?.done, 'the job started before its step opening was synced').toBe(true);
+    expect(heldJob, 'the deploy step was never seen waiting for its sync').toBe(true);
+    expect((await reply).statusCode).toBe(201);
+    port.release(true);
     await h.agent.engine.idle();
   });
 
