@@ -27,6 +27,7 @@ import { DeployerRouter } from './operations/deployers.js';
 import { Engine } from './operations/engine.js';
 import { systemClock, type Clock, type Deployer, type Pinger } from './ports.js';
 import { openStore, type StoreFaultInjector } from './store/sqlite.js';
+import type { WalSyncPort } from './store/wal-sync.js';
 import type { Store } from './store/types.js';
 
 export interface BuildOptions {
@@ -38,6 +39,8 @@ export interface BuildOptions {
   uuid?: () => string;
   fakeLab?: FakeLab;
   storeFault?: StoreFaultInjector;
+  /** TEST-ONLY: the store's WAL sync port (tests hold or fail it); default fdatasync on the pool. */
+  walSync?: WalSyncPort;
 }
 
 export interface Agent {
@@ -78,6 +81,9 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     // A hook run after a commit (an accepted operation's launch) that fails: logged, the commit stands.
     onAfterCommitError: (err) => log.error({ err }, 'after-commit hook failed; its transaction stays committed'),
     ...(opts.storeFault ? { fault: opts.storeFault } : {}),
+    ...(opts.walSync ? { walSync: opts.walSync } : {}),
+    // Nothing more is written or acknowledged (every write and answer is a 500); a restart reads what is on disk.
+    onSyncFailure: (err) => log.fatal({ err }, 'the store could not sync its WAL to disk: metald must be restarted'),
   });
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
@@ -128,6 +134,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     registry: metrics,
     log,
     liveness: () => ({ engine: liveEngine.engine, reason: liveEngine.reason }),
+    durable: () => store.durable(),
     ...(fakes ? { fakeFaults: fakes.fakeFaults } : {}),
   });
 

@@ -100,8 +100,18 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     const timeoutMs = callOpts?.timeoutMs ?? opts.callTimeoutMs;
     const caller = callOpts?.signal;
     if (caller?.aborted) throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted before it was sent`);
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
+    // One controller for the deadline and the caller's signal, its timer cleared when the command ends
+    // (AbortSignal.timeout + AbortSignal.any cost ~5% of a power operation's CPU, and left a timer per command).
+    const controller = new AbortController();
+    const signal = controller.signal;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException(`${what} via ${driver.name}: no answer within ${timeoutMs} ms`, 'TimeoutError'));
+    }, timeoutMs);
+    timer.unref();
+    const onCallerAbort = () => controller.abort(caller!.reason);
+    caller?.addEventListener('abort', onCallerAbort, { once: true });
     let started = false;
     try {
       return await opts.lock.run(
@@ -117,7 +127,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       if (caller?.aborted) {
         throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted${started ? '' : ' before it was sent'}`);
       }
-      if (deadline.aborted) {
+      if (timedOut) {
         if (!started) {
           const err = new BmcError(
             'BMC_ERR_BUSY',
@@ -131,6 +141,9 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       }
       if (isBmcError(e)) throw e;
       throw new BmcError('BMC_ERR_COMMAND_FAILED', driver.name, `${what} via ${driver.name}: ${messageOf(e)}`);
+    } finally {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onCallerAbort);
     }
   }
 
@@ -221,8 +234,10 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     let sender: string;
     let timedOut: BmcError | null = null;
     try {
-      const sendOne = (d: (typeof candidates)[number], o: CallOptions) => {
-        callOpts?.onSending?.(action);
+      const sendOne = async (d: (typeof candidates)[number], o: CallOptions) => {
+        // Awaited: the caller's record of the sending must be durable before the command can reach the BMC.
+        const recorded = callOpts?.onSending?.(action);
+        if (recorded) await recorded;
         return d.power!.setPower(action, o);
       };
       sender = (await walk(what, candidates, sendOne, callOpts, tried)).driver.name;

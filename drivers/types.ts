@@ -134,11 +134,13 @@ export interface CallRecord {
 export interface SetPowerOptions extends CallOptions {
   wait?: WaitPolicy;
   /**
-   * Called, synchronously, each time a power command is about to be handed to a driver (after the wait for the BMC's
-   * turn): from then on the command may have reached the BMC. The engine records it, so a restart knows whether to
-   * verify the change instead of sending it again.
+   * Called each time a power command is about to be handed to a driver (after the wait for the BMC's turn, under the
+   * BMC's lock and the command's deadline): from then on the command may have reached the BMC. The engine records it,
+   * so a restart knows whether to verify the change instead of sending it again. A returned promise is awaited: the
+   * command is sent only once it resolves (the record is on disk); if it rejects, nothing is sent and the call fails
+   * with that error (BMC_ERR_COMMAND_FAILED, not nothingSent: no other driver is tried).
    */
-  onSending?: (action: PowerAction) => void;
+  onSending?: (action: PowerAction) => void | Promise<void> | null;
 }
 
 export interface Bmc {

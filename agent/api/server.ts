@@ -4,7 +4,8 @@
  *
  * Per request, in order: request id (`X-Compute-Request-Id: req-<uuid>`, also the RequestContext's request_id) ->
  * auth hook (rate limit, token, policy, URL identifiers; agent/api/auth.ts) -> body parsing and schema validation ->
- * handler -> one error handler for everything that went wrong (agent/api/errors.ts).
+ * handler -> one error handler for everything that went wrong (agent/api/errors.ts) -> the answer waits for the
+ * store's group commit (every commit so far on disk) and is written.
  */
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
@@ -53,6 +54,12 @@ export interface ApiOptions {
   fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
   /** The ICMP engine that runs and why (shown by /readyz); absent: /readyz says nothing of it. */
   liveness?: () => LivenessEngineInfo;
+  /**
+   * The store's durability barrier (Store.durable): every answer waits for it before it is written, so no answer
+   * shows a commit that a power loss could still undo; a failed sync turns the answer into a 500 AGENT_ERR_STORE.
+   * Absent: answers do not wait (tests of the API alone).
+   */
+  durable?: () => Promise<void> | null;
 }
 
 export const REQUEST_ID_HEADER = 'X-Compute-Request-Id';
@@ -152,6 +159,17 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
   app.addHook('onSend', async (req, reply, payload) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
+    // Group commit: what this request committed (and any commit before it) is on disk before the answer leaves.
+    const pending = opts.durable?.();
+    if (pending) {
+      try {
+        await pending;
+      } catch (err) {
+        const e = toHttpError(err, req.log, opts.maxBodyBytes);
+        void reply.code(e.status).type('application/json; charset=utf-8');
+        return JSON.stringify(renderError(familyOf(req.url), e));
+      }
+    }
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {

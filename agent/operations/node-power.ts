@@ -93,7 +93,8 @@ export class NodePower {
   async command(node: Node, action: PowerAction, deadlineMs: number, cause: string, what: string): Promise<boolean> {
     const cfg = this.d.config();
     try {
-      const res = await this.d.bmc(node).setPower(action, { signal: this.stopController.signal, wait: { delaysMs: cfg.power_poll_ms, deadlineMs } });
+      // The node's target (committed by the caller) is on disk before the command leaves (group commit).
+      const res = await this.d.bmc(node).setPower(action, { signal: this.stopController.signal, wait: { delaysMs: cfg.power_poll_ms, deadlineMs }, onSending: () => this.d.store.durable() });
       this.d.rec.recordPower(node.id, res.power, cause);
       return true;
     } catch (e) {

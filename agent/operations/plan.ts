@@ -101,6 +101,12 @@ export interface StepContext {
   mutate(patch: Partial<Instance>, opts?: { quiet?: boolean; event?: StateEvent }): Instance;
   /** Persists `patch` into the plan's data now (a deadline fixed on the first run, kept by a resume). */
   save(patch: Record<string, unknown>): void;
+  /**
+   * The store's durability barrier (Store.durable): resolves once every commit so far is on disk; null when none is
+   * pending. A step sends nothing that its records announce before it: the runner awaits it before each step's run
+   * and before each deployer call; a power step awaits it after its `sent` save, inside `onSending`.
+   */
+  durable(): Promise<void> | null;
   /** Reads power until it reads `expect` or the deadline passes, sending nothing; null when no read succeeded. */
   pollPower(expect: PowerReading, deadlineMs: number): Promise<PowerReading | null>;
   /** A timestamp kept in the plan's data under `key`: set to now + ms on the first run, read back on a resume. */

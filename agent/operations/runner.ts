@@ -18,7 +18,7 @@ import type { Config } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { Liveness } from '../liveness.js';
 import type { Action, Instance, InstanceError, Node, OperationKind } from '../model.js';
-import type { Ports } from '../ports.js';
+import type { Deployer, Ports } from '../ports.js';
 import { transition } from '../state-machine.js';
 import type { Store } from '../store/types.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
@@ -67,6 +67,15 @@ export class Runner {
   private readonly running = new Map<string, Running>();
   /** Operations recovered at start run at most `recovery.concurrency` at once (a restart with many in flight). */
   private readonly recoverySlots = new Slots(() => this.cfg.recovery.concurrency);
+
+  /** The deployer as steps see it: each call waits for the store's durability barrier (group commit) first. */
+  private readonly deployer: Deployer = {
+    deploy: async (node, job, opts) => {
+      const pending = this.store.durable();
+      if (pending) await pending;
+      return this.deps.ports.deployer.deploy(node, job, opts);
+    },
+  };
 
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -227,7 +236,13 @@ export class Runner {
     try {
       let out: unknown;
       if (resume?.mode === 'fail') throw new StepFailed(step.name, 'AGENT_ERR_INTERRUPTED', `${INTERRUPTED} during step '${step.name}'`);
-      else if (resume?.mode === 'verify' && step.verify) out = await step.verify(c);
+      // Group commit: the step's opening (and everything before it) is on disk before the step acts on anything. A
+      // step that opens on its save waits in that save (a power step: before its command leaves, in onSending).
+      if (!step.opensOnSave) {
+        const pending = this.store.durable();
+        if (pending) await pending;
+      }
+      if (resume?.mode === 'verify' && step.verify) out = await step.verify(c);
       else out = await step.run(c);
       const rec = out as Partial<CallRecord> | undefined;
       const record = rec && typeof rec === 'object' && Array.isArray(rec.tried) ? { tried: rec.tried, succeeded: rec.succeeded ?? null } : {};
@@ -320,7 +335,7 @@ export class Runner {
       cfg: this.cfg,
       rec: this.rec,
       clock: this.deps.ports.clock,
-      deployer: this.deps.ports.deployer,
+      deployer: this.deployer,
       liveness: this.deps.liveness,
       data: run.data,
       inst,
@@ -332,6 +347,7 @@ export class Runner {
       mutate: (patch, o = {}) =>
         this.rec.mutate(run.instanceId, patch, { cause: o.quiet ? 'installer' : 'operation', owner: run.requestId, ...(o.quiet ? { quiet: true } : {}), ...(o.event ? { event: o.event } : {}) }),
       save,
+      durable: () => this.store.durable(),
       pollPower: (expect, deadlineMs) => this.pollPower(node(), expect, deadlineMs),
       deadline: (key, ms) => {
         const kept = run.data[key];

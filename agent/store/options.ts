@@ -1,14 +1,18 @@
 /** The store's connection settings and open options (agent/store/sqlite.ts opens with them). */
 import type { StoreFaultInjector } from './fault.js';
 import type { AfterCommitErrorHandler } from './after-commit.js';
+import type { WalSyncPort } from './wal-sync.js';
 
 /**
  * Connection settings applied at open, in order (journal_mode first: it cannot change inside a transaction).
  * Exported so tests (e.g. the SIGKILL child process) open the file exactly the same way.
+ * `synchronous = NORMAL`: a COMMIT writes the WAL without syncing it; the store's group commit (./group-commit.ts)
+ * fdatasyncs the WAL off the event loop, once for every commit made meanwhile, and nothing is acknowledged before
+ * (Store.durable). Checkpoints still sync the WAL and then the database file themselves (docs/decisions.md).
  */
 export const CONNECTION_PRAGMAS: readonly string[] = [
   'journal_mode = WAL',
-  'synchronous = FULL',
+  'synchronous = NORMAL',
   'foreign_keys = ON',
   'busy_timeout = 5000',
 ];
@@ -32,4 +36,12 @@ export interface OpenStoreOptions {
    * Default: a process warning (MetaldStoreWarning). The agent passes its logger here.
    */
   onAfterCommitError?: AfterCommitErrorHandler | undefined;
+  /** How the WAL is made durable (tests hold or fail it); default: fdatasync on libuv's pool (./wal-sync.ts). */
+  walSync?: WalSyncPort | undefined;
+  /**
+   * Told once when a WAL sync failed: the store is then failed for good (every write and `durable()` throw
+   * StoreError: what reached the disk is unknown, and a retried fsync can report success for lost pages); only a
+   * restart, which reads what is on disk, recovers. The agent logs it as fatal. Default: a process warning.
+   */
+  onSyncFailure?: ((err: Error) => void) | undefined;
 }

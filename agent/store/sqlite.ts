@@ -1,6 +1,7 @@
 /**
- * The durable store: one SQLite file `metald.db` in state_dir, opened with WAL and synchronous=FULL so a committed
- * transaction survives a crash or power loss. Schema versions and migrations: ./migrations.ts.
+ * The durable store: one SQLite file `metald.db` in state_dir, opened with WAL and synchronous=NORMAL, its WAL made
+ * durable by group commit (./group-commit.ts): a commit survives a crash or power loss once `durable()` has
+ * resolved after it, and nothing is acknowledged before that. Schema versions and migrations: ./migrations.ts.
  *
  * Every failure (SQLite errors, a closed database, a corrupt JSON column, an injected fault) surfaces as StoreError
  * with the original error as `cause`. Errors thrown by the caller's own function inside `transaction` pass through
@@ -15,6 +16,7 @@ import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
 import { AfterCommitHooks } from './after-commit.js';
+import { GroupCommit } from './group-commit.js';
 import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
@@ -38,6 +40,7 @@ import { prepareAll, type Statements } from './statements.js';
 import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
 import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store } from './types.js';
 import { describe, isThenable } from './util.js';
+import { FdWalSync, type WalSyncPort } from './wal-sync.js';
 
 export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
 
@@ -74,9 +77,14 @@ export class SqliteStore implements Store {
    * level of it rolls back (the next append reads it again, so a rolled-back entry's seq is handed out again).
    */
   private txSeq: number | null = null;
+  private readonly walSync: WalSyncPort;
+  private readonly group: GroupCommit;
 
-  private constructor(file: string, db: Database.Database, opts: OpenStoreOptions) {
+  private constructor(file: string, db: Database.Database, opts: OpenStoreOptions, walSync: WalSyncPort) {
     this.file = file;
+    this.walSync = walSync;
+    const onSyncFailure = opts.onSyncFailure ?? ((err: Error) => process.emitWarning(err.message, { type: 'MetaldStoreWarning', code: 'METALD_WAL_SYNC_FAILED' }));
+    this.group = new GroupCommit(walSync, `${file}-wal`, onSyncFailure);
     this.db = db;
     this.agentId = opts.agentId;
     this.fault = opts.fault;
@@ -94,6 +102,7 @@ export class SqliteStore implements Store {
     const dir = path.resolve(opts.dir);
     const file = path.join(dir, DB_FILE_NAME);
     let db: Database.Database | undefined;
+    const walSync = opts.walSync ?? new FdWalSync();
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       // Create the file 0600 ourselves: it holds password hashes and user data; SQLite gives -wal/-shm the same mode.
@@ -104,13 +113,16 @@ export class SqliteStore implements Store {
       const mode = db.pragma('journal_mode', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL could not be enabled`);
       migrate(db);
-      return new SqliteStore(file, db, opts);
+      // What the migrations (or a previous run) left in the WAL is made durable before anything is served.
+      walSync.syncNow(`${file}-wal`);
+      return new SqliteStore(file, db, opts, walSync);
     } catch (e) {
       try {
         db?.close();
       } catch {
         // already failing; the original error matters
       }
+      walSync.close();
       if (e instanceof StoreError) throw e;
       if (e instanceof SchemaTooNewError) throw new StoreError(`cannot open ${file}: ${e.message}`, { cause: e });
       throw new StoreError(`cannot open store ${file}: ${describe(e)}`, { cause: e });
@@ -133,8 +145,9 @@ export class SqliteStore implements Store {
   /** Runs a write: fault hook first, then fn atomically (joining an outer transaction); failures become StoreError. */
   private write<T>(op: StoreWriteOp, fn: () => T): T {
     try {
-      this.assertOpen();
-      if (!this.db.inTransaction) this.transactions += 1;
+      this.assertWritable();
+      const outermost = !this.db.inTransaction;
+      if (outermost) this.transactions += 1;
       if (this.fault) {
         try {
           this.fault.beforeWrite(op, { transaction: this.transactions });
@@ -143,7 +156,9 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      return this.atomically(fn);
+      const result = this.atomically(fn);
+      if (outermost) this.group.committedOne();
+      return result;
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
@@ -166,6 +181,27 @@ export class SqliteStore implements Store {
     if (this.closed) throw new StoreError('store is closed');
   }
 
+  /** Open, and no WAL sync has failed (after one, nothing more is written: docs/decisions.md, "Group commit"). */
+  private assertWritable(): void {
+    this.assertOpen();
+    const failed = this.group.failed;
+    if (failed) throw failed;
+  }
+
+  /**
+   * Resolves once every commit made so far is on disk (one WAL sync per loop turn covers all of that turn's
+   * commits); null when nothing is pending. Rejects with StoreError once a sync has failed.
+   */
+  durable(): Promise<void> | null {
+    if (this.closed) return null;
+    return this.group.durable();
+  }
+
+  /** Not in the Store interface: WAL syncs started so far (tests, diagnostics). */
+  walSyncs(): number {
+    return this.group.syncs;
+  }
+
   /**
    * Queued on the transaction open now and run, in order, right after the outermost COMMIT returns; dropped with a
    * rolled-back transaction or savepoint. Outside a transaction fn runs at once. (A write outside `transaction`
@@ -179,8 +215,9 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    this.assertOpen();
-    if (!this.db.inTransaction) this.transactions += 1;
+    this.assertWritable();
+    const outermost = !this.db.inTransaction;
+    if (outermost) this.transactions += 1;
     let fromCaller = false;
     const body = () => {
       let result: T;
@@ -200,7 +237,12 @@ export class SqliteStore implements Store {
     try {
       // Outermost: BEGIN IMMEDIATE. Nested: better-sqlite3 uses a SAVEPOINT inside the outer transaction, so the
       // inner work commits with the outer one, and an inner throw caught by the outer undoes only the inner work.
-      return this.hooks.level(() => this.atomically(body));
+      return this.hooks.level(() => {
+        const result = this.atomically(body);
+        // Counted before the after-commit hooks run: a hook's `durable()` covers this commit.
+        if (outermost) this.group.committedOne();
+        return result;
+      });
     } catch (e) {
       if (fromCaller || e instanceof StoreError) throw e;
       throw new StoreError(`store transaction failed: ${describe(e)}`, { cause: e });
@@ -228,7 +270,9 @@ export class SqliteStore implements Store {
     const row = nodeToRow(node);
     this.write('putNode', () => {
       const old = this.stmts.adoptOf.get(node.id);
-      this.stmts.putNode.run(row);
+      // Unchanged instance_id: an UPDATE that leaves its index alone (one WAL page less per commit).
+      if (old && old.instance_id === row['instance_id']) this.stmts.updateNodeUnindexed.run(row);
+      else this.stmts.putNode.run(row);
       // What a node holds is its waiting adoption's addresses: unchanged adoption, unchanged holding.
       if (!old || old.adopt !== row['adopt']) this.index.syncNode(node.id, heldByNode(node));
     });
@@ -271,7 +315,12 @@ export class SqliteStore implements Store {
     const row = instanceToRow(instance);
     this.write('putInstance', () => {
       const old = this.stmts.holdingOf.get(instance.id);
-      this.stmts.putInstance.run(row);
+      // Same node, project and creation time: an UPDATE that leaves the indexes alone, but instances_state when the
+      // state changed (statements.ts updateInstanceSameKeys).
+      const sameKeys = old && old.node_id === row['node_id'] && old.project_id === row['project_id'] && old.created_at === row['created_at'];
+      if (sameKeys && old.state === row['state'] && old.terminated_at === row['terminated_at']) this.stmts.updateInstanceSameKeys.run(row);
+      else if (sameKeys) this.stmts.updateInstanceState.run(row);
+      else this.stmts.putInstance.run(row);
       if (!old || !sameHolding(old, row)) this.index.syncInstance(instance.id, heldByInstance(instance));
     });
   }
@@ -476,11 +525,15 @@ export class SqliteStore implements Store {
   /** Idempotent. */
   close(): void {
     if (this.closed) return;
+    // The commits not synced yet are synced now (blocking), and their waiters settled, before the connection goes.
+    this.group.flushNow();
     this.closed = true;
     try {
       this.db.close();
     } catch (e) {
       throw new StoreError(`store close failed: ${describe(e)}`, { cause: e });
+    } finally {
+      this.walSync.close();
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The durable store (agent/store/sqlite.ts): SQLite in state_dir, WAL, synchronous=FULL, a schema version with
- * migrations. All methods are synchronous (better-sqlite3); `transaction` makes a group of writes atomic.
+ * The durable store (agent/store/sqlite.ts): SQLite in state_dir, WAL, synchronous=NORMAL with group commit (one
+ * WAL fdatasync off the loop for the commits of a turn; `durable()` waits for it), a schema version with migrations. All methods are synchronous (better-sqlite3); `transaction` makes a group of writes atomic.
  * Every write throws StoreError on failure; callers turn that into a 5xx with nothing accepted.
  */
 import type { Action, ActionEvent, ActionPlan, Instance, InstanceState, JournalEntry, JournalKind, Node, OperationKind, PowerState } from '../model.js';
@@ -43,6 +43,12 @@ export interface Store extends ListQueries {
    * are durable.
    */
   afterCommit(fn: () => void): void;
+  /**
+   * The durability barrier of group commit: resolves once every commit made before the call is on disk; null when
+   * none is pending. Nothing may be acknowledged before it (a 2xx of a write, a BMC command, a deployer call, an
+   * upstream event). Rejects with StoreError once a WAL sync failed (the store is then failed until a restart).
+   */
+  durable(): Promise<void> | null;
 
   getNode(id: string): Node | null;
   listNodes(): Node[];

@@ -16,6 +16,8 @@ export interface BenchOptions {
   out: string;
   /** Only the heap soak (npm run bench:soak). */
   soakOnly: boolean;
+  /** Only the CPU-per-power-operation figures (daemon and engine alone), at each of --sizes. */
+  powerOnly: boolean;
   help: boolean;
 }
 
@@ -27,6 +29,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --demo-idle S    idle CPU window at demo intervals in seconds (default 10)
   --load S         window of each req/s figure in seconds (default 3)
   --soak-only      only the heap soak, at N=1,000 or the largest of --sizes (npm run bench:soak: 600 s)
+  --power-only     only CPU per power operation (the daemon's and the engine's alone) at each of --sizes
   --out FILE       JSON file of every figure (default bench-results.json)
   --help           this text`;
 
@@ -45,7 +48,7 @@ export function count(flag: string, text: string | undefined, min: number, max: 
 
 /** @throws UsageError naming the flag at fault. */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { sizes: [10, 100, 1000, 2000], fullUpTo: 1000, soakS: 0, idleS: 30, demoIdleS: 10, loadS: 3, out: 'bench-results.json', soakOnly: false, help: false };
+  const o: BenchOptions = { sizes: [10, 100, 1000, 2000], fullUpTo: 1000, soakS: 0, idleS: 30, demoIdleS: 10, loadS: 3, out: 'bench-results.json', soakOnly: false, powerOnly: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => argv[++i];
@@ -80,6 +83,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       }
       case '--soak-only':
         o.soakOnly = true;
+        break;
+      case '--power-only':
+        o.powerOnly = true;
         break;
       case '--help':
       case '-h':

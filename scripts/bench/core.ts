@@ -371,6 +371,25 @@ export async function measureDaemon(n: number, plan: DaemonPlan, opts: BenchOpti
   }
 }
 
+/**
+ * The power figures alone (`--power-only`): the engine in-process (measurePowerSplit), then a daemon over N adopted
+ * + 30 free nodes and its CPU per power operation (cpuPerPowerOp), the same methods as the full run.
+ */
+export async function measurePowerOnly(n: number, res: SizeResult): Promise<void> {
+  await measurePowerSplit(n, res);
+  const fleet = writeFleet({ adopted: n, free: CREATES, intervals: DEFAULT_INTERVALS });
+  try {
+    const d = await spawnDaemon(fleet.configPath);
+    try {
+      await cpuPerPowerOp(d, fleet, res);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    rmSync(fleet.dir, { recursive: true, force: true });
+  }
+}
+
 /** The heap soak alone (`--soak-only`). */
 export function measureSoak(n: number, seconds: number, res: SizeResult): Promise<void> {
   return heapSoak(n, seconds, res);

@@ -7,10 +7,10 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, USAGE, UsageError, type BenchOptions } from './args.js';
-import { measureCreates, measureDaemon, measureLogLine, measurePowerSplit, measureSoak, measureSweeps } from './core.js';
+import { measureCreates, measureDaemon, measureLogLine, measurePowerOnly, measurePowerSplit, measureSoak, measureSweeps } from './core.js';
 import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
-import { evaluateTargets, formatReport, type BenchResults, type SizeResult } from './report.js';
+import { evaluateTargets, fmt, formatReport, type BenchResults, type SizeResult } from './report.js';
 import { evaluateIcmpTargets, formatIcmpReport, ICMP_USAGE, splitIcmpArgs, type IcmpOptions, type IcmpResults } from './icmp-report.js';
 import { DRIVERS_USAGE, evaluateDriverTargets, formatDriversReport, splitDriversArgs, type DriversOptions, type DriversResults } from './drivers-report.js';
 
@@ -24,6 +24,22 @@ async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
   } finally {
     await p.stop();
   }
+}
+
+/** `--power-only`: CPU per power operation (daemon, engine alone) at each size, no peer, no other figure. */
+async function runPowerOnly(opts: BenchOptions): Promise<SizeResult[]> {
+  const t0 = performance.now();
+  const sizes: SizeResult[] = [];
+  for (const n of opts.sizes) {
+    const res: SizeResult = { n, subset: true, figures: {}, notes: {} };
+    sizes.push(res);
+    process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] N=${n}: power operations\n`);
+    await measurePowerOnly(n, res);
+    const f = res.figures;
+    console.log(`N=${n} cpu_per_power_op_ms ${fmt(f.cpu_per_power_op_ms ?? NaN)} engine_cpu_per_power_op_ms ${fmt(f.engine_cpu_per_power_op_ms ?? NaN)} idle_cpu_baseline_pct ${fmt(f.idle_cpu_baseline_pct ?? NaN)}`);
+    for (const [k, v] of Object.entries(res.notes)) console.log(`  note ${k}: ${v}`);
+  }
+  return sizes;
 }
 
 async function run(opts: BenchOptions): Promise<BenchResults> {
@@ -110,6 +126,12 @@ async function main(): Promise<void> {
     const d = await runDriversSection(drivers);
     writeFileSync(opts.out, `${JSON.stringify({ drivers: d, targets: evaluateDriverTargets(d) }, null, 2)}\n`);
     console.log(`\nevery figure: ${opts.out}`);
+    return;
+  }
+  if (opts.powerOnly) {
+    const sizes = await runPowerOnly(opts);
+    writeFileSync(opts.out, `${JSON.stringify({ startedAt: new Date().toISOString(), node: process.version, powerOnly: true, sizes }, null, 2)}\n`);
+    console.log(`every figure: ${opts.out}`);
     return;
   }
   const results = await run(opts);

@@ -11,6 +11,7 @@ import { loadConfigFile } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/types.js';
 import type { RequestContext } from '../../agent/model.js';
 import type { StoreFaultInjector } from '../../agent/store/sqlite.js';
+import { InlineWalSync, type WalSyncPort } from '../../agent/store/wal-sync.js';
 import type { Clock, Pinger } from '../../agent/ports.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
 
@@ -53,6 +54,8 @@ export interface HarnessOptions {
   editConfig?: (yaml: string) => string;
   /** TEST-ONLY store fault injector (startHarness only). */
   storeFault?: StoreFaultInjector;
+  /** TEST-ONLY: the store's WAL sync port (startHarness only); with `clock` and none given, one inline (InlineWalSync). */
+  walSync?: WalSyncPort;
   /** The agent's clock, also the fake lab's (test/helpers/manual-clock.ts); default: the system clock. */
   clock?: Clock;
   /** The liveness pinger (startHarness only); default: the one the liveness section names. */
@@ -138,7 +141,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const { dir, configPath } = writeConfig(opts);
   const config = loadConfigFile(configPath);
   const clock = opts.clock ? { clock: opts.clock, fakeLab: new FakeLab({ now: () => opts.clock!.now(), sleep: opts.clock.sleep }) } : {};
-  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock, ...(opts.storeFault ? { storeFault: opts.storeFault } : {}), ...(opts.pinger ? { pinger: opts.pinger } : {}) });
+  const agent = await buildAgent(config, { log: pino({ level: 'silent' }), ...clock, ...(opts.storeFault ? { storeFault: opts.storeFault } : {}), ...(opts.walSync ? { walSync: opts.walSync } : opts.clock ? { walSync: new InlineWalSync() } : {}), ...(opts.pinger ? { pinger: opts.pinger } : {}) });
   await agent.start();
   return {
     agent,

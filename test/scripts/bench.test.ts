@@ -13,7 +13,11 @@ describe('parseArgs', () => {
   test('defaults: the issue sizes, no soak (npm run bench:soak), one default interval of idle', () => {
     const o = parseArgs([]);
     expect(o.sizes).toEqual([10, 100, 1000, 2000]);
-    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.soakOnly, o.help]).toEqual([0, 30, 1000, 'bench-results.json', false, false]);
+    expect([o.soakS, o.idleS, o.fullUpTo, o.out, o.soakOnly, o.powerOnly, o.help]).toEqual([0, 30, 1000, 'bench-results.json', false, false, false]);
+  });
+
+  test('--power-only runs the CPU-per-power-operation figures alone', () => {
+    expect(parseArgs(['--power-only', '--sizes', '1000'])).toMatchObject({ powerOnly: true, soakOnly: false, sizes: [1000] });
   });
 
   test('--soak-only (npm run bench:soak) runs the heap soak alone', () => {

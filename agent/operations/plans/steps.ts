@@ -49,7 +49,11 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
       return c.bmc().setPower(action, {
         signal: c.signal,
         wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
-        onSending: () => c.save({ [sentKey(c)]: true }),
+        // The `sent` mark is on disk before the command leaves (the BMC handle awaits this).
+        onSending: () => {
+          c.save({ [sentKey(c)]: true });
+          return c.durable();
+        },
       });
     },
     // The verified reading, recorded in the step's close (a verify that was not sent ran `run`; one that was

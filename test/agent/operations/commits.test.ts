@@ -1,5 +1,5 @@
 /**
- * What one power operation costs the store, in commits (each one fsync with synchronous=FULL): counted through the
+ * What one power operation costs the store, in commits (group commit syncs the WAL once per loop turn for them all): counted through the
  * store's write hook (test/helpers/store-fault.ts CommitCounter), on the fake driver, in process, on a manual clock.
  * One on or off: the acceptance (before the 202), the step's start with its `sent` mark (before the command leaves),
  * and the step's close with the reading and the operation's end. A reboot is two such steps.

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../../../agent/build-agent.js';
+import { InlineWalSync } from '../../../agent/store/wal-sync.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import { systemClock, type Clock } from '../../../agent/ports.js';
 import { openStore } from '../../../agent/store/sqlite.js';
@@ -39,7 +40,7 @@ afterEach(async () => {
 });
 
 async function boot(configPath: string, clock: Clock = systemClock, lab?: FakeLab): Promise<Agent> {
-  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock, ...(lab ? { fakeLab: lab } : {}) });
+  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock, walSync: new InlineWalSync(), ...(lab ? { fakeLab: lab } : {}) });
   agents.push(agent);
   await agent.start();
   return agent;
@@ -121,7 +122,8 @@ describe('restart on the same store', () => {
     const lab = new FakeLab();
     let agent = await boot(cfg.configPath, systemClock, lab);
     const { instance, action } = await agent.engine.createInstance(ctx(), { name: 'between', image_uuid: IMAGE });
-    await until(() => agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy'));
+    // The job is handed over once the step's opening is on disk (group commit), a moment after the event appears.
+    await until(() => agent.store.getAction(action.request_id)!.events.some((e) => e.event === 'deploy') && lab.snapshot(nodeId(1)).installing !== null);
     await agent.stop();
     agents.pop();
     // As if the crash came after 'deploy' closed and before the next step opened: close the open step.

@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../../../agent/build-agent.js';
+import { InlineWalSync } from '../../../agent/store/wal-sync.js';
 import { loadConfigFile } from '../../../agent/config/load.js';
 import type { PingResult, Pinger } from '../../../agent/ports.js';
 import { FakeLab } from '../../../drivers/fake/lab.js';
@@ -43,7 +44,7 @@ class SlowBootPinger implements Pinger {
 }
 
 async function boot(configPath: string, clock: ManualClock, lab: FakeLab): Promise<Agent> {
-  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock, fakeLab: lab, pinger: new SlowBootPinger(lab, nodeId(1)) });
+  const agent = await buildAgent(loadConfigFile(configPath), { log: pino({ level: 'silent' }), clock, walSync: new InlineWalSync(), fakeLab: lab, pinger: new SlowBootPinger(lab, nodeId(1)) });
   agents.push(agent);
   const started = agent.start();
   await driveUntil(clock, async () => {
