@@ -19,7 +19,8 @@ await build({
   sourcemap: 'linked',
   // Minified (names kept: errors and logs name their classes and functions): V8 keeps the whole source string on its
   // heap for lazy compilation, 3.2 MB as written, 2.1 MB without comments and whitespace, ~1.4 MB minified.
-  minify: true,
+  // METALD_BUNDLE_MINIFY=0: not minified (profiles with readable code; never for a release).
+  minify: process.env.METALD_BUNDLE_MINIFY !== '0',
   keepNames: true,
   logLevel: 'warning',
 });
