@@ -88,9 +88,48 @@ export function redactLine(line: string): string {
  */
 export const LOG_BUFFER_MAX = 8 * 1024 * 1024;
 
-/** The asynchronous destination of the logs (stdout by default), its buffer bounded by `maxLength` bytes. */
+/**
+ * Lines are held up to this many bytes before a write is due by size alone; below it, the lines of one event-loop
+ * turn go out together in one write at the turn's end (setImmediate). Below sonic-boom's maxWrite (16 KiB).
+ */
+export const LOG_COALESCE_BYTES = 8192;
+
+/** sonic-boom's state read here (its own fields: test/agent/log.test.ts fails if they change meaning). */
+interface SonicState {
+  _writing: boolean;
+  _len: number;
+  _ending: boolean;
+  destroyed: boolean;
+}
+
+/**
+ * The asynchronous destination of the logs (stdout by default), its buffer bounded by `maxLength` bytes. The lines
+ * written in one event-loop turn leave in one `write` at its end, not one each (measured: ~0.2 ms less CPU per power
+ * operation, docs/bench.md); lines written while a write is in flight leave when it ends. `flush()`/`flushSync()`
+ * (pino's, and its exit handler) write whatever is held at once.
+ */
 export function boundedDestination(dest: number | string = 1, maxLength = LOG_BUFFER_MAX): DestinationStream {
-  return pino.destination({ dest, sync: false, maxLength });
+  const d = pino.destination({ dest, sync: false, maxLength, minLength: Math.min(LOG_COALESCE_BYTES, maxLength) });
+  const state = d as unknown as SonicState;
+  let queued = false;
+  const flushHeld = () => {
+    queued = false;
+    if (!state._writing && state._len > 0 && !state._ending && !state.destroyed) d.flush();
+  };
+  const atTurnEnd = () => {
+    if (queued) return;
+    queued = true;
+    setImmediate(flushHeld);
+  };
+  const write = d.write.bind(d);
+  d.write = (line: string) => {
+    const ok = write(line);
+    atTurnEnd();
+    return ok;
+  };
+  // A write ended: what came meanwhile (below the size threshold, so sonic-boom keeps it) leaves now.
+  d.on('write', atTurnEnd);
+  return d;
 }
 
 /**

@@ -73,15 +73,20 @@ const field = (line: string, key: string): unknown => {
   }
 };
 
-/** `nodeArgs`: options of node itself (before the script), e.g. the heap soak's `--heapsnapshot-signal`. */
+/**
+ * `nodeArgs`: options of node itself (before the script), e.g. the heap soak's `--heapsnapshot-signal`.
+ * `METALD_BENCH_NODE_ARGS` (space-separated) adds more to every daemon spawned, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
+ * to profile the daemon under the bench's load (with `METALD_BUNDLE_MINIFY=0 npm run build` for readable names).
+ */
 export function spawnDaemon(configPath: string, timeoutMs = 120_000, nodeArgs: string[] = []): Promise<Child> {
+  const extra = (process.env['METALD_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
   return spawnUntil(
     MAIN,
     ['--config', configPath],
     (line) => line.includes('"ready"') && field(line, 'msg') === 'ready',
     (line) => (line.includes('"api listening"') ? ((field(line, 'url') as string | undefined) ?? null) : null),
     timeoutMs,
-    nodeArgs,
+    [...nodeArgs, ...extra],
   );
 }
 

@@ -3,13 +3,14 @@
  * at any depth, under any secret key (the ipmitool environment names included), inside an error or a child logger's
  * bindings, is censored; everything else is kept.
  */
+import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { boundedDestination, createLogger, isoTimeCached, LOG_BUFFER_MAX, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
+import { boundedDestination, createLogger, isoTimeCached, LOG_BUFFER_MAX, LOG_COALESCE_BYTES, redactLine, REDACT_PATHS, SECRET_KEYS } from '../../agent/log.js';
 
 function capture() {
   const lines: string[] = [];
@@ -148,6 +149,63 @@ describe('the log destination', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the log destination coalesces writes', () => {
+  type Dest = NodeJS.EventEmitter & { write(s: string): boolean; end(): void };
+  const turn = () => new Promise((r) => setImmediate(r));
+  async function withFile(fn: (dest: Dest, file: string, writes: number[]) => Promise<void>) {
+    const dir = mkdtempSync(join(tmpdir(), 'metald-log-'));
+    try {
+      const file = join(dir, 'out.log');
+      const dest = boundedDestination(file) as unknown as Dest;
+      await new Promise((r) => dest.once('ready', r));
+      const writes: number[] = [];
+      dest.on('write', (n: number) => writes.push(n));
+      await fn(dest, file, writes);
+      await new Promise((resolve) => (dest.once('close', resolve), dest.end()));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const settle = async (file: string, want: string) => {
+    for (let i = 0; i < 100 && readFileSync(file, 'utf8') !== want; i++) await new Promise((r) => setTimeout(r, 5));
+    return readFileSync(file, 'utf8');
+  };
+
+  it('the lines of one event-loop turn leave in one write', async () => {
+    await withFile(async (dest, file, writes) => {
+      const line = `{"msg":"${'x'.repeat(40)}"}\n`;
+      for (let i = 0; i < 50; i++) dest.write(line);
+      expect(await settle(file, line.repeat(50))).toBe(line.repeat(50));
+      expect(writes).toEqual([line.length * 50]);
+      expect(LOG_COALESCE_BYTES).toBeLessThan(16 * 1024);
+    });
+  });
+
+  it('flushSync (pino\'s exit handler) writes the held lines at once', async () => {
+    await withFile(async (dest, file) => {
+      dest.write('{"msg":"last words"}\n');
+      (dest as unknown as { flushSync(): void }).flushSync();
+      expect(readFileSync(file, 'utf8')).toBe('{"msg":"last words"}\n');
+    });
+  });
+
+  it('a line written while a write is in flight is not held back once it ends', async () => {
+    await withFile(async (dest, file) => {
+      // libuv's pool (4 threads, where the writes run) kept busy, so that the first write stays in flight for turns.
+      const busy = Array.from({ length: 4 }, () => new Promise((r) => pbkdf2('p', 's', 20_000, 32, 'sha256', r)));
+      dest.write('{"msg":"a"}\n');
+      await turn(); // the turn's write is in flight (queued on the pool)
+      dest.write('{"msg":"b"}\n');
+      await turn(); // its turn ended with the write still in flight: b is held
+      dest.write('{"msg":"c"}\n');
+      await turn();
+      await Promise.all(busy);
+      // Nothing else is logged: every line still reaches the file.
+      expect(await settle(file, '{"msg":"a"}\n{"msg":"b"}\n{"msg":"c"}\n')).toBe('{"msg":"a"}\n{"msg":"b"}\n{"msg":"c"}\n');
+    });
   });
 });
 
