@@ -191,6 +191,25 @@ describe('reference controller', () => {
     for (const m of a.got.filter((x) => x.type === 'ack')) expect((m as { seq: number }).seq).toBeLessThanOrEqual(5);
   });
 
+  it('a hello whose outbox starts later (older seqs trimmed) is welcomed from outbox_first_seq, the rest covered', async () => {
+    const c = await startCtl();
+    const { resume_from } = await greeted(c, hello({ outbox_first_seq: 10 }, 12));
+    expect(resume_from).toBe(10);
+    await c.waitFor('covered', (l) => l.from_seq === 1 && l.to_seq === 9 && l.by === 'outbox_first_seq');
+  });
+
+  it('compression is refused even when the agent offers it; a frame over 16 MiB closes the link with 1009 before it is held', async () => {
+    const c = await startCtl();
+    const ws = new WebSocket(`ws://127.0.0.1:${c.port}/`, { headers: { authorization: `Bearer ${TOKEN}` }, perMessageDeflate: true });
+    const a = new Agent(ws);
+    clients.push(a);
+    await new Promise((r) => ws.once('open', r));
+    expect(ws.extensions).toBe('');
+    a.send({ ...hello(), pad: 'x'.repeat(16 * 1024 * 1024) });
+    expect(await a.closed(10_000)).toBe(1009);
+    expect(a.got).toEqual([]);
+  });
+
   it('a repeated seq is acked and not kept twice', async () => {
     const c = await startCtl();
     const { a } = await greeted(c);
