@@ -198,6 +198,20 @@ describe('reference controller', () => {
     await c.waitFor('covered', (l) => l.from_seq === 1 && l.to_seq === 9 && l.by === 'outbox_first_seq');
   });
 
+  it('a new store_id starts a new place at seq 1 (the old store\'s events are kept apart)', async () => {
+    const c = await startCtl();
+    const { a } = await greeted(c);
+    for (let s = 1; s <= 3; s++) a.send(event(s));
+    await a.next('ack', (m) => m.seq === 3);
+    a.ws.terminate();
+    const r = await greeted(c, hello({ store_id: '7d3c1b2a-9e8f-4a6b-8c5d-1e2f3a4b5c6d' }));
+    expect(r.resume_from).toBe(1);
+    await c.waitFor('hello', (l) => l.new_store === true);
+    r.a.send(event(1));
+    await r.a.next('ack', (m) => m.seq === 1);
+    expect(held().place).toBe(1);
+  });
+
   it('compression is refused even when the agent offers it; a frame over 16 MiB closes the link with 1009 before it is held', async () => {
     const c = await startCtl();
     const ws = new WebSocket(`ws://127.0.0.1:${c.port}/`, { headers: { authorization: `Bearer ${TOKEN}` }, perMessageDeflate: true });
