@@ -46,8 +46,12 @@ interface Link {
   pending: Event[];
   ackDue: boolean;
   flushQueued: boolean;
-  /** A resync this controller asked for: the next hello's snapshot covers up to its seq. */
-  cover: boolean;
+  /**
+   * A resync this controller sent and whose hello has not come yet: `cover` (a gap, a fold marker) takes the next
+   * hello's snapshot as covering up to its seq; `plain` (a rewind, the operator's) does not. Events meanwhile were
+   * sent before the agent read the resync: dropped, not acked (the agent sends them again after the welcome).
+   */
+  resyncing: 'cover' | 'plain' | null;
   closed: boolean;
 }
 
@@ -111,7 +115,7 @@ export class Controller {
     if (!check.ok) return { ok: false, message: check.message };
     this.o.store.addCommand(agentId, message);
     const link = this.byAgent.get(agentId);
-    const sent = link !== undefined && link.hello !== null && !link.cover;
+    const sent = link !== undefined && link.hello !== null && link.resyncing === null;
     if (sent) this.send(link, message);
     this.o.print({ what: 'command-sent', agent_id: agentId, command_id: message.command_id, op: body.op, queued: !sent });
     return { ok: true, command_id: message.command_id };
@@ -126,7 +130,7 @@ export class Controller {
     this.o.print({ what: 'rewind', agent_id: agentId, resume_from: seq, place_was: r.from, forgotten: r.forgotten });
     if (link !== undefined && link.hello !== null) {
       link.place = seq - 1;
-      this.send(link, { type: 'resync', version: PROTOCOL_VERSION, reason: `rewind to ${seq}` });
+      this.askResync(link, `rewind to ${seq}`, 'plain');
     }
     return true;
   }
@@ -135,12 +139,12 @@ export class Controller {
   resync(agentId: string, reason: string): boolean {
     const link = this.byAgent.get(agentId);
     if (link === undefined || link.hello === null) return false;
-    this.askResync(link, reason);
+    this.askResync(link, reason, 'plain');
     return true;
   }
 
   private accept(ws: WebSocket, token: TokenEntry): void {
-    const link: Link = { ws, hello: null, place: 0, pending: [], ackDue: false, flushQueued: false, cover: false, closed: false };
+    const link: Link = { ws, hello: null, place: 0, pending: [], ackDue: false, flushQueued: false, resyncing: null, closed: false };
     this.links.add(link);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(link, token, data, isBinary));
     ws.on('close', (code: number, reason: Buffer) => {
@@ -214,11 +218,11 @@ export class Controller {
       this.flush(other);
       other.ws.close(4001, 'replaced by a newer link of the same agent');
     }
-    const cover = link.cover;
+    const cover = link.resyncing === 'cover';
     const { place, newStore, coveredFrom } = this.o.store.recordHello(h, cover);
     link.hello = h;
     link.place = place;
-    link.cover = false;
+    link.resyncing = null;
     this.byAgent.set(h.agent_id, link);
     this.o.print({
       what: 'hello', agent_id: h.agent_id, store_id: h.store_id, agent_version: h.agent_version, generation: h.generation,
@@ -239,6 +243,8 @@ export class Controller {
     const h = link.hello;
     if (h === null) return this.refuseCode(link, 'PROTO_ERR_UNEXPECTED', 'an event before hello', e);
     if (e.agent_id !== h.agent_id) return this.refuseCode(link, 'PROTO_ERR_AGENT_MISMATCH', `an event of agent ${e.agent_id} on agent ${h.agent_id}'s link`, e);
+    // Sent before the agent read our resync, or on a link replaced by a newer one: the agent sends them again.
+    if (link.resyncing !== null || this.byAgent.get(h.agent_id) !== link) return;
     if (e.seq <= link.place) {
       // Already held (a resend after a reconnect): not kept again, acked.
       this.o.print({ what: 'duplicate', agent_id: h.agent_id, seq: e.seq });
@@ -248,7 +254,7 @@ export class Controller {
     }
     if (e.seq > link.place + 1) {
       this.o.print({ what: 'gap', agent_id: h.agent_id, expected: link.place + 1, got: e.seq });
-      if (!link.cover) this.askResync(link, `gap: expected seq ${link.place + 1}, got ${e.seq}`);
+      this.askResync(link, `gap: expected seq ${link.place + 1}, got ${e.seq}`, 'cover');
       return;
     }
     link.place = e.seq;
@@ -257,15 +263,15 @@ export class Controller {
     if (e.kind === 'outbox.folded') {
       this.flush(link);
       const obj = e.instance_id !== null ? `instance ${e.instance_id}` : `node ${e.node_id ?? '?'}`;
-      this.askResync(link, `outbox.folded for ${obj}`);
+      this.askResync(link, `outbox.folded for ${obj}`, 'cover');
       return;
     }
     if (link.pending.length >= this.maxBatch) this.flush(link);
     else this.queueFlush(link);
   }
 
-  private askResync(link: Link, reason: string): void {
-    link.cover = true;
+  private askResync(link: Link, reason: string, kind: 'cover' | 'plain'): void {
+    link.resyncing = kind;
     this.o.print({ what: 'resync', agent_id: link.hello?.agent_id ?? null, reason });
     this.send(link, { type: 'resync', version: PROTOCOL_VERSION, reason: reason.slice(0, 256) });
   }

@@ -212,6 +212,19 @@ describe('reference controller', () => {
     expect(held().place).toBe(1);
   });
 
+  it('a second link of the same agent replaces the first (closed with 4001); events go on on the new one', async () => {
+    const c = await startCtl();
+    const first = await greeted(c);
+    first.a.send(event(1));
+    await first.a.next('ack', (m) => m.seq === 1);
+    const second = await greeted(c);
+    expect(second.resume_from).toBe(2);
+    expect(await first.a.closed()).toBe(4001);
+    second.a.send(event(2));
+    await second.a.next('ack', (m) => m.seq === 2);
+    expect(held()).toEqual({ seqs: [1, 2], place: 2 });
+  });
+
   it('compression is refused even when the agent offers it; a frame over 16 MiB closes the link with 1009 before it is held', async () => {
     const c = await startCtl();
     const ws = new WebSocket(`ws://127.0.0.1:${c.port}/`, { headers: { authorization: `Bearer ${TOKEN}` }, perMessageDeflate: true });
@@ -248,6 +261,8 @@ describe('reference controller', () => {
     expect(rs.reason).toMatch(/gap: expected seq 3, got 5/);
     await c.waitFor('gap', (l) => l.expected === 3 && l.got === 5);
     expect(held()).toEqual({ seqs: [1, 2], place: 2 });
+    // Sent before the agent read the resync: dropped (it sends again after the welcome).
+    a.send(event(3));
     a.send(hello({}, 7));
     expect((await a.next('welcome')).resume_from).toBe(8);
     await c.waitFor('covered', (l) => l.from_seq === 3 && l.to_seq === 7);
@@ -352,12 +367,15 @@ describe('reference controller', () => {
     await a.next('ack', (m) => m.seq === 4);
     c.input(`rewind ${AGENT} 2`);
     expect((await a.next('resync')).reason).toBe('rewind to 2');
-    a.send(hello({}, 4));
+    // In flight before the agent read the resync: dropped, and the rewind still stands (no gap, no cover).
+    a.send(event(5));
+    a.send(hello({}, 5));
     expect((await a.next('welcome')).resume_from).toBe(2);
     for (let s = 2; s <= 4; s++) a.send(event(s));
     await a.next('ack', (m) => m.seq === 4);
     expect(held()).toEqual({ seqs: [1, 2, 3, 4], place: 4 });
     expect(c.of('event').map((l) => l.seq)).toEqual([1, 2, 3, 4, 2, 3, 4]);
+    expect(c.of('gap')).toEqual([]);
   });
 
   it('a command from its command line reaches the agent with a fresh command_id; the result is printed; pending ones are sent again on reconnect', async () => {
