@@ -36,6 +36,11 @@ export interface ControllerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Most events kept in one commit before an ack (docs/protocol.md: ack at least every 1,000 events). */
   maxBatch?: number;
+  /**
+   * A link on which nothing (no frame, no ping) arrived for this long is terminated (docs/protocol.md: SHOULD close
+   * after 3 ping intervals; 30 s for the agent's 10 s default). 0: never.
+   */
+  idleCloseMs?: number;
 }
 
 interface Link {
@@ -53,6 +58,7 @@ interface Link {
    */
   resyncing: 'cover' | 'plain' | null;
   closed: boolean;
+  lastHeard: number;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
@@ -71,9 +77,13 @@ export class Controller {
   private readonly links = new Set<Link>();
   private readonly byAgent = new Map<string, Link>();
   private readonly maxBatch: number;
+  private readonly idleTimer: NodeJS.Timeout | null;
 
   constructor(private readonly o: ControllerOptions) {
     this.maxBatch = o.maxBatch ?? 1000;
+    const idle = o.idleCloseMs ?? 30_000;
+    this.idleTimer = idle <= 0 ? null : setInterval(() => this.closeIdle(idle), Math.max(100, Math.floor(idle / 4)));
+    this.idleTimer?.unref();
     this.server = o.tls === undefined ? http.createServer() : https.createServer({ cert: o.tls.cert, key: o.tls.key });
     this.server.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket upgrade required\n');
@@ -100,6 +110,7 @@ export class Controller {
   }
 
   async close(): Promise<void> {
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
     for (const l of this.links) {
       this.flush(l);
       l.ws.close(1001, 'controller stopping');
@@ -144,9 +155,14 @@ export class Controller {
   }
 
   private accept(ws: WebSocket, token: TokenEntry): void {
-    const link: Link = { ws, hello: null, place: 0, pending: [], ackDue: false, flushQueued: false, resyncing: null, closed: false };
+    const link: Link = { ws, hello: null, place: 0, pending: [], ackDue: false, flushQueued: false, resyncing: null, closed: false, lastHeard: Date.now() };
     this.links.add(link);
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(link, token, data, isBinary));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      link.lastHeard = Date.now();
+      this.onFrame(link, token, data, isBinary);
+    });
+    ws.on('ping', () => (link.lastHeard = Date.now()));
+    ws.on('pong', () => (link.lastHeard = Date.now()));
     ws.on('close', (code: number, reason: Buffer) => {
       this.flush(link);
       link.closed = true;
@@ -155,6 +171,16 @@ export class Controller {
       this.o.print({ what: 'closed', agent_id: link.hello?.agent_id ?? null, code, reason: reason.toString('utf8').slice(0, 128) });
     });
     ws.on('error', (e: Error) => this.o.print({ what: 'link-error', agent_id: link.hello?.agent_id ?? null, message: e.message }));
+  }
+
+  private closeIdle(idleMs: number): void {
+    const now = Date.now();
+    for (const l of this.links) {
+      if (l.closed || now - l.lastHeard <= idleMs) continue;
+      this.o.print({ what: 'idle', agent_id: l.hello?.agent_id ?? null, silent_ms: now - l.lastHeard });
+      this.flush(l);
+      l.ws.terminate();
+    }
   }
 
   private send(link: Link, m: Message): void {

@@ -225,6 +225,24 @@ describe('reference controller', () => {
     expect(held()).toEqual({ seqs: [1, 2], place: 2 });
   });
 
+  it('a link silent for --idle-close is terminated; one whose agent pings stays', async () => {
+    const c = await startCtl(['--idle-close', '1']);
+    const silent = await greeted(c);
+    const pinging = { a: await connect(c, 'any-agent-token') };
+    pinging.a.send(hello({ agent_id: 'rack-b07' }));
+    await pinging.a.next('welcome');
+    const pinger = setInterval(() => pinging.a.ws.ping(), 200);
+    try {
+      expect(await silent.a.closed(5000)).toBe(1006);
+      await c.waitFor('idle', (l) => l.agent_id === AGENT);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(pinging.a.closeCode).toBeNull();
+      expect(c.of('idle').map((l) => l.agent_id)).toEqual([AGENT]);
+    } finally {
+      clearInterval(pinger);
+    }
+  });
+
   it('compression is refused even when the agent offers it; a frame over 16 MiB closes the link with 1009 before it is held', async () => {
     const c = await startCtl();
     const ws = new WebSocket(`ws://127.0.0.1:${c.port}/`, { headers: { authorization: `Bearer ${TOKEN}` }, perMessageDeflate: true });
