@@ -243,6 +243,26 @@ describe('reference controller', () => {
     }
   });
 
+  it('an event its store fails to keep is not acked: the link is closed (1011) and the next welcome asks for it again', async () => {
+    const c = await startCtl();
+    const { a } = await greeted(c);
+    // Another writer holds the file's write lock past the controller's busy timeout (5 s): its commit fails.
+    const locker = new Database(join(dir, 'ctl.db'));
+    locker.exec('BEGIN IMMEDIATE');
+    try {
+      a.send(event(1));
+      expect(await a.closed(10_000)).toBe(1011);
+      await c.waitFor('store-error', () => true, 10_000);
+      expect(a.got.filter((m) => m.type === 'ack')).toEqual([]);
+    } finally {
+      locker.exec('ROLLBACK');
+      locker.close();
+    }
+    expect(held()).toEqual({ seqs: [], place: 0 });
+    expect(c.of('event')).toEqual([]);
+    expect((await greeted(c)).resume_from).toBe(1);
+  });
+
   it('compression is refused even when the agent offers it; a frame over 16 MiB closes the link with 1009 before it is held', async () => {
     const c = await startCtl();
     const ws = new WebSocket(`ws://127.0.0.1:${c.port}/`, { headers: { authorization: `Bearer ${TOKEN}` }, perMessageDeflate: true });
