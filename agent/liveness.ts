@@ -91,6 +91,8 @@ interface Held {
   alive: boolean;
   at: number;
   against: number;
+  /** The probe number (Liveness.probeSeq, counted when a probe starts) of the last result counted. */
+  seq: number;
 }
 
 const POWERED_OFF = (operation: OperationKind | null): Verdict => ({ alive: false, verdict: 'powered-off', operation });
@@ -129,6 +131,8 @@ export class Liveness {
   private monitor: AbortController | null = null;
   /** Aborts the monitor's current wait (reschedule), while it waits. */
   private wake: AbortController | null = null;
+  /** Probes started so far: orders their results (a result older than the one held is not counted). */
+  private probeSeq = 0;
   private loop: Promise<void> | null = null;
   private readonly random: () => number;
   private readonly onSweepError: (err: unknown) => void;
@@ -350,6 +354,9 @@ export class Liveness {
       }
     }
     const up = new Set<string>();
+    // Results are ordered by when their probe started: one that started before the result held (a sweep's probe
+    // sent before a fresh os-fping probe that ended first) is older news and is not counted.
+    const seq = ++this.probeSeq;
     if (owners.size > 0) {
       const s = this.settings();
       const opts: PingOptions = {
@@ -374,7 +381,7 @@ export class Liveness {
     let changed: AliveChange[] | null = null;
     for (const id of recorded) {
       const alive = up.has(id);
-      if (this.record(id, alive, now)) (changed ??= []).push({ instanceId: id, alive });
+      if (this.record(id, alive, now, seq)) (changed ??= []).push({ instanceId: id, alive });
     }
     if (changed) {
       this.counts.changes += changed.length;
@@ -383,16 +390,18 @@ export class Liveness {
   }
 
   /** Records one result; true when it changed the verdict (hysteresis). */
-  private record(id: string, alive: boolean, now: number): boolean {
+  private record(id: string, alive: boolean, now: number, seq: number): boolean {
     const h = this.held.get(id);
+    if (h && seq < h.seq) return false; // probed before the result held: superseded
     if (!h) {
       const journalled = this.lastJournalled(id);
       // No verdict journalled: the first result is the verdict. Else the journalled one stands until outvoted.
-      this.held.set(id, { alive: journalled ?? alive, at: now, against: journalled === null || journalled === alive ? 0 : 1 });
+      this.held.set(id, { alive: journalled ?? alive, at: now, against: journalled === null || journalled === alive ? 0 : 1, seq });
       if (journalled === null) return true;
       return this.settle(id);
     }
     h.at = now;
+    h.seq = seq;
     if (alive === h.alive) {
       h.against = 0;
       return false;

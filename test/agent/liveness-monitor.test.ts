@@ -108,6 +108,34 @@ describe('hysteresis', () => {
   });
 });
 
+describe('results out of order', () => {
+  it("a sweep's probe sent before a fresh probe that ended first is not counted: the newer result stands", async () => {
+    const clock = new ManualClock();
+    const changes: AliveChange[] = [];
+    // Each call's answer is decided when it is sent; the first call (the sweep's) takes 1 s, the second answers at once.
+    const script = [{ alive: false, takesMs: 1_000 }, { alive: true, takesMs: 0 }, { alive: true, takesMs: 0 }];
+    let n = 0;
+    const pinger: Pinger = {
+      engine: 'scripted',
+      ping: async (addrs, opts) => {
+        const step = script[n++]!;
+        if (step.takesMs > 0) await clock.sleep(step.takesMs, opts.signal);
+        return addrs.map((addr) => ({ addr, alive: step.alive, rtt_ms: step.alive ? 0.1 : null }));
+      },
+    };
+    const settings: LivenessSettings = { interval_ms: 100, timeout_ms: 100, retries: 0, batch: 100, hysteresis: 1, jitter: 0 };
+    const live = new Liveness(pinger, clock, () => settings, (c) => changes.push(...c), () => true);
+    const slow = live.sweepOnce(() => [A]); // sent at t0, silent host: answers false at t0 + 1 s
+    await flush();
+    expect(await live.check(A)).toEqual({ alive: true, verdict: 'alive', operation: null }); // fresh probe at t0: true
+    clock.next();
+    await slow;
+    // The sweep's false dates from t0, not newer than the fresh probe's true: not counted, nothing journalled.
+    expect(changes).toEqual([]);
+    expect((await live.check(A)).verdict).toBe('alive');
+  });
+});
+
 describe('the sweep', () => {
   it("passes the config's timeout, retries, back-off and packet interval to the engine", async () => {
     const { live, pinger } = setup({ timeout_ms: 250, retries: 2, backoff: 1.8, packet_interval_ms: 3 });
