@@ -365,12 +365,15 @@ export class RedfishModel {
     const revert = this.faultFor(s.id) ? this.faults.revertBootAfterMs : undefined;
     if (revert !== undefined) {
       if (s.revertTimer) clearTimeout(s.revertTimer);
-      s.revertTimer = setTimeout(() => {
+      const undo = () => {
         s.revertTimer = null;
         s.boot = before;
         s.version += 1;
         this.record(s, 'boot-revert', { ...before }, 0, 'emulator');
-      }, revert);
+      };
+      // 0: at once, before the PATCH is answered (a timer of 0 raced a fast client's read-back on keep-alive).
+      if (revert === 0) undo();
+      else s.revertTimer = setTimeout(undo, revert);
     }
   }
 
