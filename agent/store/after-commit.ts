@@ -59,7 +59,8 @@ export class AfterCommitHooks {
     }
   }
 
-  private report(err: unknown): void {
+  /** Reports what a hook (or another listener the store calls after a commit) threw; never throws. */
+  report(err: unknown): void {
     try {
       this.onError(err);
     } catch {

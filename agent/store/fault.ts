@@ -17,6 +17,7 @@ export const STORE_WRITE_OPS = [
   'appendJournal',
   'trimJournal',
   'setMeta',
+  'putCommandResult',
 ] as const;
 export type StoreWriteOp = (typeof STORE_WRITE_OPS)[number];
 

@@ -5,6 +5,7 @@
  *
  * Rules: append only (never edit a released migration), versions contiguous from 1, `up` synchronous.
  */
+import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { backfillHeldAddresses, HELD_ADDRESSES_DDL } from './index-queries.js';
 
@@ -160,6 +161,21 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "the last journalled liveness verdict of an instance: an index walk, so a restart does not journal verdicts that did not change",
     up(db) {
       db.exec(`CREATE INDEX journal_alive ON journal(agent_id, instance_id, seq) WHERE kind = 'instance.alive';`);
+    },
+  },
+  {
+    version: 7,
+    description: "upstream: the store's id (made once; a new one tells the controller the journal restarted) and each command's first result, by command_id",
+    up(db) {
+      db.exec(`
+        CREATE TABLE command_results (
+          command_id TEXT PRIMARY KEY NOT NULL,
+          op         TEXT NOT NULL,
+          result     TEXT NOT NULL,                        -- JSON: the command-result's fields but type, version, repeat
+          created_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+      db.prepare(`INSERT INTO meta (key, value) VALUES ('store_id', ?) ON CONFLICT(key) DO NOTHING`).run(randomUUID());
     },
   },
 ];

@@ -38,7 +38,8 @@ import {
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
 import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
-import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store } from './types.js';
+import { CommandResults } from './command-results.js';
+import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store, type StoredCommandResult } from './types.js';
 import { describe, isThenable } from './util.js';
 import { FdWalSync, type WalSyncPort } from './wal-sync.js';
 
@@ -79,6 +80,9 @@ export class SqliteStore implements Store {
   private txSeq: number | null = null;
   private readonly walSync: WalSyncPort;
   private readonly group: GroupCommit;
+  private readonly commands: CommandResults;
+  private readonly journalWatchers = new Set<() => void>();
+  private journalWake: NodeJS.Immediate | null = null;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions, walSync: WalSyncPort) {
     this.file = file;
@@ -94,6 +98,7 @@ export class SqliteStore implements Store {
     this.index = new IndexQueries(db);
     this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
     this.sweeps = prepareSweeps(db);
+    this.commands = new CommandResults(db);
     this.tx = db.transaction((fn: () => unknown) => fn());
   }
 
@@ -466,6 +471,7 @@ export class SqliteStore implements Store {
       };
       this.stmts.insertJournal.run(row as unknown as Params);
       this.txSeq = seq;
+      this.wakeJournalWatchers();
       // The entry as written, its data the caller's (not parsed back from the row just stringified).
       const { data: _json, ...fields } = row;
       return { ...fields, kind: entry.kind, data: entry.data ?? {} };
@@ -484,16 +490,51 @@ export class SqliteStore implements Store {
     return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
   }
 
-  /**
-   * Not in the Store interface: deletes this agent's journal entries with seq <= throughSeq (acknowledged upstream);
-   * returns how many. Sequence numbers are never reused afterwards.
-   */
+  outboxFirstSeq(): number {
+    return this.read('outboxFirstSeq', () => this.stmts.firstSeq.get(this.agentId)?.first_seq ?? this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq + 1);
+  }
+
   trimJournal(throughSeq: number): number {
     return this.write('trimJournal', () => {
       // The last seq outlives the entries it numbered: kept in journal_seq before they go.
       this.stmts.saveSeq.run(this.agentId, this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
       return this.stmts.trimJournal.run(this.agentId, throughSeq).changes;
     });
+  }
+
+  watchJournal(fn: () => void): () => void {
+    this.journalWatchers.add(fn);
+    return () => this.journalWatchers.delete(fn);
+  }
+
+  /** After an append: wakes the watchers once, on the next turn (the append's transaction has ended by then). */
+  private wakeJournalWatchers(): void {
+    if (this.journalWake !== null || this.journalWatchers.size === 0) return;
+    this.journalWake = setImmediate(() => {
+      this.journalWake = null;
+      if (this.closed) return;
+      for (const w of [...this.journalWatchers]) {
+        try {
+          w();
+        } catch (e) {
+          this.hooks.report(e);
+        }
+      }
+    });
+  }
+
+  // --- upstream commands (./command-results.ts) ------------------------------------------------------------------
+
+  storeId(): string {
+    return this.read('storeId', () => this.commands.storeId());
+  }
+
+  getCommandResult(commandId: string): StoredCommandResult | null {
+    return this.read('getCommandResult', () => this.commands.get(commandId));
+  }
+
+  putCommandResult(r: StoredCommandResult): void {
+    this.write('putCommandResult', () => this.commands.insert(r));
   }
 
   // --- meta ------------------------------------------------------------------------------------------------------
@@ -528,6 +569,8 @@ export class SqliteStore implements Store {
     // The commits not synced yet are synced now (blocking), and their waiters settled, before the connection goes.
     this.group.flushNow();
     this.closed = true;
+    if (this.journalWake !== null) clearImmediate(this.journalWake);
+    this.journalWatchers.clear();
     try {
       this.db.close();
     } catch (e) {

@@ -153,7 +153,7 @@ export function prepareAll(db: Database.Database) {
       'SELECT * FROM journal WHERE agent_id = ? AND seq >= ? ORDER BY seq LIMIT ?',
     ),
     trimJournal: q<[string, number]>('DELETE FROM journal WHERE agent_id = ? AND seq <= ?'),
-
+    firstSeq: q<[string], { first_seq: number | null }>('SELECT MIN(seq) AS first_seq FROM journal WHERE agent_id = ?'),
     getMeta: q<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     setMeta: q<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',

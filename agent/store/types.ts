@@ -106,7 +106,28 @@ export interface Store extends ListQueries {
   appendJournal(entry: JournalInput): JournalEntry;
   /** Entries with seq >= fromSeq, in order, at most limit. */
   readJournal(fromSeq: number, limit: number): JournalEntry[];
+  /** The last sequence number handed out for this agent (0 if none); unaffected by trimJournal. */
   lastSeq(): number;
+  /** The oldest seq the journal still holds (what the upstream hello calls outbox_first_seq); lastSeq() + 1 when empty. */
+  outboxFirstSeq(): number;
+  /**
+   * Deletes this agent's journal entries with seq <= throughSeq (acknowledged upstream); returns how many. Sequence
+   * numbers are never reused afterwards.
+   */
+  trimJournal(throughSeq: number): number;
+  /**
+   * Calls fn after journal entries were appended: at most once per event-loop turn (a setImmediate after the turn's
+   * first append), so a burst of commits wakes the listener once. fn reads what is there (lastSeq, readJournal): an
+   * append rolled back wakes it for nothing. Returns the unsubscribe function.
+   */
+  watchJournal(fn: () => void): () => void;
+
+  /** The store's id: a UUID made once when the store was created (the upstream hello's store_id). */
+  storeId(): string;
+  /** A command's first result by command_id (agent/upstream/commands.ts), null if none was stored. */
+  getCommandResult(commandId: string): StoredCommandResult | null;
+  /** Stores a command's first result; throws StoreError if command_id already has one (a result is never replaced). */
+  putCommandResult(r: StoredCommandResult): void;
 
   // --- indexed lookups (./index-queries.ts): each costs its answer, not the fleet ---------------------------------
   // Held addresses: a live instance's addresses, its modify-ip reservation while an operation runs, a waiting
@@ -129,12 +150,22 @@ export interface Store extends ListQueries {
    */
   freeNodes(type: string | null, limit: number, after?: NodeCursor): Node[];
 
-  /** Idempotency records (command ids upstream, later issues). */
+  /** Small durable settings by key (the upstream generation: `upstream.generation`). */
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;
 
   schemaVersion(): number;
   close(): void;
+}
+
+/** A command's first result (Store.getCommandResult). */
+export interface StoredCommandResult {
+  command_id: string;
+  /** The command's op (command.op). */
+  op: string;
+  /** The command-result message's fields but type, version and repeat. */
+  result: Record<string, unknown>;
+  created_at: string;
 }
 
 /** Store.powerSyncView. */

@@ -43,6 +43,7 @@ function snapshot(s: Store) {
     unfinished: s.listUnfinishedActions(),
     journal: s.readJournal(0, 1_000_000),
     lastSeq: s.lastSeq(),
+    commandResult: s.getCommandResult('req-c'),
   };
 }
 
@@ -501,6 +502,7 @@ describe('fault injection', () => {
       ['appendJournal', () => s.appendJournal({ kind: 'instance.alive', cause: 'poll', data: {} })],
       ['trimJournal', () => s.trimJournal(100)],
       ['setMeta', () => s.setMeta('k', 'changed')],
+      ['putCommandResult', () => s.putCommandResult({ command_id: 'req-c', op: 'node.power', result: {}, created_at: 'x' })],
     ];
     expect(writes.map(([op]) => op).sort()).toEqual([...STORE_WRITE_OPS].sort());
     for (const [op, write] of writes) {
