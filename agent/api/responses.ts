@@ -271,6 +271,27 @@ export const NodeView = Type.Object(
 );
 export const NodeList = Type.Object({ nodes: Type.Array(NodeView) }, { additionalProperties: false });
 
+const NullableStr = () => Type.Union([Str(), Type.Null()]);
+const NullableInt = () => Type.Union([Type.Integer(), Type.Null()]);
+/** agent/upstream/types.ts LinkStatus, as /readyz shows it. */
+export const UpstreamStatus = Type.Object(
+  {
+    state: Type.Unsafe<string>({ type: 'string', enum: ['disabled', 'idle', 'connecting', 'hello-sent', 'streaming', 'backing-off', 'closed'] }),
+    since: Str(),
+    url: NullableStr(),
+    attempts: Type.Integer(),
+    last_error: NullableStr(),
+    last_ack_seq: NullableInt(),
+    last_ack_at: NullableStr(),
+    sent_seq: NullableInt(),
+    generation: Type.Integer(),
+    welcomes: Type.Integer(),
+    /** The journal's last seq: what the controller lacks is last_seq - last_ack_seq. */
+    last_seq: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+
 export const Health = Type.Object({ status: Type.Unsafe<string>({ type: 'string', enum: ['ok'] }) }, { additionalProperties: false });
 export const Readiness = Type.Object(
   {
@@ -278,6 +299,8 @@ export const Readiness = Type.Object(
     reasons: Type.Array(Str()),
     /** The ICMP engine that runs (`raw`, `fping`, `fake`) and why it was chosen. */
     liveness: Type.Optional(Type.Object({ engine: Str(), reason: Str() }, { additionalProperties: false })),
+    /** The upstream link (agent/upstream/types.ts LinkStatus): readiness never waits for it. */
+    upstream: Type.Optional(UpstreamStatus),
   },
   { additionalProperties: false },
 );

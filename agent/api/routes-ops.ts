@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AgentService } from '../service.js';
+import type { LinkStatus } from '../upstream/types.js';
 import { Health, Readiness, responses } from './responses.js';
 
 /** The ICMP engine the daemon runs (`raw`, `fping`, `fake`) and why (agent/pinger/select.ts's reason). */
@@ -11,7 +12,16 @@ export interface LivenessEngineInfo {
   reason: string;
 }
 
-export function registerOpsRoutes(app: FastifyInstance, service: AgentService, registry: Registry, liveness?: () => LivenessEngineInfo): void {
+/** The upstream link's status with the journal's last seq (/readyz's `upstream`). */
+export type UpstreamInfo = LinkStatus & { last_seq: number };
+
+export function registerOpsRoutes(
+  app: FastifyInstance,
+  service: AgentService,
+  registry: Registry,
+  liveness?: () => LivenessEngineInfo,
+  upstream?: () => UpstreamInfo,
+): void {
   const tags = ['operations'];
   const security: Record<string, string[]>[] = [];
 
@@ -27,7 +37,7 @@ export function registerOpsRoutes(app: FastifyInstance, service: AgentService, r
       schema: {
         tags,
         security,
-        summary: 'Ready for work: store open, start-up power reads done (503 with reasons); the ICMP engine that runs and why',
+        summary: 'Ready for work: store open, start-up power reads done (503 with reasons); the ICMP engine that runs and why; the upstream link (never waited for)',
         response: responses(
           'v1',
           [
@@ -41,7 +51,12 @@ export function registerOpsRoutes(app: FastifyInstance, service: AgentService, r
     async (_req, reply: FastifyReply) => {
       const r = service.ready();
       void reply.code(r.ready ? 200 : 503);
-      return { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons, ...(liveness ? { liveness: liveness() } : {}) };
+      return {
+        status: r.ready ? 'ready' : 'not ready',
+        reasons: r.reasons,
+        ...(liveness ? { liveness: liveness() } : {}),
+        ...(upstream ? { upstream: upstream() } : {}),
+      };
     },
   );
 

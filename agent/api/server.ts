@@ -26,7 +26,7 @@ import { createHttpMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
 import { registerNovaRoutes } from './routes-nova.js';
-import { registerOpsRoutes, type LivenessEngineInfo } from './routes-ops.js';
+import { registerOpsRoutes, type LivenessEngineInfo, type UpstreamInfo } from './routes-ops.js';
 import { registerV1Routes } from './routes-v1.js';
 import type { ViewEnv } from './views.js';
 
@@ -54,6 +54,8 @@ export interface ApiOptions {
   fakeFaults?: (nodeId: string, faults: Record<string, unknown>) => void;
   /** The ICMP engine that runs and why (shown by /readyz); absent: /readyz says nothing of it. */
   liveness?: () => LivenessEngineInfo;
+  /** The upstream link's status (shown by /readyz; readiness never waits for it); absent: /readyz says nothing of it. */
+  upstream?: () => UpstreamInfo;
   /**
    * The store's durability barrier (Store.durable): every answer waits for it before it is written, so no answer
    * shows a commit that a power loss could still undo; a failed sync turns the answer into a 500 AGENT_ERR_STORE.
@@ -218,7 +220,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  registerOpsRoutes(app, opts.service, opts.registry, opts.liveness);
+  registerOpsRoutes(app, opts.service, opts.registry, opts.liveness, opts.upstream);
   registerV1Routes(app, deps);
   registerNodeRoutes(app, deps, opts.fakeFaults);
   registerNovaRoutes(app, deps);

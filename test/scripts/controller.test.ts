@@ -3,75 +3,29 @@
  * `npm run build`), driven by a scripted agent written here: a ws client speaking the protocol through
  * agent/upstream/protocol.ts's types, each answer read back with parseMessage({from: 'controller'}).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { Ctl, startController } from '../helpers/controller.js';
 import { parseMessage, type CommandResult, type Event, type Hello, type Message } from '../../agent/upstream/protocol.js';
 
-const MAIN = resolve(import.meta.dirname, '../../dist/scripts/controller/main.js');
 const AGENT = 'rack-a12';
 const STORE = '0f6c2d9e-8a4b-4c1d-9e2f-3a5b7c9d1e2f';
 const INSTANCE = 'cbce6087-6156-453c-a512-60bf3d75d69f';
 const NODE = '1b8c5f0e-0000-4000-8000-000000000001';
 const TOKEN = 'test-token-5d8b99310e6c';
 
-type Line = Record<string, unknown> & { what: string };
-
-class Ctl {
-  readonly lines: Line[] = [];
-  port = 0;
-  private buf = '';
-  private exited = false;
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(this.buf.slice(0, i)) as Line);
-        this.buf = this.buf.slice(i + 1);
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => process.stderr.write(`[controller] ${d}`));
-    child.on('exit', () => (this.exited = true));
-  }
-  of(what: string): Line[] {
-    return this.lines.filter((l) => l.what === what);
-  }
-  async waitFor(what: string, pred: (l: Line) => boolean = () => true, ms = 5000): Promise<Line> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const l = this.lines.find((x) => x.what === what && pred(x));
-      if (l !== undefined) return l;
-      if (this.exited) throw new Error(`controller exited before printing ${what}`);
-      if (Date.now() > end) throw new Error(`no '${what}' line in ${ms} ms; got: ${JSON.stringify(this.lines.slice(-10))}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-  input(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise((r) => this.child.once('exit', r));
-    this.child.kill(signal);
-    await done;
-  }
-}
-
 let dir: string;
 let running: Ctl[] = [];
 let clients: Agent[] = [];
 
 async function startCtl(extra: string[] = [], db = join(dir, 'ctl.db')): Promise<Ctl> {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [MAIN, '--listen', '127.0.0.1:0', '--db', db, '--token-file', join(dir, 'tokens'), ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const c = new Ctl(child);
+  const c = await startController({ db, tokenFile: join(dir, 'tokens'), extra });
   running.push(c);
-  c.port = (await c.waitFor('listening')).port as number;
   return c;
 }
 
