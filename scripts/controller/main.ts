@@ -3,6 +3,7 @@
  * --db ctl.db --token-file F [--tls-cert C --tls-key K] [--generation N] [--rewind-to SEQ [--agent ID]]`.
  * Prints one JSON line per fact on stdout; reads commands from stdin, one per line:
  *   command <agent_id> <op> [<json-args>]   e.g. command rack-a12 node.maintenance {"node_id":"...","maintenance":true}
+ *   resend <agent_id> <command_id>          send a command sent before again, with its id (a repeat runs nothing)
  *   rewind <agent_id> <seq>                 ask from seq again (forgets what it held from there)
  *   resync <agent_id> [reason]              ask for a fresh snapshot
  *   agents                                  print each agent's place
@@ -80,6 +81,12 @@ function handleLine(ctl: Controller, store: ControllerStore, line: string): void
     if (!r.ok) bad(r.message);
     return;
   }
+  if (verb === 'resend') {
+    if (!/^req-[0-9a-f-]{36}$/.test(rest)) return bad('usage: resend <agent_id> <command_id>');
+    const r = ctl.resend(agent, rest);
+    if (!r.ok) bad(r.message);
+    return;
+  }
   if (verb === 'rewind') {
     const seq = Number(rest);
     if (!Number.isSafeInteger(seq) || seq < 1) return bad('usage: rewind <agent_id> <seq>, seq >= 1');
@@ -90,7 +97,7 @@ function handleLine(ctl: Controller, store: ControllerStore, line: string): void
     if (!ctl.resync(agent, rest === '' ? 'asked by the operator' : rest)) bad(`agent ${agent} is not connected`);
     return;
   }
-  bad(`unknown verb ${verb.slice(0, 32)} (command, rewind, resync, agents)`);
+  bad(`unknown verb ${verb.slice(0, 32)} (command, resend, rewind, resync, agents)`);
 }
 
 async function main(): Promise<void> {

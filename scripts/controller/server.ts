@@ -132,6 +132,20 @@ export class Controller {
     return { ok: true, command_id: message.command_id };
   }
 
+  /**
+   * Sends again, with its own command_id, a command this controller sent to the agent before (whether or not it has a
+   * result): how an operator sees by hand that a repeat runs nothing (the agent answers the first result, `repeat`).
+   */
+  resend(agentId: string, commandId: string): { ok: true } | { ok: false; message: string } {
+    const message = this.o.store.sentCommand(agentId, commandId);
+    if (message === null) return { ok: false, message: `no command ${commandId} was sent to ${agentId}` };
+    const link = this.byAgent.get(agentId);
+    if (link === undefined || link.hello === null || link.resyncing !== null) return { ok: false, message: `agent ${agentId} is not connected` };
+    this.send(link, message);
+    this.o.print({ what: 'command-sent', agent_id: agentId, command_id: commandId, op: message.command.op, queued: false, resend: true });
+    return { ok: true };
+  }
+
   /** Moves an agent's place back to seq - 1; a connected agent is asked for a new hello, answered from there. */
   rewind(agentId: string, seq: number): boolean {
     const link = this.byAgent.get(agentId);

@@ -165,6 +165,12 @@ export class ControllerStore {
     }[]).map((r) => ({ command_id: r.command_id, agent_id: r.agent_id, message: JSON.parse(r.body) as Command }));
   }
 
+  /** A command this controller sent to that agent, result or not; null when it sent none with that id. */
+  sentCommand(agentId: string, commandId: string): Command | null {
+    const r = this.db.prepare('SELECT body FROM commands WHERE agent_id = ? AND command_id = ?').get(agentId, commandId) as { body: string } | undefined;
+    return r === undefined ? null : (JSON.parse(r.body) as Command);
+  }
+
   /** Stores a result for a command this controller sent to that agent; false when it sent none with that id. */
   recordResult(agentId: string, r: CommandResult): boolean {
     const res = this.db

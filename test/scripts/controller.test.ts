@@ -401,6 +401,13 @@ describe('reference controller', () => {
     await c.waitFor('input-error', (l) => /not JSON/.test(String(l.message)));
     await new Promise((r) => setTimeout(r, 200));
     expect(b.got.filter((m) => m.type === 'command')).toEqual([]);
+    // resend: a command that has its result goes out again with the same id (exactly-once seen by hand); an id it
+    // never sent is refused.
+    c.input(`resend ${AGENT} ${cmd.command_id}`);
+    const resent = await b.next('command');
+    expect(resent).toEqual(cmd);
+    c.input(`resend ${AGENT} req-00000000-0000-4000-8000-000000000000`);
+    await c.waitFor('input-error', (l) => /no command req-00000000/.test(String(l.message)));
   });
 
   it('serves wss:// with --tls-cert/--tls-key', async () => {
