@@ -112,8 +112,9 @@ async function main(): Promise<void> {
     .option('--rewind-to <seq>', 'at start, move the place back so that the next welcome asks from seq', intArg(1))
     .option('--agent <id>', 'with --rewind-to: only this agent (default every agent)')
     .option('--idle-close <seconds>', 'terminate a link silent (no frame, no ping) this long; 0: never', intArg(0), 30)
+    .option('--timing', "add received_ms (when the event's frame arrived, ms since the epoch, sub-ms) to every event line")
     .parse();
-  const o = cli.opts<{ listen: { host: string; port: number }; db: string; tokenFile: string; tlsCert?: string; tlsKey?: string; generation?: number; rewindTo?: number; agent?: string; idleClose: number }>();
+  const o = cli.opts<{ listen: { host: string; port: number }; db: string; tokenFile: string; tlsCert?: string; tlsKey?: string; generation?: number; rewindTo?: number; agent?: string; idleClose: number; timing?: boolean }>();
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) cli.error('--tls-cert and --tls-key go together');
   if (o.agent !== undefined && o.rewindTo === undefined) cli.error('--agent goes with --rewind-to');
   const tokens = readTokens(o.tokenFile);
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     }
   }
   const tls = o.tlsCert !== undefined && o.tlsKey !== undefined ? { cert: fs.readFileSync(o.tlsCert), key: fs.readFileSync(o.tlsKey) } : undefined;
-  const ctl = new Controller({ store, tokens, generation: store.generation(), print, idleCloseMs: o.idleClose * 1000, ...(tls === undefined ? {} : { tls }) });
+  const ctl = new Controller({ store, tokens, generation: store.generation(), print, idleCloseMs: o.idleClose * 1000, timing: o.timing === true, ...(tls === undefined ? {} : { tls }) });
   const addr = await ctl.listen(o.listen.host, o.listen.port);
   print({ what: 'listening', url: `${tls === undefined ? 'ws' : 'wss'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/`, port: addr.port, generation: store.generation() });
   if (tls === undefined && !/^(127\.|::1$|localhost$)/.test(o.listen.host)) log.warn({ host: o.listen.host }, 'serving ws:// without TLS off loopback: tokens travel in clear');

@@ -11,6 +11,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -41,6 +42,11 @@ export interface ControllerOptions {
    * after 3 ping intervals; 30 s for the agent's 10 s default). 0: never.
    */
   idleCloseMs?: number;
+  /**
+   * Adds `received_ms` to every `event` line: when its frame arrived (performance.timeOrigin + performance.now(), ms,
+   * comparable with another process's on the same host): the bench's latency from the agent's commit to receipt.
+   */
+  timing?: boolean;
 }
 
 interface Link {
@@ -49,6 +55,10 @@ interface Link {
   /** The place as far as this link's events went (kept, or waiting in `pending` for the next commit). */
   place: number;
   pending: Event[];
+  /** With `timing`: when each pending event's frame arrived, by seq. */
+  receivedMs: Map<number, number>;
+  /** With `timing`: when the frame being read arrived. */
+  frameAt: number;
   ackDue: boolean;
   flushQueued: boolean;
   /**
@@ -169,10 +179,13 @@ export class Controller {
   }
 
   private accept(ws: WebSocket, token: TokenEntry): void {
-    const link: Link = { ws, hello: null, place: 0, pending: [], ackDue: false, flushQueued: false, resyncing: null, closed: false, lastHeard: Date.now() };
+    const link: Link = {
+      ws, hello: null, place: 0, pending: [], receivedMs: new Map(), frameAt: 0, ackDue: false, flushQueued: false, resyncing: null, closed: false, lastHeard: Date.now(),
+    };
     this.links.add(link);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       link.lastHeard = Date.now();
+      if (this.o.timing === true) link.frameAt = performance.timeOrigin + performance.now();
       this.onFrame(link, token, data, isBinary);
     });
     ws.on('ping', () => (link.lastHeard = Date.now()));
@@ -299,6 +312,7 @@ export class Controller {
     }
     link.place = e.seq;
     link.pending.push(e);
+    if (this.o.timing === true) link.receivedMs.set(e.seq, link.frameAt);
     link.ackDue = true;
     if (e.kind === 'outbox.folded') {
       this.flush(link);
@@ -347,7 +361,11 @@ export class Controller {
         link.closed = true;
         return;
       }
-      for (const e of batch) this.o.print({ what: 'event', ...stripEnvelope(e) });
+      for (const e of batch) {
+        const received = link.receivedMs.get(e.seq);
+        this.o.print({ what: 'event', ...stripEnvelope(e), ...(received !== undefined ? { received_ms: received } : {}) });
+      }
+      link.receivedMs.clear();
     }
     if (link.ackDue) {
       link.ackDue = false;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -143,6 +144,21 @@ describe('reference controller', () => {
     expect(c.of('event').map((l) => [l.seq, l.kind, l.agent_id])).toEqual([1, 2, 3, 4, 5].map((s) => [s, 'instance.power', AGENT]));
     // Acks are cumulative and never beyond what is kept.
     for (const m of a.got.filter((x) => x.type === 'ack')) expect((m as { seq: number }).seq).toBeLessThanOrEqual(5);
+  });
+
+  it('--timing: every event line says when its frame arrived (ms since the epoch, between the send and the ack)', async () => {
+    const c = await startCtl(['--timing']);
+    const { a } = await greeted(c);
+    const sentAt = performance.timeOrigin + performance.now();
+    for (let s = 1; s <= 3; s++) a.send(event(s));
+    await a.next('ack', (m) => m.seq === 3);
+    const ackedAt = performance.timeOrigin + performance.now();
+    await c.waitFor('event', (l) => l.seq === 3);
+    for (const l of c.of('event')) {
+      expect(typeof l.received_ms).toBe('number');
+      expect(l.received_ms as number).toBeGreaterThanOrEqual(sentAt - 1);
+      expect(l.received_ms as number).toBeLessThanOrEqual(ackedAt + 1);
+    }
   });
 
   it('a hello whose outbox starts later (older seqs trimmed) is welcomed from outbox_first_seq, the rest covered', async () => {
