@@ -31,6 +31,26 @@ export interface ApiResponse<T> {
   body: T;
 }
 
+/** GET /readyz's body (agent/api/responses.ts Readiness). */
+export interface Readiness {
+  status: 'ready' | 'not ready';
+  reasons: string[];
+  liveness?: { engine: string; reason: string };
+  upstream?: {
+    state: string;
+    since: string;
+    url: string | null;
+    attempts: number;
+    last_error: string | null;
+    last_ack_seq: number | null;
+    last_ack_at: string | null;
+    sent_seq: number | null;
+    generation: number;
+    welcomes: number;
+    last_seq: number;
+  };
+}
+
 /** The API answered with a non-2xx status. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -351,6 +371,20 @@ export class MetalClient {
   }
   pingAll(project: string, allTenants: boolean): Promise<ApiResponse<{ servers: FpingServer[] }>> {
     return this.request('GET', `/v2.1/${seg(project)}/os-fping${allTenants ? '?all_tenants=1' : ''}`);
+  }
+
+  // ---- the agent ----
+
+  /** /readyz: readiness (200 or 503, both answered as a body here), the ICMP engine, the upstream link. */
+  async readiness(): Promise<ApiResponse<Readiness>> {
+    try {
+      return await this.request('GET', '/readyz');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 503 && e.body !== null && typeof e.body === 'object') {
+        return { status: 503, requestId: e.requestId, headers: new Headers(), text: JSON.stringify(e.body), body: e.body as Readiness };
+      }
+      throw e;
+    }
   }
 
   // ---- nodes (admin) ----

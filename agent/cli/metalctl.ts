@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from './client.js';
 import { positiveSeconds } from './args.js';
+import { registerAgentCommands } from './commands-agent.js';
 import { registerInstanceCommands } from './commands-instance.js';
 import { registerNodeCommands } from './commands-node.js';
 import { registerPingCommand, runPing } from './ping.js';
@@ -78,6 +79,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
 
   registerInstanceCommands(program, action);
   registerNodeCommands(program, action);
+  registerAgentCommands(program, action);
   registerPingCommand(program);
   return program;
 }

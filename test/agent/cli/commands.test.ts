@@ -306,6 +306,33 @@ describe('metalctl instance (mutating)', () => {
   });
 });
 
+describe('metalctl agent status', () => {
+  const upstream = {
+    state: 'streaming', since: '2026-12-02T10:00:00.000Z', url: 'wss://controller.example/v1/agents', attempts: 0, last_error: null,
+    last_ack_seq: 1180, last_ack_at: '2026-12-02T10:05:00.000Z', sent_seq: 1187, generation: 3, welcomes: 2, last_seq: 1187,
+  };
+  it('shows the link: state, last ack, what the controller lacks; exit 0 when ready', async () => {
+    stub.route = (req) => (req.url === '/readyz' ? { status: 200, body: { status: 'ready', reasons: [], liveness: { engine: 'raw', reason: 'configured' }, upstream } } : undefined);
+    const r = await cli(stub.url, ['agent', 'status']);
+    expect(r.code).toBe(0);
+    expect(only().url).toBe('/readyz');
+    expect(r.stdout).toMatch(/^ready\s+yes$/m);
+    expect(r.stdout).toMatch(/^link state\s+streaming since 2026-12-02T10:00:00.000Z$/m);
+    expect(r.stdout).toMatch(/^last ack\s+seq 1180 at 2026-12-02T10:05:00.000Z$/m);
+    expect(r.stdout).toMatch(/^not acked\s+7$/m);
+    expect(r.stdout).toMatch(/^generation\s+3$/m);
+  });
+
+  it('standalone says so; not ready (503) prints the reasons and exits 1', async () => {
+    stub.route = (req) =>
+      req.url === '/readyz' ? { status: 503, body: { status: 'not ready', reasons: ['start-up recovery and power reads not done'], upstream: { ...upstream, state: 'disabled', url: null } } } : undefined;
+    const r = await cli(stub.url, ['agent', 'status']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^ready\s+no: start-up recovery and power reads not done$/m);
+    expect(r.stdout).toMatch(/^upstream\s+none \(standalone: no upstream.url\)$/m);
+  });
+});
+
 describe('metalctl node', () => {
   it('list: admin table with power, maintenance and last error', async () => {
     const r = await cli(stub.url, ['node', 'list']);
