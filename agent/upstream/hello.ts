@@ -37,6 +37,7 @@ const JUNK = /^(|-+|0+|none|n\/a|na|null|unknown|not specified|not applicable|de
 
 function text(v: unknown, max = SHORT): string | null {
   if (typeof v !== 'string') return null;
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
   const s = v.replace(/[\x00-\x1f\x7f]/g, ' ').trim();
   return JUNK.test(s) ? null : s.slice(0, max);
 }

@@ -70,8 +70,9 @@ export class Session {
   private trimQueued: NodeJS.Immediate | null = null;
   private heard = true;
   private inbox: Promise<void> = Promise.resolve();
-  private readonly timers = new AbortController();
-  private welcomeTimer: AbortController | null = null;
+  /** Cancels every pending timer (ping, welcome, close bound): called once the socket is gone. */
+  private readonly cancels = new Set<() => void>();
+  private cancelWelcomeTimer: (() => void) | null = null;
   private wakePump: (() => void) | null = null;
   private readonly unwatch: () => void;
 
@@ -136,35 +137,38 @@ export class Session {
 
   private finish(): void {
     this.end('link closed');
-    this.timers.abort();
+    for (const cancel of [...this.cancels]) cancel();
     this.unwatch();
     if (this.trimQueued !== null) clearImmediate(this.trimQueued);
     this.trimQueued = null;
     this.resolveEnded(this.reason!);
   }
 
-  /** Runs fn after ms on the injected clock, unless the link ended first. */
-  private later(ms: number, fn: () => void, own?: AbortController): void {
-    const signal = own === undefined ? this.timers.signal : AbortSignal.any([this.timers.signal, own.signal]);
-    this.o.clock.sleep(ms, signal).then(() => {
-      if (!signal.aborted) fn();
+  /** Runs fn after ms on the injected clock, unless cancelled (the returned function) or the socket went first. */
+  private later(ms: number, fn: () => void): () => void {
+    const ac = new AbortController();
+    const cancel = () => {
+      this.cancels.delete(cancel);
+      ac.abort();
+    };
+    this.cancels.add(cancel);
+    this.o.clock.sleep(ms, ac.signal).then(() => {
+      if (ac.signal.aborted) return;
+      this.cancels.delete(cancel);
+      fn();
     }, () => undefined);
+    return cancel;
   }
 
   private onOpen(): void {
     if (this.phase === 'ended') return;
     this.sendHello();
-    void this.pingLoop();
+    this.schedulePing();
   }
 
-  private async pingLoop(): Promise<void> {
-    const signal = this.timers.signal;
-    for (;;) {
-      try {
-        await this.o.clock.sleep(this.o.pingIntervalMs, signal);
-      } catch {
-        return;
-      }
+  /** Every interval: dead if nothing (no pong, no frame) came since the previous ping, else ping again. */
+  private schedulePing(): void {
+    this.later(this.o.pingIntervalMs, () => {
       if (this.phase === 'ended') return;
       if (!this.heard) {
         this.end(`no pong nor any frame for ${2 * this.o.pingIntervalMs} ms: link dead, terminated`);
@@ -173,7 +177,8 @@ export class Session {
       }
       this.heard = false;
       this.ws.ping();
-    }
+      this.schedulePing();
+    });
   }
 
   private send(m: Message, cb?: (err?: Error) => void): void {
@@ -191,14 +196,13 @@ export class Session {
     this.hellosOutstanding++;
     this.send(this.o.hello.hello());
     this.o.onHelloSent();
-    this.welcomeTimer?.abort();
-    const own = (this.welcomeTimer = new AbortController());
-    this.later(this.o.welcomeTimeoutMs, () => {
+    this.cancelWelcomeTimer?.();
+    this.cancelWelcomeTimer = this.later(this.o.welcomeTimeoutMs, () => {
       if (this.phase !== 'hello-sent') return;
       this.end(`no welcome within ${this.o.welcomeTimeoutMs} ms of the hello`);
       this.ws.close(1002, 'no welcome');
       this.later(this.o.handshakeTimeoutMs, () => this.ws.terminate());
-    }, own);
+    });
   }
 
   /** Sends `error` (never in answer to an error) and, when fatal, closes with 4000 + the code. */
@@ -260,7 +264,7 @@ export class Session {
     if (this.hellosOutstanding === 0) return this.fail('PROTO_ERR_UNEXPECTED', 'a welcome without a hello', w);
     // A welcome to an older hello (a resync came before it was answered): the last hello's welcome follows.
     if (--this.hellosOutstanding > 0) return;
-    this.welcomeTimer?.abort();
+    this.cancelWelcomeTimer?.();
     if (w.agent_id !== this.o.agentId) {
       return this.fail('PROTO_ERR_AGENT_MISMATCH', `a welcome for agent ${w.agent_id}, this is ${this.o.agentId}`, w, true);
     }

@@ -193,10 +193,14 @@ export function recordingClock(holdOver = 1e8): Clock & { sleeps: number[] } {
     sleep: (ms, signal) =>
       new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason as Error);
-        signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        const onAbort = () => reject(signal?.reason as Error);
+        signal?.addEventListener('abort', onAbort, { once: true });
         if (ms >= holdOver) return;
         sleeps.push(ms);
-        setImmediate(resolve);
+        setImmediate(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
       }),
   };
 }
