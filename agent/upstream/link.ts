@@ -58,6 +58,7 @@ export class UpstreamLink {
   private lastAckAt: string | null = null;
   private sentSeq: number | null = null;
   private welcomes = 0;
+  private lastGeneration = 0;
   private session: Session | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -109,9 +110,19 @@ export class UpstreamLink {
       last_ack_seq: this.lastAckSeq,
       last_ack_at: this.lastAckAt,
       sent_seq: this.sentSeq,
-      generation: readGeneration(this.o.store),
+      generation: this.generation(),
       welcomes: this.welcomes,
     };
+  }
+
+  /** The stored generation; the last one read if the store cannot be read (closed at shutdown). */
+  private generation(): number {
+    try {
+      this.lastGeneration = readGeneration(this.o.store);
+    } catch {
+      // keep the last one read
+    }
+    return this.lastGeneration;
   }
 
   /** Resolves when the link next takes a welcome (reaches streaming); rejects if the link is stopped first. */
@@ -160,21 +171,26 @@ export class UpstreamLink {
     } catch (e) {
       return `cannot read the upstream token: ${(e as Error).message.slice(0, 200)}`;
     }
-    const s = new Session({
-      url: this.o.url, ca: this.o.ca, token, agentId: this.o.agentId, store: this.o.store, hello: this.o.hello,
-      commands: this.o.commands, log: this.o.log, clock: this.o.clock, pingIntervalMs: this.pingIntervalMs,
-      welcomeTimeoutMs: this.welcomeTimeoutMs, handshakeTimeoutMs: this.handshakeTimeoutMs,
-      onHelloSent: () => this.setState('hello-sent'),
-      onStreaming: () => this.onWelcome(),
-      onAck: (seq) => {
-        if (this.lastAckSeq === null || seq >= this.lastAckSeq) {
-          this.lastAckSeq = seq;
-          this.lastAckAt = new Date(this.o.clock.now()).toISOString();
-        }
-      },
-      onSent: (seq) => (this.sentSeq = seq),
-    });
-    this.session = s;
+    let s: Session;
+    try {
+      s = this.session = new Session({
+        url: this.o.url, ca: this.o.ca, token, agentId: this.o.agentId, store: this.o.store, hello: this.o.hello,
+        commands: this.o.commands, log: this.o.log, clock: this.o.clock, pingIntervalMs: this.pingIntervalMs,
+        welcomeTimeoutMs: this.welcomeTimeoutMs, handshakeTimeoutMs: this.handshakeTimeoutMs,
+        onHelloSent: () => this.setState('hello-sent'),
+        onStreaming: () => this.onWelcome(),
+        onAck: (seq) => {
+          if (this.lastAckSeq === null || seq >= this.lastAckSeq) {
+            this.lastAckSeq = seq;
+            this.lastAckAt = new Date(this.o.clock.now()).toISOString();
+          }
+        },
+        onSent: (seq) => (this.sentSeq = seq),
+      });
+    } catch (e) {
+      // ws refuses a malformed URL or a token that cannot be a header value before any dial.
+      return `cannot dial: ${(e as Error).message.split(token).join('[REDACTED]').slice(0, 200)}`;
+    }
     const reason = await s.ended;
     this.session = null;
     this.sentSeq = null;

@@ -193,8 +193,18 @@ export class Session {
     this.phase = 'hello-sent';
     this.epoch++;
     this.wake();
+    let hello: Message;
+    try {
+      hello = this.o.hello.hello();
+    } catch (e) {
+      this.o.log.error({ err: e }, 'upstream: making the hello failed');
+      this.end(`the agent could not make its hello: ${(e as Error).message.slice(0, 200)}`);
+      this.ws.close(1011, 'agent store failed');
+      this.later(this.o.handshakeTimeoutMs, () => this.ws.terminate());
+      return;
+    }
     this.hellosOutstanding++;
-    this.send(this.o.hello.hello());
+    this.send(hello);
     this.o.onHelloSent();
     this.cancelWelcomeTimer?.();
     this.cancelWelcomeTimer = this.later(this.o.welcomeTimeoutMs, () => {

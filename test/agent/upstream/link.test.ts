@@ -146,4 +146,19 @@ describe('the token', () => {
     expect(all).not.toContain(TOKEN);
     expect(ctx.logs.length).toBeGreaterThan(1);
   });
+
+  it('a token that cannot be a header value (a newline from a badly written file) fails the dial, not the agent', async () => {
+    const c = await startController(ctx);
+    const BAD = 'tok-with\nnewline-5a6b7c';
+    let token = BAD;
+    const link = makeLink(ctx, c.url, { token: () => token });
+    link.start();
+    await waitUntil(() => link.status().attempts >= 2, 5000, 'two failed dials');
+    expect(link.status().last_error).toMatch(/^cannot dial: /);
+    expect(link.status().last_error).not.toContain('newline-5a6b7c');
+    const s = link.whenStreaming();
+    token = TOKEN;
+    await s;
+    expect(ctx.logs.join('\n')).not.toContain('newline-5a6b7c');
+  });
 });
