@@ -189,7 +189,8 @@ export class UpstreamLink {
       });
     } catch (e) {
       // ws refuses a malformed URL or a token that cannot be a header value before any dial.
-      return `cannot dial: ${(e as Error).message.split(token).join('[REDACTED]').slice(0, 200)}`;
+      const m = (e as Error).message;
+      return `cannot dial: ${(token === '' ? m : m.split(token).join('[REDACTED]')).slice(0, 200)}`;
     }
     const reason = await s.ended;
     this.session = null;

@@ -129,7 +129,7 @@ export class Session {
 
   /** Records why the link ends (the first reason wins) and stops the streaming. */
   private end(reason: string): void {
-    if (this.reason === null) this.reason = reason.split(this.o.token).join('[REDACTED]');
+    if (this.reason === null) this.reason = this.o.token === '' ? reason : reason.split(this.o.token).join('[REDACTED]');
     this.phase = 'ended';
     this.epoch++;
     this.wake();
@@ -171,7 +171,7 @@ export class Session {
     this.later(this.o.pingIntervalMs, () => {
       if (this.phase === 'ended') return;
       if (!this.heard) {
-        this.end(`no pong nor any frame for ${2 * this.o.pingIntervalMs} ms: link dead, terminated`);
+        this.end(`no pong nor any frame in the ${this.o.pingIntervalMs} ms since the last ping: link dead, terminated`);
         this.ws.terminate();
         return;
       }
