@@ -196,6 +196,49 @@ describe('invalid frames and the wrong state', () => {
   });
 });
 
+describe('commands and hellos in flight', () => {
+  it('commands run concurrently: each answer is sent when its command resolves', async () => {
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((r) => (releaseSlow = r));
+    const fake = new FakeCommands();
+    const commands = {
+      handle: async (cmd: Parameters<FakeCommands['handle']>[0]) => {
+        if (cmd.command_id.endsWith('1')) await slowGate;
+        return fake.handle(cmd);
+      },
+    };
+    const srv = await rawServer(ctx, (c) => void c.next('hello').then(() => {
+      c.welcome(1);
+      c.send({ ...COMMAND, command_id: 'req-2a8f4e1c-7b3d-4e5f-a6b7-c8d9e0f1a201' });
+      c.send({ ...COMMAND, command_id: 'req-2a8f4e1c-7b3d-4e5f-a6b7-c8d9e0f1a202' });
+    }));
+    makeLink(ctx, srv.url, { commands }).start();
+    await waitUntil(() => srv.conns[0]?.of('command-result').length === 1);
+    expect(srv.conns[0]!.of('command-result')[0]!.command_id).toMatch(/02$/);
+    releaseSlow();
+    await waitUntil(() => srv.conns[0]!.of('command-result').length === 2);
+    expect(srv.conns[0]!.of('command-result')[1]!.command_id).toMatch(/01$/);
+  });
+
+  it('a welcome answering an older hello (a resync came first) is not acted on; the last hello\'s welcome is', async () => {
+    append(ctx.store, 4);
+    const srv = await rawServer(ctx, (c) => void c.next('hello').then(async () => {
+      c.send({ type: 'resync', version: 1, reason: 'before the welcome' });
+      await waitUntil(() => c.of('hello').length === 2);
+      c.welcome(1);
+      await sleep(100);
+      c.welcome(3);
+    }));
+    const link = makeLink(ctx, srv.url);
+    link.start();
+    await waitUntil(() => srv.conns[0]?.of('event').length === 2);
+    await sleep(50);
+    expect(srv.conns[0]!.of('event').map((e) => e.seq)).toEqual([3, 4]);
+    expect(srv.conns[0]!.of('error')).toEqual([]);
+    expect(link.status().welcomes).toBe(1);
+  });
+});
+
 describe('liveness of the link', () => {
   it('a server that stops answering pings: terminated and redialled within about 2 ping intervals', async () => {
     const srv = await rawServer(ctx, (c) => void c.next('hello').then(() => c.welcome(1)), { autoPong: false });
