@@ -101,13 +101,20 @@ export class Controller {
     // The limit is the largest frame any message may have (a hello); parseMessage applies each type's own limit.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_HELLO_BYTES, perMessageDeflate: false });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Until ws owns the socket, its errors are ours: a client resetting it (after reading the 401, or before) must
+      // not end the process with an uncaught ECONNRESET.
+      const onSocketError = () => socket.destroy();
+      socket.on('error', onSocketError);
       const entry = matchToken(req.headers.authorization, this.o.tokens);
       if (entry === null) {
         this.o.print({ what: 'refused', reason: 'token', remote: (socket as Socket).remoteAddress ?? null });
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, entry));
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.off('error', onSocketError);
+        this.accept(ws, entry);
+      });
     });
   }
 

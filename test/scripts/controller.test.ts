@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
@@ -340,6 +341,14 @@ describe('reference controller', () => {
     await expect(connect(c, 'wrong-token')).rejects.toThrow('upgrade refused: 401');
     await expect(connect(c, null)).rejects.toThrow('upgrade refused: 401');
     await c.waitFor('refused', (l) => l.reason === 'token');
+    // Clients that reset the connection right after the refused upgrade do not bring the controller down.
+    for (let i = 0; i < 20; i++) {
+      const sock = net.connect(c.port, '127.0.0.1');
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer nope\r\n\r\n');
+      sock.resetAndDestroy();
+    }
+    await new Promise((r) => setTimeout(r, 300));
     const a = await connect(c);
     a.send(hello({ agent_id: 'rack-b07' }));
     expect(await a.next('error')).toMatchObject({ code: 'PROTO_ERR_AGENT_MISMATCH', fatal: true });
