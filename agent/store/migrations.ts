@@ -178,6 +178,13 @@ export const MIGRATIONS: readonly Migration[] = [
       db.prepare(`INSERT INTO meta (key, value) VALUES ('store_id', ?) ON CONFLICT(key) DO NOTHING`).run(randomUUID());
     },
   },
+  {
+    version: 8,
+    description: "the outbox policy (./outbox.ts): each object's journal entries in seq order, so a fold reads only the object it folds",
+    up(db) {
+      db.exec(`CREATE INDEX journal_object ON journal(agent_id, COALESCE(instance_id, node_id), seq);`);
+    },
+  },
 ];
 
 /** The schema version this code writes. */
