@@ -180,9 +180,12 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 8,
-    description: "the outbox policy (./outbox.ts): each object's journal entries in seq order, so a fold reads only the object it folds",
+    description: "the outbox policy (./outbox.ts): journal_alive also holds the fold markers, so the last verdict of an instance whose newer entries were folded is unknown, not an older one",
     up(db) {
-      db.exec(`CREATE INDEX journal_object ON journal(agent_id, COALESCE(instance_id, node_id), seq);`);
+      db.exec(`
+        DROP INDEX journal_alive;
+        CREATE INDEX journal_alive ON journal(agent_id, instance_id, seq) WHERE kind IN ('instance.alive', 'outbox.folded');
+      `);
     },
   },
 ];

@@ -3,24 +3,24 @@
  * and this bounds it by count and bytes whether or not anything ever trims it.
  *
  * Rule: after a commit that takes the journal over `maxEvents` or `maxBytes`, fold until it is back under both
- * (synchronously, before the next write: the bound holds after every commit), then go on folding one chunk per
- * event-loop turn down to the low watermark (90% of each bound), so that a full outbox does not fold on every append.
- * Folding takes the object (an instance, else a node, else "no object") of the oldest entry that shares its object
- * with another entry, and replaces that object's oldest entries (at most FOLD_CHUNK of them) by ONE `outbox.folded`
- * marker: the row of the newest of them becomes the marker (same seq, same instance_id/node_id), its data
- * `{from_seq, count}` (agent/upstream/protocol.ts FoldedData): from_seq the oldest seq covered, count how many events
- * it stands for (an earlier marker among them counts its own count). Every seq removed is covered by exactly one
- * marker of its object; seqs are never reused nor reordered; nothing is dropped silently.
+ * (at once, before the next write, within SYNC_STEPS steps), then go on folding one step per event-loop turn down to
+ * the low watermark (90% of each bound), so that a full outbox does not fold on every append.
+ * A step reads the next window of the journal (FOLD_CHUNK rows in seq order, from where the last step ended; the
+ * oldest first, as the controller lacks those longest) and, for each object (its instance, else its node, else "no
+ * object") with more than one entry in the window, turns the newest of them into ONE `outbox.folded` marker (same
+ * seq, same instance_id/node_id; data `{from_seq, count}`, agent/upstream/protocol.ts FoldedData) and deletes the
+ * others. An earlier marker in the window merges (from_seq the oldest, count the sum). Every seq removed is covered by
+ * exactly one marker of its object; seqs are never reused nor reordered; nothing is dropped silently. An object
+ * with one entry in a window gains nothing and is left alone; a whole walk of the journal that folds nothing widens
+ * the window (x4, up to 64 x FOLD_CHUNK: more objects than a window holds, round robin); when even that folds
+ * nothing, every object has one entry: the outbox is then as big as the number of objects (the fleet bounds it), the
+ * policy says so once (`onStuck`) and tries again after a hundredth of the count bound more appends (or a trim).
  *
- * Cost: an append that does not fold costs O(1) here (a closure run after its commit, counters in memory); a fold
- * step reads and rewrites at most FOLD_CHUNK rows through the index by object (migration 8) and is its own
- * transaction (atomic: a failure rolls all of it back and the counters are untouched). The counters (entries,
- * bytes) are read once at open (one scan) and follow appends, folds and trims after each commit; the total folded
- * is kept in `meta` (key outbox.folded_total) in the fold's own transaction.
- *
- * When every object holds one entry, folding cannot help: the outbox is then as big as the number of objects (the
- * fleet bounds it), and the policy says so once through `onStuck` and tries again only after a hundredth of the
- * count bound more appends (or a trim).
+ * Cost: an append that does not fold costs O(1) here (a closure run after its commit, counters in memory); a step
+ * reads one window and deletes what it folds by primary key (neighbouring pages), in its own transaction (atomic:
+ * a failure rolls all of it back and the counters are untouched). The counters (entries, bytes) are read once at
+ * open (one scan) and follow appends, folds and trims after each commit; the total folded is kept in `meta` (key
+ * outbox.folded_total) by the fold's own transaction.
  */
 import type Database from 'better-sqlite3';
 import type { JournalRow } from './rows.js';
@@ -38,11 +38,14 @@ const col = (c: string) => `length(CAST(${c} AS BLOB))`;
 /** entryBytes in SQL (a row's bytes are never stored: they are its columns'). */
 export const ENTRY_BYTES_SQL = `(${ENTRY_OVERHEAD_BYTES} + ${col('agent_id')} + ${col('at')} + ${col('kind')} + COALESCE(${col('instance_id')}, 0) + COALESCE(${col('node_id')}, 0) + ${col('cause')} + ${col('data')})`;
 
-/** The object an entry is about, as migration 8's index journal_object keys it. */
+/** The object an entry is about: its instance, else its node, else none. */
 export const OBJECT_SQL = 'COALESCE(instance_id, node_id)';
 
-/** At most this many rows are read and rewritten by one fold step (one transaction). */
+/** Rows read (and at most rewritten) by one fold step, one transaction: one window of the journal. */
 export const FOLD_CHUNK = 2000;
+/** The widest window (64 x FOLD_CHUNK): a walk with windows this wide that folds nothing gives up. */
+/** At most this many fold steps run at once after the append that went over a bound. */
+export const SYNC_STEPS = 16;
 /** Folding goes on, a chunk per turn, down to this fraction of each bound. */
 export const LOW_WATERMARK = 0.9;
 /** Where the total of folded entries is kept. */
@@ -51,6 +54,8 @@ export const FOLDED_TOTAL_KEY = 'outbox.folded_total';
 export interface OutboxBounds {
   maxEvents: number;
   maxBytes: number;
+  /** Rows per fold step (default FOLD_CHUNK); a tuning knob for tests, not in the config. */
+  windowRows?: number | undefined;
 }
 
 export interface OutboxDepth {
@@ -75,10 +80,12 @@ export interface OutboxPorts {
   onError(err: unknown): void;
 }
 
-interface ItemRow {
+interface WindowRow {
   seq: number;
-  kind: string;
-  data: string;
+  /** The entry's object (OBJECT_SQL). */
+  obj: string | null;
+  /** A marker's data (JSON FoldedData); null for any other entry. */
+  marker: string | null;
   bytes: number;
 }
 
@@ -91,7 +98,7 @@ interface StepResult {
 }
 
 /** Defaults: docs/protocol.md, "The outbox policy" (what a 1,000-node fleet's churn fills them with). */
-export const DEFAULT_OUTBOX_BOUNDS: OutboxBounds = { maxEvents: 1_000_000, maxBytes: 256 * 1024 * 1024 };
+export const DEFAULT_OUTBOX_BOUNDS: OutboxBounds = { maxEvents: 1_000_000, maxBytes: 512 * 1024 * 1024 };
 
 export function scheduleImmediate(fn: () => void): () => void {
   const t = setImmediate(fn);
@@ -111,8 +118,10 @@ export class Outbox {
   private bytes = 0;
   private foldedTotal = 0;
   private bounds: OutboxBounds;
-  /** Seq of the last entry the walk found alone with its object (the next step looks after it). */
+  /** The walk's place: the next window starts after this seq. */
   private cursor = 0;
+  /** Rows per window: FOLD_CHUNK, widened by a walk that folded nothing. */
+  private window: number;
   /** Entries removed in the current walk of the journal (0 at its end: nothing can be folded). */
   private passRemoved = 0;
   /** Set when a whole walk folded nothing: no fold is tried before `events` reaches it. */
@@ -128,26 +137,17 @@ export class Outbox {
     private readonly ports: OutboxPorts,
   ) {
     this.bounds = checkBounds(bounds);
+    this.window = this.bounds.windowRows ?? FOLD_CHUNK;
     this.s = {
       depth: db.prepare<[string], { n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(${ENTRY_BYTES_SQL}) AS b FROM journal WHERE agent_id = ?`),
       trimmed: db.prepare<[string, number], { n: number; b: number | null }>(
         `SELECT COUNT(*) AS n, SUM(${ENTRY_BYTES_SQL}) AS b FROM journal WHERE agent_id = ? AND seq <= ?`,
       ),
-      after: db.prepare<[string, number, number], { seq: number; obj: string | null }>(
-        `SELECT seq, ${OBJECT_SQL} AS obj FROM journal WHERE agent_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      window: db.prepare<[string, number, number], WindowRow>(
+        `SELECT seq, ${OBJECT_SQL} AS obj, CASE WHEN kind = 'outbox.folded' THEN data END AS marker, ${ENTRY_BYTES_SQL} AS bytes
+         FROM journal WHERE agent_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
-      items: db.prepare<[string, string, number], ItemRow>(
-        `SELECT seq, kind, data, ${ENTRY_BYTES_SQL} AS bytes FROM journal INDEXED BY journal_object
-         WHERE agent_id = ? AND ${OBJECT_SQL} = ? ORDER BY seq LIMIT ?`,
-      ),
-      itemsNone: db.prepare<[string, number], ItemRow>(
-        `SELECT seq, kind, data, ${ENTRY_BYTES_SQL} AS bytes FROM journal INDEXED BY journal_object
-         WHERE agent_id = ? AND ${OBJECT_SQL} IS NULL ORDER BY seq LIMIT ?`,
-      ),
-      drop: db.prepare<[string, string, number, number]>(
-        `DELETE FROM journal WHERE agent_id = ? AND ${OBJECT_SQL} = ? AND seq >= ? AND seq < ?`,
-      ),
-      dropNone: db.prepare<[string, number, number]>(`DELETE FROM journal WHERE agent_id = ? AND ${OBJECT_SQL} IS NULL AND seq >= ? AND seq < ?`),
+      drop: db.prepare<[string, number]>('DELETE FROM journal WHERE agent_id = ? AND seq = ?'),
       mark: db.prepare<[string, string, string, number], { bytes: number }>(
         `UPDATE journal SET kind = 'outbox.folded', cause = 'outbox', at = ?, data = ? WHERE agent_id = ? AND seq = ? RETURNING ${ENTRY_BYTES_SQL} AS bytes`,
       ),
@@ -174,6 +174,7 @@ export class Outbox {
   setBounds(bounds: OutboxBounds): void {
     this.bounds = checkBounds(bounds);
     this.stuckUntil = null;
+    this.window = this.bounds.windowRows ?? FOLD_CHUNK;
     this.afterChange();
   }
 
@@ -202,6 +203,10 @@ export class Outbox {
     this.cancelBackground = null;
   }
 
+  private maxWindow(): number {
+    return 64 * (this.bounds.windowRows ?? FOLD_CHUNK);
+  }
+
   private over(f: number): boolean {
     return this.events > this.bounds.maxEvents * f || this.bytes > this.bounds.maxBytes * f;
   }
@@ -210,8 +215,8 @@ export class Outbox {
     if (!this.over(1)) return;
     if (this.stuckUntil !== null && this.events < this.stuckUntil) return;
     this.stuckUntil = null;
-    // The hard bound: back under it before the next write.
-    while (this.over(1) && this.stuckUntil === null) this.step();
+    // The hard bound: back under it before the next write (within SYNC_STEPS windows; the background goes on).
+    for (let i = 0; i < SYNC_STEPS && this.over(1) && this.stuckUntil === null; i++) this.step();
     this.startBackground();
   }
 
@@ -238,7 +243,9 @@ export class Outbox {
     this.foldedTotal += r.events;
     this.passRemoved += r.events;
     if (!r.ended) return;
-    if (this.passRemoved === 0) {
+    if (this.passRemoved === 0 && this.window < this.maxWindow()) {
+      this.window = Math.min(this.maxWindow(), this.window * 4);
+    } else if (this.passRemoved === 0) {
       this.stuckUntil = this.events + Math.max(1, Math.ceil(this.bounds.maxEvents / 100));
       // Told once, until a fold succeeds again.
       if (!this.toldStuck) this.ports.onStuck({ events: this.events, bytes: this.bytes, bounds: this.getBounds() });
@@ -250,48 +257,40 @@ export class Outbox {
   }
 
   /**
-   * Walks the journal from the cursor, in seq order, and folds each entry's object when it has more than one entry,
-   * until FOLD_CHUNK rows were read, the low watermark is reached, or the journal ends (the cursor then restarts).
+   * Reads the next window of the journal after the cursor (seq order) and folds, in it, each object's entries when it
+   * has more than one there: its newest entry in the window becomes the marker. At the journal's end the cursor goes
+   * back to the start; a whole walk that folded nothing widens the window (up to MAX_WINDOW).
    */
   private foldSome(): StepResult {
     const at = this.ports.now().toISOString();
     const out: StepResult = { events: 0, bytes: 0, ended: false };
-    const seen = new Set<string | null>();
-    let budget = FOLD_CHUNK;
-    const below = () => this.events - out.events <= this.bounds.maxEvents * LOW_WATERMARK && this.bytes - out.bytes <= this.bounds.maxBytes * LOW_WATERMARK;
-    while (budget > 0 && !below()) {
-      const next = this.s.after.all(this.agentId, this.cursor, Math.min(budget, 256));
-      if (next.length === 0) {
-        out.ended = true;
-        this.cursor = 0;
-        break;
-      }
-      for (const { seq, obj } of next) {
-        if (budget <= 0 || below()) break;
-        budget -= 1;
-        this.cursor = seq;
-        if (seen.has(obj)) continue;
-        seen.add(obj);
-        const items = obj === null ? this.s.itemsNone.all(this.agentId, FOLD_CHUNK) : this.s.items.all(this.agentId, obj, FOLD_CHUNK);
-        budget -= items.length;
-        if (items.length < 2) continue;
-        const folded = this.foldItems(obj, items, at);
-        out.events += folded.events;
-        out.bytes += folded.bytes;
-      }
+    const rows = this.s.window.all(this.agentId, this.cursor, this.window);
+    if (rows.length < this.window) out.ended = true;
+    const groups = new Map<string | null, WindowRow[]>();
+    for (const r of rows) {
+      const g = groups.get(r.obj);
+      if (g) g.push(r);
+      else groups.set(r.obj, [r]);
     }
+    for (const items of groups.values()) {
+      if (items.length < 2) continue;
+      const folded = this.foldItems(items, at);
+      out.events += folded.events;
+      out.bytes += folded.bytes;
+    }
+    this.cursor = out.ended ? 0 : rows[rows.length - 1]!.seq;
     if (out.events > 0) this.s.setTotal.run(FOLDED_TOTAL_KEY, String(this.foldedTotal + out.events));
     return out;
   }
 
-  /** items: an object's oldest entries, in seq order (>= 2). The newest becomes the marker; the others go. */
-  private foldItems(obj: string | null, items: ItemRow[], at: string): { events: number; bytes: number } {
+  /** items: one object's entries in a window, in seq order (>= 2). The newest becomes the marker; the others go. */
+  private foldItems(items: WindowRow[], at: string): { events: number; bytes: number } {
     let fromSeq = Number.MAX_SAFE_INTEGER;
     let count = 0;
     let bytes = 0;
     for (const it of items) {
-      if (it.kind === 'outbox.folded') {
-        const d = JSON.parse(it.data) as { from_seq: number; count: number };
+      if (it.marker !== null) {
+        const d = JSON.parse(it.marker) as { from_seq: number; count: number };
         fromSeq = Math.min(fromSeq, d.from_seq);
         count += d.count;
       } else {
@@ -300,13 +299,9 @@ export class Outbox {
       }
       bytes += it.bytes;
     }
-    const first = items[0]!.seq;
-    const last = items[items.length - 1]!.seq;
-    const dropped = obj === null ? this.s.dropNone.run(this.agentId, first, last) : this.s.drop.run(this.agentId, obj, first, last);
-    if (dropped.changes !== items.length - 1) {
-      throw new Error(`outbox fold of ${obj ?? 'no object'}: deleted ${dropped.changes} entries, expected ${items.length - 1}`);
-    }
-    const marker = this.s.mark.get(at, JSON.stringify({ from_seq: fromSeq, count }), this.agentId, last)!;
+    const last = items[items.length - 1]!;
+    for (const it of items) if (it !== last) this.s.drop.run(this.agentId, it.seq);
+    const marker = this.s.mark.get(at, JSON.stringify({ from_seq: fromSeq, count }), this.agentId, last.seq)!;
     return { events: items.length - 1, bytes: bytes - marker.bytes };
   }
 }
@@ -314,7 +309,8 @@ export class Outbox {
 /** @throws RangeError unless both bounds are positive integers. */
 function checkBounds(b: OutboxBounds): OutboxBounds {
   for (const [k, v] of Object.entries(b)) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`outbox bound ${k} must be a positive integer, got ${String(v)}`);
+    if (v === undefined && k === 'windowRows') continue;
+    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`outbox bound ${k} must be a positive integer, got ${String(v)}`);
   }
-  return { maxEvents: b.maxEvents, maxBytes: b.maxBytes };
+  return { maxEvents: b.maxEvents, maxBytes: b.maxBytes, ...(b.windowRows !== undefined ? { windowRows: b.windowRows } : {}) };
 }

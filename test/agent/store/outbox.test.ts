@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { JournalKind } from '../../../agent/model.js';
-import { ENTRY_BYTES_SQL, entryBytes, FOLD_CHUNK, type OutboxBounds } from '../../../agent/store/outbox.js';
+import { ENTRY_BYTES_SQL, entryBytes, type OutboxBounds } from '../../../agent/store/outbox.js';
 import { DB_FILE_NAME, type SqliteStore, type StoreFaultInjector, type StoreWriteOp } from '../../../agent/store/sqlite.js';
 import { StoreError, type JournalInput } from '../../../agent/store/types.js';
 import type { JournalRow } from '../../../agent/store/rows.js';
@@ -149,6 +149,33 @@ describe('the count bound', () => {
     expect(s.lastAliveVerdict(INSTANCE(2))).toBe(false);
   });
 
+  it('an older verdict left before a folded newer one is not returned: the verdict is unknown (null)', () => {
+    const s = t.open({ outbox: { maxEvents: 25, maxBytes: 2 ** 40, windowRows: 10 } });
+    const log: Appended = new Map();
+    append(s, log, entryOf(2, 0)); // alive true, alone in the first window
+    for (let i = 0; i < 9; i++) append(s, log, entryOf(101 + 2 * i, 0));
+    append(s, log, entryOf(2, 1)); // alive false, twice in the second window: folded
+    append(s, log, entryOf(2, 1));
+    expect(s.lastAliveVerdict(INSTANCE(2))).toBe(false);
+    for (let i = 0; i < 14; i++) append(s, log, entryOf(201 + 2 * i, 0));
+    const { markers } = checkJournal(s, log);
+    expect(markers.map((m) => m.seq)).toEqual([12]);
+    expect(rows(s)[0]).toMatchObject({ seq: 1, kind: 'instance.alive' });
+    expect(s.lastAliveVerdict(INSTANCE(2))).toBeNull();
+  });
+
+  it('more objects than a window holds, round robin: the window widens and folding goes on', () => {
+    const stuck: unknown[] = [];
+    const s = t.open({ outbox: { maxEvents: 40, maxBytes: 2 ** 40, windowRows: 10 }, onOutboxStuck: (i) => stuck.push(i) });
+    const log: Appended = new Map();
+    for (let n = 0; n < 200; n++) {
+      append(s, log, entryOf(n % 15, n));
+      expect(s.outboxDepth().events).toBeLessThanOrEqual(40);
+    }
+    expect(stuck).toEqual([]);
+    expect(checkJournal(s, log).markers.length).toBeGreaterThan(0);
+  });
+
   it('when every object holds one entry, nothing is folded and the store says so once', () => {
     const stuck: number[] = [];
     const s = t.open({ ...bounds(10), onOutboxStuck: (i) => stuck.push(i.events) });
@@ -173,19 +200,18 @@ describe('the count bound', () => {
     expect(JSON.parse(markers[0]!.data)).toEqual({ from_seq: 1, count: 11 });
   });
 
-  it('past one chunk, folding goes on in later turns down to 90% of the bound', async () => {
-    const max = 5 * FOLD_CHUNK;
-    const s = t.open(bounds(max));
+  it('past one window, folding goes on in later turns down to 90% of the bound', async () => {
+    // Windows of 20 rows holding 10 pairs each: one step removes 10 entries.
+    const s = t.open({ outbox: { maxEvents: 100, maxBytes: 2 ** 40, windowRows: 20 } });
     const log: Appended = new Map();
-    // Pairs: a fold step reads 3 rows per object and removes one, so the step after the append over the bound
-    // removes a third of a chunk, less than a tenth of the bound.
-    const objects = max / 2 + 1;
-    for (let r = 0; r < 2; r++) for (let o = 0; o < objects; o++) append(s, log, entryOf(o, r));
-    const after = s.outboxDepth().events;
-    expect(after).toBeLessThanOrEqual(max);
-    expect(after).toBeGreaterThan(max * 0.9);
-    for (let i = 0; i < 20 && s.outboxDepth().events > max * 0.9; i++) await nextTurn();
-    expect(s.outboxDepth().events).toBeLessThanOrEqual(max * 0.9);
+    for (let n = 0; n < 101; n++) append(s, log, entryOf(Math.floor(n / 2), n));
+    // The append over the bound folded one window at once: under the bound, over 90% of it.
+    expect(s.outboxDepth().events).toBe(91);
+    await nextTurn();
+    await nextTurn();
+    expect(s.outboxDepth().events).toBe(81);
+    await nextTurn();
+    expect(s.outboxDepth().events).toBe(81);
     checkJournal(s, log);
   });
 });
