@@ -5,6 +5,8 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import { createOutboxMetrics } from '../../../agent/api/metrics.js';
 import type { JournalKind } from '../../../agent/model.js';
 import { ENTRY_BYTES_SQL, entryBytes, type OutboxBounds } from '../../../agent/store/outbox.js';
 import { DB_FILE_NAME, type SqliteStore, type StoreFaultInjector, type StoreWriteOp } from '../../../agent/store/sqlite.js';
@@ -316,5 +318,27 @@ describe('a fold that fails', () => {
     expect(String(reported[0])).toMatch(/markers refused/);
     expect(s.outboxDepth().events).toBe(21);
     expect(checkJournal(s, log).markers).toHaveLength(0);
+  });
+});
+
+describe('/metrics', () => {
+  it('metald_outbox_events, _bytes and _folded_total follow the store at each scrape', async () => {
+    const s = t.open(bounds(50));
+    const log: Appended = new Map();
+    const registry = new Registry();
+    createOutboxMetrics(registry, () => s.outboxDepth());
+    const scrape = async () => {
+      const text = await registry.metrics();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+      return { events: value('metald_outbox_events'), bytes: value('metald_outbox_bytes'), folded_total: value('metald_outbox_folded_total') };
+    };
+    expect(await scrape()).toEqual({ events: 0, bytes: 0, folded_total: 0 });
+    for (let n = 0; n < 120; n++) append(s, log, entryOf(n % 6, n));
+    const d = s.outboxDepth();
+    expect(d.folded_total).toBeGreaterThan(0);
+    expect(await scrape()).toEqual(d);
+    // A second registration replaces the first (a rebuilt agent in one process).
+    createOutboxMetrics(registry, () => ({ events: 1, bytes: 2, folded_total: 3 }));
+    expect(await scrape()).toEqual({ events: 1, bytes: 2, folded_total: 3 });
   });
 });
