@@ -76,7 +76,8 @@ export interface Store extends ListQueries {
   listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses' | 'task' | 'power_state'>[];
   /**
    * The verdict of this agent's last `instance.alive` journal entry of the instance, or null if there is none (never
-   * journalled, or trimmed): what the liveness monitor compares its first verdict after a start with.
+   * journalled, trimmed, or a fold marker of the instance is newer than it: ./outbox.ts): what the liveness monitor
+   * compares its first verdict after a start with.
    */
   lastAliveVerdict(instanceId: string): boolean | null;
   putInstance(instance: Instance): void;
