@@ -43,7 +43,6 @@ export const OBJECT_SQL = 'COALESCE(instance_id, node_id)';
 
 /** Rows read (and at most rewritten) by one fold step, one transaction: one window of the journal. */
 export const FOLD_CHUNK = 2000;
-/** The widest window (64 x FOLD_CHUNK): a walk with windows this wide that folds nothing gives up. */
 /** At most this many fold steps run at once after the append that went over a bound. */
 export const SYNC_STEPS = 16;
 /** Folding goes on, a chunk per turn, down to this fraction of each bound. */
@@ -203,6 +202,7 @@ export class Outbox {
     this.cancelBackground = null;
   }
 
+  /** The widest window (64 x the first): a walk with windows this wide that folds nothing gives up (stuck). */
   private maxWindow(): number {
     return 64 * (this.bounds.windowRows ?? FOLD_CHUNK);
   }
