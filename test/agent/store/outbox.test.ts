@@ -267,6 +267,24 @@ describe('counters', () => {
     checkJournal(again, log, trimTo + 1);
   });
 
+  it('a transaction over the bound folds once it committed, and not at all when it rolls back', () => {
+    const s = t.open(bounds(50));
+    const log: Appended = new Map();
+    expect(() =>
+      s.transaction(() => {
+        for (let n = 0; n < 80; n++) s.appendJournal(entryOf(n % 4, n));
+        throw new Error('rolled back');
+      }),
+    ).toThrow('rolled back');
+    expect(s.outboxDepth()).toEqual({ events: 0, bytes: 0, folded_total: 0 });
+    s.transaction(() => {
+      for (let n = 0; n < 80; n++) append(s, log, entryOf(n % 4, n));
+    });
+    expect(s.outboxDepth().events).toBeLessThanOrEqual(50);
+    expect(s.outboxDepth().folded_total).toBeGreaterThan(0);
+    checkJournal(s, log);
+  });
+
   it('new bounds apply live: lower ones fold at once', () => {
     const s = t.open(bounds(1000));
     const log: Appended = new Map();
