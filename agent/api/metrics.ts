@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LivenessStats } from '../liveness.js';
 import type { PowerSyncStats } from '../operations/power-sync.js';
+import type { OutboxDepth } from '../store/types.js';
 
 export interface HttpMetrics {
   observe(labels: { method: string; route: string; status: number }, seconds: number): void;
@@ -135,4 +136,38 @@ export function createLivenessMetrics(registry: Registry, engine: string, stats:
       },
     });
   }
+}
+
+/**
+ * The outbox's depth (agent/store/outbox.ts), read from `depth()` at each scrape (O(1): counters the store keeps):
+ * the journal's entries and bytes, and the entries folded away over the store's life.
+ */
+export function createOutboxMetrics(registry: Registry, depth: () => OutboxDepth): void {
+  const names = ['metald_outbox_events', 'metald_outbox_bytes', 'metald_outbox_folded_total'];
+  for (const name of names) if (existing(registry, name)) registry.removeSingleMetric(name);
+  new Gauge({
+    name: 'metald_outbox_events',
+    help: 'Entries in the journal (the upstream outbox), fold markers included; bounded by outbox.max_events.',
+    registers: [registry],
+    collect() {
+      this.set(depth().events);
+    },
+  });
+  new Gauge({
+    name: 'metald_outbox_bytes',
+    help: "Bytes of the journal's entries (their columns plus an event envelope each); bounded by outbox.max_bytes.",
+    registers: [registry],
+    collect() {
+      this.set(depth().bytes);
+    },
+  });
+  new Counter({
+    name: 'metald_outbox_folded_total',
+    help: 'Journal entries folded into outbox.folded markers because the outbox was full, over the store\'s life.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(depth().folded_total);
+    },
+  });
 }

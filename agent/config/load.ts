@@ -438,6 +438,10 @@ function resolveConfig(raw: RawConfig, ctx: ResolveCtx): Config {
       upstream === null
         ? null
         : { url: upstream.url, token_file: abs(upstream.token_file), ca_file: absOrNull(upstream.ca_file) },
+    outbox: {
+      max_events: must(must(raw.outbox, 'outbox').max_events, 'outbox.max_events'),
+      max_bytes: must(must(raw.outbox, 'outbox').max_bytes, 'outbox.max_bytes'),
+    },
     allow_fake_drivers: must(raw.allow_fake_drivers, 'allow_fake_drivers'),
     power_sync: {
       interval_ms: dur(ps.interval, 'power_sync.interval'),

@@ -3,7 +3,7 @@
  * be applied without a restart. Pure functions; the daemon logs both lists ("applied: ...", "needs a restart: ...").
  *
  * Applied on SIGHUP: log_level, on_failure, terminated_retention, api.public_url, api.rate_limit, api.page_size, api.tokens,
- * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness (but its engine), recovery, the catalogues (images,
+ * allow_fake_drivers, power_sync, timeouts, power_poll, bmc.min_gap, liveness (but its engine), recovery, outbox, the catalogues (images,
  * instance_types, networks), boot.public_url and boot.ramdisk, new nodes, and every setting of an existing node
  * (name, type, boot_mode, macs, bmc, maintenance, enforce_power, adopt: an adoption only acts on a node without an
  * instance).
@@ -119,6 +119,8 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
   scalar(restartRequired, 'liveness.fping_path', old.liveness.fping_path, next.liveness.fping_path);
   scalar(apply, 'liveness', { ...old.liveness, engine: null, fping_path: null }, { ...next.liveness, engine: null, fping_path: null });
   scalar(apply, 'recovery', old.recovery, next.recovery);
+  // The store takes new bounds live (Store.setOutboxBounds): lower ones fold at once.
+  scalar(apply, 'outbox', old.outbox, next.outbox);
   for (const key of ['images', 'instance_types', 'networks'] as const) {
     const c = catalogueChange<{ uuid: string }>(old[key], next[key]);
     if (c !== null) apply.push(`${key}: ${c}`);

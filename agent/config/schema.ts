@@ -204,6 +204,13 @@ export const NodeSchema = Obj({
   adopt: Type.Optional(OrNull(AdoptSchema)),
 });
 
+/**
+ * The outbox's least bounds: a thousand entries, and four maximal events (4 x MAX_MESSAGE_BYTES of
+ * agent/upstream/protocol.ts, which imports this file: a test keeps the two in step).
+ */
+export const OUTBOX_MIN_EVENTS = 1000;
+export const OUTBOX_MIN_BYTES = 4 * 1024 * 1024;
+
 export const RawConfigSchema = Obj({
   agent_id: Type.Optional(Name()),
   state_dir: Type.Optional(Str({ maxLength: 4096, default: '/var/lib/metald' })),
@@ -213,6 +220,15 @@ export const RawConfigSchema = Obj({
   api: Type.Optional(ApiSchema),
   boot: Type.Optional(OrNull(BootSchema)),
   upstream: Type.Optional(OrNull(UpstreamSchema)),
+  outbox: Type.Optional(
+    Obj(
+      {
+        max_events: Type.Optional(Type.Integer({ minimum: OUTBOX_MIN_EVENTS, maximum: 1_000_000_000, default: 1_000_000 })),
+        max_bytes: Type.Optional(Type.Integer({ minimum: OUTBOX_MIN_BYTES, maximum: 2 ** 44, default: 512 * 1024 * 1024 })),
+      },
+      { default: {} },
+    ),
+  ),
   allow_fake_drivers: Type.Optional(Type.Boolean({ default: false })),
   power_sync: Type.Optional(
     Obj(

@@ -101,6 +101,8 @@ export interface Config {
     ramdisk: { kernel: string | null; initrd: string | null; iso: string | null };
   } | null;
   upstream: { url: string; token_file: string; ca_file: string | null } | null;
+  /** The journal's bounds (the outbox, upstream or not): agent/store/outbox.ts, docs/protocol.md "The outbox policy". */
+  outbox: { max_events: number; max_bytes: number };
   allow_fake_drivers: boolean;
   power_sync: {
     interval_ms: number;

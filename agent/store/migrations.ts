@@ -178,6 +178,16 @@ export const MIGRATIONS: readonly Migration[] = [
       db.prepare(`INSERT INTO meta (key, value) VALUES ('store_id', ?) ON CONFLICT(key) DO NOTHING`).run(randomUUID());
     },
   },
+  {
+    version: 8,
+    description: "the outbox policy (./outbox.ts): journal_alive also holds the fold markers, so the last verdict of an instance whose newer entries were folded is unknown, not an older one",
+    up(db) {
+      db.exec(`
+        DROP INDEX journal_alive;
+        CREATE INDEX journal_alive ON journal(agent_id, instance_id, seq) WHERE kind IN ('instance.alive', 'outbox.folded');
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

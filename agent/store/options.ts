@@ -2,6 +2,7 @@
 import type { StoreFaultInjector } from './fault.js';
 import type { AfterCommitErrorHandler } from './after-commit.js';
 import type { WalSyncPort } from './wal-sync.js';
+import type { OutboxBounds } from './outbox.js';
 
 /**
  * Connection settings applied at open, in order (journal_mode first: it cannot change inside a transaction).
@@ -44,4 +45,8 @@ export interface OpenStoreOptions {
    * restart, which reads what is on disk, recovers. The agent logs it as fatal. Default: a process warning.
    */
   onSyncFailure?: ((err: Error) => void) | undefined;
+  /** The outbox's bounds (./outbox.ts); default DEFAULT_OUTBOX_BOUNDS. Changed live by Store.setOutboxBounds. */
+  outbox?: OutboxBounds | undefined;
+  /** Told when the outbox is over its bounds and nothing more can be folded (every object holds one entry). Default: a process warning. */
+  onOutboxStuck?: ((info: { events: number; bytes: number; bounds: OutboxBounds }) => void) | undefined;
 }

@@ -39,6 +39,7 @@ import {
 import { prepareAll, type Statements } from './statements.js';
 import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
 import { CommandResults } from './command-results.js';
+import { DEFAULT_OUTBOX_BOUNDS, entryBytes, Outbox, scheduleImmediate, warnOutboxStuck, type OutboxBounds, type OutboxDepth } from './outbox.js';
 import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store, type StoredCommandResult } from './types.js';
 import { describe, isThenable } from './util.js';
 import { FdWalSync, type WalSyncPort } from './wal-sync.js';
@@ -83,6 +84,7 @@ export class SqliteStore implements Store {
   private readonly commands: CommandResults;
   private readonly journalWatchers = new Set<() => void>();
   private journalWake: NodeJS.Immediate | null = null;
+  private readonly outbox: Outbox;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions, walSync: WalSyncPort) {
     this.file = file;
@@ -100,6 +102,13 @@ export class SqliteStore implements Store {
     this.sweeps = prepareSweeps(db);
     this.commands = new CommandResults(db);
     this.tx = db.transaction((fn: () => unknown) => fn());
+    this.outbox = new Outbox(db, this.agentId, opts.outbox ?? DEFAULT_OUTBOX_BOUNDS, {
+      write: (fn) => this.write('appendJournal', fn),
+      now: this.now,
+      schedule: scheduleImmediate,
+      onStuck: opts.onOutboxStuck ?? warnOutboxStuck,
+      onError: (e) => this.hooks.report(e),
+    });
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
@@ -161,9 +170,12 @@ export class SqliteStore implements Store {
           throw new StoreError(`injected fault (${op}): ${describe(e)}`, { cause: e });
         }
       }
-      const result = this.atomically(fn);
-      if (outermost) this.group.committedOne();
-      return result;
+      // A level of after-commit hooks: the outbox counters follow a write once it committed.
+      return this.hooks.level(() => {
+        const result = this.atomically(fn);
+        if (outermost) this.group.committedOne();
+        return result;
+      });
     } catch (e) {
       if (e instanceof StoreError) throw e;
       throw new StoreError(`store ${op} failed: ${describe(e)}`, { cause: e });
@@ -471,6 +483,8 @@ export class SqliteStore implements Store {
       };
       this.stmts.insertJournal.run(row as unknown as Params);
       this.txSeq = seq;
+      const bytes = entryBytes(row);
+      this.hooks.add(() => this.outbox.appended(bytes));
       this.wakeJournalWatchers();
       // The entry as written, its data the caller's (not parsed back from the row just stringified).
       const { data: _json, ...fields } = row;
@@ -498,8 +512,19 @@ export class SqliteStore implements Store {
     return this.write('trimJournal', () => {
       // The last seq outlives the entries it numbered: kept in journal_seq before they go.
       this.stmts.saveSeq.run(this.agentId, this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
+      const removed = this.outbox.measureTrim(throughSeq);
+      this.hooks.add(() => this.outbox.trimmed(removed));
       return this.stmts.trimJournal.run(this.agentId, throughSeq).changes;
     });
+  }
+
+  outboxDepth(): OutboxDepth {
+    return this.outbox.depth();
+  }
+
+  setOutboxBounds(bounds: OutboxBounds): void {
+    this.assertOpen();
+    this.outbox.setBounds(bounds);
   }
 
   watchJournal(fn: () => void): () => void {
@@ -569,6 +594,7 @@ export class SqliteStore implements Store {
     // The commits not synced yet are synced now (blocking), and their waiters settled, before the connection goes.
     this.group.flushNow();
     this.closed = true;
+    this.outbox.close();
     if (this.journalWake !== null) clearImmediate(this.journalWake);
     this.journalWatchers.clear();
     try {

@@ -7,8 +7,8 @@ import type { Instance, InstanceState, OperationKind, PowerState } from '../mode
 import type { InstanceRow } from './rows.js';
 import type { PowerSyncView } from './types.js';
 
-/** An instance's last `instance.alive` entry: a walk of migration 6's partial index from its end (named: without statistics the planner would walk the whole journal by its primary key). */
-export const LAST_ALIVE_SQL = "SELECT data FROM journal INDEXED BY journal_alive WHERE agent_id = ? AND instance_id = ? AND kind = 'instance.alive' ORDER BY seq DESC LIMIT 1";
+/** An instance's last `instance.alive` entry, or a fold marker newer than it: a walk of migration 6's partial index (migration 8: markers too) from its end (named: without statistics the planner would walk the whole journal by its primary key). */
+export const LAST_ALIVE_SQL = "SELECT kind, data FROM journal INDEXED BY journal_alive WHERE agent_id = ? AND instance_id = ? AND kind IN ('instance.alive', 'outbox.folded') ORDER BY seq DESC LIMIT 1";
 
 /** A node's power-sync view: the few fields a sync decides by, its instance's joined (LEFT JOIN: null without one). */
 export interface PowerSyncViewRow {
@@ -40,7 +40,7 @@ export function prepareSweeps(db: Database.Database) {
          FROM nodes n LEFT JOIN instances i ON i.id = n.instance_id WHERE n.id = ?`,
     ),
     /** The data of this agent's last `instance.alive` entry of one instance (migration 6's partial index). */
-    lastAlive: db.prepare<[string, string], { data: string }>(LAST_ALIVE_SQL),
+    lastAlive: db.prepare<[string, string], { kind: string; data: string }>(LAST_ALIVE_SQL),
   };
 }
 
@@ -62,8 +62,9 @@ export function viewOfRow(r: PowerSyncViewRow | undefined): PowerSyncView | null
 }
 
 /** The verdict of an `instance.alive` entry's data; null when there is no entry (or it says nothing). */
-export function verdictOfRow(r: { data: string } | undefined): boolean | null {
-  if (!r) return null;
+export function verdictOfRow(r: { kind: string; data: string } | undefined): boolean | null {
+  // A fold marker newer than every verdict (migration 8): the last verdict was folded, or may have been.
+  if (!r || r.kind === 'outbox.folded') return null;
   const alive = (JSON.parse(r.data) as { alive?: unknown }).alive;
   return typeof alive === 'boolean' ? alive : null;
 }

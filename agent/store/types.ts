@@ -5,6 +5,9 @@
  */
 import type { Action, ActionEvent, ActionPlan, Instance, InstanceState, JournalEntry, JournalKind, Node, OperationKind, PowerState } from '../model.js';
 import type { NodeCursor } from './index-queries.js';
+import type { OutboxBounds, OutboxDepth } from './outbox.js';
+
+export type { OutboxBounds, OutboxDepth } from './outbox.js';
 
 export type { NodeCursor } from './index-queries.js';
 import type { ListQueries } from './list-queries.js';
@@ -73,7 +76,8 @@ export interface Store extends ListQueries {
   listRunningInstances(after: string | null, limit: number): Pick<Instance, 'id' | 'addresses' | 'task' | 'power_state'>[];
   /**
    * The verdict of this agent's last `instance.alive` journal entry of the instance, or null if there is none (never
-   * journalled, or trimmed): what the liveness monitor compares its first verdict after a start with.
+   * journalled, trimmed, or a fold marker of the instance is newer than it: ./outbox.ts): what the liveness monitor
+   * compares its first verdict after a start with.
    */
   lastAliveVerdict(instanceId: string): boolean | null;
   putInstance(instance: Instance): void;
@@ -115,6 +119,13 @@ export interface Store extends ListQueries {
    * numbers are never reused afterwards.
    */
   trimJournal(throughSeq: number): number;
+  /**
+   * The outbox's depth, O(1) (counters kept in memory: /metrics reads it every scrape): entries (markers included),
+   * their bytes, and the entries removed by folding over the store's life (docs/protocol.md, "The outbox policy").
+   */
+  outboxDepth(): OutboxDepth;
+  /** New outbox bounds, applied at once (SIGHUP): the journal is folded now if it is over them. @throws RangeError on a bound that is not a positive integer. */
+  setOutboxBounds(bounds: OutboxBounds): void;
   /**
    * Calls fn after journal entries were appended: at most once per event-loop turn (a setImmediate after the turn's
    * first append), so a burst of commits wakes the listener once. fn reads what is there (lastSeq, readJournal): an

@@ -10,6 +10,8 @@ import {
   parseConfigWithWarnings,
   parseDuration,
 } from '../../../agent/config/load.js';
+import { OUTBOX_MIN_BYTES, OUTBOX_MIN_EVENTS } from '../../../agent/config/schema.js';
+import { MAX_MESSAGE_BYTES } from '../../../agent/upstream/protocol.js';
 import { NODE_ID, UUID, base, errorsOf, errorsWith, parseObj, warningsWith } from './helpers.js';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../../examples');
@@ -84,6 +86,7 @@ describe('defaults and units', () => {
       },
       boot: null,
       upstream: null,
+      outbox: { max_events: 1_000_000, max_bytes: 512 * 1024 * 1024 },
       allow_fake_drivers: false,
       power_sync: { interval_ms: 30_000, failures_before_unknown: 3, concurrency: 32 },
       timeouts: { bmc_call_ms: 30_000, power_ms: 120_000, deploy_ms: 3_600_000, soft_power_ms: 300_000 },
@@ -273,6 +276,20 @@ describe('errors', () => {
     expect(errors.filter((e) => e.startsWith('nodes[0].bmc.password: '))).toHaveLength(1);
     const all = errors.join('\n');
     for (const secret of ['hunter2-secret', 'tok-secret-value', 'up-secret']) expect(all).not.toContain(secret);
+  });
+
+  it('outbox bounds: integers, at least 1,000 entries and four maximal events (4 MiB), known keys only', () => {
+    expect(OUTBOX_MIN_BYTES).toBe(4 * MAX_MESSAGE_BYTES);
+    let errors = errorsWith((d) => (d.outbox = { max_events: 999, max_bytes: OUTBOX_MIN_BYTES - 1, every: 1 }));
+    has(errors, 'outbox.max_events', 'must be at least 1000');
+    has(errors, 'outbox.max_bytes', `must be at least ${4 * MAX_MESSAGE_BYTES}`);
+    has(errors, 'outbox.every', 'allowed here: max_events, max_bytes');
+    errors = errorsWith((d) => (d.outbox = { max_events: 1500.5, max_bytes: '1GiB' }));
+    has(errors, 'outbox.max_events', 'expected an integer');
+    has(errors, 'outbox.max_bytes', 'expected an integer');
+    const ok = parseObj({ ...base(), outbox: { max_events: OUTBOX_MIN_EVENTS, max_bytes: OUTBOX_MIN_BYTES } }).config.outbox;
+    expect(ok).toEqual({ max_events: 1000, max_bytes: 4 * 1024 * 1024 });
+    expect(parseObj({ ...base(), outbox: { max_bytes: OUTBOX_MIN_BYTES } }).config.outbox.max_events).toBe(1_000_000);
   });
 
   it('durations: bad format, zero where a positive value is needed, beyond the timer limit', () => {

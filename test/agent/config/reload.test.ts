@@ -20,6 +20,14 @@ describe('diffConfig', () => {
     expect(diffConfig(config(), config())).toEqual({ apply: [], restartRequired: [] });
   });
 
+  it('outbox bounds apply at once (the store takes them live: Store.setOutboxBounds)', () => {
+    const next = config((d) => (d.outbox = { max_events: 5000 }));
+    const diff = diffConfig(config(), next);
+    expect(diff.restartRequired).toEqual([]);
+    expect(diff.apply).toEqual([expect.stringMatching(/^outbox: .*"max_events":1000000.* -> .*"max_events":5000/)]);
+    expect(mergeForReload(config(), next).outbox).toEqual({ max_events: 5000, max_bytes: 512 * 1024 * 1024 });
+  });
+
   it('applies logging, limits, tokens, timers, liveness and catalogues', () => {
     const next = config((d) => {
       d.log_level = 'debug';
