@@ -11,6 +11,7 @@ import { StoreError } from '../../../agent/store/types.js';
 import { node } from './fixtures.js';
 import { useStoreDir } from './fixtures.js';
 import { HeldWalSync } from './held-wal-sync.js';
+import { MAX_SYNCS_IN_FLIGHT } from '../../../agent/store/group-commit.js';
 
 const { dir, open } = useStoreDir();
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -46,7 +47,7 @@ describe('group commit', () => {
     expect(port.calls).toBe(1);
   });
 
-  it('durable() waits for the sync that covers it: a commit made while a sync runs waits for the next one, which covers every commit made meanwhile', async () => {
+  it('durable() waits for a sync started after its commit: syncs overlap (up to MAX_SYNCS_IN_FLIGHT), and a later one covers the commits before it, whichever ends first', async () => {
     const port = new HeldWalSync();
     const s = open({ walSync: port });
     port.held = true;
@@ -55,23 +56,35 @@ describe('group commit', () => {
     await turn();
     expect(port.waiting).toBe(1);
     expect(await settled(first, 30)).toBe('pending');
-    // While the first sync runs: three more commits, one waiter each.
+    // While the first sync runs: three more commits in one turn share a second sync, started at once.
     s.setMeta('b', '1');
     const second = s.durable();
     s.setMeta('c', '1');
     s.setMeta('d', '1');
     const third = s.durable();
-    expect(port.waiting).toBe(1);
-    port.release();
+    await turn();
+    expect(port.waiting).toBe(2);
+    // A third sync; then the cap: a commit made while MAX_SYNCS_IN_FLIGHT run waits for a free one.
+    s.setMeta('e', '1');
+    const fourth = s.durable();
+    await turn();
+    expect(port.waiting).toBe(MAX_SYNCS_IN_FLIGHT);
+    s.setMeta('f', '1');
+    const fifth = s.durable();
+    await turn();
+    expect(port.waiting).toBe(MAX_SYNCS_IN_FLIGHT);
+    // The newest sync ends first: it covers every commit made before it started, the first's included.
+    port.releaseNewest();
     expect(await settled(first)).toBe('resolved');
-    expect(await settled(second, 30)).toBe('pending');
-    expect(await settled(third, 30)).toBe('pending');
-    // One sync for the three, started when the first ended.
-    expect(port.waiting).toBe(1);
-    port.release(true);
     expect(await settled(second)).toBe('resolved');
     expect(await settled(third)).toBe('resolved');
-    expect(port.calls).toBe(2);
+    expect(await settled(fourth)).toBe('resolved');
+    // The commit made at the cap got its sync when that one ended.
+    expect(await settled(fifth, 30)).toBe('pending');
+    expect(port.calls).toBe(4);
+    port.release(true);
+    expect(await settled(fifth)).toBe('resolved');
+    expect(port.calls).toBe(4);
   });
 
   it('a failed sync fails the store: the waiters and every later durable() reject with StoreError, writes throw, reads still work; told once', async () => {

@@ -37,6 +37,12 @@ export class HeldWalSync implements WalSyncPort {
     for (const q of this.queue.splice(0)) this.real.sync(q.file).then(q.resolve, q.reject);
   }
 
+  /** Lets only the newest held sync run (really); the older ones stay held. */
+  releaseNewest(): void {
+    const q = this.queue.pop();
+    if (q) this.real.sync(q.file).then(q.resolve, q.reject);
+  }
+
   /** Fails the held syncs with `err`. */
   failHeld(err: Error): void {
     for (const q of this.queue.splice(0)) q.reject(err);
