@@ -12,6 +12,7 @@ import { spawnPeer } from './daemon.js';
 import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, fmt, formatReport, type BenchResults, type SizeResult } from './report.js';
 import { evaluateIcmpTargets, formatIcmpReport, ICMP_USAGE, splitIcmpArgs, type IcmpOptions, type IcmpResults } from './icmp-report.js';
+import { evaluateUpstreamTargets, formatUpstreamReport, splitUpstreamArgs, UPSTREAM_USAGE, type UpstreamOptions, type UpstreamResults } from './upstream-report.js';
 import { DRIVERS_USAGE, evaluateDriverTargets, formatDriversReport, splitDriversArgs, type DriversOptions, type DriversResults } from './drivers-report.js';
 
 async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
@@ -96,24 +97,42 @@ async function runIcmpSection(o: IcmpOptions): Promise<IcmpResults> {
   return r;
 }
 
+/** The upstream section (./upstream.ts). */
+async function runUpstreamSection(o: UpstreamOptions): Promise<UpstreamResults> {
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
+  const r = await (await import('./upstream.js')).runUpstream(o, log);
+  console.log(`\n${formatUpstreamReport(r)}`);
+  return r;
+}
+
 async function main(): Promise<void> {
   let opts: BenchOptions;
   let drivers: DriversOptions;
   let icmp: IcmpOptions;
+  let upstream: UpstreamOptions;
   try {
-    const icmpSplit = splitIcmpArgs(process.argv.slice(2));
+    const upSplit = splitUpstreamArgs(process.argv.slice(2));
+    upstream = upSplit.upstream;
+    const icmpSplit = splitIcmpArgs(upSplit.rest);
     icmp = icmpSplit.icmp;
     const split = splitDriversArgs(icmpSplit.rest);
     drivers = split.drivers;
     opts = parseArgs(split.rest);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}`);
+    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}`);
     process.exitCode = 2;
     return;
   }
   if (opts.help) {
-    console.log(`${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}`);
+    console.log(`${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}`);
+    return;
+  }
+  if (upstream.mode === 'only') {
+    const r = await runUpstreamSection(upstream);
+    writeFileSync(opts.out, `${JSON.stringify({ upstream: r, upstreamTargets: evaluateUpstreamTargets(r) }, null, 2)}\n`);
+    console.log(`\nevery figure: ${opts.out}`);
     return;
   }
   if (icmp.mode === 'only') {
@@ -140,7 +159,9 @@ async function main(): Promise<void> {
   const icmpFigures = i ? { icmp: i, icmpTargets: evaluateIcmpTargets(i) } : {};
   const d = drivers.mode === 'also' ? await runDriversSection(drivers) : null;
   const driverFigures = d ? { drivers: d, driverTargets: evaluateDriverTargets(d) } : {};
-  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...icmpFigures, ...driverFigures }, null, 2)}\n`);
+  const u = upstream.mode === 'also' && !opts.soakOnly ? await runUpstreamSection(upstream) : null;
+  const upstreamFigures = u ? { upstream: u, upstreamTargets: evaluateUpstreamTargets(u) } : {};
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...icmpFigures, ...driverFigures, ...upstreamFigures }, null, 2)}\n`);
   console.log(`\nevery figure: ${opts.out}`);
 }
 

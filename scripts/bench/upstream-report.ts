@@ -9,7 +9,20 @@ export interface UpstreamOptions {
 }
 
 export interface UpstreamResults {
-  latency: { rate: number; events: number; p50_ms: number; p99_ms: number; max_ms: number; achieved_rate: number };
+  latency: {
+    rate: number;
+    events: number;
+    p50_ms: number;
+    p99_ms: number;
+    max_ms: number;
+    achieved_rate: number;
+    /** Commit to on disk (the barrier the link waits for before it sends). */
+    durable_p50_ms: number;
+    durable_p99_ms: number;
+    /** The disk alone: a 350-byte write then fdatasync, one at a time, in the same run. */
+    fdatasync_p50_ms: number;
+    fdatasync_p99_ms: number;
+  };
   throughput: { events: number; seconds: number; per_s: number; peer_per_s: number; ratio_to_peer: number; max_journal_rows_read_at_once: number };
   notes: string[];
 }
@@ -63,6 +76,7 @@ export function formatUpstreamReport(r: UpstreamResults): string {
   const rows = [
     'Upstream link (metald -> reference controller, loopback)',
     `  latency at ${l.rate}/s (${l.events} events, ${l.achieved_rate.toFixed(0)}/s achieved): p50 ${l.p50_ms.toFixed(2)} ms, p99 ${l.p99_ms.toFixed(2)} ms, max ${l.max_ms.toFixed(2)} ms`,
+    `    of which commit to on disk: p50 ${l.durable_p50_ms.toFixed(2)} ms, p99 ${l.durable_p99_ms.toFixed(2)} ms; the disk's fdatasync alone (same run): p50 ${l.fdatasync_p50_ms.toFixed(2)} ms, p99 ${l.fdatasync_p99_ms.toFixed(2)} ms`,
     `  throughput: ${t.events} events in ${t.seconds.toFixed(2)} s = ${Math.round(t.per_s)}/s; bare ws peer ${Math.round(t.peer_per_s)}/s; ratio ${t.ratio_to_peer.toFixed(2)}x`,
     `  journal rows read at once by the link (memory bound): at most ${t.max_journal_rows_read_at_once}`,
     ...evaluateUpstreamTargets(r).map((x) => `  ${x.pass ? 'PASS' : 'FAIL'}  ${x.name}: ${x.figure} (target ${x.target})`),

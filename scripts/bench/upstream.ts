@@ -11,7 +11,7 @@
  *   from the first commit to the receipt of the last event.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -56,11 +56,18 @@ async function startController(dir: string): Promise<Ctl> {
     stdio: ['ignore', fd, 'inherit'],
   });
   closeSync(fd);
-  const lines = () =>
-    readFileSync(out, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Read on from where the last call stopped, complete lines only (the controller may be writing the last one).
+  const seen: Record<string, unknown>[] = [];
+  let offset = 0;
+  const lines = () => {
+    const buf = readFileSync(out);
+    const lastNl = buf.lastIndexOf(10);
+    if (lastNl >= offset) {
+      for (const l of buf.subarray(offset, lastNl).toString('utf8').split('\n')) if (l !== '') seen.push(JSON.parse(l) as Record<string, unknown>);
+      offset = lastNl + 1;
+    }
+    return seen;
+  };
   const end = Date.now() + 10_000;
   while (!lines().some((l) => l.what === 'listening')) {
     if (Date.now() > end || child.exitCode !== null) throw new Error('the reference controller did not start (is dist/ built?)');
@@ -89,13 +96,40 @@ function appendOne(store: SqliteStore, seq: number): number {
 /** Waits until the controller printed the event of `seq`, then every event line's receipt time by seq. */
 async function receipts(ctl: Ctl, agentId: string, lastSeq: number, timeoutMs: number): Promise<Map<number, number>> {
   const end = Date.now() + timeoutMs;
+  const got = new Map<number, number>();
+  let read = 0;
   for (;;) {
-    const got = new Map<number, number>();
-    for (const l of ctl.lines()) if (l.what === 'event' && l.agent_id === agentId) got.set(l.seq as number, l.received_ms as number);
+    const all = ctl.lines();
+    for (; read < all.length; read++) {
+      const l = all[read]!;
+      if (l.what === 'event' && l.agent_id === agentId) got.set(l.seq as number, l.received_ms as number);
+    }
     if (got.has(lastSeq)) return got;
     if (Date.now() > end) throw new Error(`the controller did not receive seq ${lastSeq} in ${timeoutMs} ms (has ${got.size})`);
     await sleep(100);
   }
+}
+
+/**
+ * The disk's own floor, measured in the same run: 1,000 appends of 350 bytes each followed by an fdatasync, one at
+ * a time (what one event's durability costs without any sharing).
+ */
+function fdatasyncFloor(file: string): { fdatasync_p50_ms: number; fdatasync_p99_ms: number } {
+  const fd = openSync(file, 'w');
+  const buf = Buffer.alloc(350, 0x61);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < 1000; i++) {
+      writeSync(fd, buf);
+      const t = performance.now();
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  lat.sort((a, b) => a - b);
+  return { fdatasync_p50_ms: pct(lat, 50), fdatasync_p99_ms: pct(lat, 99) };
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -172,6 +206,7 @@ export async function runUpstream(o: UpstreamOptions, log: (m: string) => void):
     log(`upstream: latency at ${o.rate} events/s for ${o.latencyS} s`);
     const total = Math.round(o.rate * o.latencyS);
     const committed = new Map<number, number>();
+    const durableAt = new Map<number, number>();
     const t0 = now();
     let seq = store.lastSeq();
     const first = seq + 1;
@@ -179,14 +214,31 @@ export async function runUpstream(o: UpstreamOptions, log: (m: string) => void):
       const due = Math.min(total, Math.floor(((now() - t0) / 1000) * o.rate));
       while (seq - first + 1 < due) {
         seq += 1;
-        committed.set(seq, appendOne(store, seq));
+        const s = seq;
+        committed.set(s, appendOne(store, s));
+        // When this commit is on disk (the barrier the link waits for before it sends).
+        const d = store.durable();
+        if (d === null) durableAt.set(s, now());
+        else void d.then(() => durableAt.set(s, now()));
       }
       await sleep(1);
     }
     const elapsed = (now() - t0) / 1000;
     const got = await receipts(ctl, agentId, seq, 30_000);
-    const lat = [...committed].map(([s, c]) => got.get(s)! - c).sort((a, b) => a - b);
-    const latency = { rate: o.rate, events: total, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), max_ms: lat[lat.length - 1]!, achieved_rate: total / elapsed };
+    const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+    const lat = sorted([...committed].map(([s, c]) => got.get(s)! - c));
+    const toDisk = sorted([...committed].map(([s, c]) => durableAt.get(s)! - c));
+    const latency = {
+      rate: o.rate,
+      events: total,
+      p50_ms: pct(lat, 50),
+      p99_ms: pct(lat, 99),
+      max_ms: lat[lat.length - 1]!,
+      achieved_rate: total / elapsed,
+      durable_p50_ms: pct(toDisk, 50),
+      durable_p99_ms: pct(toDisk, 99),
+      ...fdatasyncFloor(join(dir, 'fsync-probe')),
+    };
 
     // Throughput through the durable outbox: commits of 500, one per loop turn, the link streaming meanwhile.
     log(`upstream: throughput, ${o.throughputEvents} events`);

@@ -128,10 +128,10 @@ export class Controller {
 
   async close(): Promise<void> {
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
-    for (const l of this.links) {
-      this.flush(l);
-      l.ws.close(1001, 'controller stopping');
-    }
+    for (const l of this.links) this.flush(l);
+    // What was kept is on disk and acked before the links close.
+    await this.o.store.durable()?.catch(() => undefined);
+    for (const l of this.links) l.ws.close(1001, 'controller stopping');
     this.wss.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -352,33 +352,46 @@ export class Controller {
     });
   }
 
-  /** Commits the pending events with the new place, prints them, then acks the place (never before the commit). */
+  /**
+   * Commits the pending events with the new place; once that commit is on disk (the store's group commit: an
+   * fdatasync of the WAL on libuv's pool, so the loop keeps reading frames meanwhile) prints them and acks the place.
+   * An ack never covers what is not on disk.
+   */
   private flush(link: Link): void {
     const h = link.hello;
     if (h === null) return;
     const batch = link.pending;
     link.pending = [];
+    const received = batch.map((e) => link.receivedMs.get(e.seq));
+    link.receivedMs.clear();
     if (batch.length > 0) {
       try {
         this.o.store.appendEvents(h.agent_id, h.store_id, batch);
       } catch (err) {
-        // Not kept, so not acked: the agent sends them again after the next welcome.
-        this.o.print({ what: 'store-error', agent_id: h.agent_id, message: (err as Error).message });
-        link.ws.close(1011, 'controller store failed');
-        link.closed = true;
+        this.storeFailed(link, h.agent_id, err);
         return;
       }
-      for (const e of batch) {
-        const received = link.receivedMs.get(e.seq);
-        this.o.print({ what: 'event', ...stripEnvelope(e), ...(received !== undefined ? { received_ms: received } : {}) });
-      }
-      link.receivedMs.clear();
     }
-    if (link.ackDue) {
-      link.ackDue = false;
-      const place = batch.length > 0 ? batch[batch.length - 1]!.seq : this.o.store.agent(h.agent_id)?.place ?? 0;
-      if (place >= 1) this.send(link, { type: 'ack', version: PROTOCOL_VERSION, seq: place });
-    }
+    const ack = link.ackDue;
+    link.ackDue = false;
+    const place = batch.length > 0 ? batch[batch.length - 1]!.seq : this.o.store.agent(h.agent_id)?.place ?? 0;
+    const kept = () => {
+      batch.forEach((e, i) => {
+        const at = received[i];
+        this.o.print({ what: 'event', ...stripEnvelope(e), ...(at !== undefined ? { received_ms: at } : {}) });
+      });
+      if (ack && place >= 1 && !link.closed) this.send(link, { type: 'ack', version: PROTOCOL_VERSION, seq: place });
+    };
+    const durable = this.o.store.durable();
+    if (durable === null) kept();
+    // Not on disk, so not acked: the agent sends them again after the next welcome.
+    else durable.then(kept, (err: unknown) => this.storeFailed(link, h.agent_id, err));
+  }
+
+  private storeFailed(link: Link, agentId: string, err: unknown): void {
+    this.o.print({ what: 'store-error', agent_id: agentId, message: (err as Error).message });
+    if (!link.closed) link.ws.close(1011, 'controller store failed');
+    link.closed = true;
   }
 }
 

@@ -1,13 +1,16 @@
 /**
- * The reference controller's own durable state (docs/controller.md): one SQLite file, WAL with synchronous FULL, so
- * that an event it acked survives a crash or a power cut (docs/protocol.md: "MUST keep an event durably before it
- * acks it"). It holds, per agent, the place (the greatest seq H with every seq <= H held or known to be covered) for
+ * The reference controller's own durable state (docs/controller.md): one SQLite file in WAL mode, so that an event it
+ * acked survives a crash or a power cut (docs/protocol.md: "MUST keep an event durably before it acks it"): the
+ * events' commits are synced on libuv's pool (group commit, agent/store/group-commit.ts, as metald's own store) and
+ * acked after; every other write is synchronous = FULL. It holds, per agent, the place (the greatest seq H with every seq <= H held or known to be covered) for
  * the agent's current store_id, the events by (agent_id, store_id, seq), the last snapshot, and the commands it sent
  * with their results (a command is kept until its result arrives, and sent again after a reconnect).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { GroupCommit } from '../../agent/store/group-commit.js';
+import { FdWalSync } from '../../agent/store/wal-sync.js';
 import type { Command, CommandResult, Event, Hello } from '../../agent/upstream/protocol.js';
 
 export interface AgentPlace {
@@ -55,6 +58,8 @@ CREATE TABLE IF NOT EXISTS commands (
 
 export class ControllerStore {
   private readonly db: Database.Database;
+  private readonly walSync = new FdWalSync();
+  private readonly group: GroupCommit;
   private readonly insertEvent: Database.Statement;
   private readonly setPlace: Database.Statement;
 
@@ -63,6 +68,7 @@ export class ControllerStore {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    this.group = new GroupCommit(this.walSync, `${path.resolve(file)}-wal`, () => undefined);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.insertEvent = this.db.prepare('INSERT INTO events (agent_id, store_id, seq, kind, body, received_at) VALUES (?, ?, ?, ?, ?, ?)');
@@ -70,7 +76,17 @@ export class ControllerStore {
   }
 
   close(): void {
+    this.group.flushNow();
     this.db.close();
+    this.walSync.close();
+  }
+
+  /**
+   * Resolves once every event commit made so far is on disk (null when none is pending); rejects when a WAL sync
+   * failed (the controller's store is then failed: nothing more is acked).
+   */
+  durable(): Promise<void> | null {
+    return this.group.durable();
   }
 
   /** The controller's fencing generation: the stored one, else 1 (set by --generation). */
@@ -124,10 +140,20 @@ export class ControllerStore {
   appendEvents(agentId: string, storeId: string, events: Event[]): void {
     if (events.length === 0) return;
     const at = new Date().toISOString();
-    this.db.transaction(() => {
-      for (const e of events) this.insertEvent.run(agentId, storeId, e.seq, e.kind, JSON.stringify(e), at);
-      this.setPlace.run(events[events.length - 1]!.seq, agentId);
-    })();
+    const failed = this.group.failed;
+    if (failed) throw failed;
+    // The events' commit does not fsync in the loop: the WAL is synced on the pool (durable()) before they are
+    // acked, so frames keep being read meanwhile. Every other write stays synchronous = FULL.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db.transaction(() => {
+        for (const e of events) this.insertEvent.run(agentId, storeId, e.seq, e.kind, JSON.stringify(e), at);
+        this.setPlace.run(events[events.length - 1]!.seq, agentId);
+      })();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+    this.group.committedOne();
   }
 
   /** The seqs held for an agent's current store, in order (tests and `events` on the command line). */
