@@ -44,7 +44,16 @@ export interface LinkOptions {
   backoffCapMs?: number;
   /** Bound of dial + TLS + upgrade. */
   handshakeTimeoutMs?: number;
+  /**
+   * Acked entries kept in the journal (default RETAIN_ACKED): an ack trims through its seq minus this, so that a
+   * controller restored from a backup (a welcome with an older resume_from) gets the events it lost from the
+   * journal instead of only a snapshot. The outbox bound (docs/protocol.md, "The outbox policy") still applies.
+   */
+  retainAcked?: number;
 }
+
+/** Acked journal entries kept for a controller that comes back from an older place. */
+export const RETAIN_ACKED = 10_000;
 
 /** A repeated failure reason is logged again at most this often (with how many repeats it had). */
 export const REPEAT_LOG_MS = 10 * 60_000;
@@ -176,7 +185,7 @@ export class UpstreamLink {
       s = this.session = new Session({
         url: this.o.url, ca: this.o.ca, token, agentId: this.o.agentId, store: this.o.store, hello: this.o.hello,
         commands: this.o.commands, log: this.o.log, clock: this.o.clock, pingIntervalMs: this.pingIntervalMs,
-        welcomeTimeoutMs: this.welcomeTimeoutMs, handshakeTimeoutMs: this.handshakeTimeoutMs,
+        welcomeTimeoutMs: this.welcomeTimeoutMs, handshakeTimeoutMs: this.handshakeTimeoutMs, retainAcked: this.o.retainAcked ?? RETAIN_ACKED,
         onHelloSent: () => this.setState('hello-sent'),
         onStreaming: () => this.onWelcome(),
         onAck: (seq) => {

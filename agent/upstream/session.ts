@@ -47,6 +47,8 @@ export interface SessionOptions {
   onStreaming(): void;
   /** A valid ack raised the greatest acked seq. */
   onAck(seq: number): void;
+  /** Acked entries kept: an ack trims through its seq minus this. */
+  retainAcked: number;
   /** The greatest seq sent on this link grew. */
   onSent(seq: number): void;
 }
@@ -317,8 +319,10 @@ export class Session {
     // Trimming is a store write: one per turn, however many acks the turn brought.
     this.trimQueued ??= setImmediate(() => {
       this.trimQueued = null;
+      const through = this.ackedSeq - this.o.retainAcked;
+      if (through < 1) return;
       try {
-        this.o.store.trimJournal(this.ackedSeq);
+        this.o.store.trimJournal(through);
       } catch (e) {
         this.o.log.error({ err: e, seq: this.ackedSeq }, 'upstream: trimming the acked journal failed; the entries stay and are sent again');
       }

@@ -90,7 +90,7 @@ export function makeLink(ctx: Ctx, url: string, over: Partial<LinkOptions> = {})
   const hello = new StoreHello({ store: ctx.store, agentId: AGENT, agentVersion: '0.1.0-test', clock: systemClock, inventory: async () => INVENTORY });
   const link = new UpstreamLink({
     url, ca: null, token: () => TOKEN, agentId: AGENT, store, hello, commands: new FakeCommands(), log, clock: systemClock,
-    pingIntervalMs: 10_000, welcomeTimeoutMs: 5_000, backoffBaseMs: 20, backoffCapMs: 200, handshakeTimeoutMs: 2_000,
+    pingIntervalMs: 10_000, welcomeTimeoutMs: 5_000, backoffBaseMs: 20, backoffCapMs: 200, handshakeTimeoutMs: 2_000, retainAcked: 0,
     ...over,
   });
   ctx.cleanups.push(() => link.stop());

@@ -58,19 +58,15 @@ describe('streaming to the reference controller', () => {
     await waitUntil(() => ctx.store.outboxFirstSeq() === 41);
   });
 
-  it('a controller restarted from an older place (rewind) gets what it lacked, when the agent still has it', async () => {
+  it('acked entries are kept (retainAcked): a controller restarted from an older place (rewind) gets what it lacked from the journal', async () => {
     const db = join(ctx.dir, 'ctl.db');
     append(ctx.store, 30);
-    // An agent whose trims have not happened (its store keeps every entry): the rewound place can be served.
-    const keeping = {
-      lastSeq: () => ctx.store.lastSeq(), readJournal: (f: number, l: number) => ctx.store.readJournal(f, l), outboxFirstSeq: () => ctx.store.outboxFirstSeq(),
-      trimJournal: () => 0, watchJournal: (fn: () => void) => ctx.store.watchJournal(fn), durable: () => ctx.store.durable(),
-      getMeta: (k: string) => ctx.store.getMeta(k), setMeta: (k: string, v: string) => ctx.store.setMeta(k, v),
-    };
     const c1 = await startController(ctx, { db });
-    const link = makeLink(ctx, c1.url, { store: keeping });
+    const link = makeLink(ctx, c1.url, { retainAcked: 25 });
     link.start();
     await waitUntil(() => c1.store.seqs(AGENT).length === 30);
+    // Acked through 30, trimmed through 30 - 25 only.
+    await waitUntil(() => ctx.store.outboxFirstSeq() === 6, 5000, 'the trim through 5');
     await c1.close();
     await waitUntil(() => link.status().state !== 'streaming');
     const back = new (await import('../../../scripts/controller/store.js')).ControllerStore(db);
@@ -83,6 +79,8 @@ describe('streaming to the reference controller', () => {
     expect(c2.store.seqs(AGENT)).toEqual(range(1, 30));
     expect(c2.lines.find((l) => l.what === 'welcome')).toMatchObject({ resume_from: 11 });
     expect(events(c2)).toEqual(range(11, 30));
+    expect(c2.lines.filter((l) => l.what === 'covered')).toEqual([]);
+    expect(ctx.store.outboxFirstSeq()).toBe(6);
   });
 
   it('answers resync with a fresh hello whose snapshot.seq is the current last seq, then streams from the new welcome', async () => {
