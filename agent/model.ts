@@ -264,7 +264,8 @@ export type JournalKind =
   | 'node.error'
   | 'node.maintenance'
   | 'node.released'
-  | 'node.enrolled';
+  | 'node.enrolled'
+  | 'node.removed';
 
 export interface JournalEntry {
   seq: number;

@@ -1,0 +1,53 @@
+/**
+ * The node and catalogue commands: node.power and node.maintenance are the engine methods of their REST calls;
+ * node.enrol, node.remove and node.adopt go through the engine's fleet (agent/operations/fleet.ts: the config
+ * file's node rules); the catalogue ops are not supported yet and refused as such. Each is given the command's
+ * `record`, run in the transaction of the change.
+ */
+import { AgentError } from '../errors.js';
+import { CONTROLLER_PROJECT, type OpRun } from './commands.js';
+import type { CommandBody } from './protocol.js';
+
+type FleetBody = Exclude<CommandBody, { op: 'instance.create' | 'instance.delete' | 'instance.power' | 'instance.operation' }>;
+
+export async function runFleetCommand(op: OpRun, body: FleetBody): Promise<void> {
+  const { engine } = op.d;
+  const ctx = op.ctx(CONTROLLER_PROJECT);
+  switch (body.op) {
+    case 'node.power':
+      // A node holding an instance: the instance's power operation (its action under request_id = command_id);
+      // a free node: a node-level request, whose node.power events carry request_id = command_id.
+      await engine.setNodePower(ctx, body.node_id, { target: body.target, timeout_s: body.timeout_s }, (r) =>
+        op.record({
+          status: 'accepted',
+          request_id: r.accepted ? (r.action?.request_id ?? op.cmd.command_id) : null,
+          instance_id: r.action?.instance_id ?? null,
+          node_id: body.node_id.toLowerCase(),
+          already: !r.accepted,
+        }),
+      );
+      return;
+    case 'node.maintenance':
+      await engine.setMaintenance(ctx, body.node_id, body.maintenance, body.reason, (n) =>
+        op.record({ status: 'done', node_id: n.id, instance_id: n.instance_id }),
+      );
+      return;
+    case 'node.enrol':
+      engine.fleet.enrol(body.node, (n) => op.record({ status: 'done', node_id: n.id }));
+      return;
+    case 'node.remove':
+      engine.fleet.remove(body.node_id, (n) => op.record({ status: 'done', node_id: n.id }));
+      return;
+    case 'node.adopt':
+      // Accepted: power sync completes it from a verified power read (the instance then appears in the journal).
+      engine.fleet.adopt(body.node_id, body.adopt, (n) => op.record({ status: 'accepted', node_id: n.id, instance_id: n.adopt?.instance_id ?? null }));
+      return;
+    case 'image.put':
+    case 'image.delete':
+    case 'instance-type.put':
+    case 'instance-type.delete':
+    case 'network.put':
+    case 'network.delete':
+      throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `op ${body.op} is not supported by this agent yet: change the catalogue in the configuration file`);
+  }
+}
