@@ -34,6 +34,7 @@ import { Recorder } from './recorder.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, type PowerKind } from './rules.js';
 import type { AliveChange, Liveness } from '../liveness.js';
 import { Adoption } from './adoption.js';
+import { Catalogue } from './catalogue.js';
 import { Fleet } from './fleet.js';
 import { NodePower } from './node-power.js';
 import { PowerSync, type PowerSyncStats } from './power-sync.js';
@@ -111,7 +112,14 @@ export class Engine implements AgentService {
   private configSynced = false;
   private readonly powerSync: PowerSync;
 
-  constructor(private readonly deps: EngineDeps) {
+  private readonly deps: EngineDeps;
+  /** The catalogue every part reads: the config file's, with the upstream commands' entries (./catalogue.ts). */
+  readonly catalogue: Catalogue;
+
+  constructor(given: EngineDeps) {
+    this.catalogue = new Catalogue(given.store, given.config);
+    const deps: EngineDeps = { ...given, config: () => this.catalogue.config() };
+    this.deps = deps;
     this.agentId = deps.config().agent_id;
     this.rec = new Recorder(deps);
     this.runner = new Runner({ ...deps, rec: this.rec });

@@ -1,10 +1,9 @@
 /**
  * The node and catalogue commands: node.power and node.maintenance are the engine methods of their REST calls;
  * node.enrol, node.remove and node.adopt go through the engine's fleet (agent/operations/fleet.ts: the config
- * file's node rules); the catalogue ops are not supported yet and refused as such. Each is given the command's
+ * file's node rules); the catalogue ops through the engine's catalogue (agent/operations/catalogue.ts). Each is given the command's
  * `record`, run in the transaction of the change.
  */
-import { AgentError } from '../errors.js';
 import { CONTROLLER_PROJECT, type OpRun } from './commands.js';
 import type { CommandBody } from './protocol.js';
 
@@ -42,12 +41,24 @@ export async function runFleetCommand(op: OpRun, body: FleetBody): Promise<void>
       // Accepted: power sync completes it from a verified power read (the instance then appears in the journal).
       engine.fleet.adopt(body.node_id, body.adopt, (n) => op.record({ status: 'accepted', node_id: n.id, instance_id: n.adopt?.instance_id ?? null }));
       return;
+    // The catalogue: the controller's entries beside the file's (agent/operations/catalogue.ts: the file's win).
     case 'image.put':
-    case 'image.delete':
+      engine.catalogue.put('images', body.image, () => op.record({ status: 'done' }));
+      return;
     case 'instance-type.put':
-    case 'instance-type.delete':
+      engine.catalogue.put('instance_types', body.instance_type, () => op.record({ status: 'done' }));
+      return;
     case 'network.put':
+      engine.catalogue.put('networks', body.network, () => op.record({ status: 'done' }));
+      return;
+    case 'image.delete':
+      engine.catalogue.delete('images', body.uuid, () => op.record({ status: 'done' }));
+      return;
+    case 'instance-type.delete':
+      engine.catalogue.delete('instance_types', body.uuid, () => op.record({ status: 'done' }));
+      return;
     case 'network.delete':
-      throw new AgentError('AGENT_ERR_NOT_ACCEPTABLE', `op ${body.op} is not supported by this agent yet: change the catalogue in the configuration file`);
+      engine.catalogue.delete('networks', body.uuid, () => op.record({ status: 'done' }));
+      return;
   }
 }

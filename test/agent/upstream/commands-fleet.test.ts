@@ -1,7 +1,7 @@
 /**
  * The node and catalogue commands (agent/upstream/commands-fleet.ts) on a real agent with the fake lab: node power
  * and maintenance through the REST code path; enrolment by the config file's node rules; removal of a free node
- * only; adoption completed by power sync; catalogue ops refused as not supported.
+ * only; adoption completed by power sync. The catalogue ops: commands-catalogue.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommandBody } from '../../../agent/upstream/protocol.js';
@@ -158,16 +158,5 @@ describe('node.adopt', () => {
     expect(r.error!.message).toMatch(/adopt\.addresses\[0\]\.addr: is outside network private/);
     expect(r.error!.message).toMatch(/adopt\.addresses\[1\]\.network: no network named "nope"/);
     expect(h.agent.store.getNode(nodeId(1))!.adopt).toBeNull();
-  });
-});
-
-describe('catalogue ops', () => {
-  it('are refused as not supported yet (stored, not retryable)', async () => {
-    h = await startHarness({ nodes: 1 });
-    const cmd = command({ op: 'image.delete', uuid: '1fd5ab9b-1769-4dd5-b0bd-e075614cc866' });
-    const r = await result(handlerOf(h.agent), cmd);
-    expect(r).toMatchObject({ status: 'refused', error: { code: 'AGENT_ERR_NOT_ACCEPTABLE', retryable: false } });
-    expect(r.error!.message).toContain('image.delete is not supported');
-    expect(h.agent.store.getCommandResult(cmd.command_id)).not.toBeNull();
   });
 });
