@@ -232,54 +232,7 @@ export class Engine implements AgentService {
 
   /** Inserts config nodes the store lacks and refreshes the settings of those it has (SIGHUP does the same). */
   syncConfigNodes(): void {
-    const now = this.now();
-    this.store.transaction(() => {
-      for (const nc of this.cfg.nodes) {
-        const existing = this.store.getNode(nc.id);
-        // The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only.
-        const bmc = { ...nc.bmc, drivers: [...nc.bmc.drivers] };
-        const adopt = nc.adopt && !existing?.instance_id && !this.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
-        if (!existing) {
-          const node: Node = {
-            id: nc.id,
-            name: nc.name,
-            type: nc.type,
-            boot_mode: nc.boot_mode,
-            macs: nc.macs,
-            bmc,
-            maintenance: nc.maintenance,
-            maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
-            power_state: 'unknown',
-            target_power_state: null,
-            last_error: null,
-            consecutive_power_failures: 0,
-            instance_id: null,
-            adopt,
-            enforce_power: nc.enforce_power,
-            source: 'config',
-            created_at: now,
-            updated_at: now,
-          };
-          this.rec.enrolNode(node, 'config');
-        } else {
-          const forced = nc.maintenance && !existing.maintenance;
-          const refreshed: Node = {
-            ...existing,
-            name: nc.name,
-            type: nc.type,
-            boot_mode: nc.boot_mode,
-            macs: nc.macs,
-            bmc,
-            enforce_power: nc.enforce_power,
-            maintenance: existing.maintenance || nc.maintenance,
-            maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
-            adopt: existing.adopt ?? adopt,
-          };
-          // A start (or SIGHUP) that changes nothing about a node writes nothing for it.
-          if (JSON.stringify(refreshed) !== JSON.stringify(existing)) this.rec.putNode({ ...refreshed, updated_at: now });
-        }
-      }
-    });
+    this.fleet.syncConfigNodes();
   }
 
   // ------------------------------------------------------------------ reads

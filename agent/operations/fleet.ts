@@ -1,6 +1,6 @@
 /**
- * The fleet's changes that the controller asks for (agent/upstream/commands-fleet.ts): enrolling a node, removing
- * one, asking for an adoption. A node is judged by the config file's node rules (agent/config/nodes.ts) against the
+ * The fleet's nodes: the config file's synced into the store, and the changes the controller asks for
+ * (agent/upstream/commands-fleet.ts): enrolling a node, removing one, asking for an adoption. A node is judged by the config file's node rules (agent/config/nodes.ts) against the
  * catalogue the engine reads; it is written through the recorder (the only writer) in the caller's transaction,
  * with the caller's `record` (a command's result) in the same commit.
  */
@@ -145,6 +145,58 @@ export class Fleet {
       this.d.rec.putNode(next);
       record?.(next);
       return next;
+    });
+  }
+
+  /** The config file's nodes into the store: inserts those it lacks, refreshes the settings of those it has. */
+  syncConfigNodes(): void {
+    const now = this.d.now();
+    this.d.store.transaction(() => {
+      for (const nc of this.d.config().nodes) {
+        const existing = this.d.store.getNode(nc.id);
+        // The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only.
+        const bmc = { ...nc.bmc, drivers: [...nc.bmc.drivers] };
+        const adopt = nc.adopt && !existing?.instance_id && !this.d.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
+        if (!existing) {
+          const node: Node = {
+            id: nc.id,
+            name: nc.name,
+            type: nc.type,
+            boot_mode: nc.boot_mode,
+            macs: nc.macs,
+            bmc,
+            maintenance: nc.maintenance,
+            maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
+            power_state: 'unknown',
+            target_power_state: null,
+            last_error: null,
+            consecutive_power_failures: 0,
+            instance_id: null,
+            adopt,
+            enforce_power: nc.enforce_power,
+            source: 'config',
+            created_at: now,
+            updated_at: now,
+          };
+          this.d.rec.enrolNode(node, 'config');
+        } else {
+          const forced = nc.maintenance && !existing.maintenance;
+          const refreshed: Node = {
+            ...existing,
+            name: nc.name,
+            type: nc.type,
+            boot_mode: nc.boot_mode,
+            macs: nc.macs,
+            bmc,
+            enforce_power: nc.enforce_power,
+            maintenance: existing.maintenance || nc.maintenance,
+            maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
+            adopt: existing.adopt ?? adopt,
+          };
+          // A start (or SIGHUP) that changes nothing about a node writes nothing for it.
+          if (JSON.stringify(refreshed) !== JSON.stringify(existing)) this.d.rec.putNode({ ...refreshed, updated_at: now });
+        }
+      }
     });
   }
 
