@@ -13,6 +13,7 @@ import { AgentError } from '../../../agent/errors.js';
 import type { StoreFaultInjector, StoreWriteOp } from '../../../agent/store/sqlite.js';
 import { StoreError } from '../../../agent/store/types.js';
 import { InlineWalSync } from '../../../agent/store/wal-sync.js';
+import type { CommandBody } from '../../../agent/upstream/protocol.js';
 import { readGeneration } from '../../../agent/upstream/types.js';
 import { powerSets, runningInstance } from '../../helpers/engine.js';
 import { ctx, IMAGE, IMAGE2, nodeId, PROJECT, startHarness, writeConfig, type Harness } from '../../helpers/harness.js';
@@ -222,6 +223,30 @@ describe('the result in the acceptance\'s commit', () => {
       expect(h.agent.store.getAction(cmd.command_id)).toMatchObject({ action: 'reboot', message: null });
     });
   }
+
+  it('the same for the ops that are done at once (maintenance, enrolment, a catalogue put): no effect without the result', async () => {
+    const fault = new FailWrite();
+    h = await startHarness({ nodes: 1, storeFault: fault });
+    const handler = handlerOf(h.agent);
+    const newNode = '1b8c5f0e-0000-4000-8000-0000000000f1';
+    const newImage = '9fd5ab9b-1769-4dd5-b0bd-e075614cc866';
+    const cmds = [
+      command({ op: 'node.maintenance', node_id: nodeId(1), maintenance: true, reason: 'r' }),
+      command({ op: 'node.enrol', node: { id: newNode, name: 'node-f1', type: 'small', macs: [{ mac: 'fa:16:3e:00:00:f1', pxe: true }], bmc: { driver: 'fake', address: 'fake://f1' } } } as CommandBody),
+      command({ op: 'image.put', image: { uuid: newImage, name: 'img', url: 'http://127.0.0.1:1/i.img', sha256: 'd'.repeat(64), os: 'linux' } }),
+    ];
+    const effects = () => [h!.agent.store.getNode(nodeId(1))!.maintenance, h!.agent.store.getNode(newNode) !== null, h!.agent.engine.catalogue.config().images.some((i) => i.uuid === newImage)];
+    const seq = h.agent.store.lastSeq();
+    for (const cmd of cmds) {
+      fault.armed = 'putCommandResult';
+      expect(await send(handler, cmd)).toMatchObject({ type: 'error', code: 'PROTO_ERR_INTERNAL' });
+      expect(h.agent.store.getCommandResult(cmd.command_id)).toBeNull();
+    }
+    expect(effects()).toEqual([false, false, false]);
+    expect(h.agent.store.lastSeq()).toBe(seq);
+    for (const cmd of cmds) expect(await result(handler, cmd)).toMatchObject({ status: 'done', repeat: false });
+    expect(effects()).toEqual([true, true, true]);
+  });
 
   it('a refusal whose store write fails is not a result: error PROTO_ERR_INTERNAL, nothing stored', async () => {
     const fault = new FailWrite();
