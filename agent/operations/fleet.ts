@@ -126,11 +126,11 @@ export class Fleet {
 
   /**
    * Asks for an adoption of a free node: its `adopt` is set, and power sync completes it from a verified power read
-   * (as for a config node's `adopt`).
+   * (as for a config node's `adopt`), with its action under `requestId`.
    * @throws AgentError NOT_FOUND, BAD_REQUEST (the adopt's problems), CONFLICT (the node holds an instance, waits for
    *   another adoption, the instance id or an address is taken), LOCKED (busy), MAINTENANCE
    */
-  adopt(nodeId: string, given: unknown, record?: (node: Node) => void): Node {
+  adopt(nodeId: string, given: unknown, requestId: string, record?: (node: Node) => void): Node {
     const node = this.node(nodeId);
     const checked = checkAdopt(given, node, this.d.config(), this.drivers());
     if (!checked.ok) throw new AgentError('AGENT_ERR_BAD_REQUEST', problems(checked.errors));
@@ -141,7 +141,7 @@ export class Fleet {
     const adopt = checked.adopt;
     return this.d.store.transaction(() => {
       this.checkAdoptFree(adopt.instance_id, adopt.addresses);
-      const next: Node = { ...node, adopt: { ...adopt }, updated_at: this.d.now() };
+      const next: Node = { ...node, adopt: { ...adopt, request_id: requestId }, updated_at: this.d.now() };
       this.d.rec.putNode(next);
       record?.(next);
       return next;

@@ -38,8 +38,11 @@ export async function runFleetCommand(op: OpRun, body: FleetBody): Promise<void>
       engine.fleet.remove(body.node_id, (n) => op.record({ status: 'done', node_id: n.id }));
       return;
     case 'node.adopt':
-      // Accepted: power sync completes it from a verified power read (the instance then appears in the journal).
-      engine.fleet.adopt(body.node_id, body.adopt, (n) => op.record({ status: 'accepted', node_id: n.id, instance_id: n.adopt?.instance_id ?? null }));
+      // Accepted: power sync completes it from a verified power read (the instance then appears in the journal), its
+      // action under request_id = command_id.
+      engine.fleet.adopt(body.node_id, body.adopt, op.cmd.command_id, (n) =>
+        op.record({ status: 'accepted', request_id: op.cmd.command_id, node_id: n.id, instance_id: n.adopt?.instance_id ?? null }),
+      );
       return;
     // The catalogue: the controller's entries beside the file's (agent/operations/catalogue.ts: the file's win).
     case 'image.put':

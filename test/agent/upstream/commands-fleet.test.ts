@@ -142,10 +142,11 @@ describe('node.adopt', () => {
       node_id: nodeId(2),
       adopt: { instance_id: ADOPT_ID, project_id: PROJECT, user_id: 'u', name: 'legacy', addresses: [{ addr: '127.0.2.50', mac: 'fa:16:3e:00:00:02', network: 'private' }] },
     });
-    expect(await result(handler, cmd)).toMatchObject({ status: 'accepted', node_id: nodeId(2), instance_id: ADOPT_ID });
+    expect(await result(handler, cmd)).toMatchObject({ status: 'accepted', request_id: cmd.command_id, node_id: nodeId(2), instance_id: ADOPT_ID });
     expect(h.agent.store.getNode(nodeId(2))!.adopt).toMatchObject({ instance_id: ADOPT_ID, addresses: [{ addr: '127.0.2.50', version: 4, type: 'fixed' }] });
     await h.agent.engine.powerSyncOnce();
     expect(h.agent.store.getInstance(ADOPT_ID)).toMatchObject({ state: 'running', node_id: nodeId(2), project_id: PROJECT });
+    expect(h.agent.store.getAction(cmd.command_id)).toMatchObject({ action: 'adopt', instance_id: ADOPT_ID, message: null });
     // The address is held now: a second adoption of it elsewhere is refused.
     const again = await result(handler, command({ op: 'node.adopt', node_id: nodeId(1), adopt: { instance_id: 'cbce6087-6156-453c-a512-60bf3d75d6a1', project_id: PROJECT, user_id: 'u', name: 'x', addresses: [{ addr: '127.0.2.50', mac: 'fa:16:3e:00:00:01', network: 'private' }] } }));
     expect(again).toMatchObject({ status: 'refused', error: { code: 'AGENT_ERR_CONFLICT' } });
