@@ -16,7 +16,7 @@ import { InlineWalSync } from '../../../agent/store/wal-sync.js';
 import type { CommandBody } from '../../../agent/upstream/protocol.js';
 import { readGeneration } from '../../../agent/upstream/types.js';
 import { powerSets, runningInstance } from '../../helpers/engine.js';
-import { ctx, IMAGE, IMAGE2, nodeId, PROJECT, startHarness, writeConfig, type Harness } from '../../helpers/harness.js';
+import { ctx, IMAGE, IMAGE2, MEMBER_TOKEN, nodeId, PROJECT, startHarness, writeConfig, type Harness } from '../../helpers/harness.js';
 import { command, handlerOf, LogLines, newCommandId, result, send } from './command-helpers.js';
 
 let h: Harness | null = null;
@@ -175,6 +175,21 @@ describe('one code path with the REST API', () => {
     const cmd2 = command({ op: 'instance.power', instance_id: id, target: 'reboot' });
     expect(await result(handler, cmd2)).toMatchObject({ status: 'accepted' });
     await expect(h.agent.engine.setInstancePower(ctx(), id, { target: 'reboot' })).rejects.toSatisfy((e: unknown) => e instanceof AgentError && e.code === 'AGENT_ERR_LOCKED');
+    await h.agent.engine.idle();
+  });
+
+  it('the same over HTTP: the REST API answers 409 while a command\'s reboot runs, and the command is refused while a REST one does', async () => {
+    h = await startHarness({ nodes: 1, fake: '{power_delay: 300ms, install: 30ms}', power: '5s' });
+    const id = await runningInstance(h);
+    const handler = handlerOf(h.agent);
+    const put = () => h!.agent.api.inject({ method: 'PUT', url: `/v1/instances/${id}/states/power`, headers: { 'x-auth-token': MEMBER_TOKEN }, payload: { target: 'rebooting' } });
+    expect(await result(handler, command({ op: 'instance.power', instance_id: id, target: 'reboot' }))).toMatchObject({ status: 'accepted' });
+    const rest = await put();
+    expect(rest.statusCode, rest.body).toBe(409);
+    await h.agent.engine.idle();
+    const first = await put();
+    expect(first.statusCode, first.body).toBe(202);
+    expect(await result(handler, command({ op: 'instance.power', instance_id: id, target: 'reboot' }))).toMatchObject({ status: 'refused', error: { code: 'AGENT_ERR_LOCKED' } });
     await h.agent.engine.idle();
   });
 });
