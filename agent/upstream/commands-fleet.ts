@@ -4,7 +4,7 @@
  * file's node rules); the catalogue ops through the engine's catalogue (agent/operations/catalogue.ts). Each is given the command's
  * `record`, run in the transaction of the change.
  */
-import { CONTROLLER_PROJECT, type OpRun } from './commands.js';
+import { CONTROLLER_PROJECT, type OpRun } from './commands-op.js';
 import type { CommandBody } from './protocol.js';
 
 type FleetBody = Exclude<CommandBody, { op: 'instance.create' | 'instance.delete' | 'instance.power' | 'instance.operation' }>;

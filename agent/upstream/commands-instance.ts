@@ -8,7 +8,7 @@ import { toOperation } from '../api/routes-v1.js';
 import { AgentError } from '../errors.js';
 import type { CreateInstanceInput } from '../service.js';
 import { acceptsTimeout } from '../vocab.js';
-import { CONTROLLER_PROJECT, type OpRun } from './commands.js';
+import { CONTROLLER_PROJECT, type OpRun } from './commands-op.js';
 import type { CommandBody } from './protocol.js';
 
 type InstanceBody = Extract<CommandBody, { op: 'instance.create' | 'instance.delete' | 'instance.power' | 'instance.operation' }>;

@@ -15,13 +15,15 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { isAgentError } from '../errors.js';
-import type { RequestContext } from '../model.js';
 import type { Engine } from '../operations/engine.js';
 import type { Store } from '../store/types.js';
 import { runFleetCommand } from './commands-fleet.js';
 import { runInstanceCommand } from './commands-instance.js';
+import { CONTROLLER_USER, type OpRun, type ResultFields } from './commands-op.js';
 import { errorFor, MAX_TEXT, PROTOCOL_VERSION, type Command, type CommandBody, type CommandResult, type ErrorMessage } from './protocol.js';
 import { raiseGeneration, readGeneration, type CommandHandler } from './types.js';
+
+export { CONTROLLER_PROJECT, CONTROLLER_USER, type OpRun, type ResultFields } from './commands-op.js';
 
 export interface CommandDeps {
   engine: Engine;
@@ -31,30 +33,6 @@ export interface CommandDeps {
   /** The current time, ISO 8601 (the stored result's created_at). */
   now: () => string;
 }
-
-/** A command-result's fields that an op decides. */
-export interface ResultFields {
-  status: CommandResult['status'];
-  request_id?: string | null;
-  instance_id?: string | null;
-  node_id?: string | null;
-  already?: boolean;
-}
-
-/** What an op module gets: the deps, the command's context, and the one way to write its result. */
-export interface OpRun {
-  d: CommandDeps;
-  cmd: Command;
-  /** The command's RequestContext: request_id = command_id, admin, user 'controller', the given project. */
-  ctx(projectId: string, userId?: string): RequestContext;
-  /** Stores the command's result in the transaction the caller holds open (the acceptance's). Once per command. */
-  record(fields: ResultFields): void;
-}
-
-/** The user a command runs as (the create command's user_id instead, when given). */
-export const CONTROLLER_USER = 'controller';
-/** The project of a command about no project (a node, the catalogue) or about an instance that does not exist. */
-export const CONTROLLER_PROJECT = 'controller';
 
 /** The ids a refusal names: those of the command, as far as it names them. */
 function refsOf(body: CommandBody): { instance_id: string | null; node_id: string | null } {
