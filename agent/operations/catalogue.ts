@@ -138,7 +138,7 @@ export class Catalogue {
   /** The entry as the config loader resolves it, in a config holding `current` and it (so names are checked too). */
   private judge<K extends CatalogueKind>(kind: K, current: readonly EntryOf<K>[], given: unknown): EntryOf<K> {
     const raw: Record<string, unknown> = { state_dir: this.base().state_dir, [kind]: [...current.map((e) => rawOf(kind, e)), given] };
-    // Networks are needed to judge nothing else; images and instance types need nothing.
+    // Each kind is judged alone: no kind of the catalogue refers to another.
     const last = current.length;
     try {
       const { config } = parseConfigWithWarnings('', { parsed: structuredClone(raw) });
