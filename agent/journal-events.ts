@@ -119,6 +119,8 @@ export const EVENT_DATA = {
   'node.maintenance': Type.Object({ maintenance: Type.Boolean(), reason: Nullable(Type.String()) }, closed),
   'node.released': Type.Object({ instance_id: Type.Null(), released_instance_id: Type.String() }, closed),
   'node.enrolled': Type.Object({ name: Type.String(), type: Type.String() }, closed),
+  /** A node left the store (an upstream node.remove): the controller drops it. */
+  'node.removed': Type.Object({ name: Type.String() }, closed),
 } satisfies Record<JournalKind, TSchema>;
 
 /** The `data` of a journal entry of kind K. */

@@ -194,6 +194,8 @@ export interface AdoptRequest {
   image_uuid?: string | undefined;
   instance_type_uuid?: string | undefined;
   metadata?: Record<string, string> | undefined;
+  /** The request id of the adoption's action (an upstream node.adopt: its command_id); else one is made. */
+  request_id?: string | undefined;
 }
 
 export type ActionEventResult = 'Success' | 'Error';
@@ -264,7 +266,8 @@ export type JournalKind =
   | 'node.error'
   | 'node.maintenance'
   | 'node.released'
-  | 'node.enrolled';
+  | 'node.enrolled'
+  | 'node.removed';
 
 export interface JournalEntry {
   seq: number;

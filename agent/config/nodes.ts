@@ -8,10 +8,11 @@ import { isIPv6 } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { keysMarked, PATH } from '../../drivers/settings.js';
-import { cidrContains, formatIp, parseIp, type Cidr } from '../net.js';
+import { cidrContains, formatIp, parseCidr, parseIp, type Cidr } from '../net.js';
 import { applyDefaults } from './defaults.js';
-import { checkUnique, isRec, list, lower, must, normMac, pointerToPath, rec, schemaErrors, str, type Loose, type Problems } from './report.js';
-import type { RawNode } from './schema.js';
+import { checkUnique, isRec, list, lower, must, normMac, pointerToPath, Problems, rec, schemaErrors, str, type Loose } from './report.js';
+import { AdoptSchema, NodeSchema, type RawAdopt, type RawNode } from './schema.js';
+import { findSecretKeys } from './yaml.js';
 import type { AddressConfig, AdoptConfig, NodeBmcConfig, NodeConfig } from './types.js';
 
 export interface NodeCheckContext {
@@ -151,9 +152,26 @@ export function checkNodes(nodes: unknown[], ctx: NodeCheckContext, p: Problems)
 
 export function resolveNode(n: RawNode, abs: (p: string) => string, registry: DriverRegistry): NodeConfig {
   const bmc = resolveBmc(n.bmc as Loose, abs, registry);
+  const adopt = resolveAdopt(must(n.adopt, 'nodes[].adopt'));
+  return {
+    id: n.id.toLowerCase(),
+    name: n.name,
+    type: must(n.type, 'nodes[].type'),
+    boot_mode: must(n.boot_mode, 'nodes[].boot_mode'),
+    macs: must(n.macs, 'nodes[].macs').map((m) => ({
+      mac: m.mac.toLowerCase().replace(/-/g, ':'),
+      pxe: must(m.pxe, 'nodes[].macs[].pxe'),
+    })),
+    bmc,
+    maintenance: must(n.maintenance, 'nodes[].maintenance'),
+    enforce_power: must(n.enforce_power, 'nodes[].enforce_power'),
+    adopt,
+  };
+}
 
+/** A node's `adopt` (defaults applied) resolved: ids lowercased, MACs normalised, address versions filled in. */
+export function resolveAdopt(a: RawAdopt | null): AdoptConfig | null {
   let adopt: AdoptConfig | null = null;
-  const a = must(n.adopt, 'nodes[].adopt');
   if (a !== null) {
     adopt = {
       instance_id: a.instance_id.toLowerCase(),
@@ -174,19 +192,60 @@ export function resolveNode(n: RawNode, abs: (p: string) => string, registry: Dr
     if (a.instance_type_uuid !== undefined) adopt.instance_type_uuid = a.instance_type_uuid.toLowerCase();
     if (a.metadata !== undefined) adopt.metadata = { ...a.metadata };
   }
+  return adopt;
+}
 
-  return {
-    id: n.id.toLowerCase(),
-    name: n.name,
-    type: must(n.type, 'nodes[].type'),
-    boot_mode: must(n.boot_mode, 'nodes[].boot_mode'),
-    macs: must(n.macs, 'nodes[].macs').map((m) => ({
-      mac: m.mac.toLowerCase().replace(/-/g, ':'),
-      pxe: must(m.pxe, 'nodes[].macs[].pxe'),
-    })),
-    bmc,
-    maintenance: must(n.maintenance, 'nodes[].maintenance'),
-    enforce_power: must(n.enforce_power, 'nodes[].enforce_power'),
-    adopt,
-  };
+/** The catalogue a node given outside the file is checked against (the resolved config's, or one like it). */
+export interface NodeCatalogue {
+  images: readonly { uuid: string }[];
+  instance_types: readonly { uuid: string; node_type: string }[];
+  networks: readonly { name: string; cidr: string }[];
+}
+
+/**
+ * One node given outside the file (an upstream `node.enrol`), judged by the file's node rules: the node schema
+ * (with its defaults), no `password`/`token` key, the drivers' settings, MACs, `adopt` against the catalogue. Paths
+ * in the problems start with `node`. Relative paths (password_file) go through `abs`, which may throw.
+ * @returns the resolved node, or the problems (`node.path: message` lines)
+ */
+export function checkOneNode(
+  given: unknown,
+  catalogue: NodeCatalogue,
+  opts: { allowFake: boolean; registry: DriverRegistry; abs: (p: string) => string },
+): { ok: true; node: NodeConfig } | { ok: false; errors: string[] } {
+  const p = new Problems();
+  const raw = structuredClone(given);
+  const secretPointers = findSecretKeys({ nodes: [raw] }, p);
+  for (const line of schemaErrors(NodeSchema, raw, secretPointers, '/nodes/0')) p.errors.push(line);
+  const full = applyDefaults(NodeSchema, raw);
+  if (p.errors.length === 0) checkNodes([full], { ...nodeCheckContext(catalogue), allowFake: opts.allowFake, registry: opts.registry, secretPointers }, p);
+  if (p.errors.length > 0) return { ok: false, errors: p.errors.map((l) => l.replace(/^nodes\[0\]/, 'node')) };
+  return { ok: true, node: resolveNode(full as RawNode, opts.abs, opts.registry) };
+}
+
+/**
+ * An `adopt` given for an enrolled node (an upstream `node.adopt`), judged by the file's rules for it against the
+ * catalogue; paths start with `adopt`.
+ */
+export function checkAdopt(
+  given: unknown,
+  node: { id: string; name: string; type: string },
+  catalogue: NodeCatalogue,
+  registry: DriverRegistry,
+): { ok: true; adopt: AdoptConfig } | { ok: false; errors: string[] } {
+  const p = new Problems();
+  const raw = structuredClone(given);
+  for (const line of schemaErrors(AdoptSchema, raw, new Set(), '/adopt')) p.errors.push(line);
+  const full = applyDefaults(AdoptSchema, raw) as RawAdopt;
+  if (p.errors.length === 0) {
+    checkNodes([{ id: node.id, name: node.name, type: node.type, adopt: full }], { ...nodeCheckContext(catalogue), allowFake: false, registry, secretPointers: new Set() }, p);
+  }
+  if (p.errors.length > 0) return { ok: false, errors: p.errors.map((l) => l.replace(/^nodes\[0\]\./, '')) };
+  return { ok: true, adopt: resolveAdopt(full)! };
+}
+
+function nodeCheckContext(c: NodeCatalogue): Pick<NodeCheckContext, 'images' | 'types' | 'cidrByName' | 'networkNames'> {
+  const cidrByName = new Map<string, Cidr>();
+  for (const n of c.networks) if (!cidrByName.has(n.name)) cidrByName.set(n.name, parseCidr(n.cidr));
+  return { images: [...c.images], types: [...c.instance_types], cidrByName, networkNames: new Set(c.networks.map((n) => n.name)) };
 }

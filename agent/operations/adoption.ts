@@ -80,7 +80,7 @@ export class Adoption {
       };
       this.rec.insertInstance(instance, { ...node, instance_id: instance.id, adopt: null, last_error: null, updated_at: now }, 'adopt');
       this.rec.journal('instance.state', { instance_id: instance.id, cause: 'adopt', data: { state: instance.state, event } });
-      const requestId = `req-${this.deps.uuid()}`;
+      const requestId = req.request_id ?? `req-${this.deps.uuid()}`;
       const action = this.rec.newAction({ request_id: requestId, project_id: req.project_id, user_id: req.user_id, roles: [], is_admin: false }, instance, 'adopt');
       this.rec.appendEvent(action.request_id, instance.id, { event: 'read_power', start_time: now, finish_time: now, result: 'Success', traceback: null }, { power });
       this.rec.closeAction(action.request_id, null);

@@ -34,6 +34,8 @@ import { Recorder } from './recorder.js';
 import { KIND_OF_TARGET, POWER_ACTION_OF, type PowerKind } from './rules.js';
 import type { AliveChange, Liveness } from '../liveness.js';
 import { Adoption } from './adoption.js';
+import { Catalogue } from './catalogue.js';
+import { Fleet } from './fleet.js';
 import { NodePower } from './node-power.js';
 import { PowerSync, type PowerSyncStats } from './power-sync.js';
 import { recover } from './recovery.js';
@@ -74,6 +76,14 @@ function found<T>(items: T[] | null, page: PageRequest): T[] {
   return items;
 }
 
+/** Called inside an acceptance's transaction with what was accepted (Engine's mutating operations). */
+export type RecordAccepted<T> = (accepted: T) => void;
+
+function recorded<T>(accepted: T, record: RecordAccepted<T> | undefined): T {
+  record?.(accepted);
+  return accepted;
+}
+
 export interface EngineDeps {
   config: () => Config;
   store: Store;
@@ -96,11 +106,20 @@ export class Engine implements AgentService {
   readonly acceptor: Acceptor;
   private readonly nodePower: NodePower;
   private readonly adoption: Adoption;
+  /** Enrolment, removal and adoption requests of nodes (the upstream commands'). */
+  readonly fleet: Fleet;
   /** `prepare` ran: `start` need not sync the config's nodes again. */
   private configSynced = false;
   private readonly powerSync: PowerSync;
 
-  constructor(private readonly deps: EngineDeps) {
+  private readonly deps: EngineDeps;
+  /** The catalogue every part reads: the config file's, with the upstream commands' entries (./catalogue.ts). */
+  readonly catalogue: Catalogue;
+
+  constructor(given: EngineDeps) {
+    this.catalogue = new Catalogue(given.store, given.config);
+    const deps: EngineDeps = { ...given, config: () => this.catalogue.config() };
+    this.deps = deps;
     this.agentId = deps.config().agent_id;
     this.rec = new Recorder(deps);
     this.runner = new Runner({ ...deps, rec: this.rec });
@@ -122,6 +141,7 @@ export class Engine implements AgentService {
       now: () => this.now(),
       isNodeBusy: (nodeId) => this.nodePower.isBusy(nodeId),
     });
+    this.fleet = new Fleet({ config: deps.config, store: deps.store, rec: this.rec, now: () => this.now(), isNodeBusy: (nodeId) => this.nodePower.isBusy(nodeId) });
     this.adoption = new Adoption({
       config: deps.config,
       store: deps.store,
@@ -212,54 +232,7 @@ export class Engine implements AgentService {
 
   /** Inserts config nodes the store lacks and refreshes the settings of those it has (SIGHUP does the same). */
   syncConfigNodes(): void {
-    const now = this.now();
-    this.store.transaction(() => {
-      for (const nc of this.cfg.nodes) {
-        const existing = this.store.getNode(nc.id);
-        // The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only.
-        const bmc = { ...nc.bmc, drivers: [...nc.bmc.drivers] };
-        const adopt = nc.adopt && !existing?.instance_id && !this.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
-        if (!existing) {
-          const node: Node = {
-            id: nc.id,
-            name: nc.name,
-            type: nc.type,
-            boot_mode: nc.boot_mode,
-            macs: nc.macs,
-            bmc,
-            maintenance: nc.maintenance,
-            maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
-            power_state: 'unknown',
-            target_power_state: null,
-            last_error: null,
-            consecutive_power_failures: 0,
-            instance_id: null,
-            adopt,
-            enforce_power: nc.enforce_power,
-            source: 'config',
-            created_at: now,
-            updated_at: now,
-          };
-          this.rec.enrolNode(node, 'config');
-        } else {
-          const forced = nc.maintenance && !existing.maintenance;
-          const refreshed: Node = {
-            ...existing,
-            name: nc.name,
-            type: nc.type,
-            boot_mode: nc.boot_mode,
-            macs: nc.macs,
-            bmc,
-            enforce_power: nc.enforce_power,
-            maintenance: existing.maintenance || nc.maintenance,
-            maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
-            adopt: existing.adopt ?? adopt,
-          };
-          // A start (or SIGHUP) that changes nothing about a node writes nothing for it.
-          if (JSON.stringify(refreshed) !== JSON.stringify(existing)) this.rec.putNode({ ...refreshed, updated_at: now });
-        }
-      }
-    });
+    this.fleet.syncConfigNodes();
   }
 
   // ------------------------------------------------------------------ reads
@@ -309,14 +282,19 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ operations
 
-  async createInstance(ctx: RequestContext, body: CreateInstanceInput): Promise<{ instance: Instance; action: Action }> {
+  /**
+   * The mutating operations take an optional `record`, run inside the acceptance's transaction with what was
+   * accepted: the upstream command handler (agent/upstream/commands.ts) stores the command's result there, so a
+   * command and its acceptance are one commit, through the same code as the REST call.
+   */
+  async createInstance(ctx: RequestContext, body: CreateInstanceInput, record?: RecordAccepted<{ instance: Instance; action: Action }>): Promise<{ instance: Instance; action: Action }> {
     this.requireReady();
     const input = lowerCreateIds(body);
-    const { instance } = this.store.transaction(() => this.acceptor.create(ctx, input));
+    const { instance } = this.store.transaction(() => recorded(this.acceptor.create(ctx, input), record));
     return { instance: this.store.getInstance(instance.id)!, action: this.store.getAction(ctx.request_id)! };
   }
 
-  async setInstancePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult> {
+  async setInstancePower(ctx: RequestContext, id: string, req: PowerRequest, record?: RecordAccepted<PowerResult>): Promise<PowerResult> {
     this.requireReady();
     const kind = KIND_OF_TARGET[req.target];
     const inst = this.getInstance(ctx, id);
@@ -327,24 +305,25 @@ export class Engine implements AgentService {
     // Refusals that need no BMC first; then ask the hardware, not our memory (Ironic's _can_skip_state_change).
     checkAcceptable({ store: this.store, runner: this.runner }, inst, kind, node);
     const fresh = await this.freshPower(node, kind);
-    const action = this.store.transaction(() => this.acceptor.power(ctx, inst.id, kind, fresh, this.powerDeadline(kind, req.timeout_s)));
-    if (!action) return { accepted: false, action: null };
     // The action as written in that commit (no read back: the request's answer carries no body).
-    return { accepted: true, action };
+    return this.store.transaction(() => {
+      const action = this.acceptor.power(ctx, inst.id, kind, fresh, this.powerDeadline(kind, req.timeout_s));
+      return recorded(action ? { accepted: true, action } : { accepted: false, action: null }, record);
+    });
   }
 
-  async runOperation(ctx: RequestContext, id: string, op: OsOperationName, request: OsOperationParams): Promise<Action> {
+  async runOperation(ctx: RequestContext, id: string, op: OsOperationName, request: OsOperationParams, record?: RecordAccepted<Action>): Promise<Action> {
     this.requireReady();
     const params = lowerOperationIds(request);
     const inst = this.getInstance(ctx, id);
-    this.store.transaction(() => this.acceptor.osOperation(ctx, inst.id, op, params));
+    this.store.transaction(() => recorded(this.acceptor.osOperation(ctx, inst.id, op, params), record));
     return this.store.getAction(ctx.request_id)!;
   }
 
-  async deleteInstance(ctx: RequestContext, id: string): Promise<Action> {
+  async deleteInstance(ctx: RequestContext, id: string, record?: RecordAccepted<Action>): Promise<Action> {
     this.requireReady();
     const inst = this.getInstance(ctx, id);
-    this.store.transaction(() => this.acceptor.delete(ctx, inst.id));
+    this.store.transaction(() => recorded(this.acceptor.delete(ctx, inst.id), record));
     return this.store.getAction(ctx.request_id)!;
   }
 
@@ -370,20 +349,20 @@ export class Engine implements AgentService {
 
   // ------------------------------------------------------------------ node API
 
-  async setNodePower(ctx: RequestContext, id: string, req: PowerRequest): Promise<PowerResult> {
+  async setNodePower(ctx: RequestContext, id: string, req: PowerRequest, record?: RecordAccepted<PowerResult>): Promise<PowerResult> {
     this.requireReady();
     const node = this.getNode(ctx, id);
     if (node.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
     if (node.instance_id) {
       const inst = this.store.getInstance(node.instance_id);
-      if (inst && inst.state !== 'terminated') return this.setInstancePower({ ...ctx, is_admin: true }, inst.id, req);
+      if (inst && inst.state !== 'terminated') return this.setInstancePower({ ...ctx, is_admin: true }, inst.id, req, record);
     }
-    return this.nodePower.request(ctx, node, req);
+    return this.nodePower.request(ctx, node, req, record);
   }
 
-  async setMaintenance(ctx: RequestContext, id: string, on: boolean, reason?: string): Promise<Node> {
+  async setMaintenance(ctx: RequestContext, id: string, on: boolean, reason?: string, record?: RecordAccepted<Node>): Promise<Node> {
     const node = this.getNode(ctx, id);
-    return this.rec.setMaintenance(node.id, on, reason);
+    return this.store.transaction(() => recorded(this.rec.setMaintenance(node.id, on, reason), record));
   }
 
   // ------------------------------------------------------------------ liveness

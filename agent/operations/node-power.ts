@@ -52,7 +52,7 @@ export class NodePower {
   }
 
   /** A power request on a free node (the caller has checked it exists, is free and not in maintenance). */
-  async request(ctx: RequestContext, node: Node, req: PowerRequest): Promise<PowerResult> {
+  async request(ctx: RequestContext, node: Node, req: PowerRequest, record?: (accepted: PowerResult) => void): Promise<PowerResult> {
     const kind = KIND_OF_TARGET[req.target];
     const bmc = this.d.bmc(node);
     if (!bmc.supports('power', POWER_ACTION_OF[kind])) {
@@ -65,15 +65,16 @@ export class NodePower {
     if (!cur) throw new AgentError('AGENT_ERR_NOT_FOUND', `Node ${node.id} could not be found.`);
     if (cur.maintenance) throw new AgentError('AGENT_ERR_MAINTENANCE', `node ${node.name} is in maintenance`);
     if (this.busy.has(node.id) || cur.instance_id !== null) throw new AgentError('AGENT_ERR_LOCKED', `node ${node.name} is busy`);
-    if (fresh !== 'unknown') this.d.rec.recordPower(node.id, fresh, 'operation');
-    if (alreadyThere(kind, fresh)) return { accepted: false, action: null };
+    // The reading, the target and the caller's record (an upstream command's result) are one commit.
+    const accepted = this.d.store.transaction(() => {
+      if (fresh !== 'unknown') this.d.rec.recordPower(node.id, fresh, 'operation');
+      const res: PowerResult = { accepted: !alreadyThere(kind, fresh), action: null };
+      if (res.accepted) this.d.rec.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
+      record?.(res);
+      return res.accepted;
+    });
+    if (!accepted) return { accepted: false, action: null };
     this.busy.set(node.id, Promise.resolve());
-    try {
-      this.d.rec.setNodeTarget(node.id, targetPowerOf(kind), 'operation', { request_id: ctx.request_id });
-    } catch (e) {
-      this.busy.delete(node.id);
-      throw e;
-    }
     const done = this.command(node, POWER_ACTION_OF[kind], this.d.powerDeadline(kind, req.timeout_s), 'operation', `node power ${req.target}`)
       .then((ok) => {
         if (ok) this.d.rec.setNodeError(node.id, null);

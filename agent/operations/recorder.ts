@@ -48,6 +48,16 @@ export class Recorder {
     });
   }
 
+  /** Removes a node (free, nothing in flight: the caller checked) and journals `node.removed`. */
+  removeNode(nodeId: string, cause: string): void {
+    this.store.transaction(() => {
+      const n = this.store.getNode(nodeId);
+      if (!n) return;
+      this.store.deleteNode(nodeId);
+      this.journal('node.removed', { node_id: nodeId, cause, data: { name: n.name } });
+    });
+  }
+
   /** Writes a new instance and its node (now holding it), and journals `instance.created` (its public summary). */
   insertInstance(instance: Instance, node: Node, cause: string): void {
     this.store.transaction(() => {

@@ -1,7 +1,7 @@
 /**
  * Typed journal events: every entry a full run of operations writes (enrolment, adoption, create, every power
  * request, every OS operation and a retry, drift, an unreachable BMC, node power, maintenance, a liveness change,
- * delete) matches its kind's data schema (agent/journal-events.ts), and the run writes every kind at least once.
+ * a node enrolled and removed, delete) matches its kind's data schema (agent/journal-events.ts), and the run writes every kind at least once.
  */
 import { Value } from '@sinclair/typebox/value';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -73,6 +73,10 @@ describe('journal events', () => {
     await e.idle();
     await e.setMaintenance(ctx('admin'), free, true, 'disk swap');
     await e.setMaintenance(ctx('admin'), free, false);
+    // A node enrolled and removed (the upstream node.enrol and node.remove).
+    const extra = '1b8c5f0e-0000-4000-8000-0000000000e1';
+    e.fleet.enrol({ id: extra, name: 'node-e1', type: 'small', macs: [{ mac: 'fa:16:3e:00:00:e1', pxe: true }], bmc: { driver: 'fake', address: 'fake://node-e1' } });
+    e.fleet.remove(extra);
 
     // Delete (releases the node and the addresses).
     await e.deleteInstance(ctx(), id);
