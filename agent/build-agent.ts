@@ -13,7 +13,7 @@ import type { FakeLab } from '../drivers/fake/lab.js';
 import { UndiciHttpClient } from '../drivers/http.js';
 import { ExecaProcessRunner } from '../drivers/process.js';
 import { createDefaultRegistry } from '../drivers/registry.js';
-import { createLivenessMetrics, createPowerSyncMetrics } from './api/metrics.js';
+import { createLivenessMetrics, createOutboxMetrics, createPowerSyncMetrics } from './api/metrics.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
@@ -29,6 +29,8 @@ import { systemClock, type Clock, type Deployer, type Pinger } from './ports.js'
 import { openStore, type StoreFaultInjector } from './store/sqlite.js';
 import type { WalSyncPort } from './store/wal-sync.js';
 import type { Store } from './store/types.js';
+import { agentVersion, createUpstream, type UpstreamComponent } from './upstream/wire.js';
+import { createUpstreamMetrics } from './api/metrics-upstream.js';
 
 export interface BuildOptions {
   log: Logger;
@@ -49,6 +51,8 @@ export interface Agent {
   readonly store: Store;
   readonly lab: FakeLab | null;
   readonly metrics: Registry;
+  /** The upstream link (a `disabled` status without upstream.url). */
+  readonly upstream: UpstreamComponent;
   /** The lifecycle components' names, in start order (stopped in reverse). */
   readonly components: readonly string[];
   /**
@@ -84,6 +88,9 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     ...(opts.walSync ? { walSync: opts.walSync } : {}),
     // Nothing more is written or acknowledged (every write and answer is a 500); a restart reads what is on disk.
     onSyncFailure: (err) => log.fatal({ err }, 'the store could not sync its WAL to disk: metald must be restarted'),
+    // The journal (the outbox) is bounded whether or not an upstream is set (docs/protocol.md, "The outbox policy").
+    outbox: { maxEvents: config.outbox.max_events, maxBytes: config.outbox.max_bytes },
+    onOutboxStuck: (i) => log.warn(i, 'the outbox is over its bounds and nothing is left to fold (every object has one entry)'),
   });
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
@@ -117,12 +124,17 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     ports: { clock, pinger, deployer, bmcs, log, uuid: opts.uuid ?? randomUUID },
   });
   engineRef = engine;
+  // Reads the upstream token and CA now: a missing file fails the start naming it.
+  const upstream = createUpstream({ config: () => config, store, engine, secrets, clock, log, agentVersion: agentVersion() });
+  const upstreamInfo = () => ({ ...upstream.status(), last_seq: store.lastSeq() });
 
   let apiRef: FastifyInstance | null = null;
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
   createLivenessMetrics(metrics, liveEngine.engine, () => liveness.stats());
+  createUpstreamMetrics(metrics, upstreamInfo);
+  createOutboxMetrics(metrics, () => store.outboxDepth());
   const api = await buildApi({
     service: engine,
     tokens: () => tokens,
@@ -134,6 +146,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     registry: metrics,
     log,
     liveness: () => ({ engine: liveEngine.engine, reason: liveEngine.reason }),
+    upstream: upstreamInfo,
     durable: () => store.durable(),
     ...(fakes ? { fakeFaults: fakes.fakeFaults } : {}),
   });
@@ -164,6 +177,9 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       start: () => liveness.startMonitor((after, limit) => store.listRunningInstances(after, limit)),
       stop: () => liveness.stop(),
     },
+    // After recovery (the hello's snapshot reflects it), before the loops' first changes; readiness never waits for
+    // the controller: start() only begins dialling. Stopped before the engine: the link closes 1001 first.
+    { name: 'upstream', start: () => upstream.start(), stop: () => upstream.stop() },
     {
       name: 'retention',
       start: () => {
@@ -182,6 +198,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     store,
     lab,
     metrics,
+    upstream,
     components: lifecycle.names(),
     config: () => config,
     start(startOpts = {}) {
@@ -193,6 +210,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
       const errors: string[] = [];
       const secretsResult = secrets.reload();
       for (const f of secretsResult.failed) errors.push(`${f.file}: ${f.error}`);
+      // The upstream token is one of the secrets (the next dial uses the new one); the CA file is re-read here.
+      errors.push(...upstream.reload());
       let applied: string[] = [];
       let restartRequired: string[] = [];
       if (next) {
@@ -204,6 +223,13 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
         // The loops waiting on the old intervals wait by the new ones from now on (not after the old wait ends).
         if (config.liveness.interval_ms !== before.liveness.interval_ms || config.liveness.jitter !== before.liveness.jitter) liveness.reschedule();
         if (config.power_sync.interval_ms !== before.power_sync.interval_ms) engine.reschedulePowerSync();
+        if (config.outbox.max_events !== before.outbox.max_events || config.outbox.max_bytes !== before.outbox.max_bytes) {
+          try {
+            store.setOutboxBounds({ maxEvents: config.outbox.max_events, maxBytes: config.outbox.max_bytes });
+          } catch (e) {
+            errors.push(`outbox: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
       }
       try {
         tokens = resolveTokens(config, secrets);

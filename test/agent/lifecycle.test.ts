@@ -82,7 +82,7 @@ describe("the agent's components", () => {
 
   it('the list: the API listens before recovery (mutations refused until ready); in reverse the store closes last', async () => {
     const a = await agent();
-    expect(a.components).toEqual(['store', 'operations', 'api', 'recovery', 'liveness', 'retention']);
+    expect(a.components).toEqual(['store', 'operations', 'api', 'recovery', 'liveness', 'upstream', 'retention']);
     let readyWhenListening: boolean | null = null;
     await a.start({ listen: () => ((readyWhenListening = a.engine.ready().ready), Promise.resolve()) });
     expect(readyWhenListening).toBe(false);
