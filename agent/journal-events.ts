@@ -6,7 +6,7 @@
  */
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { POWER_STATES } from '../drivers/power.js';
-import { INSTANCE_STATES, OPERATION_STATES, type ActionName, type ErrorType, type JournalKind } from './model.js';
+import { INSTANCE_STATES, OPERATION_STATES, type ActionName, type Address, type ErrorType, type Instance, type JournalKind } from './model.js';
 import { STATE_EVENTS } from './state-machine.js';
 
 /** One of `words`, typed as their union. */
@@ -125,3 +125,26 @@ export const EVENT_DATA = {
 
 /** The `data` of a journal entry of kind K. */
 export type EventData<K extends JournalKind> = Static<(typeof EVENT_DATA)[K]>;
+
+/** An address's public fields (AddressData): what the journal and the hello's snapshot carry of it. */
+export function publicAddress(a: Address): Address {
+  return {
+    addr: a.addr, mac: a.mac, version: a.version, type: a.type, network: a.network,
+    ...(a.network_uuid !== undefined ? { network_uuid: a.network_uuid } : {}),
+  };
+}
+
+/** What may leave the agent about an instance (InstanceSummary): instance.created's data, and the snapshot's core. */
+export function instanceSummary(i: Instance): EventData<'instance.created'> {
+  return {
+    id: i.id,
+    project_id: i.project_id,
+    user_id: i.user_id,
+    name: i.name,
+    node_id: i.node_id,
+    image_uuid: i.image_uuid,
+    instance_type_uuid: i.instance_type_uuid,
+    addresses: i.addresses.map(publicAddress),
+    state: i.state,
+  };
+}

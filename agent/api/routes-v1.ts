@@ -50,7 +50,8 @@ export function toPowerRequest(body: PowerBodyT): PowerRequest {
   return { target, timeout_s: body.timeout };
 }
 
-function toCreateInput(b: CreateInstanceBodyT): CreateInstanceInput {
+/** The create body (seed 004) as the engine takes it: the REST route's and the upstream command's (one mapping). */
+export function toCreateInput(b: CreateInstanceBodyT): CreateInstanceInput {
   return {
     name: b.name,
     description: b.description,

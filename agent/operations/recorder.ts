@@ -6,7 +6,7 @@
  */
 import type { PowerReading, PowerState } from '../../drivers/power.js';
 import { AgentError } from '../errors.js';
-import { type ActionEventDetails, type EventData } from '../journal-events.js';
+import { instanceSummary, type ActionEventDetails, type EventData } from '../journal-events.js';
 import type { Liveness } from '../liveness.js';
 import type { Action, ActionEvent, Instance, InstanceError, JournalKind, Node, OperationKind, RequestContext } from '../model.js';
 import type { Clock } from '../ports.js';
@@ -63,7 +63,7 @@ export class Recorder {
     this.store.transaction(() => {
       this.store.putInstance(instance);
       this.store.putNode(node);
-      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause, data: this.publicSummary(instance) });
+      this.journal('instance.created', { instance_id: instance.id, node_id: node.id, cause, data: instanceSummary(instance) });
     });
   }
 
@@ -198,19 +198,6 @@ export class Recorder {
   }
 
   /** What may leave the agent about an instance: never `extra` (password hash, user data). */
-  private publicSummary(i: Instance): EventData<'instance.created'> {
-    return {
-      id: i.id,
-      project_id: i.project_id,
-      user_id: i.user_id,
-      name: i.name,
-      node_id: i.node_id,
-      image_uuid: i.image_uuid,
-      instance_type_uuid: i.instance_type_uuid,
-      addresses: i.addresses,
-      state: i.state,
-    };
-  }
 
   /**
    * Records an observed power reading on the node (its id, or the node as read in this same synchronous stretch) and

@@ -4,38 +4,19 @@
  * result is `accepted` with request_id = command_id (the action); a power command found already there is
  * `accepted` with `already` and no action.
  */
-import { toOperation } from '../api/routes-v1.js';
+import { toCreateInput, toOperation } from '../api/routes-v1.js';
 import { AgentError } from '../errors.js';
-import type { CreateInstanceInput } from '../service.js';
 import { acceptsTimeout } from '../vocab.js';
 import { CONTROLLER_PROJECT, type OpRun } from './commands-op.js';
 import type { CommandBody } from './protocol.js';
 
 type InstanceBody = Extract<CommandBody, { op: 'instance.create' | 'instance.delete' | 'instance.power' | 'instance.operation' }>;
-type CreateBody = Extract<CommandBody, { op: 'instance.create' }>['instance'];
-
-/**
- * The REST create body (seed 004) as the engine takes it. The REST route's own mapping (routes-v1.ts toCreateInput)
- * is not exported; this one copies the same fields.
- */
-function createInputOf(b: CreateBody): CreateInstanceInput {
-  return {
-    name: b.name,
-    description: b.description,
-    instance_type_uuid: b.instance_type_uuid,
-    image_uuid: b.image_uuid,
-    availability_zone: b.availability_zone,
-    networks: b.networks?.map((n) => ({ uuid: n.uuid, port_type: n.port_type })),
-    metadata: b.metadata === undefined ? undefined : { ...b.metadata },
-    extra: b.extra === undefined ? undefined : { ...b.extra, ssh_keys: b.extra.ssh_keys ? [...b.extra.ssh_keys] : undefined },
-  };
-}
 
 export async function runInstanceCommand(op: OpRun, body: InstanceBody): Promise<void> {
   const { engine, store } = op.d;
   if (body.op === 'instance.create') {
     const ctx = op.ctx(body.project_id, body.user_id);
-    await engine.createInstance(ctx, createInputOf(body.instance), ({ instance, action }) => {
+    await engine.createInstance(ctx, toCreateInput(body.instance), ({ instance, action }) => {
       op.record({ status: 'accepted', request_id: action.request_id, instance_id: instance.id, node_id: instance.node_id });
     });
     return;

@@ -3,7 +3,8 @@
  * SnapshotInstance): the public fields, in internal words, the same the events carry. Pure: the client reads the rows
  * (and each instance's last journalled liveness verdict) in one store transaction and passes them here.
  */
-import type { Address, Instance, Node } from '../model.js';
+import { instanceSummary } from '../journal-events.js';
+import type { Instance, Node } from '../model.js';
 import type { SnapshotInstance, SnapshotNode } from './protocol.js';
 import type { Static } from '@sinclair/typebox';
 
@@ -30,23 +31,12 @@ export function snapshotNode(n: Node): SnapshotNodeT {
   };
 }
 
-const address = (a: Address): Address => ({
-  addr: a.addr, mac: a.mac, version: a.version, type: a.type, network: a.network,
-  ...(a.network_uuid !== undefined ? { network_uuid: a.network_uuid } : {}),
-});
-
 /** An instance's public view (never `extra`); `alive` is its last journalled verdict (Store.lastAliveVerdict). */
 export function snapshotInstance(i: Instance, alive: boolean | null): SnapshotInstanceT {
+  const { state, ...summary } = instanceSummary(i);
   return {
-    id: i.id,
-    project_id: i.project_id,
-    user_id: i.user_id,
-    name: i.name,
-    node_id: i.node_id,
-    image_uuid: i.image_uuid,
-    instance_type_uuid: i.instance_type_uuid,
-    addresses: i.addresses.map(address),
-    state: i.state,
+    ...summary,
+    state,
     operation_state: i.operation_state,
     power_state: i.power_state,
     target_power_state: i.target_power_state,
