@@ -6,6 +6,7 @@
  * the API's own: `error_msg` on v1 paths, the nova fault's `message` on v2/v2.1 paths), ConnectionError (nothing
  * was answered: refused, unresolvable, reset, timed out). `fetch` is injectable so tests need no monkeypatching.
  */
+import type { LinkStatus } from '../upstream/types.js';
 import type { IronicPowerTarget } from '../vocab.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -36,19 +37,8 @@ export interface Readiness {
   status: 'ready' | 'not ready';
   reasons: string[];
   liveness?: { engine: string; reason: string };
-  upstream?: {
-    state: string;
-    since: string;
-    url: string | null;
-    attempts: number;
-    last_error: string | null;
-    last_ack_seq: number | null;
-    last_ack_at: string | null;
-    sent_seq: number | null;
-    generation: number;
-    welcomes: number;
-    last_seq: number;
-  };
+  /** The upstream link (agent/upstream/types.ts LinkStatus) and the journal's last seq. */
+  upstream?: LinkStatus & { last_seq: number };
 }
 
 /** The API answered with a non-2xx status. */

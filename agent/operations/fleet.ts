@@ -7,7 +7,7 @@
 import { isAbsolute } from 'node:path';
 import { createDefaultRegistry, type DriverRegistry } from '../../drivers/registry.js';
 import { checkAdopt, checkOneNode } from '../config/nodes.js';
-import type { Config } from '../config/types.js';
+import type { Config, NodeConfig } from '../config/types.js';
 import { AgentError } from '../errors.js';
 import type { Node } from '../model.js';
 import type { Store } from '../store/types.js';
@@ -76,26 +76,7 @@ export class Fleet {
       }
       if (nc.adopt) this.checkAdoptFree(nc.adopt.instance_id, nc.adopt.addresses);
       const now = this.d.now();
-      const node: Node = {
-        id: nc.id,
-        name: nc.name,
-        type: nc.type,
-        boot_mode: nc.boot_mode,
-        macs: nc.macs,
-        bmc: { ...nc.bmc, drivers: [...nc.bmc.drivers] },
-        maintenance: nc.maintenance,
-        maintenance_reason: nc.maintenance ? 'set at enrolment' : null,
-        power_state: 'unknown',
-        target_power_state: null,
-        last_error: null,
-        consecutive_power_failures: 0,
-        instance_id: null,
-        adopt: nc.adopt ? { ...nc.adopt } : null,
-        enforce_power: nc.enforce_power,
-        source: 'controller',
-        created_at: now,
-        updated_at: now,
-      };
+      const node = newNode(nc, { source: 'controller', maintenanceReason: 'set at enrolment', adopt: nc.adopt ? { ...nc.adopt } : null, now });
       this.d.rec.enrolNode(node, 'upstream');
       record?.(node);
       return node;
@@ -154,30 +135,9 @@ export class Fleet {
     this.d.store.transaction(() => {
       for (const nc of this.d.config().nodes) {
         const existing = this.d.store.getNode(nc.id);
-        // The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only.
-        const bmc = { ...nc.bmc, drivers: [...nc.bmc.drivers] };
         const adopt = nc.adopt && !existing?.instance_id && !this.d.store.getInstance(nc.adopt.instance_id) ? { ...nc.adopt } : null;
         if (!existing) {
-          const node: Node = {
-            id: nc.id,
-            name: nc.name,
-            type: nc.type,
-            boot_mode: nc.boot_mode,
-            macs: nc.macs,
-            bmc,
-            maintenance: nc.maintenance,
-            maintenance_reason: nc.maintenance ? 'set in the configuration' : null,
-            power_state: 'unknown',
-            target_power_state: null,
-            last_error: null,
-            consecutive_power_failures: 0,
-            instance_id: null,
-            adopt,
-            enforce_power: nc.enforce_power,
-            source: 'config',
-            created_at: now,
-            updated_at: now,
-          };
+          const node = newNode(nc, { source: 'config', maintenanceReason: 'set in the configuration', adopt, now });
           this.d.rec.enrolNode(node, 'config');
         } else {
           const forced = nc.maintenance && !existing.maintenance;
@@ -187,7 +147,7 @@ export class Fleet {
             type: nc.type,
             boot_mode: nc.boot_mode,
             macs: nc.macs,
-            bmc,
+            bmc: bmcOf(nc),
             enforce_power: nc.enforce_power,
             maintenance: existing.maintenance || nc.maintenance,
             maintenance_reason: forced ? 'set in the configuration' : existing.maintenance_reason,
@@ -209,4 +169,31 @@ export class Fleet {
       if (this.d.store.isAddressHeld(a.addr)) throw new AgentError('AGENT_ERR_CONFLICT', `address ${a.addr} is in use`);
     }
   }
+}
+
+/** The drivers' settings are opaque here: stored as the config resolved them, read by the drivers only. */
+const bmcOf = (nc: NodeConfig): Node['bmc'] => ({ ...nc.bmc, drivers: [...nc.bmc.drivers] });
+
+/** A node entering the store (the config file's or an enrolment's): power unknown until read, no instance. */
+function newNode(nc: NodeConfig, o: { source: Node['source']; maintenanceReason: string; adopt: Node['adopt']; now: string }): Node {
+  return {
+    id: nc.id,
+    name: nc.name,
+    type: nc.type,
+    boot_mode: nc.boot_mode,
+    macs: nc.macs,
+    bmc: bmcOf(nc),
+    maintenance: nc.maintenance,
+    maintenance_reason: nc.maintenance ? o.maintenanceReason : null,
+    power_state: 'unknown',
+    target_power_state: null,
+    last_error: null,
+    consecutive_power_failures: 0,
+    instance_id: null,
+    adopt: o.adopt,
+    enforce_power: nc.enforce_power,
+    source: o.source,
+    created_at: o.now,
+    updated_at: o.now,
+  };
 }

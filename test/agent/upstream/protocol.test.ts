@@ -25,6 +25,7 @@ import { schemaFiles } from '../../../agent/upstream/schema-files.js';
 import { snapshotInstance, snapshotNode } from '../../../agent/upstream/snapshot.js';
 import { staleFiles } from '../../../scripts/protocol-schemas.js';
 import { runningInstance } from '../../helpers/engine.js';
+import { INVENTORY } from './link-helpers.js';
 import { ctx, IMAGE, nodeId, startHarness } from '../../helpers/harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -297,14 +298,7 @@ describe('events are the journal as the store writes it', () => {
 });
 
 describe("the snapshot is the store's public model", () => {
-  const INVENTORY = {
-    hostname: 'rack-a12',
-    os: { platform: 'linux', distro: null, release: null, kernel: null, arch: 'x64' },
-    system: { manufacturer: null, model: null, serial: null, uuid: null },
-    cpu: { brand: null, cores: 2, physical_cores: null },
-    memory_bytes: 0,
-    interfaces: [],
-  };
+
 
   it('a hello made from a real store (adopted, created, in maintenance) is valid, holds no secret, says what the store says, and MAX_NODES of its nodes fit', async () => {
     const h = await startHarness({ adopt: true, nodes: 3 });
