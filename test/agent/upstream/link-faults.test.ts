@@ -142,6 +142,22 @@ describe('invalid frames and the wrong state', () => {
     expect(link.status().state).toBe('streaming');
   });
 
+  it('an unknown protocol version (a welcome of version 2) is PROTO_ERR_UNKNOWN_VERSION, fatal, with the versions it speaks; nothing streamed; redialled', async () => {
+    append(ctx.store, 2);
+    const srv = await rawServer(ctx, (c) => void c.next('hello').then((h) => c.send({ type: 'welcome', version: 2, agent_id: h.agent_id, resume_from: 1, generation: 1 })));
+    const link = makeLink(ctx, srv.url);
+    link.start();
+    await waitUntil(() => srv.conns.length >= 1);
+    const c = srv.conns[0]!;
+    expect(await c.closed()).toBe(4000);
+    expect(c.closeReason).toBe('PROTO_ERR_UNKNOWN_VERSION');
+    expect(c.of('error')).toMatchObject([{ code: 'PROTO_ERR_UNKNOWN_VERSION', fatal: true, supported_versions: [1] }]);
+    expect(c.of('event')).toEqual([]);
+    await waitUntil(() => srv.conns.length >= 2, 5000, 'a redial');
+    expect(link.status().last_error).toMatch(/PROTO_ERR_UNKNOWN_VERSION/);
+    expect(ctx.store.outboxFirstSeq()).toBe(1);
+  });
+
   it('a frame over 1 MiB is refused by ws before it is held: closed with 1009, nothing acted on, redialled', async () => {
     append(ctx.store, 2);
     const srv = await rawServer(ctx, (c) => void c.next('hello').then(() => c.welcome(1)));
