@@ -114,8 +114,8 @@ export async function startController(ctx: Ctx, o: { port?: number; db?: string;
     store, tokens: [{ token: o.token ?? TOKEN, agent_id: AGENT }], generation: o.generation ?? 1, print: (l) => void lines.push(l),
     ...(o.tls === undefined ? {} : { tls: o.tls }), idleCloseMs: 0,
   });
-  // NOTE(reference controller): it answers a wrong token with 401 on the raw upgrade socket and attaches no 'error'
-  // listener to it, so a client that resets that socket crashes the process (ECONNRESET, uncaught). Worked around here.
+  // A safety net: the reference controller once crashed on a client resetting its socket after a refused upgrade
+  // (fixed in scripts/controller/server.ts, tested in test/scripts/controller.test.ts).
   (ctl as unknown as { server: import('node:http').Server }).server.on('connection', (s) => s.on('error', () => undefined));
   const addr = await ctl.listen('127.0.0.1', o.port ?? 0);
   let closed = false;
