@@ -47,7 +47,12 @@ describe('the liveness engine of the daemon', () => {
     const said = lines().filter((l) => String(l['msg']).startsWith('liveness engine'));
     expect(said).toHaveLength(1);
     expect(said[0]).toMatchObject({ engine: 'fping', reason: 'configured (liveness.engine: fping)', msg: 'liveness engine: fping (configured (liveness.engine: fping))' });
-    expect(await readyz(a)).toEqual({ status: 'ready', reasons: [], liveness: { engine: 'fping', reason: 'configured (liveness.engine: fping)' } });
+    expect(await readyz(a)).toEqual({
+      status: 'ready',
+      reasons: [],
+      liveness: { engine: 'fping', reason: 'configured (liveness.engine: fping)' },
+      upstream: expect.objectContaining({ state: 'disabled' }),
+    });
     const text = await metrics(a);
     expect(text).toContain('# TYPE metald_liveness_engine gauge');
     expect(text).toContain('metald_liveness_engine{engine="fping"} 1');

@@ -283,7 +283,12 @@ describe('operational endpoints', () => {
     expect(h.body).toEqual({ status: 'ok' });
     const r = await call('GET', '/readyz', null);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ status: 'ready', reasons: [], liveness: { engine: 'fake', reason: 'configured: the fake lab answers (allow_fake_drivers)' } });
+    expect(r.body).toEqual({
+      status: 'ready',
+      reasons: [],
+      liveness: { engine: 'fake', reason: 'configured: the fake lab answers (allow_fake_drivers)' },
+      upstream: expect.objectContaining({ state: 'disabled', url: null }),
+    });
     const m = await call('GET', '/metrics', null);
     expect(m.status).toBe(200);
     expect(m.headers.get('content-type')).toMatch(/^text\/plain/);
