@@ -20,7 +20,8 @@ import type { Store } from '../store/types.js';
 import { runFleetCommand } from './commands-fleet.js';
 import { runInstanceCommand } from './commands-instance.js';
 import { CONTROLLER_USER, type OpRun, type ResultFields } from './commands-op.js';
-import { errorFor, MAX_TEXT, PROTOCOL_VERSION, type Command, type CommandBody, type CommandResult, type ErrorMessage } from './protocol.js';
+import { MAX_TEXT, PROTOCOL_VERSION, type Command, type CommandBody, type CommandResult, type ErrorMessage } from './protocol.js';
+import { errorFor } from './parse.js';
 import { raiseGeneration, readGeneration, type CommandHandler } from './types.js';
 
 export { CONTROLLER_PROJECT, CONTROLLER_USER, type OpRun, type ResultFields } from './commands-op.js';

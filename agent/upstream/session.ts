@@ -14,10 +14,8 @@ import type { Clock } from '../ports.js';
 import type { JournalEntry } from '../model.js';
 import type { Store } from '../store/types.js';
 import { describeDialError, describeUpgradeRefusal } from './backoff.js';
-import {
-  errorFor, MAX_MESSAGE_BYTES, parseMessage, PROTOCOL_VERSION,
-  type Command, type ErrorMessage, type Event, type Message, type ProtocolErrorCode, type Welcome,
-} from './protocol.js';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Command, type ErrorMessage, type Event, type Message, type ProtocolErrorCode, type Welcome } from './protocol.js';
+import { errorFor, parseMessage } from './parse.js';
 import { raiseGeneration, readGeneration, type CommandHandler, type HelloSource } from './types.js';
 
 /** Journal entries read per page: what the link holds in memory at most, besides the socket's buffer. */

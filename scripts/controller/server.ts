@@ -16,10 +16,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  errorFor, MAX_HELLO_BYTES, parseMessage, PROTOCOL_VERSION,
-  type Command, type CommandBody, type ErrorMessage, type Event, type Hello, type Message, type ProtocolErrorCode,
-} from '../../agent/upstream/protocol.js';
+import { MAX_HELLO_BYTES, PROTOCOL_VERSION, type Command, type CommandBody, type ErrorMessage, type Event, type Hello, type Message, type ProtocolErrorCode } from '../../agent/upstream/protocol.js';
+import { errorFor, parseMessage } from '../../agent/upstream/parse.js';
 import type { ControllerStore } from './store.js';
 
 /** One accepted bearer token, bound to one agent id or to any (null). */

@@ -13,7 +13,8 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Ctl, startController } from '../helpers/controller.js';
-import { parseMessage, type CommandResult, type Event, type Hello, type Message } from '../../agent/upstream/protocol.js';
+import { type CommandResult, type Event, type Hello, type Message } from '../../agent/upstream/protocol.js';
+import { parseMessage } from '../../agent/upstream/parse.js';
 
 const AGENT = 'rack-a12';
 const STORE = '0f6c2d9e-8a4b-4c1d-9e2f-3a5b7c9d1e2f';

@@ -12,7 +12,7 @@ import { ENTRY_BYTES_SQL, entryBytes, type OutboxBounds } from '../../../agent/s
 import { DB_FILE_NAME, type SqliteStore, type StoreFaultInjector, type StoreWriteOp } from '../../../agent/store/sqlite.js';
 import { StoreError, type JournalInput } from '../../../agent/store/types.js';
 import type { JournalRow } from '../../../agent/store/rows.js';
-import { parseMessage } from '../../../agent/upstream/protocol.js';
+import { parseMessage } from '../../../agent/upstream/parse.js';
 import { useStoreDir } from './fixtures.js';
 
 const t = useStoreDir();

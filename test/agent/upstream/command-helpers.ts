@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { expect } from 'vitest';
 import { UpstreamCommands } from '../../../agent/upstream/commands.js';
-import { parseMessage, type Command, type CommandBody, type CommandResult, type ErrorMessage } from '../../../agent/upstream/protocol.js';
+import { type Command, type CommandBody, type CommandResult, type ErrorMessage } from '../../../agent/upstream/protocol.js';
+import { parseMessage } from '../../../agent/upstream/parse.js';
 import type { Agent } from '../../../agent/build-agent.js';
 
 export const newCommandId = (): string => `req-${randomUUID()}`;

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../../agent/ports.js';
 import { gatherInventory, minimalInventory, StoreHello, type InventoryPort } from '../../../agent/upstream/hello.js';
-import { parseMessage } from '../../../agent/upstream/protocol.js';
+import { parseMessage } from '../../../agent/upstream/parse.js';
 import { raiseGeneration } from '../../../agent/upstream/types.js';
 import { instance, node, useStoreDir } from '../store/fixtures.js';
 import { INVENTORY } from './link-helpers.js';

@@ -10,17 +10,8 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  CommandBody,
-  MAX_HELLO_BYTES,
-  MAX_MESSAGE_BYTES,
-  MAX_NODES,
-  MESSAGE_TYPES,
-  PROTOCOL_ERRORS,
-  errorFor,
-  parseMessage,
-  type ParseResult,
-} from '../../../agent/upstream/protocol.js';
+import { CommandBody, MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, MAX_NODES, MESSAGE_TYPES, PROTOCOL_ERRORS } from '../../../agent/upstream/protocol.js';
+import { errorFor, parseMessage, type ParseResult } from '../../../agent/upstream/parse.js';
 import { schemaFiles } from '../../../agent/upstream/schema-files.js';
 import { snapshotInstance, snapshotNode } from '../../../agent/upstream/snapshot.js';
 import { staleFiles } from '../../../scripts/protocol-schemas.js';
