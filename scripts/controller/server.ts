@@ -362,6 +362,8 @@ export class Controller {
     link.pending = [];
     const received = batch.map((e) => link.receivedMs.get(e.seq));
     link.receivedMs.clear();
+    // Nothing to keep or ack (a link closing after the controller's close: the store may be closed already).
+    if (batch.length === 0 && !link.ackDue) return;
     if (batch.length > 0) {
       try {
         this.o.store.appendEvents(h.agent_id, h.store_id, batch);
