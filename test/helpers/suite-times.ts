@@ -1,12 +1,13 @@
 /**
  * A vitest reporter that ends the run with each suite's (test file's) wall time, slowest first, so CI logs show
- * where the time goes, then one plain closing line `N passed, N failed` (`, N skipped` when any were).
+ * where the time goes, then one plain closing line `N passed, N failed` (`, N skipped` when any were, and
+ * `, N unhandled errors` when vitest caught errors outside the tests: they fail the run while every test passes).
  */
 import { relative } from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class SuiteTimes implements Reporter {
-  onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown> = []): void {
     const rows = modules
       .map((m) => ({ file: relative(process.cwd(), m.moduleId), ms: m.diagnostic().duration, state: m.state() }))
       .sort((a, b) => b.ms - a.ms);
@@ -23,6 +24,7 @@ export default class SuiteTimes implements Reporter {
       if (m.state() === 'failed' && [...m.children.allTests()].length === 0) counts.failed++;
     }
     const skipped = counts.skipped > 0 ? `, ${counts.skipped} skipped` : '';
-    process.stdout.write(`\nsuite times:\n${lines.join('\n')}\n\n${counts.passed} passed, ${counts.failed} failed${skipped}\n`);
+    const errors = unhandledErrors.length > 0 ? `, ${unhandledErrors.length} unhandled errors (see above)` : '';
+    process.stdout.write(`\nsuite times:\n${lines.join('\n')}\n\n${counts.passed} passed, ${counts.failed} failed${skipped}${errors}\n`);
   }
 }
