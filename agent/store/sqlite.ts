@@ -10,8 +10,6 @@
  * Pieces: row shapes and JSON columns ./rows.ts, SQL statements ./statements.ts, the test-only fault injector's
  * types ./fault.ts (re-exported here).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Action, ActionEvent, ActionPlan, Instance, JournalEntry, Node } from '../model.js';
 import type { StoreFaultInjector, StoreWriteOp } from './fault.js';
@@ -19,36 +17,31 @@ import { AfterCommitHooks } from './after-commit.js';
 import { GroupCommit } from './group-commit.js';
 import { heldByInstance, heldByNode, IndexQueries, sameHolding, type NodeCursor } from './index-queries.js';
 import { SqliteListQueries, type ActionPageQuery, type InstancePageQuery, type PageQuery } from './list-queries.js';
-import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from './migrations.js';
+import { LATEST_SCHEMA_VERSION } from './migrations.js';
 import {
-  actionHeader,
-  eventToRow,
   instanceToRow,
   json,
   nodeToRow,
-  planToColumns,
-  rowToAction,
-  rowToEvent,
   rowToInstance,
-  rowToJournal,
   rowToNode,
-  type ActionRow,
-  type JournalRow,
-  type Params,
 } from './rows.js';
 import { prepareAll, type Statements } from './statements.js';
 import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
+import { ActionTable } from './actions.js';
+import { JournalTable } from './journal.js';
 import { CommandResults } from './command-results.js';
-import { DEFAULT_OUTBOX_BOUNDS, entryBytes, Outbox, scheduleImmediate, warnOutboxStuck, type OutboxBounds, type OutboxDepth } from './outbox.js';
-import { DuplicateActionError, StoreError, type JournalInput, type PowerSyncView, type Store, type StoredCommandResult } from './types.js';
+import { openDatabase } from './open-db.js';
+import { TurnWatchers } from './turn-watchers.js';
+import { DEFAULT_OUTBOX_BOUNDS, Outbox, scheduleImmediate, warnOutboxStuck, type OutboxBounds, type OutboxDepth } from './outbox.js';
+import { StoreError, type JournalInput, type PowerSyncView, type Store, type StoredCommandResult } from './types.js';
 import { describe, isThenable } from './util.js';
-import { FdWalSync, type WalSyncPort } from './wal-sync.js';
+import type { WalSyncPort } from './wal-sync.js';
 
 export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
 
-export const DB_FILE_NAME = 'metald.db';
+export { DB_FILE_NAME } from './open-db.js';
 
-import { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
+import type { OpenStoreOptions } from './options.js';
 
 export { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
@@ -73,17 +66,12 @@ export class SqliteStore implements Store {
   private readonly index: IndexQueries;
   /** One transaction wrapper for every write and `transaction` (better-sqlite3 builds one per call otherwise). */
   private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
-  /**
-   * The last journal seq handed out in the transaction open now (null: not read yet in it). Read once per
-   * transaction under its write lock, then counted on in memory; forgotten when the transaction ends and when any
-   * level of it rolls back (the next append reads it again, so a rolled-back entry's seq is handed out again).
-   */
-  private txSeq: number | null = null;
   private readonly walSync: WalSyncPort;
   private readonly group: GroupCommit;
   private readonly commands: CommandResults;
-  private readonly journalWatchers = new Set<() => void>();
-  private journalWake: NodeJS.Immediate | null = null;
+  private readonly actions: ActionTable;
+  private readonly journal: JournalTable;
+  private readonly watchers: TurnWatchers;
   private readonly outbox: Outbox;
 
   private constructor(file: string, db: Database.Database, opts: OpenStoreOptions, walSync: WalSyncPort) {
@@ -98,10 +86,19 @@ export class SqliteStore implements Store {
     this.hooks = new AfterCommitHooks(opts.onAfterCommitError);
     this.stmts = prepareAll(db);
     this.index = new IndexQueries(db);
-    this.lists = new SqliteListQueries(db, (r) => this.rowToAction(r));
+    this.actions = new ActionTable(this.stmts);
+    this.lists = new SqliteListQueries(db, (r) => this.actions.fromRow(r));
     this.sweeps = prepareSweeps(db);
     this.commands = new CommandResults(db);
+    this.watchers = new TurnWatchers((e) => this.hooks.report(e));
     this.tx = db.transaction((fn: () => unknown) => fn());
+    this.journal = new JournalTable(this.stmts, this.agentId, {
+      afterCommit: (fn) => this.hooks.add(fn),
+      appended: (bytes) => this.outbox.appended(bytes),
+      measureTrim: (through) => this.outbox.measureTrim(through),
+      trimmed: (removed) => this.outbox.trimmed(removed),
+      wake: () => this.watchers.wake(),
+    });
     this.outbox = new Outbox(db, this.agentId, opts.outbox ?? DEFAULT_OUTBOX_BOUNDS, {
       write: (fn) => this.write('appendJournal', fn),
       now: this.now,
@@ -112,35 +109,8 @@ export class SqliteStore implements Store {
   }
 
   static open(opts: OpenStoreOptions): SqliteStore {
-    if (!opts.agentId) throw new StoreError('openStore: agentId is required');
-    const dir = path.resolve(opts.dir);
-    const file = path.join(dir, DB_FILE_NAME);
-    let db: Database.Database | undefined;
-    const walSync = opts.walSync ?? new FdWalSync();
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      // Create the file 0600 ourselves: it holds password hashes and user data; SQLite gives -wal/-shm the same mode.
-      fs.closeSync(fs.openSync(file, 'a', 0o600));
-      db = new Database(file, { timeout: 5000 });
-      for (const pragma of CONNECTION_PRAGMAS) db.pragma(pragma);
-      if (opts.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
-      const mode = db.pragma('journal_mode', { simple: true });
-      if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL could not be enabled`);
-      migrate(db);
-      // What the migrations (or a previous run) left in the WAL is made durable before anything is served.
-      walSync.syncNow(`${file}-wal`);
-      return new SqliteStore(file, db, opts, walSync);
-    } catch (e) {
-      try {
-        db?.close();
-      } catch {
-        // already failing; the original error matters
-      }
-      walSync.close();
-      if (e instanceof StoreError) throw e;
-      if (e instanceof SchemaTooNewError) throw new StoreError(`cannot open ${file}: ${e.message}`, { cause: e });
-      throw new StoreError(`cannot open store ${file}: ${describe(e)}`, { cause: e });
-    }
+    const { file, db, walSync } = openDatabase(opts);
+    return new SqliteStore(file, db, opts, walSync);
   }
 
   // --- plumbing --------------------------------------------------------------------------------------------------
@@ -182,15 +152,15 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** fn in one transaction level (outermost: BEGIN IMMEDIATE; nested: a savepoint); keeps txSeq right. */
+  /** fn in one transaction level (outermost: BEGIN IMMEDIATE; nested: a savepoint); keeps the journal's seq right. */
   private atomically<T>(fn: () => T): T {
     try {
       return this.tx.immediate(fn) as T;
     } catch (e) {
-      this.txSeq = null;
+      this.journal.forgetSeq();
       throw e;
     } finally {
-      if (!this.db.inTransaction) this.txSeq = null;
+      if (!this.db.inTransaction) this.journal.forgetSeq();
     }
   }
 
@@ -380,74 +350,40 @@ export class SqliteStore implements Store {
   // --- actions ---------------------------------------------------------------------------------------------------
 
   insertAction(action: Action): void {
-    const header = actionHeader(action);
-    const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
-    this.write('insertAction', () => {
-      if (this.stmts.actionExists.get(action.request_id)) throw new DuplicateActionError(action.request_id);
-      this.stmts.insertActionHeader.run(header);
-      for (const e of events) this.stmts.insertEvent.run(e);
-    });
+    this.write('insertAction', () => this.actions.insert(action));
   }
 
   putAction(action: Action): void {
-    const header = actionHeader(action);
-    const events = (action.events ?? []).map((e, i) => eventToRow(action.request_id, i, e));
-    this.write('putAction', () => {
-      if (this.stmts.putActionHeader.run(header).changes === 0) throw new DuplicateActionError(action.request_id);
-      this.stmts.deleteEvents.run(action.request_id);
-      for (const e of events) this.stmts.insertEvent.run(e);
-    });
+    this.write('putAction', () => this.actions.put(action));
   }
 
   finishAction(requestId: string, finishTime: string, message: string | null): { instance_id: string; action: string } | null {
-    return this.write('putAction', () => this.stmts.finishAction.get(finishTime, message, requestId) ?? null);
+    return this.write('putAction', () => this.actions.finish(requestId, finishTime, message));
   }
 
   getAction(requestId: string): Action | null {
-    return this.read('getAction', () => {
-      const r = this.stmts.getAction.get(requestId);
-      return r ? this.rowToAction(r) : null;
-    });
+    return this.read('getAction', () => this.actions.get(requestId));
   }
 
   listActions(instanceId: string): Action[] {
-    return this.read('listActions', () => this.stmts.listActions.all(instanceId).map((r) => this.rowToAction(r)));
+    return this.read('listActions', () => this.actions.list(instanceId));
   }
 
   listUnfinishedActions(): Action[] {
-    return this.read('listUnfinishedActions', () =>
-      this.stmts.listUnfinishedActions.all().map((r) => this.rowToAction(r)),
-    );
+    return this.read('listUnfinishedActions', () => this.actions.unfinished());
   }
 
   appendActionEvent(requestId: string, event: ActionEvent): number {
-    return this.write('appendActionEvent', () => {
-      if (!this.stmts.actionExists.get(requestId)) throw new StoreError(`no action ${requestId}`);
-      const idx = this.stmts.nextEventIdx.get(requestId)!.next;
-      this.stmts.insertEvent.run(eventToRow(requestId, idx, event));
-      return idx;
-    });
+    return this.write('appendActionEvent', () => this.actions.appendEvent(requestId, event));
   }
 
   updateActionEvent(requestId: string, index: number, event: ActionEvent): void {
-    this.write('updateActionEvent', () => {
-      const res = this.stmts.updateEvent.run(eventToRow(requestId, index, event));
-      if (res.changes === 0) throw new StoreError(`action ${requestId} has no event at index ${index}`);
-    });
+    this.write('updateActionEvent', () => this.actions.updateEvent(requestId, index, event));
   }
 
   setActionPlan(requestId: string, plan: ActionPlan): void {
     if (typeof plan !== 'object' || plan === null) throw new StoreError('setActionPlan: plan must be {step, data}');
-    const { plan_step, plan_data } = planToColumns(plan);
-    this.write('setActionPlan', () => {
-      if (this.stmts.setActionPlan.run(plan_step!, plan_data!, requestId).changes === 0) {
-        throw new StoreError(`no action ${requestId.slice(0, 64)}`);
-      }
-    });
-  }
-
-  private rowToAction(r: ActionRow): Action {
-    return rowToAction(r, this.stmts.listEvents.all(r.request_id).map(rowToEvent));
+    this.write('setActionPlan', () => this.actions.setPlan(requestId, plan));
   }
 
   // --- paged lists (./list-queries.ts) ---------------------------------------------------------------------------
@@ -469,53 +405,23 @@ export class SqliteStore implements Store {
   appendJournal(entry: JournalInput): JournalEntry {
     const data = json(entry.data ?? {});
     const at = this.now().toISOString();
-    return this.write('appendJournal', () => {
-      const seq = (this.txSeq ??= this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq) + 1;
-      const row: JournalRow = {
-        agent_id: this.agentId,
-        seq,
-        at,
-        kind: entry.kind,
-        instance_id: entry.instance_id ?? null,
-        node_id: entry.node_id ?? null,
-        cause: entry.cause,
-        data,
-      };
-      this.stmts.insertJournal.run(row as unknown as Params);
-      this.txSeq = seq;
-      const bytes = entryBytes(row);
-      this.hooks.add(() => this.outbox.appended(bytes));
-      this.wakeJournalWatchers();
-      // The entry as written, its data the caller's (not parsed back from the row just stringified).
-      const { data: _json, ...fields } = row;
-      return { ...fields, kind: entry.kind, data: entry.data ?? {} };
-    });
+    return this.write('appendJournal', () => this.journal.append(entry, data, at));
   }
 
   readJournal(fromSeq: number, limit: number): JournalEntry[] {
-    return this.read('readJournal', () => {
-      if (!(limit > 0)) return [];
-      return this.stmts.readJournal.all(this.agentId, fromSeq, Math.floor(limit)).map(rowToJournal);
-    });
+    return this.read('readJournal', () => this.journal.read(fromSeq, limit));
   }
 
-  /** The last sequence number handed out for this agent (0 if none); unaffected by trimJournal. */
   lastSeq(): number {
-    return this.read('lastSeq', () => this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
+    return this.read('lastSeq', () => this.journal.lastSeq());
   }
 
   outboxFirstSeq(): number {
-    return this.read('outboxFirstSeq', () => this.stmts.firstSeq.get(this.agentId)?.first_seq ?? this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq + 1);
+    return this.read('outboxFirstSeq', () => this.journal.firstSeq());
   }
 
   trimJournal(throughSeq: number): number {
-    return this.write('trimJournal', () => {
-      // The last seq outlives the entries it numbered: kept in journal_seq before they go.
-      this.stmts.saveSeq.run(this.agentId, this.stmts.lastSeq.get(this.agentId, this.agentId)!.last_seq);
-      const removed = this.outbox.measureTrim(throughSeq);
-      this.hooks.add(() => this.outbox.trimmed(removed));
-      return this.stmts.trimJournal.run(this.agentId, throughSeq).changes;
-    });
+    return this.write('trimJournal', () => this.journal.trim(throughSeq));
   }
 
   outboxDepth(): OutboxDepth {
@@ -528,24 +434,7 @@ export class SqliteStore implements Store {
   }
 
   watchJournal(fn: () => void): () => void {
-    this.journalWatchers.add(fn);
-    return () => this.journalWatchers.delete(fn);
-  }
-
-  /** After an append: wakes the watchers once, on the next turn (the append's transaction has ended by then). */
-  private wakeJournalWatchers(): void {
-    if (this.journalWake !== null || this.journalWatchers.size === 0) return;
-    this.journalWake = setImmediate(() => {
-      this.journalWake = null;
-      if (this.closed) return;
-      for (const w of [...this.journalWatchers]) {
-        try {
-          w();
-        } catch (e) {
-          this.hooks.report(e);
-        }
-      }
-    });
+    return this.watchers.add(fn);
   }
 
   // --- upstream commands (./command-results.ts) ------------------------------------------------------------------
@@ -595,8 +484,7 @@ export class SqliteStore implements Store {
     this.group.flushNow();
     this.closed = true;
     this.outbox.close();
-    if (this.journalWake !== null) clearImmediate(this.journalWake);
-    this.journalWatchers.clear();
+    this.watchers.clear();
     try {
       this.db.close();
     } catch (e) {
