@@ -1,5 +1,6 @@
 /** Errors internal to running operations. */
 import { isBmcError } from '../../drivers/errors.js';
+import { AgentError } from '../errors.js';
 
 /** Why a running operation was aborted without an outcome of its own. */
 export type AbortKind = 'shutdown' | 'preempted';
@@ -40,4 +41,23 @@ export function messageOf(e: unknown): string {
 
 export function abortReason(signal: AbortSignal): OperationAborted | null {
   return signal.aborted && signal.reason instanceof OperationAborted ? signal.reason : null;
+}
+
+/**
+ * Runs bookkeeping that belongs to a step without an action event of its own, so that a failure there (a store
+ * write) names that step. Aborts pass through.
+ * @throws StepFailed named `name`
+ */
+export async function namedStep<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw named(name, e);
+  }
+}
+
+/** What a step's bookkeeping threw, named after the step (aborts and step failures as they are). */
+export function named(name: string, e: unknown): unknown {
+  if (e instanceof OperationAborted || e instanceof StepFailed) return e;
+  return new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
 }

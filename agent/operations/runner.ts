@@ -21,7 +21,7 @@ import type { Action, Instance, InstanceError, Node, OperationKind } from '../mo
 import type { Deployer, Ports } from '../ports.js';
 import { transition } from '../state-machine.js';
 import type { Store } from '../store/types.js';
-import { OperationAborted, StepFailed, abortReason, codeOf, messageOf } from './errors.js';
+import { OperationAborted, StepFailed, abortReason, codeOf, messageOf, named, namedStep } from './errors.js';
 import type { Plan, PlanData, Step, StepContext } from './plan.js';
 import { planFor } from './plans/index.js';
 import { powerStep } from './plans/steps.js';
@@ -486,23 +486,4 @@ export class Runner {
   private bmc(node: Node): Bmc {
     return this.deps.ports.bmcs.forNode(node);
   }
-}
-
-/**
- * Runs bookkeeping that belongs to a step without an action event of its own, so that a failure there (a store
- * write) names that step. Aborts pass through.
- * @throws StepFailed named `name`
- */
-async function namedStep<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw named(name, e);
-  }
-}
-
-/** What a step's bookkeeping threw, named after the step (aborts and step failures as they are). */
-function named(name: string, e: unknown): unknown {
-  if (e instanceof OperationAborted || e instanceof StepFailed) return e;
-  return new StepFailed(name, e instanceof AgentError ? e.code : codeOf(e), messageOf(e), { cause: e });
 }
