@@ -24,6 +24,8 @@ describe('streaming to the reference controller', () => {
     append(ctx.store, 30);
     await waitUntil(() => c.store.seqs(AGENT).length === 80, 5000, 'the next 30 kept');
     expect(c.store.seqs(AGENT)).toEqual(range(1, 80));
+    // Printed once the controller's commit is on disk, after the rows are visible: wait for the prints too.
+    await waitUntil(() => events(c).length >= 80, 5000, 'the 80 printed');
     // Printed once each, in order: no duplicate reached the controller on one link.
     expect(events(c)).toEqual(range(1, 80));
     expect(c.lines.filter((l) => l.what === 'duplicate')).toEqual([]);
@@ -53,6 +55,7 @@ describe('streaming to the reference controller', () => {
     await waitUntil(() => c2.store.seqs(AGENT).length === 40, 5000, 'all 40 kept');
     expect(c2.store.seqs(AGENT)).toEqual(range(1, 40));
     expect(c2.lines.find((l) => l.what === 'welcome')).toMatchObject({ resume_from: 21 });
+    await waitUntil(() => events(c2).length >= 20, 5000, 'the 20 printed');
     expect(events(c2)).toEqual(range(21, 40));
     expect(link.status().welcomes).toBe(2);
     await waitUntil(() => ctx.store.outboxFirstSeq() === 41);
@@ -78,6 +81,7 @@ describe('streaming to the reference controller', () => {
     await waitUntil(() => c2.store.seqs(AGENT).length === 30);
     expect(c2.store.seqs(AGENT)).toEqual(range(1, 30));
     expect(c2.lines.find((l) => l.what === 'welcome')).toMatchObject({ resume_from: 11 });
+    await waitUntil(() => events(c2).length >= 20, 5000, 'the 20 printed');
     expect(events(c2)).toEqual(range(11, 30));
     expect(c2.lines.filter((l) => l.what === 'covered')).toEqual([]);
     expect(ctx.store.outboxFirstSeq()).toBe(6);
