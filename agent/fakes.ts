@@ -40,6 +40,12 @@ export class FakeLabPinger implements Pinger {
 export class FakeLabDeployer implements Deployer {
   constructor(private readonly lab: FakeLab) {}
 
+  /** The simulated server needs no boot artefacts: its job starts with the deploy (attached to by id). */
+  async prepare(): Promise<void> {}
+
+  /** The simulated installer's job ends with its deploy's abort (the runner aborts it before a revoke). */
+  async revoke(): Promise<void> {}
+
   /**
    * Runs the job on the node's simulated server, or attaches to the one it already runs with `opts.jobId` (the agent
    * restarted while it installed). `deadlineAt` is on the lab's clock, which the agent shares. An uninstall also

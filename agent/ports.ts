@@ -121,8 +121,23 @@ export interface DeployOptions {
  *   installer does not know after a restart).
  */
 export interface Deployer {
+  /**
+   * Makes the job ready for the node's next boot (docs/boot-protocol.md: the iPXE script chosen by the node's
+   * provisioning MAC, the job document behind its one-time token), before the node is set to boot and powered on.
+   * Idempotent by `opts.jobId`: a prepare of a job already prepared (a restart) changes nothing.
+   */
+  prepare(node: Node, job: DeployJob, opts: PrepareOptions): Promise<void>;
+  /** Waits for the prepared job's result (prepares it first if it was not). */
   deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void>;
+  /**
+   * Revokes every job of the instance that has no result yet (its token refused from now on): a delete aborting a
+   * pending install, an operation that failed. Resolves once the revocation is committed.
+   */
+  revoke(instanceId: string, reason: string): Promise<void>;
 }
+
+/** How a job is prepared: the same id and deadline its deploy will use. */
+export type PrepareOptions = Pick<DeployOptions, 'jobId' | 'deadlineAt'>;
 
 /** Gives the BMC handle of a node (built from its settings by drivers/registry.ts). */
 export interface BmcProvider {

@@ -24,6 +24,11 @@ class StandInInstaller implements Deployer {
     private readonly ms: number,
   ) {}
 
+  /** Nothing to serve: the stand-in's job starts with its deploy. */
+  async prepare(): Promise<void> {}
+
+  async revoke(): Promise<void> {}
+
   async deploy(node: Node, job: DeployJob, opts: DeployOptions): Promise<void> {
     appendFileSync(this.logFile, `${JSON.stringify({ node: node.name, operation: job.operation, image: job.image?.name ?? null, job_id: opts.jobId })}\n`);
     opts.onProgress(0);

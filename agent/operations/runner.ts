@@ -70,10 +70,17 @@ export class Runner {
 
   /** The deployer as steps see it: each call waits for the store's durability barrier (group commit) first. */
   private readonly deployer: Deployer = {
+    prepare: async (node, job, opts) => {
+      await this.store.durable();
+      return this.deps.ports.deployer.prepare(node, job, opts);
+    },
     deploy: async (node, job, opts) => {
-      const pending = this.store.durable();
-      if (pending) await pending;
+      await this.store.durable();
       return this.deps.ports.deployer.deploy(node, job, opts);
+    },
+    revoke: async (instanceId, reason) => {
+      await this.store.durable();
+      return this.deps.ports.deployer.revoke(instanceId, reason);
     },
   };
 
@@ -402,6 +409,10 @@ export class Runner {
     const step = e instanceof StepFailed ? e.step : this.stepOfFailure(run);
     const msg = `step '${step}' failed: ${messageOf(e)}`;
     this.deps.log.warn({ instance_id: run.instanceId, request_id: run.requestId, operation: run.kind, step, code: codeOf(e), msg: messageOf(e) }, 'operation failed');
+    // The failed operation's installer job, if it has one, is refused from now on (its token revoked).
+    await this.deployer.revoke(run.instanceId, msg).catch((err: unknown) => {
+      this.deps.log.warn({ instance_id: run.instanceId, err: messageOf(err) }, 'revoking the installer job failed');
+    });
     let inst = this.inst(run);
     if (rule.powerOffOnFailure && this.cfg.on_failure === 'power_off') {
       const failed = { step, code: codeOf(e), message: messageOf(e) };

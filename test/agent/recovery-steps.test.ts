@@ -42,9 +42,14 @@ async function action(d: Daemon, requestId: string): Promise<{ events: Event[]; 
   return { events: a.events, finished: r.headers.get('x-metald-action-finished') !== null, message: a.message };
 }
 
-/** The reinstall of a running instance (pxe image): its action events in order; `power` is the command each power step sends. */
-const EVENTS: { event: string; power?: 'on' | 'off' }[] = [
+/**
+ * The reinstall of a running instance (pxe image): its action events in order; `power` is the command each power step
+ * sends. `instant`: a step with nothing to wait for on the fake lab (its deployer's prepare is a no-op, opened and
+ * closed in one commit), so there is no middle to kill it in.
+ */
+const EVENTS: { event: string; power?: 'on' | 'off'; instant?: true }[] = [
   { event: 'power_off', power: 'off' },
+  { event: 'prepare_boot', instant: true },
   { event: 'set_boot_device' },
   { event: 'power_on', power: 'on' },
   { event: 'deploy' },
@@ -56,6 +61,7 @@ const EVENTS: { event: string; power?: 'on' | 'off' }[] = [
 
 describe('SIGKILL in the middle of each step of a reinstall, then restart: the plan resumes at that step', () => {
   EVENTS.forEach((target, k) => {
+    if (target.instant) return;
     it(`event ${k} (${target.event})`, async () => {
       const bmcDir = mkdtempSync(join(tmpdir(), 'metald-bmc-'));
       dirs.push(bmcDir);

@@ -3,13 +3,28 @@
  * letting the installer erase it (the same path as uninstall), power off, release the node. Every step is safe to
  * repeat, so a restart resumes a delete where it was: the tenant's server ends off and the node free.
  */
-import type { Plan } from '../plan.js';
-import { bmcStep, installerStep, powerStep } from './steps.js';
+import type { DeployJob } from '../../ports.js';
+import type { Plan, StepContext } from '../plan.js';
+import { bmcStep, installerStep, powerStep, prepareStep, revokeJobsStep } from './steps.js';
+
+/** The wipe: the installer erases the disks (the same job as an uninstall). */
+const wipeJob = (c: StepContext): DeployJob => ({
+  operation: 'uninstall',
+  instance_id: c.instanceId,
+  image: null,
+  hostname: null,
+  addresses: [],
+  password_hash: null,
+  ssh_keys: [],
+  user_data: null,
+});
 
 export function deletePlan(): Plan {
   return {
     kind: 'delete',
     steps: [
+      // A pending install's job (its token) is refused from here on: the delete's abort stopped the wait for it.
+      revokeJobsStep(),
       powerStep('off', {
         onRestart: 'repeat',
         then: (c) => {
@@ -18,18 +33,10 @@ export function deletePlan(): Plan {
           c.edge('delete');
         },
       }),
+      prepareStep('wipe', wipeJob),
       bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: 'pxe', persistent: false, mode: c.node().boot_mode }, { signal: c.signal })),
       powerStep('on', { onRestart: 'repeat' }),
-      installerStep('wipe', (c) => ({
-        operation: 'uninstall',
-        instance_id: c.instanceId,
-        image: null,
-        hostname: null,
-        addresses: [],
-        password_hash: null,
-        ssh_keys: [],
-        user_data: null,
-      })),
+      installerStep('wipe', wipeJob),
       powerStep('off', { onRestart: 'repeat' }),
       {
         name: 'release_node',

@@ -9,7 +9,8 @@ import { StepFailed } from '../errors.js';
 import { addressesAfter, confirmAlive } from '../confirm-alive.js';
 import type { Plan, PlanInputs, Step, StepContext } from '../plan.js';
 import { osRule } from '../rules.js';
-import { bmcStep, installerStep, powerStep } from './steps.js';
+import type { DeployJob } from '../../ports.js';
+import { bmcStep, installerStep, powerStep, prepareStep } from './steps.js';
 
 export type ProvisionInputs = Extract<PlanInputs, { plan: 'provision' }>;
 
@@ -42,6 +43,21 @@ const media = (c: StepContext) => c.data.inputs.plan === 'provision' && c.data.i
 export function provisionPlan(kind: OperationKind, inputs: ProvisionInputs): Plan {
   const op = inputs.op;
   const final = osRule(op).finalPower;
+  /** What the installer is asked to do, built from the instance as the parameters step left it. */
+  const jobOf = (c: StepContext): DeployJob => {
+    const cur = c.inst();
+    const image = imageOf(c);
+    return {
+      operation: op,
+      instance_id: cur.id,
+      image: image ? { uuid: image.uuid, name: image.name, url: image.url, sha256: image.sha256, os: image.os } : null,
+      hostname: cur.extra.hostname ?? cur.name,
+      addresses: addressesAfter(cur),
+      password_hash: cur.extra.password_hash ?? null,
+      ssh_keys: cur.extra.ssh_keys ?? [],
+      user_data: cur.extra.user_data ?? null,
+    };
+  };
   const steps: Step[] = [
     powerStep('off', {
       then: (c) => {
@@ -52,28 +68,16 @@ export function provisionPlan(kind: OperationKind, inputs: ProvisionInputs): Pla
     // Always from a verified off (a server switched on behind our back would not boot the ramdisk), unless this
     // operation has just verified it.
     powerStep('off'),
+    prepareStep('deploy', jobOf),
     bmcStep('insert_media', async (c) => {
       const iso = c.cfg.boot?.ramdisk.iso;
       const base = c.cfg.boot?.public_url;
       if (!iso || !base) throw new StepFailed('insert_media', 'AGENT_ERR_CONFIG', 'virtual media needs boot.public_url and boot.ramdisk.iso');
-      return c.bmc().insertMedia(`${base}/ramdisk.iso`, { signal: c.signal });
+      return c.bmc().insertMedia(`${base.replace(/\/+$/, '')}/v1/ramdisk/ramdisk.iso`, { signal: c.signal });
     }, media),
     bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: media(c) ? 'cdrom' : 'pxe', persistent: false, mode: c.node().boot_mode }, { signal: c.signal })),
     powerStep('on'),
-    installerStep('deploy', (c) => {
-      const cur = c.inst();
-      const image = imageOf(c);
-      return {
-        operation: op,
-        instance_id: cur.id,
-        image: image ? { uuid: image.uuid, name: image.name, url: image.url, sha256: image.sha256, os: image.os } : null,
-        hostname: cur.extra.hostname ?? cur.name,
-        addresses: addressesAfter(cur),
-        password_hash: cur.extra.password_hash ?? null,
-        ssh_keys: cur.extra.ssh_keys ?? [],
-        user_data: cur.extra.user_data ?? null,
-      };
-    }, (c, p) => c.mutate({ progress: Math.max(0, Math.min(100, Math.round(p))) }, { quiet: true })),
+    installerStep('deploy', jobOf, (c, p) => c.mutate({ progress: Math.max(0, Math.min(100, Math.round(p))) }, { quiet: true })),
     bmcStep('eject_media', (c) => c.bmc().ejectMedia({ signal: c.signal }), media),
     bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: 'disk', persistent: true, mode: c.node().boot_mode }, { signal: c.signal })),
     powerStep('off'),

@@ -80,10 +80,29 @@ export function bmcStep(name: string, call: (c: StepContext) => Promise<unknown>
   return { name, onRestart: 'repeat', waits: false, ...(when ? { when } : {}), run: call };
 }
 
+/** The installer job's id: the action's and the installer step's name, the same for its prepare and its wait. */
+const jobIdOf = (c: StepContext, installer: string) => `${c.requestId}/${installer}`;
+/** Its deadline, fixed when it is first prepared and kept in the plan's data (a resume keeps it). */
+const jobDeadlineOf = (c: StepContext, installer: string) => c.deadline(`${installer}_deadline_at`, c.cfg.timeouts.deploy_ms);
+
 /**
- * The installer's job: handed over once, then waited for. Its id is the action's and the step's, and its deadline is
- * kept in the plan's data, so a restart attaches to the job still running on the server (the deployer's contract)
- * with the deadline it had.
+ * Prepares the boot artefacts of the installer job that the step named `installer` will wait for: the job
+ * registered with the deployer (its iPXE script, its one-time token) before the node is set to boot and powered
+ * on, so that the node's first boot finds it. Safe to repeat (idempotent by the job's id).
+ */
+export function prepareStep(installer: string, job: (c: StepContext) => DeployJob): Step {
+  return {
+    name: 'prepare_boot',
+    onRestart: 'repeat',
+    waits: false,
+    run: (c) => c.deployer.prepare(c.node(), job(c), { jobId: jobIdOf(c, installer), deadlineAt: jobDeadlineOf(c, installer) }),
+  };
+}
+
+/**
+ * The installer's job: prepared by `prepareStep`, then waited for. Its id is the action's and the step's name, and
+ * its deadline is kept in the plan's data, so a restart attaches to the job still running on the server (the
+ * deployer's contract) with the deadline it had.
  */
 export function installerStep(name: string, job: (c: StepContext) => DeployJob, onProgress?: (c: StepContext, p: number) => void): Step {
   return {
@@ -91,15 +110,19 @@ export function installerStep(name: string, job: (c: StepContext) => DeployJob, 
     onRestart: 'repeat',
     waits: true,
     async run(c) {
-      const deadlineAt = c.deadline(`${name}_deadline_at`, c.cfg.timeouts.deploy_ms);
       await c.deployer.deploy(c.node(), job(c), {
-        jobId: `${c.requestId}/${c.index}`,
+        jobId: jobIdOf(c, name),
         signal: c.signal,
-        deadlineAt,
+        deadlineAt: jobDeadlineOf(c, name),
         onProgress: (p) => {
           if (!c.signal.aborted) onProgress?.(c, p);
         },
       });
     },
   };
+}
+
+/** Revokes the instance's installer jobs that have no result (a delete aborting a pending install). */
+export function revokeJobsStep(): Step {
+  return { name: 'revoke_jobs', onRestart: 'repeat', waits: false, silent: true, run: (c) => c.deployer.revoke(c.instanceId, `${c.kind} of the instance`) };
 }

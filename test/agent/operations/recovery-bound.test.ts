@@ -31,6 +31,8 @@ const alive: Pinger = { engine: 'test', ping: async (addrs) => addrs.map((addr) 
 function installer(holdMs: number | null) {
   const calls = { inFlight: 0, max: 0, total: 0 };
   const deployer: Deployer = {
+    prepare: async () => {},
+    revoke: async () => {},
     async deploy(_node, _job, opts) {
       calls.total++;
       calls.inFlight++;

@@ -80,15 +80,18 @@ function openStep(agent: Agent, requestId: string): { step: number; event: strin
 const powerSetsOf = (lab: FakeLab) => lab.commands(nodeId(1)).filter((c) => c.op === 'power.set').map((c) => c.arg);
 
 /** The reinstall plan of a running instance on a pxe image: its steps that run, by plan index. */
-const STEPS: { step: number; event: string; unsent?: boolean }[] = [
+const STEPS: { step: number; event: string; unsent?: boolean; instant?: boolean }[] = [
   { step: 0, event: 'power_off' },
-  { step: 4, event: 'set_boot_device' },
-  { step: 5, event: 'power_on' },
-  { step: 6, event: 'deploy' },
-  { step: 8, event: 'set_boot_device' },
-  { step: 9, event: 'power_off' },
-  { step: 10, event: 'power_on' },
-  { step: 11, event: 'confirm_alive' },
+  // The fake lab's prepare is instant (nothing to serve): no moment to stop it in. Its repeat after a restart is the
+  // network deployer's (test/agent/boot/).
+  { step: 3, event: 'prepare_boot', instant: true },
+  { step: 5, event: 'set_boot_device' },
+  { step: 6, event: 'power_on' },
+  { step: 7, event: 'deploy' },
+  { step: 9, event: 'set_boot_device' },
+  { step: 10, event: 'power_off' },
+  { step: 11, event: 'power_on' },
+  { step: 12, event: 'confirm_alive' },
 ];
 /**
  * Power steps stopped before their command left (waiting for the BMC's turn): not started yet (a power step's event
@@ -97,7 +100,7 @@ const STEPS: { step: number; event: string; unsent?: boolean }[] = [
 const UNSENT = STEPS.filter((s) => s.event.startsWith('power_')).map((s) => ({ ...s, unsent: true }));
 
 describe('a reinstall stopped in the middle of each step resumes at that step', () => {
-  for (const target of [...STEPS, ...UNSENT]) {
+  for (const target of [...STEPS.filter((s) => !s.instant), ...UNSENT]) {
     const power = target.event.startsWith('power_');
     it(`step ${target.step} (${target.event})${power ? (target.unsent ? ', before its command left' : ', its command sent') : ''}`, async () => {
       const clock = new ManualClock();

@@ -11,11 +11,13 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emulatorControl, launchEmulator, type EmulatorControl, type EmulatorProcess } from '../../emulators/redfish/launch.js';
 import { makeTestPki } from '../../emulators/redfish/tls.js';
 import { startDaemon, type Daemon } from '../../helpers/daemon.js';
+
+const INSTALLER_MAIN = resolve(import.meta.dirname, '../../../dist/scripts/test-metald-installer.js');
 import { ADMIN_PROJECT, IMAGE } from '../../helpers/harness.js';
 import { faultConfig, instanceId, powerAction, runAction, statusOf, waitAdopted } from './helpers.js';
 
@@ -44,7 +46,9 @@ beforeAll(async () => {
   await ctl.configure('sys-4', { powerState: 'Off' });
   const { dir, configPath } = faultConfig([1, 2, 3, 4, 5].map((i) => redfishBmc(emu!.url, `sys-${i}`)).concat(redfishBmc(tlsEmu.url, 'sys-1')));
   configDir = dir;
-  daemon = await startDaemon(configPath);
+  // The test-only installer build (scripts/test-metald-installer.ts): the reinstall below must get past prepare_boot
+  // to reach the boot override this suite faults.
+  daemon = await startDaemon(configPath, { METALD_TEST_INSTALL_LOG: join(dir, 'jobs.log'), METALD_TEST_INSTALL_MS: '50' }, INSTALLER_MAIN);
   await waitAdopted(daemon, 6);
 }, 60_000);
 
@@ -100,7 +104,7 @@ describe('faults of the real Redfish emulator, through metald', () => {
     }
     expect(act.tookMs).toBeLessThan(5_000);
     const events = act.events.map((e) => [e.event, e.result]);
-    expect(events.slice(0, 2)).toEqual([['power_off', 'Success'], ['set_boot_device', 'Error']]);
+    expect(events.slice(0, 3)).toEqual([['power_off', 'Success'], ['prepare_boot', 'Success'], ['set_boot_device', 'Error']]);
     expect(await statusOf(daemon!, 3)).toMatchObject({ state: 'error', operation_state: 'reinstall-failed', error: { error_code: 'BMC_ERR_BOOT_FLAGS_IGNORED' } });
     const sys = await ctl.system('sys-3');
     expect(sys.commands.filter((c) => c.kind === 'boot-override' || c.kind === 'boot-revert').map((c) => `${c.kind} ${c.by}`)).toEqual(['boot-override client', 'boot-revert emulator']);

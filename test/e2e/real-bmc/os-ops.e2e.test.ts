@@ -79,7 +79,7 @@ function jobs(): { node: string; operation: string; image: string | null }[] {
 
 // From running: PowerOff edge first, then the ramdisk's boot (pxe, next boot only), the installer, the installed
 // system's boot (disk, persistent) from a verified off.
-const INSTALL_STEPS = ['power_off', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'];
+const INSTALL_STEPS = ['power_off', 'prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'];
 const INSTALL_PEER = [
   'reset ForceOff 204',
   'boot Pxe Once 200',
@@ -135,7 +135,7 @@ describe('OS operations through the real drivers', () => {
     const s = await status(d, id, 'admin');
     const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-3') });
     expect(a.message, why).toBeNull();
-    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off'].map((e) => `${e} Success`));
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'set_boot_device', 'power_off'].map((e) => `${e} Success`));
     expect(s, why).toEqual({ state: 'stopped', operation_state: 'uninstall-succeed', error: null });
     expect(await emulatorCommands(lab!.emu, 'sys-3'), why).toEqual(INSTALL_PEER.slice(0, 5));
     expect((await lab!.emu.system('sys-3')).powerState).toBe('Off');
@@ -151,6 +151,7 @@ describe('OS operations through the real drivers', () => {
     const why = JSON.stringify({ a, s, log: await sim.log() });
     expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual([
       'power_off Success',
+      'prepare_boot Success',
       'set_boot_device Success',
       'power_on Success',
       'deploy Success',
@@ -195,7 +196,7 @@ describe('OS operations through the real drivers', () => {
     const s = await status(d, id, 'admin');
     const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-1') });
     expect(a.action, why).toBe('delete');
-    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'set_boot_device', 'power_on', 'wipe', 'power_off', 'release_node'].map((e) => `${e} Success`));
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'prepare_boot', 'set_boot_device', 'power_on', 'wipe', 'power_off', 'release_node'].map((e) => `${e} Success`));
     expect(s, why).toMatchObject({ state: 'terminated', error: null });
     expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual([...before, 'reset ForceOff 204', 'boot Pxe Once 200', 'reset On 204', 'reset ForceOff 204']);
     expect((await lab!.emu.system('sys-1')).powerState).toBe('Off');
@@ -213,7 +214,7 @@ describe('OS operations through the real drivers', () => {
     const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-6') });
     expect(a.message, why).toBeNull();
     expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(
-      ['power_off', 'insert_media', 'set_boot_device', 'power_on', 'deploy', 'eject_media', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'].map((e) => `${e} Success`),
+      ['power_off', 'prepare_boot', 'insert_media', 'set_boot_device', 'power_on', 'deploy', 'eject_media', 'set_boot_device', 'power_off', 'power_on', 'confirm_alive'].map((e) => `${e} Success`),
     );
     expect(s, why).toEqual({ state: 'running', operation_state: 'switch-install-succeed', error: null });
     expect(await emulatorCommands(lab!.emu, 'sys-6'), why).toEqual([
@@ -227,7 +228,7 @@ describe('OS operations through the real drivers', () => {
       'reset On 204',
     ]);
     const inserted = sys.commands.find((c) => c.kind === 'media-insert');
-    expect(inserted?.args['Image'], why).toBe('http://127.0.0.1:8081/ramdisk.iso');
+    expect(inserted?.args['Image'], why).toBe('http://127.0.0.1:8081/v1/ramdisk/ramdisk.iso');
     expect(sys.boots.map((b) => b.device), why).toEqual(['Cd', 'Hdd']);
     expect(sys.media.inserted, why).toBe(false);
   });
