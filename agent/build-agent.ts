@@ -16,6 +16,9 @@ import { createDefaultRegistry } from '../drivers/registry.js';
 import { createLivenessMetrics, createOutboxMetrics, createPowerSyncMetrics } from './api/metrics.js';
 import { publicUrl } from './api/public-url.js';
 import { buildApi } from './api/server.js';
+import { NetworkDeployer } from './boot/deployer.js';
+import { BootJobs } from './boot/jobs.js';
+import { buildBootServer } from './boot/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
 import { SecretFiles, resolveTokens } from './config/secrets.js';
 import { diffConfig, mergeForReload } from './config/reload.js';
@@ -41,6 +44,10 @@ export interface BuildOptions {
   uuid?: () => string;
   fakeLab?: FakeLab;
   storeFault?: StoreFaultInjector;
+  /** TEST-ONLY: fake-driven nodes install through the boot server too (the test plays their installer). */
+  fakeNodesBootFromNetwork?: boolean;
+  /** TEST-ONLY: the boot server's token generator. */
+  bootToken?: () => string;
   /** TEST-ONLY: the store's WAL sync port (tests hold or fail it); default fdatasync on the pool. */
   walSync?: WalSyncPort;
 }
@@ -48,6 +55,8 @@ export interface BuildOptions {
 export interface Agent {
   readonly engine: Engine;
   readonly api: FastifyInstance;
+  /** The boot server (agent/boot/server.ts), null without `boot` in the config. */
+  readonly boot: FastifyInstance | null;
   readonly store: Store;
   readonly lab: FakeLab | null;
   readonly metrics: Registry;
@@ -71,6 +80,8 @@ export interface Agent {
 export interface StartOptions {
   /** agent/main.ts: makes the API listen. Absent in tests that use `api.inject()`. */
   listen?: () => Promise<void>;
+  /** agent/main.ts: makes the boot server listen on boot.listen (with `boot` in the config). */
+  listenBoot?: () => Promise<void>;
 }
 
 export async function buildAgent(initial: Config, opts: BuildOptions): Promise<Agent> {
@@ -105,7 +116,22 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const liveEngine = await choosePinger(config, opts.pinger, fakes);
   const pinger = liveEngine.pinger;
   log.info({ engine: liveEngine.engine, reason: liveEngine.reason }, `liveness engine: ${liveEngine.engine} (${liveEngine.reason})`);
-  const deployer = opts.deployer ?? new DeployerRouter(fakes?.deployer ?? null);
+  // The boot server (agent/boot/, docs/boot-protocol.md) with `boot` in the config: the installer jobs of the nodes
+  // that are not fake, served on boot.listen.
+  const bootJobs = config.boot ? new BootJobs({ store, clock, config: () => config, ...(opts.bootToken ? { newToken: opts.bootToken } : {}) }) : null;
+  const fakeDeployer = opts.fakeNodesBootFromNetwork ? null : (fakes?.deployer ?? null);
+  const deployer = opts.deployer ?? new DeployerRouter(fakeDeployer, bootJobs ? new NetworkDeployer(bootJobs) : null);
+  let bootRef: FastifyInstance | null = null;
+  const boot = bootJobs
+    ? await buildBootServer({
+        jobs: bootJobs,
+        store,
+        config: () => config,
+        publicUrl: () => publicUrl({ listen: config.boot!.listen, public_url: config.boot!.public_url }, bootRef?.server.address()),
+        log,
+      })
+    : null;
+  bootRef = boot;
 
   let engineRef: Engine | null = null;
   const liveness = new Liveness(
@@ -162,6 +188,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     }
   };
   let listen: (() => Promise<void>) | undefined;
+  let listenBoot: (() => Promise<void>) | undefined;
   // The API listens before recovery (mutations answer 503 until it is done) and closes before the engine stops (no
   // request is in flight when operations are aborted): the engine's stop and start are two components around it.
   const components: Component[] = [
@@ -171,6 +198,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     // The ICMP engine (its socket or processes) closes once the operations that probe through it have stopped.
     { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop().finally(() => Promise.all([http.close(), liveEngine.close()])) },
     { name: 'api', start: () => listen?.(), stop: () => api.close() },
+    // Before recovery: a resumed deploy waits for reports that reach it here.
+    ...(boot ? [{ name: 'boot', start: () => listenBoot?.(), stop: () => boot.close() }] : []),
     { name: 'recovery', start: () => engine.start(), stop: () => undefined },
     {
       name: 'liveness',
@@ -195,6 +224,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   return {
     engine,
     api,
+    boot,
     store,
     lab,
     metrics,
@@ -203,6 +233,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     config: () => config,
     start(startOpts = {}) {
       listen = startOpts.listen;
+      listenBoot = startOpts.listenBoot;
       return lifecycle.start();
     },
     stop: () => lifecycle.stop(),

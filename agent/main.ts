@@ -161,13 +161,20 @@ export async function runMetald(argv: string[], inject: DaemonInjections = {}): 
     await agent.api.listen({ host: listen.host, port: listen.port });
     log.info({ url: listenUrl(listen, agent.api.server.address()), agent_id: loaded.config.agent_id, version: VERSION }, 'api listening');
   };
+  const bootListen = loaded.config.boot?.listen;
+  const listenBoot = async () => {
+    if (!agent.boot || !bootListen) return;
+    await agent.boot.listen({ host: bootListen.host, port: bootListen.port });
+    log.info({ url: listenUrl(bootListen, agent.boot.server.address()) }, 'boot server listening');
+  };
   try {
-    await agent.start({ listen: listenApi });
+    await agent.start({ listen: listenApi, listenBoot });
     log.info('ready');
   } catch (e) {
     // The components started before the failing one are already stopped, in reverse.
-    if (e instanceof LifecycleError && e.component === 'api') {
-      log.fatal({ err: e.cause, listen: loader.formatListen(listen) }, 'cannot listen');
+    if (e instanceof LifecycleError && (e.component === 'api' || e.component === 'boot')) {
+      const where = e.component === 'boot' && bootListen ? bootListen : listen;
+      log.fatal({ err: e.cause, listen: loader.formatListen(where), component: e.component }, 'cannot listen');
     } else {
       log.fatal({ err: e instanceof LifecycleError ? e.cause : e, component: e instanceof LifecycleError ? e.component : undefined }, 'start-up failed');
       await stop('start-failure');

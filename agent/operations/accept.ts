@@ -8,6 +8,7 @@
  */
 import { isReboot, type PowerState } from '../../drivers/power.js';
 import type { Config } from '../config/types.js';
+import { sshKeysProblem } from '../ssh-keys.js';
 import { AgentError } from '../errors.js';
 import type { Action, Instance, InstanceExtra, Node, OperationKind, OperationState, OsOperation, RequestContext } from '../model.js';
 import type { CreateInstanceInput, OsOperationName, OsOperationParams } from '../service.js';
@@ -85,6 +86,8 @@ export class Acceptor {
       if (!t) throw new AgentError('AGENT_ERR_BAD_REQUEST', `instance_type_uuid: no instance type ${input.instance_type_uuid} in the catalogue`);
       nodeType = t.node_type;
     }
+    const keyProblem = sshKeysProblem(input.extra?.ssh_keys ?? [], 'extra.ssh_keys');
+    if (keyProblem) throw new AgentError('AGENT_ERR_BAD_REQUEST', keyProblem);
     const networks = input.networks ?? (cfg.networks[0] ? [{ uuid: cfg.networks[0].uuid }] : []);
     for (const [i, n] of networks.entries()) {
       if (!cfg.networks.some((x) => x.uuid === n.uuid)) {
@@ -186,6 +189,8 @@ export class Acceptor {
     if (params.image_uuid !== undefined && !cfg.images.some((i) => i.uuid === params.image_uuid)) {
       throw new AgentError('AGENT_ERR_BAD_REQUEST', `image_uuid: no image ${params.image_uuid} in the catalogue`);
     }
+    const keyProblem = sshKeysProblem(params.ssh_keys ?? []);
+    if (keyProblem) throw new AgentError('AGENT_ERR_BAD_REQUEST', keyProblem);
     for (const [i, n] of (params.networks ?? []).entries()) {
       if (!cfg.networks.some((x) => x.uuid === n.uuid)) {
         throw new AgentError('AGENT_ERR_BAD_REQUEST', `networks[${i}].uuid: no network ${n.uuid} in the catalogue`);

@@ -18,6 +18,7 @@ export const STORE_WRITE_OPS = [
   'trimJournal',
   'setMeta',
   'putCommandResult',
+  'putBootJob',
 ] as const;
 export type StoreWriteOp = (typeof STORE_WRITE_OPS)[number];
 

@@ -188,6 +188,36 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 9,
+    description: 'the boot server\'s installer jobs (agent/boot/, docs/boot-protocol.md): one row per job, found by id, token, instance, or the MAC of its node',
+    up(db) {
+      db.exec(`
+        CREATE TABLE boot_jobs (
+          job_id      TEXT PRIMARY KEY NOT NULL,
+          token       TEXT NOT NULL UNIQUE,
+          node_id     TEXT NOT NULL,
+          instance_id TEXT NOT NULL,
+          operation   TEXT NOT NULL,
+          document    TEXT NOT NULL,                        -- JSON: the job document but its URLs and expiry (holds secrets)
+          state       TEXT NOT NULL,                        -- issued | fetched | succeeded | failed | revoked | expired
+          progress    INTEGER NOT NULL,
+          message     TEXT,
+          deadline_at INTEGER NOT NULL,                     -- ms since the epoch
+          created_at  TEXT NOT NULL,
+          updated_at  TEXT NOT NULL
+        );
+        CREATE INDEX boot_jobs_instance ON boot_jobs(instance_id) WHERE state IN ('issued', 'fetched');
+        CREATE INDEX boot_jobs_node ON boot_jobs(node_id);
+        CREATE TABLE boot_job_macs (
+          mac    TEXT NOT NULL,                             -- lower case
+          job_id TEXT NOT NULL REFERENCES boot_jobs(job_id) ON DELETE CASCADE,
+          PRIMARY KEY (mac, job_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX boot_job_macs_job ON boot_job_macs(job_id);
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -29,6 +29,7 @@ import { prepareAll, type Statements } from './statements.js';
 import { prepareSweeps, targetOfRow, verdictOfRow, viewOfRow, type SweepStatements } from './sweeps.js';
 import { ActionTable } from './actions.js';
 import { JournalTable } from './journal.js';
+import { BootJobTable } from './boot-jobs.js';
 import { CommandResults } from './command-results.js';
 import { openDatabase } from './open-db.js';
 import { TurnWatchers } from './turn-watchers.js';
@@ -69,6 +70,7 @@ export class SqliteStore implements Store {
   private readonly walSync: WalSyncPort;
   private readonly group: GroupCommit;
   private readonly commands: CommandResults;
+  readonly bootJobs: BootJobTable;
   private readonly actions: ActionTable;
   private readonly journal: JournalTable;
   private readonly watchers: TurnWatchers;
@@ -90,6 +92,7 @@ export class SqliteStore implements Store {
     this.lists = new SqliteListQueries(db, (r) => this.actions.fromRow(r));
     this.sweeps = prepareSweeps(db);
     this.commands = new CommandResults(db);
+    this.bootJobs = new BootJobTable(db, { read: (op, fn) => this.read(op, fn), write: (fn) => this.write('putBootJob', fn) });
     this.watchers = new TurnWatchers((e) => this.hooks.report(e));
     this.tx = db.transaction((fn: () => unknown) => fn());
     this.journal = new JournalTable(this.stmts, this.agentId, {

@@ -165,8 +165,55 @@ export interface Store extends ListQueries {
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;
 
+  /** The boot server's installer jobs (agent/store/boot-jobs.ts; agent/boot/). */
+  readonly bootJobs: BootJobStore;
+
   schemaVersion(): number;
   close(): void;
+}
+
+/** docs/boot-protocol.md, "A job". */
+export type BootJobState = 'issued' | 'fetched' | 'succeeded' | 'failed' | 'revoked' | 'expired';
+export const OPEN_BOOT_JOB_STATES: readonly BootJobState[] = ['issued', 'fetched'];
+
+/** One installer job as stored (Store.bootJobs). */
+export interface BootJob {
+  job_id: string;
+  /** The one-time token that names it in the boot server's URLs (a secret: never logged). */
+  token: string;
+  node_id: string;
+  instance_id: string;
+  operation: string;
+  /** The node's provisioning MACs, lower case: what the iPXE script and the lookup find it by. */
+  macs: string[];
+  /** The job document but its URLs and expiry (docs/boot-protocol.md; holds the password hash and keys). */
+  document: Record<string, unknown>;
+  state: BootJobState;
+  /** 0-100, never lower than before. */
+  progress: number;
+  /** The last progress message, the result's message, or why it was revoked. */
+  message: string | null;
+  /** ms since the epoch. */
+  deadline_at: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Store.bootJobs: each lookup by an index (a job's id, token, instance or MAC), none by a scan of the fleet. */
+export interface BootJobStore {
+  get(jobId: string): BootJob | null;
+  byToken(token: string): BootJob | null;
+  /** The newest job in state `issued` of a node with this MAC (lower case). */
+  issuedForMac(mac: string): BootJob | null;
+  /** The instance's jobs in `issued` or `fetched` state. */
+  openOfInstance(instanceId: string): BootJob[];
+  /** The node's jobs in `issued` or `fetched` state. */
+  openOfNode(nodeId: string): BootJob[];
+  /**
+   * Inserts or replaces the job (its MACs only at insert). A new job removes the node's finished jobs but its newest
+   * few (boot-jobs.ts KEEP_PER_NODE; a late report of a removed one is answered NO_JOB): bounded per node.
+   */
+  put(job: BootJob): void;
 }
 
 /** A command's first result (Store.getCommandResult). */

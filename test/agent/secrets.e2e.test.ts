@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, stateDirOf, waitFor, type Daemon } from '../helpers/daemon.js';
-import { ADMIN_PROJECT, IMAGE, IMAGE2, NETWORK, PROJECT, nodeId, writeConfig } from '../helpers/harness.js';
+import { ADMIN_PROJECT, IMAGE, IMAGE2, NETWORK, PROJECT, nodeId, SSH_KEY, writeConfig } from '../helpers/harness.js';
 
 const rnd = (n = 8): string => randomBytes(n).toString('hex');
 
@@ -163,7 +163,7 @@ describe('secrets never leak', () => {
       name: 'secret-1',
       image_uuid: IMAGE,
       networks: [{ uuid: NETWORK }],
-      extra: { node_id: nodeId(1), hostname: 'secret-1', password_hash: HASH_CREATE, user_data: USER_DATA_CREATE, ssh_keys: ['ssh-ed25519 AAAAC3Nz test'] },
+      extra: { node_id: nodeId(1), hostname: 'secret-1', password_hash: HASH_CREATE, user_data: USER_DATA_CREATE, ssh_keys: [SSH_KEY] },
     });
     expect(c.status).toBe(201);
     const id = (c.body as { uuid: string }).uuid;

@@ -163,3 +163,8 @@ export function ctx(kind: 'admin' | 'member' | 'other' = 'member'): RequestConte
   if (kind === 'other') return { request_id: rid, project_id: OTHER_PROJECT, user_id: 'someone-else', roles: ['member'], is_admin: false };
   return { request_id: rid, project_id: PROJECT, user_id: '9789b276da0643e8b88bc7d6b85cf939', roles: ['member'], is_admin: false };
 }
+
+/** An OpenSSH public key that parses (agent/ssh-keys.ts): an ed25519 key of 32 bytes of 1. */
+export const SSH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB test@metald';
+/** A second one (32 bytes of 2). */
+export const SSH_KEY2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIC ops@metald';

@@ -9,7 +9,7 @@ import { EVENT_DATA } from '../../../agent/journal-events.js';
 import type { JournalKind } from '../../../agent/model.js';
 import type { OsOperationName, PowerTarget } from '../../../agent/service.js';
 import { runningInstance, sleep } from '../../helpers/engine.js';
-import { ctx, IMAGE2, NETWORK, nodeId, startHarness, type Harness } from '../../helpers/harness.js';
+import { ctx, IMAGE2, NETWORK, nodeId, SSH_KEY, startHarness, type Harness } from '../../helpers/harness.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -31,7 +31,7 @@ describe('journal events', () => {
     }
     // Every OS operation; a failed install, then its retry.
     const ops: [OsOperationName, Record<string, unknown>][] = [
-      ['reinstall', { hostname: 'events-host', ssh_keys: ['ssh-ed25519 AAAA test'] }],
+      ['reinstall', { hostname: 'events-host', ssh_keys: [SSH_KEY] }],
       ['switch-install', { image_uuid: IMAGE2 }],
       ['modify-ip', { networks: [{ uuid: NETWORK }] }],
       ['change-password', { password_hash: '$6$salt$hash' }],

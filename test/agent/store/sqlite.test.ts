@@ -13,7 +13,7 @@ import {
 } from '../../../agent/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../../agent/store/migrations.js';
 import { faultFromFile, STORE_FAULT_ENV } from '../../../scripts/test-store-fault-file.js';
-import { DuplicateActionError, StoreError, type Store } from '../../../agent/store/types.js';
+import { DuplicateActionError, StoreError, type BootJob, type Store } from '../../../agent/store/types.js';
 
 let dir: string;
 const opened: SqliteStore[] = [];
@@ -503,6 +503,7 @@ describe('fault injection', () => {
       ['trimJournal', () => s.trimJournal(100)],
       ['setMeta', () => s.setMeta('k', 'changed')],
       ['putCommandResult', () => s.putCommandResult({ command_id: 'req-c', op: 'node.power', result: {}, created_at: 'x' })],
+      ['putBootJob', () => s.bootJobs.put(bootJob())],
     ];
     expect(writes.map(([op]) => op).sort()).toEqual([...STORE_WRITE_OPS].sort());
     for (const [op, write] of writes) {
@@ -521,6 +522,27 @@ describe('fault injection', () => {
     failing = null;
     expect(snapshot(s)).toEqual(before);
     expect(s.getMeta('k')).toBe('v');
+  });
+
+  it('an installer job (migration 9): found by id, token, MAC and instance; a node keeps its open jobs and its newest finished ones', () => {
+    const s = open();
+    s.bootJobs.put(bootJob({ job_id: 'j1', token: 'a'.repeat(43), created_at: '2026-01-01T00:00:01Z' }));
+    expect(s.bootJobs.get('j1')).toMatchObject({ token: 'a'.repeat(43), macs: ['aa:bb:cc:dd:ee:ff'], state: 'issued', document: { version: 1 } });
+    expect(s.bootJobs.byToken('a'.repeat(43))?.job_id).toBe('j1');
+    expect(s.bootJobs.issuedForMac('aa:bb:cc:dd:ee:ff')?.job_id).toBe('j1');
+    expect(s.bootJobs.openOfInstance('inst-1').map((j) => j.job_id)).toEqual(['j1']);
+    s.bootJobs.put({ ...s.bootJobs.get('j1')!, state: 'fetched' });
+    expect(s.bootJobs.issuedForMac('aa:bb:cc:dd:ee:ff')).toBeNull();
+    s.bootJobs.put({ ...s.bootJobs.get('j1')!, state: 'succeeded' });
+    expect(s.bootJobs.openOfInstance('inst-1')).toEqual([]);
+    // Six more finished jobs of the same node: the table keeps the newest KEEP_PER_NODE.
+    for (let i = 2; i <= 7; i++) {
+      s.bootJobs.put(bootJob({ job_id: `j${i}`, token: String(i).repeat(43), state: 'failed', created_at: `2026-01-01T00:00:0${i}Z` }));
+    }
+    expect(s.bootJobs.get('j1')).toBeNull();
+    expect(s.bootJobs.get('j3')).toBeNull();
+    expect(['j4', 'j5', 'j6', 'j7'].map((id) => s.bootJobs.get(id)?.job_id)).toEqual(['j4', 'j5', 'j6', 'j7']);
+    s.close();
   });
 
   it('a fault in the middle of a transaction rolls back the earlier writes', () => {
@@ -653,3 +675,22 @@ describe('durability', () => {
     expect(s.getNode('node-1')).toBeNull();
   });
 });
+
+function bootJob(over: Partial<BootJob> = {}): BootJob {
+  return {
+    job_id: 'j-1',
+    token: 't'.repeat(43),
+    node_id: 'node-1',
+    instance_id: 'inst-1',
+    operation: 'install',
+    macs: ['AA:BB:CC:DD:EE:FF'],
+    document: { version: 1 },
+    state: 'issued',
+    progress: 0,
+    message: null,
+    deadline_at: 0,
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+    ...over,
+  };
+}
