@@ -2,11 +2,12 @@
 # Installs everything metald's demo and tests need on a fresh Debian 12 machine, then the npm dependencies.
 # Idempotent. Debian packages: fping (the liveness engine and its peer), nftables (a silent host for the liveness
 # tests), iproute2; openipmi (ipmi_sim BMCs) and ipmitool (the IPMI driver's binary); python3-sushy and redfishtool
-# (the clients that check the Redfish emulator); openssl (the test CA). Needs root (or sudo) for apt; skips apt when every package is already there.
+# (the clients that check the Redfish emulator); openssl (the test CA); busybox-static and e2fsprogs (the reference
+# installer runs under busybox alone; its tests make and read ext4 images). Needs root (or sudo) for apt; skips apt when every package is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl)
+PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
