@@ -9,6 +9,7 @@
 #
 # Settings from the environment (the ramdisk's init may set them; the tests do):
 #   METALD_CMDLINE_FILE   the command line to read (default /proc/cmdline)
+#   METALD_MACS           the MACs to look the token up with (default: every interface's, /sys/class/net)
 #   METALD_DISK           the disk to write, overriding the job's (default: the job's, or the first fixed disk)
 #   METALD_ROOT           the installed system's root filesystem (default: partition 1 of the disk, else the disk)
 #   METALD_AFTER          poweroff (default), reboot, or exit (stay running: tests)
@@ -114,8 +115,8 @@ URL=${URL%/}
 [ -n "$URL" ] || { log "no metald.url= on the kernel command line: nothing to do"; exit 1; }
 
 if [ -z "$TOKEN" ]; then
-	for a in /sys/class/net/*/address; do
-		mac=$(cat "$a" 2>/dev/null) || continue
+	macs=${METALD_MACS:-$(cat /sys/class/net/*/address 2>/dev/null)}
+	for mac in $macs; do
 		[ "$mac" = "00:00:00:00:00:00" ] && continue
 		if timeout 20 wget -q -O "$WORK/lookup" "$URL/v1/lookup?mac=$mac" 2>/dev/null; then
 			TOKEN=$(sed -n 's/.*"token": *"\([A-Za-z0-9_-]*\)".*/\1/p' "$WORK/lookup")

@@ -9,6 +9,7 @@ import { StepFailed } from '../errors.js';
 import { addressesAfter, confirmAlive } from '../confirm-alive.js';
 import type { Plan, PlanInputs, Step, StepContext } from '../plan.js';
 import { osRule } from '../rules.js';
+import { listenUrl } from '../../api/public-url.js';
 import type { DeployJob } from '../../ports.js';
 import { bmcStep, installerStep, powerStep, prepareStep } from './steps.js';
 
@@ -70,9 +71,10 @@ export function provisionPlan(kind: OperationKind, inputs: ProvisionInputs): Pla
     powerStep('off'),
     prepareStep('deploy', jobOf),
     bmcStep('insert_media', async (c) => {
-      const iso = c.cfg.boot?.ramdisk.iso;
-      const base = c.cfg.boot?.public_url;
-      if (!iso || !base) throw new StepFailed('insert_media', 'AGENT_ERR_CONFIG', 'virtual media needs boot.public_url and boot.ramdisk.iso');
+      const boot = c.cfg.boot;
+      // The URL the BMC fetches the ISO by: boot.public_url, else the boot server's listen address (a fixed port).
+      const base = boot?.public_url ?? (boot && boot.listen.port !== 0 ? listenUrl(boot.listen, null) : null);
+      if (!boot?.ramdisk.iso || !base) throw new StepFailed('insert_media', 'AGENT_ERR_CONFIG', 'virtual media needs boot.ramdisk.iso and boot.public_url (or a boot.listen with a fixed port)');
       return c.bmc().insertMedia(`${base.replace(/\/+$/, '')}/v1/ramdisk/ramdisk.iso`, { signal: c.signal });
     }, media),
     bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: media(c) ? 'cdrom' : 'pxe', persistent: false, mode: c.node().boot_mode }, { signal: c.signal })),

@@ -3,6 +3,7 @@
  * asynchronous power transitions, boot overrides, virtual media, the fault knobs and the log of every command each
  * system received. No HTTP here (server.ts renders and routes); tests may drive this directly in-process.
  */
+import { EmulatedNode, parseNodeSettings, type NodeSettings } from '../node/node.js';
 
 export const RESET_TYPES = ['On', 'ForceOff', 'GracefulShutdown', 'GracefulRestart', 'ForceRestart', 'Nmi', 'ForceOn', 'PushPowerButton', 'PowerCycle'] as const;
 export type ResetType = (typeof RESET_TYPES)[number];
@@ -29,6 +30,8 @@ export interface SystemProfile {
   requireIfMatch: boolean;
   /** Where the virtual CD is linked: under the Manager (the usual place), the System, or both. */
   vmediaUnder: 'manager' | 'system' | 'both';
+  /** The server behind the BMC (test/emulators/node/node.ts): it boots metald's installer or its disk. */
+  node?: NodeSettings;
 }
 
 /**
@@ -91,11 +94,11 @@ export interface CommandRecord {
   /** ms since the emulator started. */
   atMs: number;
   system: string;
-  kind: 'reset' | 'boot-override' | 'boot-revert' | 'media-insert' | 'media-eject' | 'power-settled' | 'booted';
+  kind: 'reset' | 'boot-override' | 'boot-revert' | 'media-insert' | 'media-eject' | 'power-settled' | 'booted' | 'node';
   args: Record<string, unknown>;
   /** HTTP status answered (0 for the emulator's own events). */
   status: number;
-  by: 'client' | 'emulator';
+  by: 'client' | 'emulator' | 'node';
 }
 
 /** A system's own state as `GET /emulator/systems/{id}` answers it. */
@@ -213,6 +216,8 @@ export function parseProfile(input: unknown): Partial<SystemProfile> {
     } else if (k === 'tasks' || k === 'requireIfMatch') {
       if (typeof v !== 'boolean') throw new Error(`${k} must be a boolean`);
       out[k] = v;
+    } else if (k === 'node') {
+      out.node = parseNodeSettings(v);
     } else if (k === 'vmediaUnder') {
       if (v !== 'manager' && v !== 'system' && v !== 'both') throw new Error('vmediaUnder must be manager|system|both');
       out.vmediaUnder = v;
@@ -226,6 +231,7 @@ const READ_ONLY = ['Id', 'Name', 'PowerState', 'Status', 'UUID', 'Actions', 'Lin
 
 export class RedfishModel {
   readonly systems = new Map<string, EmulatedSystem>();
+  private readonly nodes = new Map<string, EmulatedNode>();
   readonly tasks = new Map<string, Task>();
   faults: Faults;
   private seq = 0;
@@ -304,6 +310,7 @@ export class RedfishModel {
       s.version += 1;
       this.record(s, 'power-settled', { PowerState: s.power }, 0, 'emulator');
       if (to !== 'Off') this.booted(s);
+      else this.nodeOf(s)?.off();
       if (task) Object.assign(task, { state: 'Completed', endTime: new Date(this.now()).toISOString(), message: `PowerState is ${s.power}` });
     }, delay);
     return task;
@@ -314,10 +321,39 @@ export class RedfishModel {
     const device: BootTarget = s.boot.enabled === 'Disabled' || s.boot.target === 'None' ? 'Hdd' : s.boot.target;
     s.boots.push({ atMs: this.elapsed(), device, mode: s.boot.mode });
     this.record(s, 'booted', { device, mode: s.boot.mode }, 0, 'emulator');
+    this.nodeOf(s)?.boot(device, s.media.inserted ? s.media.image : null);
     if (s.boot.enabled === 'Once') {
       s.boot = { ...s.boot, enabled: 'Disabled' };
       s.version += 1;
     }
+  }
+
+  /** The node emulator behind a system with a `node` setting, made on first use. */
+  private nodeOf(s: EmulatedSystem): EmulatedNode | null {
+    const settings = s.profile.node;
+    if (!settings) return null;
+    let n = this.nodes.get(s.id);
+    if (!n || n.settings !== settings) {
+      n?.off();
+      n = new EmulatedNode(
+        settings,
+        (e) => this.record(s, 'node', e, 0, 'node'),
+        () => {
+          // The installer's poweroff: the server is off at once (no reset, nothing of the BMC's).
+          this.cancelTransition(s);
+          s.power = 'Off';
+          s.version += 1;
+          this.record(s, 'power-settled', { PowerState: 'Off' }, 0, 'node');
+        },
+      );
+      this.nodes.set(s.id, n);
+    }
+    return n;
+  }
+
+  /** Powers off every node emulator (the emulator stops). */
+  stopNodes(): void {
+    for (const n of this.nodes.values()) n.off();
   }
 
   private cancelTransition(s: EmulatedSystem): void {
@@ -419,6 +455,7 @@ export class RedfishModel {
 
   /** Stops every pending timer (on close). */
   stop(): void {
+    this.stopNodes();
     for (const s of this.systems.values()) {
       if (s.timer) clearTimeout(s.timer);
       if (s.revertTimer) clearTimeout(s.revertTimer);
