@@ -126,10 +126,16 @@ if [ -z "$TOKEN" ]; then
 	[ -n "$TOKEN" ] || { log "no job waits for any of this server's MACs at $URL"; exit 1; }
 fi
 
-timeout 30 wget -q -O "$WORK/job" "$URL/v1/jobs/$TOKEN?format=lines" 2>"$WORK/wget.err" || {
-	log "cannot fetch the job document: $(cat "$WORK/wget.err")"
-	exit 1
-}
+# Retried while metald does not answer (a restart); a refusal (4xx: fetched already, revoked, unknown) is final.
+n=1
+until timeout 30 wget -q -O "$WORK/job" "$URL/v1/jobs/$TOKEN?format=lines" 2>"$WORK/wget.err"; do
+	if grep -q 'HTTP/1.[01] 4' "$WORK/wget.err" 2>/dev/null || [ "$n" -ge 5 ]; then
+		log "cannot fetch the job document: $(cat "$WORK/wget.err")"
+		exit 1
+	fi
+	n=$((n + 1))
+	sleep "$RETRY_DELAY"
+done
 
 : >"$WORK/keys"
 : >"$WORK/addresses"

@@ -14,14 +14,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startController, type Ctl } from '../../helpers/controller.js';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
-import { IMAGE, MEMBER_TOKEN, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
-import { startLab, status, type Lab } from './lab.js';
+import { IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
+import { finishedAction, startLab, status, type Lab } from './lab.js';
 
 const MiB = 1024 * 1024;
 const HASH = '$6$saltsalt$' + 'N'.repeat(86);
 const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const BAD_IMAGE = '6fd5ab9b-1769-4dd5-b0bd-e075614cc866';
+const SLOW_IMAGE = '7fd5ab9b-1769-4dd5-b0bd-e075614cc866';
+const NODES = 7;
+const UPSTREAM_TOKEN = 'upstream-token-netinstall-0123456789';
 const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`; // lab.ts's node MACs
 
 function missing(): string | null {
@@ -40,10 +44,15 @@ const why = missing();
 let work = '';
 let images: Server | null = null;
 let lab: Lab | undefined;
+let ctl: Ctl | undefined;
 let daemon: Daemon | undefined;
 let linux: Buffer;
 let other: Buffer;
+let slow: Buffer;
 const disk = (i: number) => join(work, `disk-${i}.img`);
+const range = (n: number) => Array.from({ length: n }, (_, k) => k + 1);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+let installed = '';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -63,27 +72,43 @@ beforeAll(async () => {
   execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, join(work, 'linux.img'), '8M'], { stdio: 'pipe' });
   linux = readFileSync(join(work, 'linux.img'));
   other = Buffer.concat([createHash('sha256').update('other').digest(), Buffer.alloc(2 * MiB, 3)]);
-  const files: Record<string, Buffer> = { '/linux.img': linux, '/other.img': other };
+  slow = Buffer.concat([createHash('sha256').update('slow').digest(), Buffer.alloc(6 * MiB, 5)]);
+  const files: Record<string, Buffer> = { '/linux.img': linux, '/other.img': other, '/slow.img': slow };
   images = createServer((req, res) => {
     const body = files[req.url ?? ''];
     if (!body) return res.writeHead(404).end();
     res.writeHead(200, { 'content-length': body.length });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (req.method === 'HEAD') return res.end();
+    if (req.url !== '/slow.img') return res.end(body);
+    // About 3 s: long enough to kill metald or delete the instance while the installer writes.
+    let off = 0;
+    const pump = () => {
+      if (res.destroyed) return;
+      if (off >= body.length) return res.end();
+      res.write(body.subarray(off, (off += 128 * 1024)));
+      setTimeout(pump, 60);
+    };
+    pump();
   });
   await new Promise<void>((r) => images!.listen(0, '127.0.0.1', r));
   const imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
-  for (let i = 1; i <= 3; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
+  for (let i = 1; i <= NODES; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
 
   const bootPort = await freePort();
+  const deadPort = await freePort();
   const bootUrl = `http://127.0.0.1:${bootPort}`;
   const iso = join(work, 'ramdisk.iso');
   writeFileSync(iso, 'ISO');
-  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  // The reference controller, for the install by an upstream command.
+  writeFileSync(join(work, 'ctl.tokens'), `${UPSTREAM_TOKEN} test-agent\n`);
+  writeFileSync(join(work, 'upstream.token'), `${UPSTREAM_TOKEN}\n`, { mode: 0o600 });
+  ctl = await startController({ db: join(work, 'ctl.db'), tokenFile: join(work, 'ctl.tokens') });
   lab = await startLab({
     ipmi: [],
-    redfish: [1, 2, 3].map((i) => ({ id: `sys-${i}`, power: 'Off' as const, profile: { node: { mac: mac(i), bootUrl, disk: disk(i) } } })),
-    nodes: [1, 2, 3].map((i) => ({ kind: 'redfish' as const, system: `sys-${i}` })),
-    extra: `boot: {listen: "127.0.0.1:${bootPort}", ramdisk: {iso: ${iso}}}`,
+    // Node 4's server reaches no boot server (its installer is silent).
+    redfish: range(NODES).map((i) => ({ id: `sys-${i}`, power: 'Off' as const, profile: { node: { mac: mac(i), bootUrl: i === 4 ? `http://127.0.0.1:${deadPort}` : bootUrl, disk: disk(i) } } })),
+    nodes: range(NODES).map((i) => ({ kind: 'redfish' as const, system: `sys-${i}` })),
+    extra: `boot: {listen: "127.0.0.1:${bootPort}", ramdisk: {iso: ${iso}}}\nupstream: {url: "ws://127.0.0.1:${ctl.port}/v1/agents", token_file: ${join(work, 'upstream.token')}}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
     edit: (y) =>
       y
@@ -92,7 +117,8 @@ beforeAll(async () => {
         .replace(
           /\ninstance_types:\n/,
           `\n  - {uuid: ${MEDIA_IMAGE}, name: other-vmedia, url: "${imageBase}/other.img", sha256: "${sha(other)}", os: other, boot_method: virtual-media}\n` +
-            `  - {uuid: ${BAD_IMAGE}, name: corrupt, url: "${imageBase}/other.img", sha256: "${'d'.repeat(64)}", os: other}\ninstance_types:\n`,
+            `  - {uuid: ${BAD_IMAGE}, name: corrupt, url: "${imageBase}/other.img", sha256: "${'d'.repeat(64)}", os: other}\n` +
+            `  - {uuid: ${SLOW_IMAGE}, name: slow, url: "${imageBase}/slow.img", sha256: "${sha(slow)}", os: other}\ninstance_types:\n`,
         ),
   });
   daemon = await startDaemon(lab.configPath);
@@ -101,6 +127,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.kill('SIGTERM');
   await lab?.stop();
+  await ctl?.kill();
   await new Promise((r) => (images ? images.close(r) : r(undefined)));
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -131,6 +158,7 @@ describe('network installs through the Redfish driver and the node emulator', ()
   it('PXE: the installer writes and configures the Linux image, the server boots its disk, the instance is running', async () => {
     if (why) expect.fail(why);
     const id = await create(1, IMAGE, { hostname: 'net-one', ssh_keys: [SSH_KEY], password_hash: HASH });
+    installed = id;
     const s = await settled(id);
     expect(s).toMatchObject({ state: 'running', operation_state: 'install-succeed', error: null });
     const rec = await record('sys-1');
@@ -161,7 +189,7 @@ describe('network installs through the Redfish driver and the node emulator', ()
     expect(sys.commands.find((c) => c.kind === 'media-insert')?.args['Image']).toMatch(/\/v1\/ramdisk\/ramdisk\.iso$/);
     const rec = await record('sys-2');
     expect(rec).toEqual(expect.arrayContaining(['booted emulator: Cd', 'node node: installer-started', 'node node: installer-exited', 'booted emulator: Hdd']));
-    expect(createHash('sha256').update(readFileSync(disk(2)).subarray(0, other.length)).digest('hex')).toBe(createHash('sha256').update(other).digest('hex'));
+    expect(sha(readFileSync(disk(2)).subarray(0, other.length))).toBe(sha(other));
   }, 90_000);
 
   it('an image that does not match its checksum: install-failed with "checksum mismatch", the server off, nothing processing', async () => {
@@ -175,4 +203,96 @@ describe('network installs through the Redfish driver and the node emulator', ()
     expect(await record('sys-3')).not.toContain('booted emulator: Hdd');
   }, 90_000);
 
+
+  it('the installed instance\'s OS operations through the installer: modify-ip, change-password, switch-install, uninstall, delete', async () => {
+    if (why) expect.fail(why);
+    expect(installed, 'the PXE install above').not.toBe('');
+    const id = installed;
+    const cat = (p: string) => execFileSync('debugfs', ['-R', `cat ${p}`, disk(1)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const act = async (body: Record<string, unknown>) => {
+      const r = await daemon!.call('POST', `/v1/${PROJECT}/instances/${id}/actions`, MEMBER_TOKEN, body);
+      expect(r.status, `${JSON.stringify(body)}: ${r.text}`).toBe(202);
+      // change-password owns no operation_state: wait for the action itself.
+      const done = await finishedAction(daemon!, id, r.headers.get('x-compute-request-id')!, 60_000);
+      expect(done.message, JSON.stringify(done.events)).toBeNull();
+      return status(daemon!, id);
+    };
+    const installs = async () => (await lab!.emu.system('sys-1')).commands.filter((c) => c.kind === 'node' && (c.args as { what: string }).what === 'installer-exited').length;
+
+    expect(await act({ 'modify-ip': { networks: [{ uuid: NETWORK, fixed_ip: '127.0.2.150' }] } })).toMatchObject({ state: 'running', operation_state: 'modify-ip-succeed', error: null });
+    expect(cat('/etc/systemd/network/10-metald-0.network')).toContain('Address=127.0.2.150/24');
+    expect(cat('/etc/hostname')).toBe('net-one\n'); // the rest of the system untouched
+
+    const HASH2 = '$6$newsalt$' + 'M'.repeat(86);
+    expect(await act({ 'change-password': { password_hash: HASH2 } })).toMatchObject({ state: 'stopped', error: null });
+    expect(cat('/etc/shadow')).toBe(`root:${HASH2}:19000:0:99999:7:::\n`);
+
+    expect(await act({ 'switch-install': { image_uuid: IMAGE2 } })).toMatchObject({ state: 'running', operation_state: 'switch-install-succeed', error: null });
+    expect(sha(readFileSync(disk(1)).subarray(0, other.length))).toBe(sha(other));
+
+    expect(await act({ uninstall: {} })).toMatchObject({ operation_state: 'uninstall-succeed', error: null });
+    expect(readFileSync(disk(1)).every((b) => b === 0)).toBe(true); // a 16 MiB disk is wiped whole
+    const before = await installs();
+
+    const r = await daemon!.call('DELETE', `/v1/${PROJECT}/instances/${id}`, MEMBER_TOKEN);
+    expect(r.status, r.text).toBeLessThan(300);
+    await waitFor(async () => (await daemon!.call('GET', `/v1/${PROJECT}/instances/${id}/status`, MEMBER_TOKEN)).status === 404 || (await status(daemon!, id, 'admin').catch(() => ({ state: 'terminated' }))).state === 'terminated', 60_000, 'the delete');
+    expect(await installs()).toBe(before + 1); // the delete's wipe ran the installer once more
+    expect((await lab!.emu.system('sys-1')).powerState).toBe('Off');
+  }, 180_000);
+
+  it('a server that never reaches the boot server: install-failed at the deadline, saying so, the server off', async () => {
+    if (why) expect.fail(why);
+    const id = await create(4, IMAGE2);
+    const s = await settled(id);
+    expect(s).toMatchObject({ state: 'error', operation_state: 'install-failed' });
+    expect(JSON.stringify((await status(daemon!, id, 'admin')).error)).toContain('deadline');
+    expect(await record('sys-4')).toContain('node node: pxe-failed');
+    expect((await lab!.emu.system('sys-4')).powerState).toBe('Off');
+  }, 60_000);
+
+  it('metald SIGKILLed while the installer writes: restarted, it takes the installer\'s report once and the install succeeds', async () => {
+    if (why) expect.fail(why);
+    const id = await create(5, SLOW_IMAGE);
+    // Killed once the installer is writing the disk (the image's first bytes are on it).
+    await waitFor(() => readFileSync(disk(5)).subarray(0, 32).equals(slow.subarray(0, 32)), 30_000, 'the installer writing');
+    await daemon!.kill('SIGKILL');
+    daemon = await startDaemon(lab!.configPath);
+    const s = await settled(id);
+    expect(s).toMatchObject({ state: 'running', operation_state: 'install-succeed', error: null });
+    expect(sha(readFileSync(disk(5)).subarray(0, slow.length))).toBe(sha(slow));
+    const rec = await record('sys-5');
+    expect(rec.filter((l) => l === 'node node: installer-started')).toHaveLength(1); // one installer run, not two
+  }, 90_000);
+
+  it('delete of a pending instance while its installer writes: the job revoked, the server powered off (installer killed), wiped, freed', async () => {
+    if (why) expect.fail(why);
+    const id = await create(6, SLOW_IMAGE);
+    await waitFor(() => readFileSync(disk(6)).subarray(0, 32).equals(slow.subarray(0, 32)), 30_000, 'the installer writing');
+    const r = await daemon!.call('DELETE', `/v1/${PROJECT}/instances/${id}`, MEMBER_TOKEN);
+    expect(r.status, r.text).toBeLessThan(300);
+    await waitFor(async () => (await status(daemon!, id, 'admin').catch(() => ({ state: 'terminated' }))).state === 'terminated', 60_000, 'the delete');
+    const rec = await record('sys-6');
+    expect(rec).toContain('node node: installer-killed');
+    expect(rec.filter((l) => l === 'node node: installer-started')).toHaveLength(2); // the install, then the wipe
+    expect(readFileSync(disk(6)).every((b) => b === 0)).toBe(true);
+    expect((await lab!.emu.system('sys-6')).powerState).toBe('Off');
+  }, 90_000);
+
+  it('an install by an upstream command: the controller sees the steps and install-succeed as events', async () => {
+    if (why) expect.fail(why);
+    await ctl!.waitFor('welcome', () => true, 20_000);
+    const body = { name: 'up-7', image_uuid: IMAGE2, extra: { node_id: nodeId(7) } };
+    ctl!.input(`command test-agent instance.create ${JSON.stringify({ project_id: PROJECT, user_id: 'f5a98f28f61e4fd19622f9016c481d48', instance: body })}`);
+    const sent = await ctl!.waitFor('command-sent', (l) => JSON.stringify(l).includes('instance.create'), 10_000);
+    const result = await ctl!.waitFor('command-result', (l) => l.command_id === sent.command_id, 20_000);
+    expect(result).toMatchObject({ status: 'accepted' });
+    const id = String((result as { result?: { instance_id?: string }; instance_id?: string }).instance_id ?? (result as { result?: { instance_id?: string } }).result?.instance_id);
+    // What the controller received: the install's steps, then install-succeed, for that instance.
+    const done = await ctl!.waitFor('event', (l) => l.kind === 'instance.operation_state' && l.instance_id === id && (l.data as { operation_state?: string }).operation_state === 'install-succeed', 60_000);
+    expect(done).toBeTruthy();
+    const steps = ctl!.of('event').filter((l) => l.kind === 'action.event' && l.instance_id === id).map((l) => (l.data as { event?: string }).event);
+    expect(steps).toEqual(expect.arrayContaining(['prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'confirm_alive']));
+    expect(sha(readFileSync(disk(7)).subarray(0, other.length))).toBe(sha(other));
+  }, 90_000);
 });

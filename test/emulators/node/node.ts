@@ -108,7 +108,7 @@ export class EmulatedNode {
     writeFileSync(cmdFile, cmdline);
     this.record({ what: 'installer-started', via });
     const child = spawn(join(bin, 'sh'), [INSTALLER], {
-      env: { PATH: bin, METALD_CMDLINE_FILE: cmdFile, METALD_DISK: this.settings.disk, METALD_MACS: this.settings.mac, METALD_AFTER: 'exit', METALD_RETRY_DELAY: '0.2', METALD_PROGRESS_EVERY: '0.2' },
+      env: { PATH: bin, METALD_CMDLINE_FILE: cmdFile, METALD_DISK: this.settings.disk, METALD_MACS: this.settings.mac, METALD_AFTER: 'exit', METALD_RETRY_DELAY: '1', METALD_PROGRESS_EVERY: '0.2' },
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true,
     });
