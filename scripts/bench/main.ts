@@ -13,6 +13,7 @@ import { loadGet, rssMiB, sleep } from './probes.js';
 import { evaluateTargets, fmt, formatReport, type BenchResults, type SizeResult } from './report.js';
 import { evaluateIcmpTargets, formatIcmpReport, ICMP_USAGE, splitIcmpArgs, type IcmpOptions, type IcmpResults } from './icmp-report.js';
 import { evaluateUpstreamTargets, formatUpstreamReport, splitUpstreamArgs, UPSTREAM_USAGE, type UpstreamOptions, type UpstreamResults } from './upstream-report.js';
+import { DEFAULT_INSTALLS, formatInstallsReport, type InstallsResults } from './installs-report.js';
 import { DRIVERS_USAGE, evaluateDriverTargets, formatDriversReport, splitDriversArgs, type DriversOptions, type DriversResults } from './drivers-report.js';
 
 async function measurePeer(opts: BenchOptions): Promise<BenchResults['peer']> {
@@ -106,13 +107,28 @@ async function runUpstreamSection(o: UpstreamOptions): Promise<UpstreamResults> 
   return r;
 }
 
+/** The installs section (./installs.ts): `--installs-only` runs it alone, `--no-installs` skips it. */
+const INSTALLS_USAGE = `  --installs-only         only the installs section (${DEFAULT_INSTALLS.nodes} emulated servers installed at once)
+  --no-installs           skip the installs section`;
+
+async function runInstallsSection(): Promise<InstallsResults> {
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
+  const r = await (await import('./installs.js')).runInstalls(DEFAULT_INSTALLS, log);
+  console.log(`\n${formatInstallsReport(r)}`);
+  return r;
+}
+
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const installsMode = argv.includes('--installs-only') ? 'only' : argv.includes('--no-installs') ? 'skip' : 'also';
+  const benchArgs = argv.filter((a) => a !== '--installs-only' && a !== '--no-installs');
   let opts: BenchOptions;
   let drivers: DriversOptions;
   let icmp: IcmpOptions;
   let upstream: UpstreamOptions;
   try {
-    const upSplit = splitUpstreamArgs(process.argv.slice(2));
+    const upSplit = splitUpstreamArgs(benchArgs);
     upstream = upSplit.upstream;
     const icmpSplit = splitIcmpArgs(upSplit.rest);
     icmp = icmpSplit.icmp;
@@ -121,12 +137,19 @@ async function main(): Promise<void> {
     opts = parseArgs(split.rest);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}`);
+    console.error(`bench: ${e.message}\n${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}\n${INSTALLS_USAGE}`);
     process.exitCode = 2;
     return;
   }
   if (opts.help) {
-    console.log(`${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}`);
+    console.log(`${USAGE}\n${DRIVERS_USAGE}\n${ICMP_USAGE}\n${UPSTREAM_USAGE}\n${INSTALLS_USAGE}`);
+    return;
+  }
+  if (installsMode === 'only') {
+    const r = await runInstallsSection();
+    writeFileSync(opts.out, `${JSON.stringify({ installs: r }, null, 2)}\n`);
+    console.log(`\nevery figure: ${opts.out}`);
+    if (!r.pass) process.exitCode = 1;
     return;
   }
   if (upstream.mode === 'only') {
@@ -161,7 +184,9 @@ async function main(): Promise<void> {
   const driverFigures = d ? { drivers: d, driverTargets: evaluateDriverTargets(d) } : {};
   const u = upstream.mode === 'also' && !opts.soakOnly ? await runUpstreamSection(upstream) : null;
   const upstreamFigures = u ? { upstream: u, upstreamTargets: evaluateUpstreamTargets(u) } : {};
-  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...icmpFigures, ...driverFigures, ...upstreamFigures }, null, 2)}\n`);
+  const n = installsMode === 'also' && !opts.soakOnly ? await runInstallsSection() : null;
+  const installFigures = n ? { installs: n } : {};
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, targets: evaluateTargets(results), ...icmpFigures, ...driverFigures, ...upstreamFigures, ...installFigures }, null, 2)}\n`);
   console.log(`\nevery figure: ${opts.out}`);
 }
 
