@@ -305,7 +305,9 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
         if (err.code === 'BMC_ERR_BOOT_FLAGS_IGNORED') throw new BmcError(err.code, driver.name, `boot override not kept via ${driver.name}: ${err.message}`);
         throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
       }
-      const mismatches = BOOT_FIELDS.filter((f) => read[f] !== settings[f]).map((f) => `${f}: asked ${String(settings[f])}, BMC reports ${String(read[f])}`);
+      // A BMC the operator declared keeps no persistent device is checked for what it was sent: next boot only.
+      const expected: BootSettings = driver.boot!.keepsPersistent === false ? { ...settings, persistent: false } : settings;
+      const mismatches = BOOT_FIELDS.filter((f) => read[f] !== expected[f]).map((f) => `${f}: asked ${String(expected[f])}, BMC reports ${String(read[f])}`);
       if (mismatches.length > 0) {
         throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not applied as asked via ${driver.name}: ${mismatches.join('; ')}`);
       }

@@ -61,6 +61,11 @@ export interface PowerDriver {
 
 /** Boot device. Setting the same device again succeeds. `getBoot` reads back what the BMC will do. */
 export interface BootDriver {
+  /**
+   * false: the BMC keeps a boot device for the next boot only (the operator said so: the ipmi driver's
+   * `persistent_boot: false`); a persistent request is set for the next boot only and verified as such.
+   */
+  readonly keepsPersistent?: boolean;
   setBoot(settings: BootSettings, opts?: CallOptions): Promise<void>;
   getBoot(opts?: CallOptions): Promise<BootSettings>;
 }

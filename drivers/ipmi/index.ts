@@ -26,6 +26,11 @@ export const IPMI_SETTINGS = driverSettings({
   retries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
   /** ipmitool -N: seconds between retransmissions. */
   retry_timeout_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 60 })),
+  /**
+   * false for a BMC that keeps a boot device for the next boot only (ipmi_sim, some old BMCs): a persistent boot
+   * device (an installed node's disk) is then set for the next boot only and verified as such. Default true.
+   */
+  persistent_boot: Type.Optional(Type.Boolean()),
 });
 
 /** Host and port of the BMC: `address` is a host, an IP or a URL whose host (and port) are used; `port` wins. */
@@ -93,7 +98,7 @@ export const ipmiDriver: DriverFactory = {
       name: 'ipmi',
       capabilities: ['power', 'boot'],
       power: createIpmiPower(client),
-      boot: createIpmiBoot(client),
+      boot: createIpmiBoot(client, s['persistent_boot'] !== false),
       close: () => Promise.resolve(),
     };
   },

@@ -86,6 +86,18 @@ describe('ipmi driver on ipmi_sim', () => {
     expect(await sim.log()).toEqual(['boot pxe', 'boot default', 'boot cdrom', 'boot pxe']);
   });
 
+  it('persistent_boot: false: a persistent disk boot is sent and verified as next boot only; ipmi_sim keeps it', async () => {
+    const sim = await startIpmiSim({ password: 'pw-boot-2' });
+    const runner = recordingRunner();
+    const bmc = fastChain(bindIpmi(sim, { runner, settings: { persistent_boot: false } }));
+    expect(await bmc.setBoot({ device: 'disk', persistent: true, mode: 'legacy' })).toEqual({ tried: ['ipmi'], succeeded: 'ipmi' });
+    expect(runner.runs.at(-2)!.args.slice(-3)).toEqual(['chassis', 'bootdev', 'disk']); // no options=persistent
+    expect(await sim.log()).toEqual(['boot default']);
+    // The mode is still verified: a BMC that drops it is refused as before.
+    await expect(bmc.setBoot({ device: 'pxe', persistent: true, mode: 'uefi' })).rejects.toMatchObject({ code: 'BMC_ERR_BOOT_FLAGS_IGNORED', message: expect.stringMatching(/mode: asked uefi/) });
+    await bmc.close();
+  });
+
   it('a wrong password is BMC_ERR_AUTH, quickly, with nothing sent', async () => {
     const sim = await startIpmiSim({ password: 'pw-auth-1' });
     const bmc = fastChain(bindIpmi(sim, { password: 'not-the-password' }));
