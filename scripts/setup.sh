@@ -3,11 +3,12 @@
 # Idempotent. Debian packages: fping (the liveness engine and its peer), nftables (a silent host for the liveness
 # tests), iproute2; openipmi (ipmi_sim BMCs) and ipmitool (the IPMI driver's binary); python3-sushy and redfishtool
 # (the clients that check the Redfish emulator); openssl (the test CA); busybox-static and e2fsprogs (the reference
-# installer runs under busybox alone; its tests make and read ext4 images). Needs root (or sudo) for apt; skips apt when every package is already there.
+# installer runs under busybox alone; its tests make and read ext4 images); qemu-system-x86, ipxe-qemu, extlinux and
+# syslinux-common (the end-to-end boot of a QEMU guest, test/e2e/qemu/). Needs root (or sudo) for apt; skips apt when every package is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs)
+PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs qemu-system-x86 ipxe-qemu extlinux syslinux-common)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

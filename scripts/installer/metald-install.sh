@@ -242,18 +242,27 @@ mount_root() {
 	if [ -n "${METALD_ROOT:-}" ]; then
 		candidates=$METALD_ROOT
 	else
-		partprobe "$DISK" 2>/dev/null
 		candidates="${DISK}1 ${DISK}p1 $DISK"
+		if [ -b "$DISK" ]; then
+			# The kernel reads the new partition table; its device node shows up shortly after.
+			blockdev --rereadpt "$DISK" 2>/dev/null || partprobe "$DISK" 2>/dev/null
+			i=0
+			while [ ! -b "${DISK}1" ] && [ ! -b "${DISK}p1" ] && [ "$i" -lt 50 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+		fi
 	fi
+	: >"$WORK/mount.err"
 	for c in $candidates; do
 		[ -e "$c" ] || continue
 		if [ -f "$c" ]; then
-			mount -o loop "$c" "$MNT" 2>/dev/null && return 0
+			mount -o loop "$c" "$MNT" 2>>"$WORK/mount.err" && return 0
 		else
-			mount "$c" "$MNT" 2>/dev/null && return 0
+			mount "$c" "$MNT" 2>>"$WORK/mount.err" && return 0
 		fi
 	done
-	fail "cannot mount the installed system's root filesystem (tried: $candidates)"
+	fail "cannot mount the installed system's root filesystem (tried: $candidates): $(tr '\n' ' ' <"$WORK/mount.err")"
 }
 
 configure_network() {

@@ -6,15 +6,60 @@
 # (`power 1`, `shutdown 1`, ...): the BMC's own record of what it was asked, which the tests read.
 # Every `get` is appended to STATE_DIR/reads (`get power`, ...): the BMC's own count of the status reads it served.
 # A shell script, not node: ipmi_sim waits for it on every status read.
+#
+# With STATE_DIR/qemu.env (QEMU mode: test/emulators/qemu/), the server is a QEMU guest (TCG): `set power 1` and
+# `set reset 1` start it (from the network with `boot pxe`, the CD with `boot cdrom`, else its disk), `set power 0`
+# and `set shutdown 1` kill it, and `get power` is whether it runs (a guest that powered itself off is off).
+# qemu.env sets MAC, DISK (raw image), SERIAL (the console, appended to), BOOTFILE (the DHCP boot file: iPXE fetches
+# an http URL itself) and optionally MEMORY (MiB, default 256).
 dir=$1
 op=$2
 shift 2
+
+# Alive and not a zombie (a killed guest may wait a while to be reaped: it holds nothing any more).
+alive() {
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+qemu_running() {
+  [ -f "$dir/qemu.pid" ] && alive "$(cat "$dir/qemu.pid")"
+}
+qemu_stop() {
+  if qemu_running; then
+    pid=$(cat "$dir/qemu.pid")
+    kill -KILL "$pid" 2>/dev/null
+    i=0
+    while alive "$pid" && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  fi
+  rm -f "$dir/qemu.pid"
+}
+qemu_start() {
+  qemu_stop
+  # shellcheck disable=SC1091
+  . "$dir/qemu.env"
+  case "$(cat "$dir/boot")" in
+    pxe) order=n ;;
+    cdrom) order=d ;;
+    *) order=c ;;
+  esac
+  printf 'qemu boot %s\n' "$order" >>"$dir/qemu.log"
+  qemu-system-x86_64 -accel tcg -m "${MEMORY:-256}" -nodefaults -display none -no-reboot \
+    -chardev "file,id=ser,path=$SERIAL,append=on" -serial chardev:ser \
+    -netdev "user,id=n0,bootfile=$BOOTFILE" -device "e1000,netdev=n0,mac=$MAC" \
+    -drive "file=$DISK,format=raw,if=virtio" -boot "$order" \
+    -pidfile "$dir/qemu.pid" -daemonize >>"$dir/qemu.log" 2>&1
+}
 case "$op" in
   get)
     printf 'get %s\n' "$*" >>"$dir/reads"
     for key in "$@"; do
       case "$key" in
-        power) printf 'power:%s\n' "$(cat "$dir/power")" ;;
+        power)
+          if [ -f "$dir/qemu.env" ]; then
+            if qemu_running; then echo 'power:1'; else echo 'power:0'; fi
+          else
+            printf 'power:%s\n' "$(cat "$dir/power")"
+          fi
+          ;;
         boot) printf 'boot:%s\n' "$(cat "$dir/boot")" ;;
         *) exit 1 ;;
       esac
@@ -33,6 +78,12 @@ case "$op" in
       value=$(printf '%s' "$2" | tr -d '"')
       shift 2
       printf '%s %s\n' "$key" "$value" >>"$dir/log"
+      if [ -f "$dir/qemu.env" ]; then
+        case "$key $value" in
+          'power 1' | 'reset 1') qemu_start ;;
+          'power 0' | 'shutdown 1') qemu_stop ;;
+        esac
+      fi
       case "$key" in
         power) printf '%s\n' "$value" >"$dir/power" ;;
         shutdown) printf '0\n' >"$dir/power" ;;

@@ -77,7 +77,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
 
     const emuPw = join(dir, 'emu.pw');
     writeFileSync(emuPw, `${REDFISH_PASSWORD}\n`, { mode: 0o600 });
-    const args = ['--systems', String(o.redfish.length), '--port', '0', '--tls-dir', join(dir, 'tls'), '--password-file', emuPw, '--power-delay-ms', '50'];
+    // At least one system (the emulator refuses none): a lab of IPMI nodes only leaves it unused.
+    const args = ['--systems', String(Math.max(1, o.redfish.length)), '--port', '0', '--tls-dir', join(dir, 'tls'), '--password-file', emuPw, '--power-delay-ms', '50'];
     for (const [i, s] of o.redfish.entries()) {
       if (s.id !== `sys-${i + 1}`) throw new Error(`redfish system ${i + 1} must be sys-${i + 1}`);
       if (s.profile) args.push('--system', `${s.id}=${JSON.stringify(s.profile)}`);
