@@ -4,6 +4,7 @@
 # after DHCP. docs/installing.md says where the files go (boot.ramdisk.kernel / .initrd).
 #
 #   scripts/ramdisk/build.sh OUTDIR [--kernel-deb FILE] [--init FILE] [--no-installer] [--modules "m1 m2 ..."]
+#                            [--iso PUBLIC_URL]
 #
 #   --kernel-deb FILE  a linux-image-*-amd64 .deb (default: downloaded with apt-get download, the version that
 #                      linux-image-amd64 depends on)
@@ -11,9 +12,12 @@
 #   --no-installer     leave scripts/installer/metald-install.sh out (with --init: a ramdisk for something else)
 #   --modules LIST     the modules to load at boot, with their dependencies (default: virtio, e1000/e1000e, igb,
 #                      ixgbe, ahci, ata_piix, nvme, sd_mod, ext4 with crc32c, its soft dependency)
+#   --iso PUBLIC_URL   also OUTDIR/ramdisk.iso for virtual media (xorriso, isolinux): the same kernel and initramfs,
+#                      booted with metald.url=PUBLIC_URL (boot.public_url) and no token (the installer looks it up
+#                      by the server's MACs)
 #
 # Needs: apt-get (or --kernel-deb), dpkg-deb, a static busybox (busybox-static), cpio-capable busybox, gzip.
-# Writes OUTDIR/vmlinuz, OUTDIR/initrd.img and OUTDIR/kernel-version. No root needed.
+# Writes OUTDIR/vmlinuz, OUTDIR/initrd.img and OUTDIR/kernel-version (and ramdisk.iso). No root needed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,6 +28,7 @@ shift
 deb=
 init=
 installer=1
+iso=
 modules="virtio_pci virtio_blk virtio_net virtio_scsi e1000 e1000e igb ixgbe ahci ata_piix nvme sd_mod crc32c_generic ext4"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,12 +36,19 @@ while [ $# -gt 0 ]; do
     --init) init=$2; shift 2 ;;
     --no-installer) installer=0; shift ;;
     --modules) modules=$2; shift 2 ;;
+    --iso) iso=$2; shift 2 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || { echo "$0: busybox is missing (apt-get install busybox-static)" >&2; exit 1; }
+if [ -n "$iso" ]; then
+  case "$iso" in http://* | https://*) ;; *) echo "$0: --iso needs an http(s) URL (boot.public_url), got '$iso'" >&2; exit 2 ;; esac
+  case "$iso" in *[[:space:]]*) echo "$0: --iso URL has a space" >&2; exit 2 ;; esac
+  command -v xorriso >/dev/null || { echo "$0: xorriso is missing (apt-get install xorriso)" >&2; exit 1; }
+  [ -f /usr/lib/ISOLINUX/isolinux.bin ] || { echo "$0: isolinux is missing (apt-get install isolinux syslinux-common)" >&2; exit 1; }
+fi
 if ldd "$busybox" >/dev/null 2>&1; then echo "$0: $busybox is not static (apt-get install busybox-static)" >&2; exit 1; fi
 
 work=$(mktemp -d)
@@ -131,3 +143,14 @@ chmod 755 "$root/init"
 cp "$work/k/boot/vmlinuz-$kver" "$out/vmlinuz"
 echo "$kver" >"$out/kernel-version"
 echo "ramdisk: $out/vmlinuz and $out/initrd.img ($(wc -c <"$out/initrd.img") bytes), kernel $kver" >&2
+
+if [ -n "$iso" ]; then
+  cd_root="$work/iso"
+  mkdir -p "$cd_root/isolinux"
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$cd_root/isolinux/"
+  cp "$out/vmlinuz" "$out/initrd.img" "$cd_root/"
+  printf 'DEFAULT metald\nPROMPT 0\nTIMEOUT 0\nLABEL metald\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img console=ttyS0,115200 metald.url=%s\n' "${iso%/}" >"$cd_root/isolinux/isolinux.cfg"
+  xorriso -as mkisofs -quiet -o "$out/ramdisk.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot \
+    -boot-load-size 4 -boot-info-table -V METALD_RAMDISK "$cd_root" 2>/dev/null
+  echo "ramdisk: $out/ramdisk.iso (metald.url=${iso%/})" >&2
+fi

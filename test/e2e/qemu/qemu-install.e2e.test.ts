@@ -5,6 +5,8 @@
  * boots the Debian kernel with the ramdisk of scripts/ramdisk/build.sh running the reference installer, which writes
  * the image to the guest's disk, configures it and reports; metald then boots the guest from that disk, and the
  * booted system's console says what it found configured ("METALD-OS-BOOTED hostname=... address=...").
+ * The same through virtual media: a second guest behind the Redfish emulator (the node emulator's QEMU mode), whose
+ * BMC fetches metald's ramdisk ISO (built with `--iso`), boots it; the installer finds its token by MAC.
  *
  * Needs root (the test image is built through a loop device), qemu-system-x86 and ipxe-qemu, extlinux and
  * syslinux-common, busybox-static, e2fsprogs, ipmi_sim and ipmitool, and apt-get download of a Debian kernel (or
@@ -24,6 +26,8 @@ import { BUILD_RAMDISK, buildOsImage } from '../../emulators/qemu/os-image.js';
 import { finishedAction, startLab, status, type Lab } from '../real-bmc/lab.js';
 
 const MAC = 'fa:16:3e:00:01:01'; // lab.ts's MAC of node 1
+const MAC2 = 'fa:16:3e:00:01:02';
+const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const MiB = 1024 * 1024;
 
 function missing(): string | null {
@@ -45,6 +49,7 @@ let images: Server | null = null;
 let lab: Lab | undefined;
 let daemon: Daemon | undefined;
 let serial = '';
+let serial2 = '';
 let osImage: Buffer;
 
 async function freePort(): Promise<number> {
@@ -69,7 +74,8 @@ beforeAll(async () => {
   if (why) return;
   work = mkdtempSync(join(tmpdir(), 'metald-qemu-'));
   const deb = kernelDeb();
-  execFileSync('bash', [BUILD_RAMDISK, join(work, 'ramdisk'), '--kernel-deb', deb], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const bootPort = await freePort();
+  execFileSync('bash', [BUILD_RAMDISK, join(work, 'ramdisk'), '--kernel-deb', deb, '--iso', `http://10.0.2.2:${bootPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   buildOsImage(join(work, 'os.img'), deb, 48);
   osImage = readFileSync(join(work, 'os.img'));
   images = createServer((req, res) => {
@@ -79,25 +85,29 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => images!.listen(0, '127.0.0.1', r));
   const imagePort = (images.address() as AddressInfo).port;
-  const bootPort = await freePort();
+  serial = join(work, 'serial.log');
+  serial2 = join(work, 'serial-2.log');
+  const disk2 = join(work, 'disk-2.img');
+  writeFileSync(disk2, Buffer.alloc(0));
+  execFileSync('truncate', ['-s', '64M', disk2]);
   const sha = createHash('sha256').update(osImage).digest('hex');
   // The guest reaches the host's loopback as 10.0.2.2 (QEMU user networking).
   lab = await startLab({
     ipmi: ['off'],
-    redfish: [],
-    nodes: [{ kind: 'ipmi', sim: 0 }],
-    extra: `boot: {listen: "127.0.0.1:${bootPort}", public_url: "http://10.0.2.2:${bootPort}", ramdisk: {kernel: ${join(work, 'ramdisk/vmlinuz')}, initrd: ${join(work, 'ramdisk/initrd.img')}}}`,
+    redfish: [{ id: 'sys-1', power: 'Off', profile: { node: { mac: MAC2, bootUrl: `http://127.0.0.1:${bootPort}`, disk: disk2, qemu: { serial: serial2, guestBootUrl: `http://10.0.2.2:${bootPort}` } } } }],
+    nodes: [{ kind: 'ipmi', sim: 0 }, { kind: 'redfish', system: 'sys-1' }],
+    extra: `boot: {listen: "127.0.0.1:${bootPort}", public_url: "http://10.0.2.2:${bootPort}", ramdisk: {kernel: ${join(work, 'ramdisk/vmlinuz')}, initrd: ${join(work, 'ramdisk/initrd.img')}, iso: ${join(work, 'ramdisk/ramdisk.iso')}}}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
     edit: (y) =>
       y
         .replace(`url: "http://127.0.0.1:1/debian-12.img", sha256: "${'a'.repeat(64)}"`, `url: "http://10.0.2.2:${imagePort}/os.img", sha256: "${sha}"`)
-        .replace(/deploy: 5s/, 'deploy: 300s')
+        .replace(/\ninstance_types:\n/, `\n  - {uuid: ${MEDIA_IMAGE}, name: os-vmedia, url: "http://10.0.2.2:${imagePort}/os.img", sha256: "${sha}", os: linux, boot_method: virtual-media}\ninstance_types:\n`)
+        .replace(/deploy: 5s/, 'deploy: 120s')
         .replace(/power: 5s/, 'power: 30s')
         // ipmi_sim keeps a boot device for the next boot only (docs/config.md, persistent_boot).
         .replace(/retry_timeout_s: 1\}/, 'retry_timeout_s: 1, persistent_boot: false}'),
   });
   const state = join(lab.sims[0]!.dir, 'state');
-  serial = join(work, 'serial.log');
   const disk = join(work, 'disk.img');
   writeFileSync(disk, Buffer.alloc(0));
   execFileSync('truncate', ['-s', '64M', disk]);
@@ -150,5 +160,31 @@ describe('QEMU: a real boot, driven by ipmi_sim, installed by metald', () => {
     const boots = readFileSync(join(lab!.sims[0]!.dir, 'state', 'qemu.log'), 'utf8').split('\n').filter((l) => l.startsWith('qemu boot'));
     expect(boots).toEqual(['qemu boot n', 'qemu boot c']);
     expect(osImage.length).toBe(48 * MiB);
+  }, 400_000);
+
+  it('virtual media: the Redfish BMC fetches metald\'s ramdisk ISO and boots it; the installer finds its token by MAC; the guest boots its disk', async () => {
+    if (why) expect.fail(why);
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances`, MEMBER_TOKEN, { name: 'qemu-two', image_uuid: MEDIA_IMAGE, extra: { node_id: nodeId(2), hostname: 'qemu-two' } });
+    expect(r.status, r.text).toBe(201);
+    const id = (r.body as { uuid: string }).uuid;
+    const action = await finishedAction(daemon!, id, r.headers.get('x-compute-request-id')!, 300_000);
+    const console = () => (existsSync(serial2) ? readFileSync(serial2, 'latin1') : '');
+    const failure = action.message === null ? '' : JSON.stringify((await status(daemon!, id, 'admin')).error);
+    expect(action.message, `${failure}\n${JSON.stringify(action.events.map((e) => `${e.event} ${e.result}`))}\n${console().slice(-2000)}`).toBeNull();
+    await waitFor(() => console().includes('METALD-OS-BOOTED'), 120_000, 'the installed system to boot from disk');
+    const out = console();
+    // Booted from the ISO: metald.url baked in, no token on the command line; the token came from the lookup.
+    expect(out).toMatch(/Command line: BOOT_IMAGE=\/vmlinuz initrd=\/initrd.img console=ttyS0,115200 metald.url=http:\/\/10\.0\.2\.2:\d+\s/);
+    expect(out).not.toMatch(/Command line:.*metald\.token=/);
+    expect(out).toMatch(/metald-install: success: installed os\.img on \/dev\/vda and configured it/);
+    expect(out).toContain('METALD-OS-BOOTED hostname=qemu-two');
+    const sys = await lab!.emu.system('sys-1');
+    expect(sys.commands.find((c) => c.kind === 'media-insert')?.args['Image']).toMatch(/^http:\/\/10\.0\.2\.2:\d+\/v1\/ramdisk\/ramdisk\.iso$/);
+    const node = sys.commands.filter((c) => c.kind === 'node').map((c) => `${String(c.args['what'])}${c.args['boot'] ? ` ${String(c.args['boot'])}` : ''}`);
+    // Between the two boots the guest went off: by itself (the installer's poweroff) or by metald's power off, which
+    // may come first once the installer has reported (its writes were on the disk before it reported).
+    expect(node, JSON.stringify(node)).toHaveLength(3);
+    expect([node[0], node[2]]).toEqual(['qemu-started d', 'qemu-started c']);
+    expect(['qemu-exited', 'installer-killed']).toContain(node[1]);
   }, 400_000);
 });

@@ -24,6 +24,13 @@ export interface NodeSettings {
   bootUrl: string;
   /** The file standing for the disk (it exists, at its full size). */
   disk: string;
+  /**
+   * A QEMU guest (TCG) is the server instead: it boots from the network with its iPXE ROM (the DHCP boot file is
+   * metald's iPXE script for its MAC, reached as `guestBootUrl`), from the virtual CD (the BMC fetches the inserted
+   * medium's URL, with `guestBootUrl` read as `bootUrl`: the BMC's route to the boot server), or from the disk; its
+   * console goes to `serial`, appended.
+   */
+  qemu?: { serial: string; guestBootUrl: string; memoryMiB?: number };
 }
 
 export function parseNodeSettings(v: unknown): NodeSettings {
@@ -32,7 +39,15 @@ export function parseNodeSettings(v: unknown): NodeSettings {
   if (typeof o['mac'] !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(o['mac'])) throw new Error('node.mac must be a MAC address');
   if (typeof o['bootUrl'] !== 'string' || !/^https?:\/\/\S+$/.test(o['bootUrl'])) throw new Error('node.bootUrl must be an http URL');
   if (typeof o['disk'] !== 'string' || !o['disk'].startsWith('/')) throw new Error('node.disk must be an absolute path');
-  return { mac: o['mac'].toLowerCase(), bootUrl: o['bootUrl'].replace(/\/+$/, ''), disk: o['disk'] };
+  const out: NodeSettings = { mac: o['mac'].toLowerCase(), bootUrl: o['bootUrl'].replace(/\/+$/, ''), disk: o['disk'] };
+  if (o['qemu'] !== undefined) {
+    const q = o['qemu'] as Record<string, unknown>;
+    if (typeof q !== 'object' || q === null || typeof q['serial'] !== 'string' || !q['serial'].startsWith('/')) throw new Error('node.qemu.serial must be an absolute path');
+    if (typeof q['guestBootUrl'] !== 'string' || !/^https?:\/\/\S+$/.test(q['guestBootUrl'])) throw new Error('node.qemu.guestBootUrl must be an http URL');
+    if (q['memoryMiB'] !== undefined && !(Number.isInteger(q['memoryMiB']) && (q['memoryMiB'] as number) >= 64)) throw new Error('node.qemu.memoryMiB must be an integer >= 64');
+    out.qemu = { serial: q['serial'], guestBootUrl: q['guestBootUrl'].replace(/\/+$/, ''), ...(q['memoryMiB'] !== undefined ? { memoryMiB: q['memoryMiB'] as number } : {}) };
+  }
+  return out;
 }
 
 const INSTALLER = [
@@ -60,6 +75,10 @@ export class EmulatedNode {
   boot(device: string, media: string | null): void {
     this.stop();
     const gen = ++this.generation;
+    if (this.settings.qemu) {
+      void this.qemuBoot(gen, device, media);
+      return;
+    }
     if (device === 'Pxe') void this.netboot(gen);
     else if (device === 'Cd' && media) this.install(gen, `metald.url=${this.settings.bootUrl}`, 'cd');
     else this.diskBoot();
@@ -81,6 +100,45 @@ export class EmulatedNode {
       c.kill('SIGKILL');
     }
     return true;
+  }
+
+  /** The QEMU guest: started for this boot; its own exit (the installer's poweroff) powers the server off. */
+  private async qemuBoot(gen: number, device: string, media: string | null): Promise<void> {
+    const q = this.settings.qemu!;
+    mkdirSync(this.work, { recursive: true });
+    const args = ['-accel', 'tcg', '-m', String(q.memoryMiB ?? 256), '-nodefaults', '-display', 'none', '-no-reboot'];
+    args.push('-chardev', `file,id=ser,path=${q.serial},append=on`, '-serial', 'chardev:ser');
+    args.push('-netdev', `user,id=n0,bootfile=${q.guestBootUrl}/v1/ipxe?mac=${this.settings.mac}`, '-device', `e1000,netdev=n0,mac=${this.settings.mac}`);
+    args.push('-drive', `file=${this.settings.disk},format=raw,if=virtio`);
+    let order = 'c';
+    if (device === 'Pxe') order = 'n';
+    else if (device === 'Cd' && media) {
+      // The BMC fetches the medium (its route to the boot server is bootUrl's).
+      const url = media.replace(q.guestBootUrl, this.settings.bootUrl);
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        writeFileSync(join(this.work, 'media.iso'), Buffer.from(await r.arrayBuffer()));
+      } catch (e) {
+        this.record({ what: 'media-fetch-failed', url, error: (e as Error).message });
+        return;
+      }
+      if (gen !== this.generation) return;
+      args.push('-cdrom', join(this.work, 'media.iso'));
+      order = 'd';
+    }
+    args.push('-boot', order);
+    this.record({ what: 'qemu-started', boot: order });
+    const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    this.child = child;
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    child.on('exit', (code) => {
+      if (gen !== this.generation || this.child !== child) return;
+      this.child = null;
+      this.record({ what: 'qemu-exited', code, ...(err ? { stderr: err.trim() } : {}) });
+      this.powerOff();
+    });
   }
 
   private async netboot(gen: number): Promise<void> {
