@@ -24,7 +24,8 @@ const HASH = '$6$saltsalt$' + 'N'.repeat(86);
 const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const BAD_IMAGE = '6fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const SLOW_IMAGE = '7fd5ab9b-1769-4dd5-b0bd-e075614cc866';
-const NODES = 7;
+const NODES = 9;
+const DEAD_NETWORK = '8fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const UPSTREAM_TOKEN = 'upstream-token-netinstall-0123456789';
 const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`; // lab.ts's node MACs
 
@@ -53,6 +54,7 @@ const disk = (i: number) => join(work, `disk-${i}.img`);
 const range = (n: number) => Array.from({ length: n }, (_, k) => k + 1);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let installed = '';
+let media = '';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -114,6 +116,8 @@ beforeAll(async () => {
       y
         .replace(`url: "http://127.0.0.1:1/debian-12.img", sha256: "${'a'.repeat(64)}"`, `url: "${imageBase}/linux.img", sha256: "${sha(linux)}"`)
         .replace(`url: "http://127.0.0.1:1/ubuntu.img", sha256: "${'b'.repeat(64)}", os: linux`, `url: "${imageBase}/other.img", sha256: "${sha(other)}", os: other`)
+        // A network whose addresses nothing answers (TEST-NET-1): an install there is never confirmed by ICMP.
+        .replace(/\n(\s+- \{uuid: [0-9a-f-]+, name: private,[^\n]*)\n/, `\n$1\n  - {uuid: ${DEAD_NETWORK}, name: dead, cidr: 192.0.2.0/24, gateway: 192.0.2.1, dns: [], pool: 192.0.2.10-192.0.2.20}\n`)
         .replace(
           /\ninstance_types:\n/,
           `\n  - {uuid: ${MEDIA_IMAGE}, name: other-vmedia, url: "${imageBase}/other.img", sha256: "${sha(other)}", os: other, boot_method: virtual-media}\n` +
@@ -183,6 +187,7 @@ describe('network installs through the Redfish driver and the node emulator', ()
   it('virtual media: the ISO inserted, the installer finds its token by MAC, the disk holds the image byte for byte', async () => {
     if (why) expect.fail(why);
     const id = await create(2, MEDIA_IMAGE);
+    media = id;
     const s = await settled(id);
     expect(s).toMatchObject({ state: 'running', operation_state: 'install-succeed', error: null });
     const sys = await lab!.emu.system('sys-2');
@@ -294,5 +299,55 @@ describe('network installs through the Redfish driver and the node emulator', ()
     const steps = ctl!.of('event').filter((l) => l.kind === 'action.event' && l.instance_id === id).map((l) => (l.data as { event?: string }).event);
     expect(steps).toEqual(expect.arrayContaining(['prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'confirm_alive']));
     expect(sha(readFileSync(disk(7)).subarray(0, other.length))).toBe(sha(other));
+  }, 90_000);
+
+  it('reinstall of the virtual-media instance: the ISO boots again, the disk is written again, reinstall-succeed', async () => {
+    if (why) expect.fail(why);
+    expect(media, 'the virtual-media install above').not.toBe('');
+    writeFileSync(disk(2), Buffer.alloc(16 * MiB, 0xee));
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances/${media}/actions`, MEMBER_TOKEN, { reinstall: {} });
+    expect(r.status, r.text).toBe(202);
+    const done = await finishedAction(daemon!, media, r.headers.get('x-compute-request-id')!, 60_000);
+    expect(done.message).toBeNull();
+    expect(await status(daemon!, media)).toMatchObject({ state: 'running', operation_state: 'reinstall-succeed', error: null });
+    expect((await record('sys-2')).filter((l) => l === 'booted emulator: Cd')).toHaveLength(2);
+    expect(sha(readFileSync(disk(2)).subarray(0, other.length))).toBe(sha(other));
+  }, 90_000);
+
+  it('a BMC that reverts the PXE boot override: install-failed with BMC_ERR_BOOT_FLAGS_IGNORED, the server off; retry once it keeps it: succeeds', async () => {
+    if (why) expect.fail(why);
+    await lab!.emu.setFaults({ revertBootAfterMs: 0, systems: ['sys-8'] });
+    let id: string;
+    try {
+      id = await create(8, IMAGE2);
+      const s = await settled(id);
+      expect(s).toMatchObject({ state: 'error', operation_state: 'install-failed' });
+      expect(JSON.stringify(s.error)).toContain('BMC_ERR_BOOT_FLAGS_IGNORED');
+    } finally {
+      await lab!.emu.clearFaults();
+    }
+    expect((await lab!.emu.system('sys-8')).powerState).toBe('Off');
+    expect(await record('sys-8')).not.toContain('node node: installer-started');
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances/${id}/actions`, MEMBER_TOKEN, { retry: {} });
+    expect(r.status, r.text).toBe(202);
+    const done = await finishedAction(daemon!, id, r.headers.get('x-compute-request-id')!, 60_000);
+    expect(done.message).toBeNull();
+    expect(await status(daemon!, id)).toMatchObject({ state: 'running', operation_state: 'install-succeed', error: null });
+    expect(sha(readFileSync(disk(8)).subarray(0, other.length))).toBe(sha(other));
+  }, 90_000);
+
+  it('an installed server that never answers ping: the install fails at confirm_alive saying so, nothing left processing', async () => {
+    if (why) expect.fail(why);
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances`, MEMBER_TOKEN, { name: 'net-9', image_uuid: IMAGE2, networks: [{ uuid: DEAD_NETWORK }], extra: { node_id: nodeId(9) } });
+    expect(r.status, r.text).toBe(201);
+    const id = (r.body as { uuid: string }).uuid;
+    const s = await settled(id);
+    expect(s).toMatchObject({ state: 'error', operation_state: 'install-failed' });
+    const adminView = JSON.stringify((await status(daemon!, id, 'admin')).error);
+    expect(adminView).toMatch(/confirm_alive/);
+    // The installer did its part: the disk holds the image, the server booted it.
+    expect(sha(readFileSync(disk(9)).subarray(0, other.length))).toBe(sha(other));
+    expect(await record('sys-9')).toContain('booted emulator: Hdd');
+    expect((await lab!.emu.system('sys-9')).powerState).toBe('Off'); // a failure powers the node off
   }, 90_000);
 });
