@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
-import { IMAGE, MEMBER_TOKEN, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
+import { ADMIN_TOKEN, IMAGE, MEMBER_TOKEN, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
 import { BUILD_RAMDISK, buildOsImage } from '../../emulators/qemu/os-image.js';
 import { finishedAction, startLab, status, type Lab } from '../real-bmc/lab.js';
 
@@ -50,6 +50,7 @@ let lab: Lab | undefined;
 let daemon: Daemon | undefined;
 let serial = '';
 let serial2 = '';
+let first = '';
 let osImage: Buffer;
 
 async function freePort(): Promise<number> {
@@ -139,6 +140,7 @@ describe('QEMU: a real boot, driven by ipmi_sim, installed by metald', () => {
     const r = await daemon!.call('POST', `/v1/${PROJECT}/instances`, MEMBER_TOKEN, { name: 'qemu-one', image_uuid: IMAGE, extra: { node_id: nodeId(1), hostname: 'qemu-one', ssh_keys: [SSH_KEY] } });
     expect(r.status, r.text).toBe(201);
     const id = (r.body as { uuid: string }).uuid;
+    first = id;
     const action = await finishedAction(daemon!, id, r.headers.get('x-compute-request-id')!, 300_000);
     const console = () => (existsSync(serial) ? readFileSync(serial, 'latin1') : '');
     const failure = action.message === null ? '' : JSON.stringify((await status(daemon!, id, 'admin')).error);
@@ -161,6 +163,36 @@ describe('QEMU: a real boot, driven by ipmi_sim, installed by metald', () => {
     expect(boots).toEqual(['qemu boot n', 'qemu boot c']);
     expect(osImage.length).toBe(48 * MiB);
   }, 400_000);
+
+  it('reinstall with a new hostname through ipmi_sim: netboots again, the disk booted says the new name; delete wipes it and frees the node', async () => {
+    if (why) expect.fail(why);
+    expect(first, 'the install above').not.toBe('');
+    const consoleNow = () => readFileSync(serial, 'latin1');
+    const mark = consoleNow().length;
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances/${first}/actions`, MEMBER_TOKEN, { reinstall: { hostname: 'qemu-uno' } });
+    expect(r.status, r.text).toBe(202);
+    const action = await finishedAction(daemon!, first, r.headers.get('x-compute-request-id')!, 300_000);
+    expect(action.message, consoleNow().slice(-2000)).toBeNull();
+    expect(await status(daemon!, first)).toMatchObject({ state: 'running', operation_state: 'reinstall-succeed', error: null });
+    await waitFor(() => consoleNow().slice(mark).includes('METALD-OS-BOOTED'), 120_000, 'the reinstalled system to boot');
+    expect(consoleNow().slice(mark)).toContain('METALD-OS-BOOTED hostname=qemu-uno');
+
+    const d = await daemon!.call('DELETE', `/v1/${PROJECT}/instances/${first}`, MEMBER_TOKEN);
+    expect(d.status, d.text).toBeLessThan(300);
+    await waitFor(async () => (await status(daemon!, first, 'admin').catch(() => ({ state: 'terminated' }))).state === 'terminated', 300_000, 'the delete');
+    // The wipe ran in the guest (the ramdisk's installer), and the disk's partition table and filesystem are gone.
+    expect(consoleNow().slice(mark)).toContain('metald-install: success: disks wiped');
+    const disk = readFileSync(join(work, 'disk.img'));
+    expect(disk.subarray(0, 8 * MiB).every((b) => b === 0)).toBe(true);
+    const boots = readFileSync(join(lab!.sims[0]!.dir, 'state', 'qemu.log'), 'utf8').split('\n').filter((l) => l.startsWith('qemu boot'));
+    expect(boots).toEqual(['qemu boot n', 'qemu boot c', 'qemu boot n', 'qemu boot c', 'qemu boot n']);
+    const node = await daemon!.call('GET', `/v1/nodes/${nodeId(1)}`, ADMIN_TOKEN);
+    expect(JSON.stringify(node.body)).not.toContain(first); // the node holds no instance any more
+    // The guest is off: its QEMU process is gone (the chassis_control program removes its pid file on power off).
+    const pidFile = join(lab!.sims[0]!.dir, 'state', 'qemu.pid');
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : null;
+    expect(pid === null || !existsSync(`/proc/${pid}`)).toBe(true);
+  }, 600_000);
 
   it('virtual media: the Redfish BMC fetches metald\'s ramdisk ISO and boots it; the installer finds its token by MAC; the guest boots its disk', async () => {
     if (why) expect.fail(why);
