@@ -299,6 +299,13 @@ describe('network installs through the Redfish driver and the node emulator', ()
     const steps = ctl!.of('event').filter((l) => l.kind === 'action.event' && l.instance_id === id).map((l) => (l.data as { event?: string }).event);
     expect(steps).toEqual(expect.arrayContaining(['prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'confirm_alive']));
     expect(sha(readFileSync(disk(7)).subarray(0, other.length))).toBe(sha(other));
+
+    // Then an OS operation by command: uninstall, run once, its result and uninstall-succeed seen by the controller.
+    ctl!.input(`command test-agent instance.operation ${JSON.stringify({ instance_id: id, operation: { uninstall: {} } })}`);
+    const sent2 = await ctl!.waitFor('command-sent', (l) => JSON.stringify(l).includes('instance.operation'), 10_000);
+    expect(await ctl!.waitFor('command-result', (l) => l.command_id === sent2.command_id, 20_000)).toMatchObject({ status: 'accepted' });
+    await ctl!.waitFor('event', (l) => l.kind === 'instance.operation_state' && l.instance_id === id && (l.data as { operation_state?: string }).operation_state === 'uninstall-succeed', 60_000);
+    expect(readFileSync(disk(7)).every((b) => b === 0)).toBe(true);
   }, 90_000);
 
   it('reinstall of the virtual-media instance: the ISO boots again, the disk is written again, reinstall-succeed', async () => {
