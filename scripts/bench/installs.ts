@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IMAGE2, MEMBER_TOKEN, PROJECT, nodeId } from '../../test/helpers/harness.js';
 import { startLab } from '../../test/e2e/real-bmc/lab.js';
+import { freeTcpPort } from '../../test/helpers/peers.js';
 import { call, spawnDaemon } from './daemon.js';
 import { MAX_RATIO, type InstallsOptions, type InstallsResults } from './installs-report.js';
 
@@ -57,13 +58,6 @@ function busyboxWget(url: string): Promise<number> {
   return new Promise((res, rej) => child.once('exit', (code) => (code === 0 ? res((performance.now() - t0) / 1000) : rej(new Error(`busybox wget ${url}: exit ${code}`)))));
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 export async function runInstalls(o: InstallsOptions, log: (m: string) => void): Promise<InstallsResults> {
   const work = mkdtempSync(join(tmpdir(), 'metald-bench-installs-'));
@@ -78,7 +72,7 @@ export async function runInstalls(o: InstallsOptions, log: (m: string) => void):
     const transfersS: number[] = [];
     for (let i = 0; i < o.nodes; i++) transfersS.push(await busyboxWget(url));
 
-    const bootPort = await freePort();
+    const bootPort = await freeTcpPort();
     const disks = Array.from({ length: o.nodes }, (_, k) => join(work, `disk-${k + 1}.img`));
     for (const d of disks) writeFileSync(d, Buffer.alloc((o.imageMiB + 8) * 1024 * 1024));
     const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`;

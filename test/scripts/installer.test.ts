@@ -19,6 +19,7 @@ import { loadConfigFile } from '../../agent/config/load.js';
 import type { Pinger } from '../../agent/ports.js';
 import { FakeLab } from '../../drivers/fake/lab.js';
 import { waitFor } from '../helpers/daemon.js';
+import { missingPeers } from '../helpers/peers.js';
 import { ctx, IMAGE, IMAGE2, nodeId, SSH_KEY, SSH_KEY2, writeConfig } from '../helpers/harness.js';
 
 const SCRIPT = resolve(import.meta.dirname, '../../scripts/installer/metald-install.sh');
@@ -27,18 +28,7 @@ const HASH = '$6$saltsalt$' + 'Q'.repeat(86);
 const MiB = 1024 * 1024;
 
 /** Why this machine cannot run these tests, or null. */
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'the installer tests need root: the installer mounts the installed system through a loop device (CI runs as root)';
-  for (const tool of ['busybox', 'mkfs.ext4', 'debugfs']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      return `${tool} is not installed (apt-get install busybox-static e2fsprogs; .ci/run does)`;
-    }
-  }
-  return null;
-}
-const why = missing();
+const why = missingPeers('the installer tests (the installer mounts the installed system through a loop device)', ['busybox', 'mkfs.ext4', 'debugfs'], 'busybox-static e2fsprogs');
 
 let work = '';
 let bin = '';

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
+import { freeTcpPort, missingPeers } from '../../helpers/peers.js';
 import { ADMIN_TOKEN, IMAGE, MEMBER_TOKEN, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
 import { BUILD_RAMDISK, buildOsImage } from '../../emulators/qemu/os-image.js';
 import { finishedAction, startLab, status, type Lab } from '../real-bmc/lab.js';
@@ -31,14 +32,8 @@ const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const MiB = 1024 * 1024;
 
 function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'the QEMU boot needs root: its test image is built through a loop device (CI runs as root)';
-  for (const tool of ['qemu-system-x86_64', 'busybox', 'mkfs.ext4', 'extlinux', 'losetup', 'ipmi_sim', 'ipmitool']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      return `${tool} is not installed (apt-get install qemu-system-x86 ipxe-qemu extlinux syslinux-common busybox-static e2fsprogs openipmi ipmitool; .ci/run does)`;
-    }
-  }
+  const tools = missingPeers('the QEMU boot (its test image is built through a loop device)', ['qemu-system-x86_64', 'busybox', 'mkfs.ext4', 'extlinux', 'losetup', 'ipmi_sim', 'ipmitool'], 'qemu-system-x86 ipxe-qemu extlinux syslinux-common busybox-static e2fsprogs openipmi ipmitool');
+  if (tools) return tools;
   if (!existsSync('/usr/share/qemu/efi-e1000.rom') && !existsSync('/usr/lib/ipxe/qemu/efi-e1000.rom')) return "QEMU's iPXE ROMs are missing (apt-get install ipxe-qemu)";
   return null;
 }
@@ -53,13 +48,6 @@ let serial2 = '';
 let first = '';
 let osImage: Buffer;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** The Debian kernel package: METALD_TEST_KERNEL_DEB, else downloaded once into the work folder. */
 function kernelDeb(): string {
@@ -75,7 +63,7 @@ beforeAll(async () => {
   if (why) return;
   work = mkdtempSync(join(tmpdir(), 'metald-qemu-'));
   const deb = kernelDeb();
-  const bootPort = await freePort();
+  const bootPort = await freeTcpPort();
   execFileSync('bash', [BUILD_RAMDISK, join(work, 'ramdisk'), '--kernel-deb', deb, '--iso', `http://10.0.2.2:${bootPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   buildOsImage(join(work, 'os.img'), deb, 48);
   osImage = readFileSync(join(work, 'os.img'));

@@ -7,7 +7,6 @@
  * two commands to a BMC, the image takes about 6 s to arrive. A power step is killed once the emulator has its
  * reset (killed before, the command never left and the step fails cleanly by design: agent/operations/plans/steps.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -16,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
+import { freeTcpPort, missingPeers } from '../../helpers/peers.js';
 import { IMAGE2, MEMBER_TOKEN, PROJECT, nodeId } from '../../helpers/harness.js';
 import { startLab, status, type Lab } from './lab.js';
 
@@ -38,14 +38,7 @@ const STEPS: { event: string; instant?: true; reset?: string }[] = [
 const RESETS = STEPS.flatMap((s) => (s.reset ? [s.reset] : []));
 const CAUGHT = STEPS.map((s, k) => ({ ...s, k })).filter((s) => !s.instant);
 
-const why = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v busybox'], { stdio: 'pipe' });
-    return null;
-  } catch {
-    return 'busybox is not installed (apt-get install busybox-static; .ci/run does)';
-  }
-})();
+const why = missingPeers(null, ['busybox'], 'busybox-static');
 
 let work = '';
 let images: Server | null = null;
@@ -87,10 +80,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => images!.listen(0, '127.0.0.1', r));
   const port = (images.address() as AddressInfo).port;
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const bootPort = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
+  const bootPort = await freeTcpPort();
   const n = CAUGHT.length;
   for (let i = 1; i <= n; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
   lab = await startLab({

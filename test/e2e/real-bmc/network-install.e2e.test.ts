@@ -6,7 +6,7 @@
  * power off, the boot from disk), the disk's content read back with debugfs, and the instance's records in metald.
  * Needs root (the installer mounts the installed system through a loop device), busybox and e2fsprogs.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startController, type Ctl } from '../../helpers/controller.js';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
+import { freeTcpPort, missingPeers } from '../../helpers/peers.js';
 import { IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
 import { finishedAction, startLab, status, type Lab } from './lab.js';
 
@@ -24,23 +25,13 @@ const HASH = '$6$saltsalt$' + 'N'.repeat(86);
 const MEDIA_IMAGE = '5fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const BAD_IMAGE = '6fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const SLOW_IMAGE = '7fd5ab9b-1769-4dd5-b0bd-e075614cc866';
-const NODES = 9;
+const NODES = 10;
+const WIRE_NETWORK = '9fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const DEAD_NETWORK = '8fd5ab9b-1769-4dd5-b0bd-e075614cc866';
 const UPSTREAM_TOKEN = 'upstream-token-netinstall-0123456789';
 const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`; // lab.ts's node MACs
 
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'network installs need root: the reference installer mounts the installed system through a loop device (CI runs as root)';
-  for (const tool of ['busybox', 'mkfs.ext4', 'debugfs']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      return `${tool} is not installed (apt-get install busybox-static e2fsprogs; .ci/run does)`;
-    }
-  }
-  return null;
-}
-const why = missing();
+const why = missingPeers('a network install (the reference installer mounts the installed system through a loop device)', ['busybox', 'mkfs.ext4', 'debugfs'], 'busybox-static e2fsprogs');
 
 let work = '';
 let images: Server | null = null;
@@ -56,13 +47,6 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let installed = '';
 let media = '';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 beforeAll(async () => {
   if (why) return;
@@ -96,8 +80,8 @@ beforeAll(async () => {
   const imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
   for (let i = 1; i <= NODES; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
 
-  const bootPort = await freePort();
-  const deadPort = await freePort();
+  const bootPort = await freeTcpPort();
+  const deadPort = await freeTcpPort();
   const bootUrl = `http://127.0.0.1:${bootPort}`;
   const iso = join(work, 'ramdisk.iso');
   writeFileSync(iso, 'ISO');
@@ -108,7 +92,8 @@ beforeAll(async () => {
   lab = await startLab({
     ipmi: [],
     // Node 4's server reaches no boot server (its installer is silent).
-    redfish: range(NODES).map((i) => ({ id: `sys-${i}`, power: 'Off' as const, profile: { node: { mac: mac(i), bootUrl: i === 4 ? `http://127.0.0.1:${deadPort}` : bootUrl, disk: disk(i) } } })),
+    // Node 10's server answers ICMP from a namespace of its own once booted from disk (at the address on its disk).
+    redfish: range(NODES).map((i) => ({ id: `sys-${i}`, power: 'Off' as const, profile: { node: { mac: mac(i), bootUrl: i === 4 ? `http://127.0.0.1:${deadPort}` : bootUrl, disk: disk(i), ...(i === 10 ? { icmp: true } : {}) } } })),
     nodes: range(NODES).map((i) => ({ kind: 'redfish' as const, system: `sys-${i}` })),
     extra: `boot: {listen: "127.0.0.1:${bootPort}", ramdisk: {iso: ${iso}}}\nupstream: {url: "ws://127.0.0.1:${ctl.port}/v1/agents", token_file: ${join(work, 'upstream.token')}}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
@@ -117,7 +102,7 @@ beforeAll(async () => {
         .replace(`url: "http://127.0.0.1:1/debian-12.img", sha256: "${'a'.repeat(64)}"`, `url: "${imageBase}/linux.img", sha256: "${sha(linux)}"`)
         .replace(`url: "http://127.0.0.1:1/ubuntu.img", sha256: "${'b'.repeat(64)}", os: linux`, `url: "${imageBase}/other.img", sha256: "${sha(other)}", os: other`)
         // A network whose addresses nothing answers (TEST-NET-1): an install there is never confirmed by ICMP.
-        .replace(/\n(\s+- \{uuid: [0-9a-f-]+, name: private,[^\n]*)\n/, `\n$1\n  - {uuid: ${DEAD_NETWORK}, name: dead, cidr: 192.0.2.0/24, gateway: 192.0.2.1, dns: [], pool: 192.0.2.10-192.0.2.20}\n`)
+        .replace(/\n(\s+- \{uuid: [0-9a-f-]+, name: private,[^\n]*)\n/, `\n$1\n  - {uuid: ${DEAD_NETWORK}, name: dead, cidr: 192.0.2.0/24, gateway: 192.0.2.1, dns: [], pool: 192.0.2.10-192.0.2.20}\n  - {uuid: ${WIRE_NETWORK}, name: wire, cidr: 10.252.0.0/24, gateway: 10.252.0.1, dns: [], pool: 10.252.0.10-10.252.0.20}\n`)
         .replace(
           /\ninstance_types:\n/,
           `\n  - {uuid: ${MEDIA_IMAGE}, name: other-vmedia, url: "${imageBase}/other.img", sha256: "${sha(other)}", os: other, boot_method: virtual-media}\n` +
@@ -356,5 +341,27 @@ describe('network installs through the Redfish driver and the node emulator', ()
     expect(sha(readFileSync(disk(9)).subarray(0, other.length))).toBe(sha(other));
     expect(await record('sys-9')).toContain('booted emulator: Hdd');
     expect((await lab!.emu.system('sys-9')).powerState).toBe('Off'); // a failure powers the node off
+  }, 90_000);
+
+  it('ICMP from the installed server itself: confirmed alive once it booted its disk (its own namespace answers), silent once powered off', async () => {
+    if (why) expect.fail(why);
+    const r = await daemon!.call('POST', `/v1/${PROJECT}/instances`, MEMBER_TOKEN, { name: 'net-10', image_uuid: IMAGE, networks: [{ uuid: WIRE_NETWORK }], extra: { node_id: nodeId(10), hostname: 'net-ten' } });
+    expect(r.status, r.text).toBe(201);
+    const id = (r.body as { uuid: string }).uuid;
+    expect(await settled(id)).toMatchObject({ state: 'running', operation_state: 'install-succeed', error: null });
+    const answering = (await lab!.emu.system('sys-10')).commands.find((c) => c.kind === 'node' && c.args['what'] === 'answering');
+    const address = String(answering?.args['address']);
+    expect(address).toMatch(/^10\.252\.0\.\d+$/);
+    const fping = (a: string) => spawnSync('fping', ['-q', '-r', '0', '-t', '300', a]).status;
+    expect(fping(address)).toBe(0); // the peer's view: the address answers from the host
+    const alive = async () => ((await daemon!.call('GET', `/v2.1/${PROJECT}/os-fping/${id}`, MEMBER_TOKEN)).body as { server: { alive: boolean } }).server.alive;
+    expect(await alive()).toBe(true);
+
+    const off = await daemon!.call('PUT', `/v1/instances/${id}/states/power`, MEMBER_TOKEN, { target: 'off' });
+    expect(off.status, off.text).toBe(202);
+    await finishedAction(daemon!, id, off.headers.get('x-compute-request-id')!, 30_000);
+    expect((await lab!.emu.system('sys-10')).powerState).toBe('Off');
+    expect(fping(address)).not.toBe(0);
+    expect(await alive()).toBe(false);
   }, 90_000);
 });

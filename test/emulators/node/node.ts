@@ -31,6 +31,13 @@ export interface NodeSettings {
    * console goes to `serial`, appended.
    */
   qemu?: { serial: string; guestBootUrl: string; memoryMiB?: number };
+  /**
+   * Booted from disk, the server answers ICMP at the address the installer wrote on its disk (its first
+   * systemd-networkd file, read with debugfs), from a network namespace of its own linked to the host by a veth pair
+   * (10.253.N.0/30, N the MAC's last byte) with a host route to that address; powered off, the namespace goes and the
+   * address is silent. Needs root and iproute2.
+   */
+  icmp?: boolean;
 }
 
 export function parseNodeSettings(v: unknown): NodeSettings {
@@ -40,6 +47,10 @@ export function parseNodeSettings(v: unknown): NodeSettings {
   if (typeof o['bootUrl'] !== 'string' || !/^https?:\/\/\S+$/.test(o['bootUrl'])) throw new Error('node.bootUrl must be an http URL');
   if (typeof o['disk'] !== 'string' || !o['disk'].startsWith('/')) throw new Error('node.disk must be an absolute path');
   const out: NodeSettings = { mac: o['mac'].toLowerCase(), bootUrl: o['bootUrl'].replace(/\/+$/, ''), disk: o['disk'] };
+  if (o['icmp'] !== undefined) {
+    if (typeof o['icmp'] !== 'boolean') throw new Error('node.icmp must be a boolean');
+    out.icmp = o['icmp'];
+  }
   if (o['qemu'] !== undefined) {
     const q = o['qemu'] as Record<string, unknown>;
     if (typeof q !== 'object' || q === null || typeof q['serial'] !== 'string' || !q['serial'].startsWith('/')) throw new Error('node.qemu.serial must be an absolute path');
@@ -88,6 +99,54 @@ export class EmulatedNode {
   off(): void {
     this.generation++;
     if (this.stop()) this.record({ what: 'installer-killed' });
+    this.silence();
+  }
+
+  private netns: { name: string; address: string } | null = null;
+
+  /** The booted system's address answers ICMP from its namespace (settings.icmp). */
+  private answer(address: string): void {
+    this.silence();
+    const n = parseInt(this.settings.mac.slice(-2), 16);
+    const name = `mnode-${process.pid}-${n}`;
+    const host = `mnh${process.pid % 10000}x${n}`.slice(0, 15);
+    const peer = `mnn${process.pid % 10000}x${n}`.slice(0, 15);
+    const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'pipe' });
+    const inNs = (...a: string[]) => ip('netns', 'exec', name, 'ip', ...a);
+    try {
+      ip('netns', 'add', name);
+      this.netns = { name, address };
+      ip('link', 'add', host, 'type', 'veth', 'peer', 'name', peer);
+      ip('link', 'set', peer, 'netns', name);
+      ip('addr', 'add', `10.253.${n}.1/30`, 'dev', host);
+      ip('link', 'set', host, 'up');
+      inNs('link', 'set', 'lo', 'up');
+      inNs('addr', 'add', `10.253.${n}.2/30`, 'dev', peer);
+      inNs('addr', 'add', `${address}/32`, 'dev', peer);
+      inNs('link', 'set', peer, 'up');
+      inNs('route', 'add', 'default', 'via', `10.253.${n}.1`);
+      ip('route', 'replace', `${address}/32`, 'via', `10.253.${n}.2`);
+      this.record({ what: 'answering', address });
+    } catch (e) {
+      this.record({ what: 'answer-failed', address, error: (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e) });
+    }
+  }
+
+  /** The namespace (and with it the veth pair and the host route) goes: the address is silent. */
+  private silence(): void {
+    if (!this.netns) return;
+    const { name, address } = this.netns;
+    this.netns = null;
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'pipe' });
+    } catch {
+      // already gone
+    }
+    try {
+      execFileSync('ip', ['route', 'del', `${address}/32`], { stdio: 'pipe' });
+    } catch {
+      // went with the veth pair
+    }
   }
 
   private stop(): boolean {
@@ -191,6 +250,16 @@ export class EmulatedNode {
       closeSync(fd);
     }
     this.record({ what: 'booted-disk', head_sha256: createHash('sha256').update(head).digest('hex') });
+    if (!this.settings.icmp) return;
+    let network = '';
+    try {
+      network = execFileSync('debugfs', ['-R', 'cat /etc/systemd/network/10-metald-0.network', this.settings.disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch {
+      // not an ext filesystem: no address
+    }
+    const address = /^Address=([0-9.]+)\/\d+$/m.exec(network)?.[1];
+    if (address) this.answer(address);
+    else this.record({ what: 'no-address' });
   }
 
   /** A folder of busybox's applets only: the installer runs with nothing else on its PATH. */

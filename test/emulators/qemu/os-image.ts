@@ -5,27 +5,16 @@
  * console ("METALD-OS-BOOTED ..."), and the /etc files the installer configures. Built with a loop device: root.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export const BUILD_RAMDISK = [resolve(import.meta.dirname, '../../../scripts/ramdisk/build.sh'), resolve(import.meta.dirname, '../../../../scripts/ramdisk/build.sh')].find((p) => {
-  try {
-    readFileSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-})!;
-const OS_INIT = [resolve(import.meta.dirname, 'os-init.sh'), resolve(import.meta.dirname, '../../../../test/emulators/qemu/os-init.sh')].find((p) => {
-  try {
-    readFileSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-})!;
-const MBR = ['/usr/lib/syslinux/mbr/mbr.bin', '/usr/lib/EXTLINUX/mbr.bin'];
+/** The first of `paths` that exists (the source tree's, or its place seen from dist/). */
+const firstExisting = (paths: string[]): string => paths.find((p) => existsSync(p)) ?? paths[0]!;
+
+export const BUILD_RAMDISK = firstExisting([resolve(import.meta.dirname, '../../../scripts/ramdisk/build.sh'), resolve(import.meta.dirname, '../../../../scripts/ramdisk/build.sh')]);
+const OS_INIT = firstExisting([resolve(import.meta.dirname, 'os-init.sh'), resolve(import.meta.dirname, '../../../../test/emulators/qemu/os-init.sh')]);
+const MBR = firstExisting(['/usr/lib/syslinux/mbr/mbr.bin', '/usr/lib/EXTLINUX/mbr.bin']);
 const MiB = 1024 * 1024;
 
 /** Writes the bootable image to `out` (`sizeMiB` in all); `kernelDeb` as for scripts/ramdisk/build.sh. */
@@ -35,7 +24,7 @@ export function buildOsImage(out: string, kernelDeb: string | null, sizeMiB = 48
   const mnt = join(work, 'mnt');
   try {
     execFileSync('bash', [BUILD_RAMDISK, join(work, 'rd'), ...(kernelDeb ? ['--kernel-deb', kernelDeb] : []), '--init', OS_INIT, '--no-installer', '--modules', 'virtio_pci virtio_blk crc32c_generic ext4'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const mbrCode = readFileSync(MBR.find((p) => { try { readFileSync(p); return true; } catch { return false; } }) ?? MBR[0]!).subarray(0, 440);
+    const mbrCode = readFileSync(MBR).subarray(0, 440);
     // The disk: boot code, one active Linux partition from sector 2048 to the end, the signature.
     const mbr = Buffer.alloc(512);
     mbrCode.copy(mbr, 0);
