@@ -12,9 +12,31 @@
 # and `set shutdown 1` kill it, and `get power` is whether it runs (a guest that powered itself off is off).
 # qemu.env sets MAC, DISK (raw image), SERIAL (the console, appended to), BOOTFILE (the DHCP boot file: iPXE fetches
 # an http URL itself) and optionally MEMORY (MiB, default 256).
+#
+# With STATE_DIR/node.env (node mode: NODE_BIN, the node binary, and NODE_CLI, dist/test/emulators/node/cli.js), the
+# server is the node emulator as a process: `set power 1`/`set reset 1` start it booting from ipmi_sim's boot device
+# (settings in STATE_DIR/node.json), `set power 0`/`set shutdown 1` stop it (SIGTERM: a power off); it powers itself
+# off (STATE_DIR/power to 0) when its installer exits.
 dir=$1
 op=$2
 shift 2
+
+node_stop() {
+  if [ -f "$dir/node.pid" ]; then
+    pid=$(cat "$dir/node.pid")
+    kill -TERM "$pid" 2>/dev/null
+    i=0
+    while [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    rm -f "$dir/node.pid"
+  fi
+}
+node_start() {
+  node_stop
+  # shellcheck disable=SC1091
+  . "$dir/node.env"
+  setsid "$NODE_BIN" "$NODE_CLI" "$dir" "$(cat "$dir/boot")" </dev/null >>"$dir/node.out" 2>&1 &
+  echo "$!" >"$dir/node.pid"
+}
 
 # Alive and not a zombie (a killed guest may wait a while to be reaped: it holds nothing any more).
 alive() {
@@ -78,6 +100,12 @@ case "$op" in
       value=$(printf '%s' "$2" | tr -d '"')
       shift 2
       printf '%s %s\n' "$key" "$value" >>"$dir/log"
+      if [ -f "$dir/node.env" ]; then
+        case "$key $value" in
+          'power 1' | 'reset 1') node_start ;;
+          'power 0' | 'shutdown 1') node_stop ;;
+        esac
+      fi
       if [ -f "$dir/qemu.env" ]; then
         case "$key $value" in
           'power 1' | 'reset 1') qemu_start ;;
