@@ -1,6 +1,6 @@
 /**
  * Delete: power off (from running, the PowerOff edge and then Delete), wipe the disk by booting the ramdisk and
- * letting the installer erase it (the same path as uninstall), power off, release the node. Every step is safe to
+ * letting the installer erase it (the same path as uninstall), power off, eject any virtual medium, release the node. Every step is safe to
  * repeat, so a restart resumes a delete where it was: the tenant's server ends off and the node free.
  */
 import type { DeployJob } from '../../ports.js';
@@ -38,6 +38,15 @@ export function deletePlan(): Plan {
       powerStep('on', { onRestart: 'repeat' }),
       installerStep('wipe', wipeJob),
       powerStep('off', { onRestart: 'repeat' }),
+      // The next tenant finds no medium left in the virtual CD (a BMC without virtual media has none to eject).
+      bmcStep('eject_media', async (c) => {
+        try {
+          return await c.bmc().ejectMedia({ signal: c.signal });
+        } catch (e) {
+          if ((e as { code?: string }).code === 'BMC_ERR_UNSUPPORTED') return undefined;
+          throw e;
+        }
+      }),
       {
         name: 'release_node',
         onRestart: 'repeat',
