@@ -134,6 +134,11 @@ export interface Deployer {
    * pending install, an operation that failed. Resolves once the revocation is committed.
    */
   revoke(instanceId: string, reason: string): Promise<void>;
+  /**
+   * True once the job's installer has fetched its document: the node did boot into it (a power on that a quick
+   * installer already ended by powering the node off is still a power on that happened). Absent: never known.
+   */
+  booted?(jobId: string): boolean;
 }
 
 /** How a job is prepared: the same id and deadline its deploy will use. */

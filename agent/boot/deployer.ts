@@ -22,4 +22,9 @@ export class NetworkDeployer implements Deployer {
   async revoke(instanceId: string, reason: string): Promise<void> {
     this.jobs.revoke(instanceId, reason);
   }
+
+  booted(jobId: string): boolean {
+    const state = this.jobs.get(jobId)?.state;
+    return state !== undefined && state !== 'issued';
+  }
 }

@@ -31,4 +31,8 @@ export class DeployerRouter implements Deployer {
   async revoke(instanceId: string, reason: string): Promise<void> {
     await Promise.all([this.fake?.revoke(instanceId, reason), this.network?.revoke(instanceId, reason)]);
   }
+
+  booted(jobId: string): boolean {
+    return this.network?.booted?.(jobId) ?? false;
+  }
 }

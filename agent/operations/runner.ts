@@ -82,6 +82,7 @@ export class Runner {
       await this.store.durable();
       return this.deps.ports.deployer.revoke(instanceId, reason);
     },
+    booted: (jobId) => this.deps.ports.deployer.booted?.(jobId) ?? false,
   };
 
   constructor(private readonly deps: RunnerDeps) {}

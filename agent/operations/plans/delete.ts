@@ -35,7 +35,7 @@ export function deletePlan(): Plan {
       }),
       prepareStep('wipe', wipeJob),
       bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: 'pxe', persistent: false, mode: c.node().boot_mode }, { signal: c.signal })),
-      powerStep('on', { onRestart: 'repeat' }),
+      powerStep('on', { onRestart: 'repeat', bootsInto: 'wipe' }),
       installerStep('wipe', wipeJob),
       powerStep('off', { onRestart: 'repeat' }),
       // The next tenant finds no medium left in the virtual CD (a BMC without virtual media has none to eject).

@@ -78,7 +78,7 @@ export function provisionPlan(kind: OperationKind, inputs: ProvisionInputs): Pla
       return c.bmc().insertMedia(`${base.replace(/\/+$/, '')}/v1/ramdisk/ramdisk.iso`, { signal: c.signal });
     }, media),
     bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: media(c) ? 'cdrom' : 'pxe', persistent: false, mode: c.node().boot_mode }, { signal: c.signal })),
-    powerStep('on'),
+    powerStep('on', { bootsInto: 'deploy' }),
     installerStep('deploy', jobOf, (c, p) => c.mutate({ progress: Math.max(0, Math.min(100, Math.round(p))) }, { quiet: true })),
     bmcStep('eject_media', (c) => c.bmc().ejectMedia({ signal: c.signal }), media),
     bmcStep('set_boot_device', (c) => c.bmc().setBoot({ device: 'disk', persistent: true, mode: c.node().boot_mode }, { signal: c.signal })),

@@ -26,6 +26,11 @@ export interface PowerStepOptions {
   onRestart?: OnRestart;
   /** Runs once the change is verified and its step closed (a state edge), idempotent (plan.ts Step.then). */
   then?: (c: StepContext) => void;
+  /**
+   * A power on that boots the installer of this installer step: when the reading says off but the installer has
+   * fetched its job (Deployer.booted), the node did come on and a quick installer already powered it off: done.
+   */
+  bootsInto?: string;
 }
 
 /**
@@ -39,6 +44,7 @@ export interface PowerStepOptions {
 export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): Step {
   const name = o.name ?? POWER_STEP_OF[action];
   const deadlineOf = (c: StepContext) => o.deadlineMs?.(c) ?? c.cfg.timeouts.power_ms;
+  const bootedInto = (c: StepContext) => action === 'on' && o.bootsInto !== undefined && c.deployer.booted?.(jobIdOf(c, o.bootsInto)) === true;
   return {
     name,
     onRestart: o.onRestart ?? 'verify',
@@ -46,15 +52,20 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
     // The step's start and its `sent` mark are one commit, made as the command is handed to a driver.
     opensOnSave: true,
     async run(c) {
-      return c.bmc().setPower(action, {
-        signal: c.signal,
-        wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
-        // The `sent` mark is on disk before the command leaves (the BMC handle awaits this).
-        onSending: () => {
-          c.save({ [sentKey(c)]: true });
-          return c.durable();
-        },
-      });
+      try {
+        return await c.bmc().setPower(action, {
+          signal: c.signal,
+          wait: { delaysMs: c.cfg.power_poll_ms, deadlineMs: deadlineOf(c) },
+          // The `sent` mark is on disk before the command leaves (the BMC handle awaits this).
+          onSending: () => {
+            c.save({ [sentKey(c)]: true });
+            return c.durable();
+          },
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'BMC_ERR_VERIFY_FAILED' && bootedInto(c)) return { power: 'off' };
+        throw e;
+      }
     },
     // The verified reading, recorded in the step's close (a verify that was not sent ran `run`; one that was
     // records its own reading, with cause `recovery`, and returns none).
@@ -67,7 +78,7 @@ export function powerStep(action: SinglePowerAction, o: PowerStepOptions = {}): 
       const want = EXPECTED_POWER[action];
       const power = await c.pollPower(want, deadlineOf(c));
       if (power !== null) c.rec.recordPower(c.node().id, power, 'recovery');
-      if (power !== want) {
+      if (power !== want && !bootedInto(c)) {
         throw new StepFailed(name, 'AGENT_ERR_INTERRUPTED', `interrupted by an agent restart during step '${name}'; power reads ${power ?? 'unknown'}`);
       }
     },
