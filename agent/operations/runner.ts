@@ -21,6 +21,7 @@ import type { Action, Instance, InstanceError, Node, OperationKind } from '../mo
 import type { Deployer, Ports } from '../ports.js';
 import { transition } from '../state-machine.js';
 import type { Store } from '../store/types.js';
+import { durableDeployer } from './durable-deployer.js';
 import { OperationAborted, StepFailed, abortReason, codeOf, messageOf, named, namedStep } from './errors.js';
 import type { Plan, PlanData, Step, StepContext } from './plan.js';
 import { planFor } from './plans/index.js';
@@ -68,24 +69,12 @@ export class Runner {
   /** Operations recovered at start run at most `recovery.concurrency` at once (a restart with many in flight). */
   private readonly recoverySlots = new Slots(() => this.cfg.recovery.concurrency);
 
-  /** The deployer as steps see it: each call waits for the store's durability barrier (group commit) first. */
-  private readonly deployer: Deployer = {
-    prepare: async (node, job, opts) => {
-      await this.store.durable();
-      return this.deps.ports.deployer.prepare(node, job, opts);
-    },
-    deploy: async (node, job, opts) => {
-      await this.store.durable();
-      return this.deps.ports.deployer.deploy(node, job, opts);
-    },
-    revoke: async (instanceId, reason) => {
-      await this.store.durable();
-      return this.deps.ports.deployer.revoke(instanceId, reason);
-    },
-    booted: (jobId) => this.deps.ports.deployer.booted?.(jobId) ?? false,
-  };
+  /** The deployer as steps see it: each call waits for the store's durability barrier first. */
+  private readonly deployer: Deployer;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: RunnerDeps) {
+    this.deployer = durableDeployer(deps.ports.deployer, deps.store);
+  }
 
   private get cfg(): Config {
     return this.deps.config();

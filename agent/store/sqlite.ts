@@ -38,12 +38,10 @@ import { StoreError, type JournalInput, type PowerSyncView, type Store, type Sto
 import { describe, isThenable } from './util.js';
 import type { WalSyncPort } from './wal-sync.js';
 
-export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
-
-export { DB_FILE_NAME } from './open-db.js';
-
 import type { OpenStoreOptions } from './options.js';
 
+export { STORE_WRITE_OPS, type StoreFaultInjector, type StoreWriteOp } from './fault.js';
+export { DB_FILE_NAME } from './open-db.js';
 export { CONNECTION_PRAGMAS, type OpenStoreOptions } from './options.js';
 
 export function openStore(opts: OpenStoreOptions): SqliteStore {
