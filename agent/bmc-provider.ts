@@ -23,6 +23,7 @@ function unavailableBmc(nodeId: string, error: BmcError): Bmc {
     readPower: fail,
     setPower: fail,
     setBoot: fail,
+    clearBoot: fail,
     insertMedia: fail,
     ejectMedia: fail,
     close: () => Promise.resolve(),

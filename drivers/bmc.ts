@@ -62,7 +62,8 @@ export interface CreateBmcOptions {
 
 /** The Bmc of drivers/types.ts plus read-only helpers the agent may use (boot override, inventory). */
 export interface BmcHandle extends Bmc {
-  readBoot(opts?: CallOptions): Promise<{ boot: BootSettings } & CallRecord>;
+  /** null: the BMC holds no boot override. */
+  readBoot(opts?: CallOptions): Promise<{ boot: BootSettings | null } & CallRecord>;
   readInventory(opts?: CallOptions): Promise<{ inventory: Inventory } & CallRecord>;
 }
 
@@ -94,6 +95,17 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   const bootDrivers = driversFor('boot');
   const mediaDrivers = driversFor('media');
   const inventoryDrivers = driversFor('inventory');
+
+  /** The boot override re-read after `what` was sent; an unreadable answer is BMC_ERR_VERIFY_FAILED. */
+  async function readBack(driver: BoundDriver, what: string, callOpts?: CallOptions): Promise<BootSettings | null> {
+    try {
+      return await send(driver, 'boot override read', (o) => driver.boot!.getBoot(o), callOpts);
+    } catch (e) {
+      const err = e as BmcError;
+      if (err.code === 'BMC_ERR_ABORTED') throw err;
+      throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
+    }
+  }
 
   /** One command to one driver: under the BMC's lock, with its own deadline. */
   async function send<T>(driver: BoundDriver, what: string, fn: (o: CallOptions) => Promise<T>, callOpts?: CallOptions): Promise<T> {
@@ -295,22 +307,24 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       const what = `boot override set (${describeBoot(settings)})`;
       const tried: string[] = [];
       const { driver } = await walk(what, bootDrivers, (d, o) => d.boot!.setBoot(settings, o), callOpts, tried);
-      let read: BootSettings;
-      try {
-        read = await send(driver, 'boot override read', (o) => driver.boot!.getBoot(o), callOpts);
-      } catch (e) {
-        const err = e as BmcError;
-        if (err.code === 'BMC_ERR_ABORTED') throw err;
-        // The driver read an answer that holds no override (it was dropped after it was set): not kept, not unread.
-        if (err.code === 'BMC_ERR_BOOT_FLAGS_IGNORED') throw new BmcError(err.code, driver.name, `boot override not kept via ${driver.name}: ${err.message}`);
-        throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
-      }
+      const read = await readBack(driver, what, callOpts);
+      // An answer that holds no override (dropped after it was set): not kept, not unread.
+      if (read === null) throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not kept via ${driver.name}: the BMC holds no boot override`);
       // A BMC the operator declared keeps no persistent device is checked for what it was sent: next boot only.
       const expected: BootSettings = driver.boot!.keepsPersistent === false ? { ...settings, persistent: false } : settings;
       const mismatches = BOOT_FIELDS.filter((f) => read[f] !== expected[f]).map((f) => `${f}: asked ${String(expected[f])}, BMC reports ${String(read[f])}`);
       if (mismatches.length > 0) {
         throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not applied as asked via ${driver.name}: ${mismatches.join('; ')}`);
       }
+      return { tried, succeeded: driver.name };
+    },
+
+    async clearBoot(callOpts?: CallOptions) {
+      const what = 'boot override clear';
+      const tried: string[] = [];
+      const { driver } = await walk(what, bootDrivers, (d, o) => d.boot!.clearBoot(o), callOpts, tried);
+      const read = await readBack(driver, what, callOpts);
+      if (read !== null) throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not cleared via ${driver.name}: the BMC still holds ${describeBoot(read)}`);
       return { tried, succeeded: driver.name };
     },
 

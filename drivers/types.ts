@@ -59,7 +59,10 @@ export interface PowerDriver {
   supportedPowerActions(): readonly PowerAction[];
 }
 
-/** Boot device. Setting the same device again succeeds. `getBoot` reads back what the BMC will do. */
+/**
+ * Boot device. Setting the same device again succeeds. `getBoot` reads back what the BMC will do: null when it holds
+ * no override (it follows the server's own boot order). `clearBoot` drops any override; clearing none succeeds.
+ */
 export interface BootDriver {
   /**
    * false: the BMC keeps a boot device for the next boot only (the operator said so: the ipmi driver's
@@ -67,7 +70,8 @@ export interface BootDriver {
    */
   readonly keepsPersistent?: boolean;
   setBoot(settings: BootSettings, opts?: CallOptions): Promise<void>;
-  getBoot(opts?: CallOptions): Promise<BootSettings>;
+  getBoot(opts?: CallOptions): Promise<BootSettings | null>;
+  clearBoot(opts?: CallOptions): Promise<void>;
 }
 
 /** Virtual media. Inserting the same image again succeeds; ejecting empty media succeeds. */
@@ -162,6 +166,8 @@ export interface Bmc {
   setPower(action: PowerAction, opts?: SetPowerOptions): Promise<{ power: PowerReading } & CallRecord>;
   /** Sets and re-reads the boot override. @throws BmcError BMC_ERR_BOOT_FLAGS_IGNORED on a mismatch. */
   setBoot(settings: BootSettings, opts?: CallOptions): Promise<CallRecord>;
+  /** Drops the boot override and re-reads it. @throws BmcError BMC_ERR_BOOT_FLAGS_IGNORED when one is still held. */
+  clearBoot(opts?: CallOptions): Promise<CallRecord>;
   insertMedia(url: string, opts?: CallOptions): Promise<CallRecord>;
   ejectMedia(opts?: CallOptions): Promise<CallRecord>;
   close(): Promise<void>;

@@ -49,8 +49,8 @@ export interface FakeServerSnapshot {
   power: PowerReading;
   /** A power change not yet visible. */
   pendingPower: PowerReading | null;
-  /** What getBoot reports. */
-  boot: BootSettings;
+  /** What getBoot reports (null: no override). */
+  boot: BootSettings | null;
   bootedFrom: BootDevice | null;
   boots: number;
   media: string | null;
@@ -89,7 +89,8 @@ export class FakeServer {
   private readonly sleep: Sleep;
   private power: PowerReading;
   private pending: { to: PowerReading; at: number; boots: boolean } | null = null;
-  private persistentBoot: BootSettings;
+  /** null: no override (cleared); the server's own boot order is its disk. */
+  private persistentBoot: BootSettings | null;
   private nextBoot: BootSettings | null = null;
   private bootedFrom: BootDevice | null;
   private boots = 0;
@@ -178,7 +179,7 @@ export class FakeServer {
       nodeId: this.nodeId,
       power: this.power,
       pendingPower: this.pending?.to ?? null,
-      boot: { ...(this.nextBoot ?? this.persistentBoot) },
+      boot: this.heldBoot(),
       bootedFrom: this.bootedFrom,
       boots: this.boots,
       media: this.media,
@@ -236,8 +237,20 @@ export class FakeServer {
     });
   }
 
-  getBoot(via: string, signal?: AbortSignal): Promise<BootSettings> {
-    return this.command(via, 'boot.get', null, signal, () => ({ ...(this.nextBoot ?? this.persistentBoot) }));
+  getBoot(via: string, signal?: AbortSignal): Promise<BootSettings | null> {
+    return this.command(via, 'boot.get', null, signal, () => this.heldBoot());
+  }
+
+  clearBoot(via: string, signal?: AbortSignal): Promise<void> {
+    return this.command(via, 'boot.clear', null, signal, () => {
+      this.nextBoot = null;
+      this.persistentBoot = null;
+    });
+  }
+
+  private heldBoot(): BootSettings | null {
+    const held = this.nextBoot ?? this.persistentBoot;
+    return held ? { ...held } : null;
   }
 
   setBoot(via: string, settings: BootSettings, signal?: AbortSignal): Promise<void> {
@@ -417,9 +430,9 @@ export class FakeServer {
   }
 
   private boot(): void {
-    const s = this.nextBoot ?? this.persistentBoot;
+    const device = (this.nextBoot ?? this.persistentBoot)?.device ?? 'disk';
     this.nextBoot = null;
-    this.bootedFrom = s.device === 'cdrom' && this.media === null ? 'disk' : s.device;
+    this.bootedFrom = device === 'cdrom' && this.media === null ? 'disk' : device;
     this.boots++;
   }
 }

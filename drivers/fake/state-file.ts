@@ -7,7 +7,7 @@ import type { BootDevice, BootSettings, PowerReading } from '../types.js';
 import type { FakeInstallerJob } from './installer.js';
 import type { FakeFaults } from './options.js';
 
-export type FakeOp = 'power.get' | 'power.set' | 'boot.get' | 'boot.set' | 'media.insert' | 'media.eject' | 'inventory.get';
+export type FakeOp = 'power.get' | 'power.set' | 'boot.get' | 'boot.set' | 'boot.clear' | 'media.insert' | 'media.eject' | 'inventory.get';
 
 /** One command as the fake BMC received it. */
 export interface FakeCommand {
@@ -38,7 +38,8 @@ export interface FakeServerStateFile {
   version: 2;
   power: PowerReading;
   pending: { to: PowerReading; at: number; boots: boolean } | null;
-  persistentBoot: BootSettings;
+  /** null: no override (cleared): the server boots from its disk. */
+  persistentBoot: BootSettings | null;
   nextBoot: BootSettings | null;
   bootedFrom: BootDevice | null;
   boots: number;

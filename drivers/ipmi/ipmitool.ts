@@ -19,7 +19,7 @@ export type ChassisPowerVerb = 'status' | 'on' | 'off' | 'soft' | 'cycle' | 'res
 
 export type IpmiCommand =
   | { kind: 'power'; verb: ChassisPowerVerb }
-  | { kind: 'bootdev'; device: BootDevice; persistent: boolean; efi: boolean }
+  | { kind: 'bootdev'; device: BootDevice | 'none'; persistent: boolean; efi: boolean }
   | { kind: 'bootparam-get-5' };
 
 /** Where and as whom: everything of argv but the command. The password is not here (it goes through the environment). */
@@ -39,7 +39,7 @@ export interface IpmiSession {
 /** The environment variable `-E` reads. */
 export const PASSWORD_ENV = 'IPMI_PASSWORD';
 
-const BOOTDEV_WORD: Readonly<Record<BootDevice, string>> = { pxe: 'pxe', disk: 'disk', cdrom: 'cdrom' };
+const BOOTDEV_WORD: Readonly<Record<BootDevice | 'none', string>> = { pxe: 'pxe', disk: 'disk', cdrom: 'cdrom', none: 'none' };
 
 /** ipmitool's argv for `command` on `session`. */
 export function buildArgv(session: IpmiSession, command: IpmiCommand): string[] {
@@ -158,17 +158,20 @@ export function parsePowerStatus(stdout: string): 'on' | 'off' {
 }
 
 /**
- * `chassis bootparam get 5` -> what the BMC will boot. A selector that is none of ours ("No override", BIOS setup,
- * floppy ...) is BMC_ERR_BAD_RESPONSE (not a boot setting metald can set or report).
+ * `chassis bootparam get 5` -> what the BMC will boot; null for "No override" (what `chassis bootdev none` leaves).
+ * Any other selector that is none of ours (BIOS setup, floppy ...) is BMC_ERR_BAD_RESPONSE (not a boot setting metald
+ * can set or report).
  * NOTE(ipmi_sim): it answers "Boot Flag Invalid", legacy and next boot only whatever was asked, with the device it
  * was given; the read-back then shows the dropped flags (drivers/bmc.ts: BMC_ERR_BOOT_FLAGS_IGNORED).
  */
-export function parseBootParam5(stdout: string): BootSettings {
+export function parseBootParam5(stdout: string): BootSettings | null {
   const flags = stdout.split('\n').map((l) => l.trim().replace(/^- /, '').trim());
   const selector = flags.find((l) => l.startsWith('Boot Device Selector :'))?.slice('Boot Device Selector :'.length).trim();
   const persistentLine = flags.find((l) => /^Options apply to (all future boots|only next boot)$/.test(l));
   const modeLine = flags.find((l) => /^BIOS (EFI|PC Compatible \(legacy\)) boot$/.test(l));
   if (selector === undefined || persistentLine === undefined || modeLine === undefined) throw badResponse('boot parameter 5 read', stdout);
+  // `chassis bootdev none`: the BMC holds no override; the server follows its own boot order.
+  if (selector === 'No override') return null;
   const device = BOOT_SELECTOR.find(([re]) => re.test(selector))?.[1];
   if (!device) {
     throw new BmcError('BMC_ERR_BAD_RESPONSE', DRIVER, `boot parameter 5 read: the BMC boots "${selector}", not pxe, disk or cdrom`);

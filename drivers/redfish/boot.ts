@@ -4,11 +4,11 @@
  * `@Redfish.AllowableValues` does not list is BMC_ERR_UNSUPPORTED before anything is sent. A 412 (the system changed
  * since it was read) is retried once with a fresh ETag, then BMC_ERR_BUSY. A read-back that differs is
  * BMC_ERR_BOOT_FLAGS_IGNORED. Setting the same override again is a PATCH like any other (idempotent on the BMC).
- * getBoot of a system that holds no override (`BootSourceOverrideEnabled: Disabled`, e.g. dropped after it was set)
- * is BMC_ERR_BOOT_FLAGS_IGNORED too: an answer, but not a setting metald can report.
+ * getBoot of a system that holds no override (`BootSourceOverrideEnabled: Disabled`: cleared, or dropped after it was
+ * set) is null; clearBoot PATCHes `BootSourceOverrideEnabled: Disabled` alone (the target is the BMC's to keep).
  */
 import { BmcError } from '../errors.js';
-import type { BootDevice, BootDriver, BootMode, BootSettings } from '../types.js';
+import type { BootDevice, BootDriver, BootMode, BootSettings, CallOptions } from '../types.js';
 import type { Json } from './client.js';
 import { RedfishHttpError } from './errors.js';
 import type { PowerContext } from './power.js';
@@ -38,21 +38,26 @@ function refuseUnlisted(driver: string, boot: Json, field: string, value: string
 const reverse = <K extends string>(m: Readonly<Record<K, string>>, v: unknown): K | undefined =>
   (Object.keys(m) as K[]).find((k) => m[k] === v);
 
+/** One PATCH of the system's Boot with the ETag it was read with; a 412 is retried once with a fresh read. */
+async function patchBoot(ctx: PowerContext, want: Readonly<Partial<Record<(typeof FIELDS)[number], string>>>, opts: CallOptions): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const { path, json, etag } = await ctx.readSystem(opts);
+    const boot = bootOf(ctx.driver, json);
+    for (const f of FIELDS) if (want[f] !== undefined) refuseUnlisted(ctx.driver, boot, f, want[f]);
+    try {
+      await ctx.client.act('PATCH', path, { Boot: want }, opts, etag ? { 'if-match': etag } : {});
+      return;
+    } catch (e) {
+      if (!(e instanceof RedfishHttpError && e.status === 412) || attempt > 0) throw e;
+    }
+  }
+}
+
 export function createRedfishBoot(ctx: PowerContext): BootDriver {
   return {
     async setBoot(settings: BootSettings, opts = {}) {
       const want = { BootSourceOverrideTarget: BOOT_TARGETS[settings.device], BootSourceOverrideEnabled: ENABLED(settings.persistent), BootSourceOverrideMode: BOOT_MODES[settings.mode] };
-      for (let attempt = 0; ; attempt++) {
-        const { path, json, etag } = await ctx.readSystem(opts);
-        const boot = bootOf(ctx.driver, json);
-        for (const f of FIELDS) refuseUnlisted(ctx.driver, boot, f, want[f]);
-        try {
-          await ctx.client.act('PATCH', path, { Boot: want }, opts, etag ? { 'if-match': etag } : {});
-          break;
-        } catch (e) {
-          if (!(e instanceof RedfishHttpError && e.status === 412) || attempt > 0) throw e;
-        }
-      }
+      await patchBoot(ctx, want, opts);
       const { json } = await ctx.readSystem(opts);
       const boot = bootOf(ctx.driver, json);
       const off = FIELDS.filter((f) => boot[f] !== want[f]).map((f) => `${f}: asked ${want[f]}, BMC reports ${JSON.stringify(boot[f] ?? null)}`);
@@ -65,14 +70,16 @@ export function createRedfishBoot(ctx: PowerContext): BootDriver {
       const mode = reverse(BOOT_MODES, boot['BootSourceOverrideMode']);
       const enabled = boot['BootSourceOverrideEnabled'];
       // NOTE(any BMC that drops an override, e.g. on a timer or a BIOS reset): an answer, but no override held.
-      if (enabled === 'Disabled') {
-        throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', ctx.driver, `the BMC holds no boot override (BootSourceOverrideEnabled "Disabled", target ${JSON.stringify(boot['BootSourceOverrideTarget'] ?? null)})`);
-      }
+      if (enabled === 'Disabled') return null;
       if (!device || !mode || (enabled !== 'Once' && enabled !== 'Continuous')) {
         const seen = FIELDS.map((f) => `${f} ${JSON.stringify(boot[f] ?? null)}`).join(', ');
         throw new BmcError('BMC_ERR_BAD_RESPONSE', ctx.driver, `boot override not readable as pxe/disk/cdrom, once/continuous, uefi/legacy: ${seen}`);
       }
       return { device, persistent: enabled === 'Continuous', mode };
+    },
+
+    async clearBoot(opts = {}) {
+      await patchBoot(ctx, { BootSourceOverrideEnabled: 'Disabled' }, opts);
     },
   };
 }

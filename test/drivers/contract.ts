@@ -28,8 +28,11 @@ export interface ContractPeer {
   power(): Promise<PowerReading>;
   /** The power commands the BMC carried out since the subject was made, in order (refused ones left out). */
   powerLog(): Promise<PeerPowerCommand[]>;
-  /** The boot override the BMC holds: the fields it can show (ipmi_sim's chassis_control sees the device only). */
-  boot?(): Promise<Partial<BootSettings>>;
+  /**
+   * The boot override the BMC holds: the fields it can show (ipmi_sim's chassis_control sees the device only); null
+   * when it holds none.
+   */
+  boot?(): Promise<Partial<BootSettings> | null>;
   /** The image in the BMC's virtual CD, null when empty. */
   media?(): Promise<string | null>;
 }
@@ -192,6 +195,8 @@ export function runPowerContract(name: string, make: MakeSubject, opts: Contract
 async function expectPeerBoot(subject: ContractSubject, settings: BootSettings, flagsDropped: boolean): Promise<void> {
   if (!subject.peer?.boot) return;
   const held = await subject.peer.boot();
+  expect(held, 'the BMC holds an override').not.toBeNull();
+  if (held === null) return;
   const want: Partial<BootSettings> = flagsDropped ? { device: settings.device, persistent: false, mode: 'legacy' } : settings;
   for (const k of Object.keys(held) as (keyof BootSettings)[]) expect(held[k], `the BMC's own ${k}`).toBe(want[k]);
   expect(held.device, 'the BMC shows the device').toBeDefined();
@@ -232,6 +237,17 @@ export function runBootContract(name: string, make: MakeSubject, opts: ContractO
         await expectPeerBoot(subject, settings, drops);
       });
     }
+
+    it('clears an override: the read-back and the BMC itself hold none; clearing again succeeds', async () => {
+      const { bmc, subject } = await setup(make);
+      await bmc.setBoot({ device: 'pxe', persistent: false, mode: 'legacy' });
+      expect(await bmc.clearBoot()).toEqual({ tried: [subject.driver.name], succeeded: subject.driver.name });
+      expect((await bmc.readBoot()).boot).toBeNull();
+      if (subject.peer?.boot) expect(await subject.peer.boot(), "the BMC's own override").toBeNull();
+      await bmc.clearBoot();
+      expect((await bmc.readBoot()).boot).toBeNull();
+      if (subject.peer) expect(await subject.peer.powerLog(), 'clearing sends no power command').toEqual([]);
+    });
 
     it('setting boot sends no power command', async () => {
       const { bmc, subject } = await setup(make);

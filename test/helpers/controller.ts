@@ -3,8 +3,8 @@
  * `npm run build`): its JSON lines collected, waited for, its stdin written, killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 export const CONTROLLER_MAIN = resolve(import.meta.dirname, '../../dist/scripts/controller/main.js');
 
@@ -69,4 +69,28 @@ export async function startController(o: ControllerStart): Promise<Ctl> {
   const c = new Ctl(child);
   c.port = (await c.waitFor('listening')).port as number;
   return c;
+}
+
+/** A reference controller that takes one agent's token, and the `upstream:` config line of a metald that reports to it. */
+export async function startUpstream(work: string, token: string, agent = 'test-agent'): Promise<{ ctl: Ctl; yaml: string }> {
+  writeFileSync(join(work, 'ctl.tokens'), `${token} ${agent}\n`);
+  writeFileSync(join(work, 'upstream.token'), `${token}\n`, { mode: 0o600 });
+  const ctl = await startController({ db: join(work, 'ctl.db'), tokenFile: join(work, 'ctl.tokens') });
+  return { ctl, yaml: `upstream: {url: "ws://127.0.0.1:${ctl.port}/v1/agents", token_file: ${join(work, 'upstream.token')}}` };
+}
+
+/**
+ * Sends a command to `agent` through the controller's stdin and waits for its result (accepted or not).
+ * @returns the command-result line.
+ */
+export async function command(ctl: Ctl, op: string, body: Record<string, unknown>, agent = 'test-agent'): Promise<Line> {
+  const before = ctl.of('command-sent').length;
+  ctl.input(`command ${agent} ${op} ${JSON.stringify(body)}`);
+  const sent = await ctl.waitFor('command-sent', (l) => l.op === op && l.resend !== true && ctl.of('command-sent').indexOf(l) >= before, 10_000);
+  return ctl.waitFor('command-result', (l) => l.command_id === sent.command_id, 20_000);
+}
+
+/** Waits until the controller has received an `instance.operation_state` event of `value` for the instance. */
+export function operationStateSeen(ctl: Ctl, instanceId: string, value: string, ms = 60_000): Promise<Line> {
+  return ctl.waitFor('event', (l) => l.kind === 'instance.operation_state' && l.instance_id === instanceId && (l.data as { operation_state?: string }).operation_state === value, ms);
 }

@@ -1,7 +1,8 @@
 /**
  * Delete: power off (from running, the PowerOff edge and then Delete), wipe the disk by booting the ramdisk and
- * letting the installer erase it (the same path as uninstall), power off, eject any virtual medium, release the node. Every step is safe to
- * repeat, so a restart resumes a delete where it was: the tenant's server ends off and the node free.
+ * letting the installer erase it (the same path as uninstall), power off, eject any virtual medium, clear the boot
+ * override, release the node. Every step is safe to repeat, so a restart resumes a delete where it was: the tenant's
+ * server ends off and the node free.
  */
 import type { DeployJob } from '../../ports.js';
 import type { Plan, StepContext } from '../plan.js';
@@ -18,6 +19,16 @@ const wipeJob = (c: StepContext): DeployJob => ({
   ssh_keys: [],
   user_data: null,
 });
+
+/** A BMC call whose BMC_ERR_UNSUPPORTED (nothing was sent) means there is nothing to do. */
+async function unlessUnsupported<T>(call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'BMC_ERR_UNSUPPORTED') return undefined;
+    throw e;
+  }
+}
 
 export function deletePlan(): Plan {
   return {
@@ -39,14 +50,10 @@ export function deletePlan(): Plan {
       installerStep('wipe', wipeJob),
       powerStep('off', { onRestart: 'repeat' }),
       // The next tenant finds no medium left in the virtual CD (a BMC without virtual media has none to eject).
-      bmcStep('eject_media', async (c) => {
-        try {
-          return await c.bmc().ejectMedia({ signal: c.signal });
-        } catch (e) {
-          if ((e as { code?: string }).code === 'BMC_ERR_UNSUPPORTED') return undefined;
-          throw e;
-        }
-      }),
+      bmcStep('eject_media', (c) => unlessUnsupported(c.bmc().ejectMedia({ signal: c.signal }))),
+      // Nor a boot override: the node follows its own boot order until the next operation sets one. A BMC that
+      // cannot clear one (BMC_ERR_UNSUPPORTED: nothing was sent) keeps what the wipe's boot consumed.
+      bmcStep('clear_boot_override', (c) => unlessUnsupported(c.bmc().clearBoot({ signal: c.signal }))),
       {
         name: 'release_node',
         onRestart: 'repeat',

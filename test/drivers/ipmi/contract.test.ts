@@ -22,6 +22,8 @@ function simPeer(sim: IpmiSim): ContractPeer {
     powerLog: async () => (await sim.log()).filter((l) => !l.startsWith('boot ')).map((l) => SET_COMMAND[l] ?? 'other'),
     boot: async () => {
       const dev = await sim.boot();
+      // `bootdev none` reaches chassis_control as `set boot none`: no override.
+      if (dev === 'none') return null;
       return { device: DEVICE[dev] ?? (dev as BootSettings['device']) };
     },
   };

@@ -46,6 +46,7 @@ describe('buildArgv', () => {
     [{ kind: 'bootdev', device: 'disk', persistent: true, efi: false }, ['chassis', 'bootdev', 'disk', 'options=persistent']],
     [{ kind: 'bootdev', device: 'cdrom', persistent: false, efi: true }, ['chassis', 'bootdev', 'cdrom', 'options=efiboot']],
     [{ kind: 'bootdev', device: 'pxe', persistent: true, efi: true }, ['chassis', 'bootdev', 'pxe', 'options=persistent,efiboot']],
+    [{ kind: 'bootdev', device: 'none', persistent: false, efi: false }, ['chassis', 'bootdev', 'none']],
     [{ kind: 'bootparam-get-5' }, ['chassis', 'bootparam', 'get', '5']],
   ];
   it.each(cases)('%j', (command, tail) => {
@@ -101,8 +102,9 @@ describe('output readers', () => {
     ],
   ])('bootparam get 5 (%#)', (stdout, want) => expect(parseBootParam5(stdout)).toEqual(want));
 
-  it('bootparam get 5: no override or missing lines are BMC_ERR_BAD_RESPONSE', () => {
-    expect(() => parseBootParam5(BOOTPARAM_SIM.replace('Force PXE', 'No override'))).toThrow(/boots "No override"/);
+  it('bootparam get 5: "No override" (bootdev none) is null; another selector or missing lines are BMC_ERR_BAD_RESPONSE', () => {
+    expect(parseBootParam5(BOOTPARAM_SIM.replace('Force PXE', 'No override'))).toBeNull();
+    expect(() => parseBootParam5(BOOTPARAM_SIM.replace('Force PXE', 'Force Boot into BIOS Setup'))).toThrow(/boots "Force Boot into BIOS Setup"/);
     expect(() => parseBootParam5('Boot parameter version: 1\n')).toThrow(expect.objectContaining({ code: 'BMC_ERR_BAD_RESPONSE' }) as unknown as Error);
   });
 });

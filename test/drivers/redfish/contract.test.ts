@@ -37,11 +37,15 @@ function scriptedPeer(bmc: ScriptedBmc): ContractPeer {
           .map((t) => REDFISH_RESET_COMMAND[t] ?? 'other'),
       ),
     boot: () =>
-      Promise.resolve({
-        device: REDFISH_BOOT_DEVICE[String(bmc.boot['BootSourceOverrideTarget'])],
-        persistent: bmc.boot['BootSourceOverrideEnabled'] === 'Continuous',
-        mode: bmc.boot['BootSourceOverrideMode'] === 'UEFI' ? 'uefi' : 'legacy',
-      }),
+      Promise.resolve(
+        bmc.boot['BootSourceOverrideEnabled'] === 'Disabled'
+          ? null
+          : {
+              device: REDFISH_BOOT_DEVICE[String(bmc.boot['BootSourceOverrideTarget'])],
+              persistent: bmc.boot['BootSourceOverrideEnabled'] === 'Continuous',
+              mode: bmc.boot['BootSourceOverrideMode'] === 'UEFI' ? 'uefi' : 'legacy',
+            },
+      ),
     media: () => Promise.resolve(bmc.media.Inserted ? bmc.media.Image : null),
   };
 }

@@ -77,6 +77,7 @@ function emulatorPeer(c: EmulatorControl, id: string, since: number): ContractPe
         .map((r) => REDFISH_RESET_COMMAND[String(r.args['ResetType'])] ?? 'other'),
     boot: async () => {
       const { boot } = await c.system(id);
+      if (boot.enabled === 'Disabled') return null;
       return { device: REDFISH_BOOT_DEVICE[boot.target], persistent: boot.enabled === 'Continuous', mode: boot.mode === 'UEFI' ? 'uefi' : 'legacy' };
     },
     media: async () => {

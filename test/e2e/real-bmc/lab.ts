@@ -193,7 +193,9 @@ function describeCommand(c: CommandRecord): string {
   if (c.kind === 'boot-override') {
     // Accepted overrides are logged as the Boot object applied, refused ones as the request body.
     const b = (c.args['Boot'] ?? c.args) as Record<string, unknown>;
-    return `boot ${String(b['BootSourceOverrideTarget'])} ${String(b['BootSourceOverrideEnabled'])} ${c.status}`;
+    // A clear sends the Enabled field alone: `boot Disabled 200`.
+    const fields = [b['BootSourceOverrideTarget'], b['BootSourceOverrideEnabled']].filter((v) => v !== undefined).map(String);
+    return `boot ${fields.join(' ')} ${c.status}`;
   }
   return `${c.kind} ${c.status}`;
 }

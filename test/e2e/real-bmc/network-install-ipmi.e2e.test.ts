@@ -2,7 +2,8 @@
  * The OS operations through the boot server on the IPMI driver: ipmi_sim BMCs whose chassis_control program runs the
  * node emulator as a process (test/emulators/chassis-control.sh node mode, test/emulators/node/cli.ts), which runs
  * the real reference installer under busybox against a disk file. Through the REST API: install, modify-ip,
- * change-password, switch-install, uninstall, delete; a refused boot override and retry. What the peers saw is
+ * change-password, switch-install, uninstall, delete; a refused boot override and retry. Through upstream commands
+ * from the reference controller: create, power, reinstall, delete, with the events the controller received. What the peers saw is
  * asserted: ipmi_sim's chassis log, the node's own log, the disk read back with debugfs.
  * ipmi_sim keeps a boot device for the next boot only: the nodes say `persistent_boot: false` (docs/config.md).
  */
@@ -16,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
 import { IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, nodeId } from '../../helpers/harness.js';
+import { command, operationStateSeen, startUpstream, type Ctl } from '../../helpers/controller.js';
 import { freeTcpPort, missingPeers } from '../../helpers/peers.js';
 import { finishedAction, startLab, status, type Lab } from './lab.js';
 
@@ -25,7 +27,10 @@ const NODE_CLI = resolve(import.meta.dirname, '../../../dist/test/emulators/node
 const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`;
 const why = missingPeers('a network install (the reference installer mounts the installed system through a loop device)', ['busybox', 'mkfs.ext4', 'debugfs'], 'busybox-static e2fsprogs');
 
+const NODES = 3;
+const UPSTREAM_TOKEN = 'upstream-token-netipmi-0123456789ab';
 let work = '';
+let ctl: Ctl | undefined;
 let images: Server | null = null;
 let lab: Lab | undefined;
 let daemon: Daemon | undefined;
@@ -60,12 +65,15 @@ beforeAll(async () => {
   await new Promise<void>((r) => images!.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
   const bootPort = await freeTcpPort();
-  for (let i = 1; i <= 2; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
+  for (let i = 1; i <= NODES; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
+  // The reference controller, for the operations by upstream command (node 3).
+  const upstream = await startUpstream(work, UPSTREAM_TOKEN);
+  ctl = upstream.ctl;
   lab = await startLab({
-    ipmi: ['off', 'off'],
+    ipmi: Array.from({ length: NODES }, () => 'off' as const),
     redfish: [],
-    nodes: [{ kind: 'ipmi', sim: 0 }, { kind: 'ipmi', sim: 1 }],
-    extra: `boot: {listen: "127.0.0.1:${bootPort}"}`,
+    nodes: Array.from({ length: NODES }, (_, k) => ({ kind: 'ipmi' as const, sim: k })),
+    extra: `boot: {listen: "127.0.0.1:${bootPort}"}\n${upstream.yaml}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
     edit: (y) =>
       y
@@ -74,7 +82,7 @@ beforeAll(async () => {
         .replace(/retry_timeout_s: 1\}/g, 'retry_timeout_s: 1, persistent_boot: false}')
         .replace(/deploy: 5s/, 'deploy: 30s'),
   });
-  for (let i = 1; i <= 2; i++) {
+  for (let i = 1; i <= NODES; i++) {
     writeFileSync(join(stateDir(i), 'node.json'), JSON.stringify({ mac: mac(i), bootUrl: `http://127.0.0.1:${bootPort}`, disk: disk(i) }));
     writeFileSync(join(stateDir(i), 'node.env'), `NODE_BIN=${process.execPath}\nNODE_CLI=${NODE_CLI}\n`);
   }
@@ -83,7 +91,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // The node processes outlive their BMC: power them off first.
-  for (let i = 1; lab && i <= 2; i++) {
+  for (let i = 1; lab && i <= NODES; i++) {
     const pidFile = join(stateDir(i), 'node.pid');
     if (existsSync(pidFile)) {
       try {
@@ -94,6 +102,7 @@ afterAll(async () => {
     }
   }
   await daemon?.kill('SIGTERM');
+  await ctl?.kill();
   await lab?.stop();
   await new Promise((r) => (images ? images.close(r) : r(undefined)));
   if (work) rmSync(work, { recursive: true, force: true });
@@ -140,6 +149,9 @@ describe('network installs through the IPMI driver (ipmi_sim) and the node emula
     await waitFor(async () => (await status(daemon!, id, 'admin').catch(() => ({ state: 'terminated' }))).state === 'terminated', 60_000, 'the delete');
     expect(nodeLog(1).filter((w) => w === 'installer-exited')).toHaveLength(runs + 1);
     expect(await lab!.sims[0]!.power()).toBe('off');
+    // The delete's tail as ipmi_sim saw it: into the wipe by PXE, off, and the boot override cleared (`bootdev none`).
+    expect((await lab!.sims[0]!.log()).slice(-4)).toEqual(['boot pxe', 'power 1', 'power 0', 'boot none']);
+    expect(await lab!.sims[0]!.boot()).toBe('none');
   }, 240_000);
 
   it('ipmi_sim refusing the boot override: install-failed with the BMC\'s words, no installer run, off; retry once it takes it: succeeds', async () => {
@@ -166,4 +178,37 @@ describe('network installs through the IPMI driver (ipmi_sim) and the node emula
     expect(nodeLog(2)).toEqual(['installer-started', 'installer-exited', 'powered-off', 'booted-disk']);
     expect(sha(readFileSync(disk(2)).subarray(0, other.length))).toBe(sha(other));
   }, 120_000);
+
+  it('by upstream command: create, power off, reinstall, delete; the controller sees each end, ipmi_sim each command', async () => {
+    if (why) expect.fail(why);
+    await ctl!.waitFor('welcome', () => true, 20_000);
+    const created = await command(ctl!, 'instance.create', { project_id: PROJECT, user_id: 'f5a98f28f61e4fd19622f9016c481d48', instance: { name: 'ipmi-3', image_uuid: IMAGE2, extra: { node_id: nodeId(3) } } });
+    expect(created).toMatchObject({ status: 'accepted' });
+    const id = String(created.instance_id);
+    await operationStateSeen(ctl!, id, 'install-succeed');
+    expect(sha(readFileSync(disk(3)).subarray(0, other.length))).toBe(sha(other));
+    expect(await lab!.sims[2]!.log()).toEqual(['power 0', 'boot pxe', 'power 1', 'boot default', 'power 0', 'power 1']);
+
+    const powered = await command(ctl!, 'instance.power', { instance_id: id, target: 'off' });
+    expect(powered).toMatchObject({ status: 'accepted' });
+    const finished = await ctl!.waitFor('event', (l) => l.kind === 'action.finished' && (l.data as { request_id?: string }).request_id === powered.request_id, 30_000);
+    expect(finished.data).toMatchObject({ action: 'stop', result: 'Success' });
+    expect((await lab!.sims[2]!.log()).at(-1)).toBe('power 0');
+    expect(await lab!.sims[2]!.power()).toBe('off');
+
+    writeFileSync(disk(3), Buffer.alloc(16 * MiB, 0xee));
+    expect(await command(ctl!, 'instance.operation', { instance_id: id, operation: { reinstall: {} } })).toMatchObject({ status: 'accepted' });
+    await operationStateSeen(ctl!, id, 'reinstall-succeed');
+    expect(sha(readFileSync(disk(3)).subarray(0, other.length))).toBe(sha(other));
+
+    const runs = nodeLog(3).filter((w) => w === 'installer-exited').length;
+    expect(await command(ctl!, 'instance.delete', { instance_id: id })).toMatchObject({ status: 'accepted' });
+    await ctl!.waitFor('event', (l) => l.kind === 'instance.deleted' && l.instance_id === id, 60_000);
+    const released = ctl!.of('event').filter((l) => l.kind === 'node.released' && (l.data as { released_instance_id?: string }).released_instance_id === id);
+    expect(released, 'the controller saw the node released').toHaveLength(1);
+    expect(nodeLog(3).filter((w) => w === 'installer-exited')).toHaveLength(runs + 1);
+    expect(readFileSync(disk(3)).every((b) => b === 0), 'the wipe zeroed the disk').toBe(true);
+    expect((await lab!.sims[2]!.log()).slice(-2)).toEqual(['power 0', 'boot none']);
+    expect(await lab!.sims[2]!.power()).toBe('off');
+  }, 180_000);
 });

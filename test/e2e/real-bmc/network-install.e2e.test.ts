@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startController, type Ctl } from '../../helpers/controller.js';
+import { command, operationStateSeen, startUpstream, type Ctl } from '../../helpers/controller.js';
 import { startDaemon, waitFor, type Daemon } from '../../helpers/daemon.js';
 import { freeTcpPort, missingPeers } from '../../helpers/peers.js';
 import { IMAGE, IMAGE2, MEMBER_TOKEN, NETWORK, PROJECT, SSH_KEY, nodeId } from '../../helpers/harness.js';
@@ -86,16 +86,15 @@ beforeAll(async () => {
   const iso = join(work, 'ramdisk.iso');
   writeFileSync(iso, 'ISO');
   // The reference controller, for the install by an upstream command.
-  writeFileSync(join(work, 'ctl.tokens'), `${UPSTREAM_TOKEN} test-agent\n`);
-  writeFileSync(join(work, 'upstream.token'), `${UPSTREAM_TOKEN}\n`, { mode: 0o600 });
-  ctl = await startController({ db: join(work, 'ctl.db'), tokenFile: join(work, 'ctl.tokens') });
+  const upstream = await startUpstream(work, UPSTREAM_TOKEN);
+  ctl = upstream.ctl;
   lab = await startLab({
     ipmi: [],
     // Node 4's server reaches no boot server (its installer is silent).
     // Node 10's server answers ICMP from a namespace of its own once booted from disk (at the address on its disk).
     redfish: range(NODES).map((i) => ({ id: `sys-${i}`, power: 'Off' as const, profile: { node: { mac: mac(i), bootUrl: i === 4 ? `http://127.0.0.1:${deadPort}` : bootUrl, disk: disk(i), ...(i === 10 ? { icmp: true } : {}) } } })),
     nodes: range(NODES).map((i) => ({ kind: 'redfish' as const, system: `sys-${i}` })),
-    extra: `boot: {listen: "127.0.0.1:${bootPort}", ramdisk: {iso: ${iso}}}\nupstream: {url: "ws://127.0.0.1:${ctl.port}/v1/agents", token_file: ${join(work, 'upstream.token')}}`,
+    extra: `boot: {listen: "127.0.0.1:${bootPort}", ramdisk: {iso: ${iso}}}\n${upstream.yaml}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
     edit: (y) =>
       y
@@ -273,23 +272,18 @@ describe('network installs through the Redfish driver and the node emulator', ()
     if (why) expect.fail(why);
     await ctl!.waitFor('welcome', () => true, 20_000);
     const body = { name: 'up-7', image_uuid: IMAGE2, extra: { node_id: nodeId(7) } };
-    ctl!.input(`command test-agent instance.create ${JSON.stringify({ project_id: PROJECT, user_id: 'f5a98f28f61e4fd19622f9016c481d48', instance: body })}`);
-    const sent = await ctl!.waitFor('command-sent', (l) => JSON.stringify(l).includes('instance.create'), 10_000);
-    const result = await ctl!.waitFor('command-result', (l) => l.command_id === sent.command_id, 20_000);
+    const result = await command(ctl!, 'instance.create', { project_id: PROJECT, user_id: 'f5a98f28f61e4fd19622f9016c481d48', instance: body });
     expect(result).toMatchObject({ status: 'accepted' });
-    const id = String((result as { result?: { instance_id?: string }; instance_id?: string }).instance_id ?? (result as { result?: { instance_id?: string } }).result?.instance_id);
+    const id = String(result.instance_id);
     // What the controller received: the install's steps, then install-succeed, for that instance.
-    const done = await ctl!.waitFor('event', (l) => l.kind === 'instance.operation_state' && l.instance_id === id && (l.data as { operation_state?: string }).operation_state === 'install-succeed', 60_000);
-    expect(done).toBeTruthy();
+    await operationStateSeen(ctl!, id, 'install-succeed');
     const steps = ctl!.of('event').filter((l) => l.kind === 'action.event' && l.instance_id === id).map((l) => (l.data as { event?: string }).event);
     expect(steps).toEqual(expect.arrayContaining(['prepare_boot', 'set_boot_device', 'power_on', 'deploy', 'confirm_alive']));
     expect(sha(readFileSync(disk(7)).subarray(0, other.length))).toBe(sha(other));
 
     // Then an OS operation by command: uninstall, run once, its result and uninstall-succeed seen by the controller.
-    ctl!.input(`command test-agent instance.operation ${JSON.stringify({ instance_id: id, operation: { uninstall: {} } })}`);
-    const sent2 = await ctl!.waitFor('command-sent', (l) => JSON.stringify(l).includes('instance.operation'), 10_000);
-    expect(await ctl!.waitFor('command-result', (l) => l.command_id === sent2.command_id, 20_000)).toMatchObject({ status: 'accepted' });
-    await ctl!.waitFor('event', (l) => l.kind === 'instance.operation_state' && l.instance_id === id && (l.data as { operation_state?: string }).operation_state === 'uninstall-succeed', 60_000);
+    expect(await command(ctl!, 'instance.operation', { instance_id: id, operation: { uninstall: {} } })).toMatchObject({ status: 'accepted' });
+    await operationStateSeen(ctl!, id, 'uninstall-succeed');
     expect(readFileSync(disk(7)).every((b) => b === 0)).toBe(true);
   }, 90_000);
 

@@ -196,10 +196,11 @@ describe('OS operations through the real drivers', () => {
     const s = await status(d, id, 'admin');
     const why = JSON.stringify({ a, s, peer: await emulatorCommands(lab!.emu, 'sys-1') });
     expect(a.action, why).toBe('delete');
-    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'prepare_boot', 'set_boot_device', 'power_on', 'wipe', 'power_off', 'eject_media', 'release_node'].map((e) => `${e} Success`));
+    expect(a.events.map((e) => `${e.event} ${e.result}`), why).toEqual(['power_off', 'prepare_boot', 'set_boot_device', 'power_on', 'wipe', 'power_off', 'eject_media', 'clear_boot_override', 'release_node'].map((e) => `${e} Success`));
     expect(s, why).toMatchObject({ state: 'terminated', error: null });
-    expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual([...before, 'reset ForceOff 204', 'boot Pxe Once 200', 'reset On 204', 'reset ForceOff 204']); // eject_media: the CD was empty (the driver sends nothing)
+    expect(await emulatorCommands(lab!.emu, 'sys-1'), why).toEqual([...before, 'reset ForceOff 204', 'boot Pxe Once 200', 'reset On 204', 'reset ForceOff 204', 'boot Disabled 200']); // eject_media: the CD was empty (the driver sends nothing)
     expect((await lab!.emu.system('sys-1')).powerState).toBe('Off');
+    expect((await lab!.emu.system('sys-1')).boot.enabled, 'the BMC holds no boot override').toBe('Disabled');
     expect(jobs().filter((j) => j.node === 'node-01').map((j) => j.operation)).toEqual(['reinstall', 'uninstall']);
     const node = (await d.call('GET', `/v1/nodes/${nodeId(1)}`, ADMIN_TOKEN)).body as { instance_uuid: string | null; power_state: string };
     expect(node).toMatchObject({ instance_uuid: null, power_state: 'power off' });
