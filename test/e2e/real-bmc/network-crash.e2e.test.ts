@@ -40,17 +40,19 @@ const RESETS = STEPS.flatMap((s) => (s.reset ? [s.reset] : []));
 
 /**
  * A delete of a running instance: its events, the same way (revoke_jobs is silent). Its power steps are safe to
- * repeat (plans/delete.ts): an interrupted one is sent again. The wipe of an emulated disk ends before it can be
- * caught (the install's deploy step is the kill during an installer's wait).
+ * repeat (plans/delete.ts): an interrupted one is sent again. The delete's servers boot slowly (their installer starts
+ * 3 s after the boot), so that the wipe step, waiting for an installer with little to do, can be interrupted: the
+ * installer starts during or after the restart, and its one report is taken by the resumed step.
  */
 const DELETE_STEPS: { event: string; instant?: true; reset?: string }[] = [
   { event: 'power_off', reset: 'ForceOff' },
   { event: 'prepare_boot', instant: true },
   { event: 'set_boot_device' },
   { event: 'power_on', reset: 'On' },
-  { event: 'wipe', instant: true },
+  { event: 'wipe' },
   { event: 'power_off', reset: 'ForceOff' },
   { event: 'eject_media', instant: true },
+  { event: 'clear_boot_override' },
   { event: 'release_node', instant: true },
 ];
 const DELETE_CAUGHT = DELETE_STEPS.map((s, k) => ({ ...s, k })).filter((s) => !s.instant);
@@ -110,7 +112,7 @@ beforeAll(async () => {
   for (let i = 1; i <= n; i++) writeFileSync(disk(i), Buffer.alloc(16 * MiB, 0xee));
   lab = await startLab({
     ipmi: [],
-    redfish: Array.from({ length: n }, (_, k) => ({ id: `sys-${k + 1}`, power: 'Off' as const, profile: { powerDelayMs: 700, node: { mac: mac(k + 1), bootUrl: `http://127.0.0.1:${bootPort}`, disk: disk(k + 1) } } })),
+    redfish: Array.from({ length: n }, (_, k) => ({ id: `sys-${k + 1}`, power: 'Off' as const, profile: { powerDelayMs: 700, node: { mac: mac(k + 1), bootUrl: `http://127.0.0.1:${bootPort}`, disk: disk(k + 1), ...(k >= CAUGHT.length ? { bootDelayMs: 3000 } : {}) } } })),
     nodes: Array.from({ length: n }, (_, k) => ({ kind: 'redfish' as const, system: `sys-${k + 1}` })),
     extra: `boot: {listen: "127.0.0.1:${bootPort}"}`,
     liveness: '{engine: fping, interval: 30s, timeout: 200ms, retries: 0}',
@@ -196,7 +198,9 @@ describe('SIGKILL in the middle of each step of a delete through the boot server
         before = (await events(requestId, id)).events;
         const open = before.length === target.k + 1 && before[target.k]!.finish_time === null;
         return open && (!target.reset || (await resets()).length === sentBy);
-      }, 30_000, `event ${target.k} (${target.event}) open`);
+      }, 30_000, `event ${target.k} (${target.event}) open`).catch(async (e) => {
+        throw new Error(`${(e as Error).message}: ${JSON.stringify(before)} ${JSON.stringify((await lab!.emu.system(sys)).commands.slice(-14).map((c) => [c.atMs, c.kind, c.by, c.args]))}`);
+      });
       await daemon!.kill('SIGKILL');
       daemon = await startDaemon(lab!.configPath);
 
@@ -214,6 +218,7 @@ describe('SIGKILL in the middle of each step of a delete through the boot server
       expect(nodeRecord.filter((w) => w === 'installer-started')).toHaveLength(2); // the install, then one wipe
       expect(readFileSync(disk(i)).every((b) => b === 0)).toBe(true);
       expect((await lab!.emu.system(sys)).powerState).toBe('Off');
+      expect((await lab!.emu.system(sys)).boot.enabled, 'the BMC holds no boot override after the delete').toBe('Disabled');
     }, 120_000);
   });
 });

@@ -38,6 +38,11 @@ export interface NodeSettings {
    * address is silent. Needs root and iproute2.
    */
   icmp?: boolean;
+  /**
+   * A slow boot: the installer starts this many ms after the server booted into it (firmware, kernel, initrd), so that
+   * a test can interrupt metald while it waits for an installer that does little (a wipe of a small disk file).
+   */
+  bootDelayMs?: number;
 }
 
 export function parseNodeSettings(v: unknown): NodeSettings {
@@ -50,6 +55,11 @@ export function parseNodeSettings(v: unknown): NodeSettings {
   if (o['icmp'] !== undefined) {
     if (typeof o['icmp'] !== 'boolean') throw new Error('node.icmp must be a boolean');
     out.icmp = o['icmp'];
+  }
+  if (o['bootDelayMs'] !== undefined) {
+    const d = o['bootDelayMs'];
+    if (!(typeof d === 'number' && Number.isInteger(d) && d >= 0 && d <= 60_000)) throw new Error('node.bootDelayMs must be an integer from 0 to 60000');
+    out.bootDelayMs = d;
   }
   if (o['qemu'] !== undefined) {
     const q = o['qemu'] as Record<string, unknown>;
@@ -219,6 +229,13 @@ export class EmulatedNode {
   }
 
   private install(gen: number, cmdline: string, via: string): void {
+    const delay = this.settings.bootDelayMs ?? 0;
+    if (delay === 0) return this.runInstaller(gen, cmdline, via);
+    // Powered off (or booted again) meanwhile: this boot never reaches its installer.
+    setTimeout(() => gen === this.generation && this.runInstaller(gen, cmdline, via), delay).unref();
+  }
+
+  private runInstaller(gen: number, cmdline: string, via: string): void {
     if (!INSTALLER) throw new Error('scripts/installer/metald-install.sh is missing');
     const bin = this.busyboxPath();
     const cmdFile = join(this.work, 'cmdline');
