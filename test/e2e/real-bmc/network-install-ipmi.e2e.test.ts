@@ -3,7 +3,8 @@
  * node emulator as a process (test/emulators/chassis-control.sh node mode, test/emulators/node/cli.ts), which runs
  * the real reference installer under busybox against a disk file. Through the REST API: install, modify-ip,
  * change-password, switch-install, uninstall, delete; a refused boot override and retry. Through upstream commands
- * from the reference controller: create, power, reinstall, delete, with the events the controller received. What the peers saw is
+ * from the reference controller: create, power, reinstall, switch-install, modify-ip, change-password, delete, with
+ * the events the controller received. What the peers saw is
  * asserted: ipmi_sim's chassis log, the node's own log, the disk read back with debugfs.
  * ipmi_sim keeps a boot device for the next boot only: the nodes say `persistent_boot: false` (docs/config.md).
  */
@@ -179,7 +180,7 @@ describe('network installs through the IPMI driver (ipmi_sim) and the node emula
     expect(sha(readFileSync(disk(2)).subarray(0, other.length))).toBe(sha(other));
   }, 120_000);
 
-  it('by upstream command: create, power off, reinstall, delete; the controller sees each end, ipmi_sim each command', async () => {
+  it('by upstream command: create, power off, reinstall, switch-install, modify-ip, change-password, delete; the controller sees each end, ipmi_sim each command', async () => {
     if (why) expect.fail(why);
     await ctl!.waitFor('welcome', () => true, 20_000);
     const created = await command(ctl!, 'instance.create', { project_id: PROJECT, user_id: 'f5a98f28f61e4fd19622f9016c481d48', instance: { name: 'ipmi-3', image_uuid: IMAGE2, extra: { node_id: nodeId(3) } } });
@@ -196,10 +197,26 @@ describe('network installs through the IPMI driver (ipmi_sim) and the node emula
     expect((await lab!.sims[2]!.log()).at(-1)).toBe('power 0');
     expect(await lab!.sims[2]!.power()).toBe('off');
 
+    // Each OS operation by command: accepted, and its action finished Success as the controller received it.
+    const operate = async (operation: Record<string, unknown>) => {
+      const r = await command(ctl!, 'instance.operation', { instance_id: id, operation });
+      expect(r, JSON.stringify(operation)).toMatchObject({ status: 'accepted' });
+      const f = await ctl!.waitFor('event', (l) => l.kind === 'action.finished' && (l.data as { request_id?: string }).request_id === r.request_id, 60_000);
+      expect(f.data, JSON.stringify(operation)).toMatchObject({ result: 'Success', message: null });
+    };
     writeFileSync(disk(3), Buffer.alloc(16 * MiB, 0xee));
-    expect(await command(ctl!, 'instance.operation', { instance_id: id, operation: { reinstall: {} } })).toMatchObject({ status: 'accepted' });
+    await operate({ reinstall: {} });
     await operationStateSeen(ctl!, id, 'reinstall-succeed');
     expect(sha(readFileSync(disk(3)).subarray(0, other.length))).toBe(sha(other));
+    await operate({ 'switch-install': { image_uuid: IMAGE } });
+    await operationStateSeen(ctl!, id, 'switch-install-succeed');
+    expect(cat(3, '/etc/hostname')).toBe('ipmi-3\n');
+    await operate({ 'modify-ip': { networks: [{ uuid: NETWORK, fixed_ip: '127.0.2.170' }] } });
+    await operationStateSeen(ctl!, id, 'modify-ip-succeed');
+    expect(cat(3, '/etc/systemd/network/10-metald-0.network')).toContain('Address=127.0.2.170/24');
+    const HASH3 = '$6$ipmisal3$' + 'K'.repeat(86);
+    await operate({ 'change-password': { password_hash: HASH3 } });
+    expect(cat(3, '/etc/shadow')).toBe(`root:${HASH3}:19000:0:99999:7:::\n`);
 
     const runs = nodeLog(3).filter((w) => w === 'installer-exited').length;
     expect(await command(ctl!, 'instance.delete', { instance_id: id })).toMatchObject({ status: 'accepted' });
