@@ -22,6 +22,7 @@ import { buildBootServer } from './boot/server.js';
 import { RegistryBmcProvider } from './bmc-provider.js';
 import { SecretFiles, resolveTokens } from './config/secrets.js';
 import { diffConfig, mergeForReload } from './config/reload.js';
+import { BMC_DRAIN_MS, BmcDrain } from './drain.js';
 import type { ApiToken, Config } from './config/types.js';
 import type { Fakes } from './fakes.js';
 import { Lifecycle, type Component } from './lifecycle.js';
@@ -50,6 +51,8 @@ export interface BuildOptions {
   bootToken?: () => string;
   /** TEST-ONLY: the store's WAL sync port (tests hold or fail it); default fdatasync on the pool. */
   walSync?: WalSyncPort;
+  /** How long a stop waits for BMC commands in flight (agent/drain.ts); default BMC_DRAIN_MS. */
+  drainMs?: number;
 }
 
 export interface Agent {
@@ -106,10 +109,13 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const fakes: Fakes | null = config.allow_fake_drivers ? (await import('./fakes.js')).wireFakes(store, opts.fakeLab) : null;
   const lab = fakes?.lab ?? null;
   const http = new UndiciHttpClient();
+  // A stop lets the BMC commands in flight end (bounded) before the abort reaches them (agent/drain.ts).
+  const drainMs = opts.drainMs ?? BMC_DRAIN_MS;
+  const drain = new BmcDrain((n) => log.warn({ cut: n, drain_ms: drainMs }, 'stop: BMC commands still running after the drain were cut'));
   const registry = createDefaultRegistry({
     allowFake: config.allow_fake_drivers,
     bindable: fakes ? [fakes.driver] : [],
-    ports: { clock, log: log.child({ component: 'driver' }), http, run: new ExecaProcessRunner(), workDir: join(config.state_dir, 'drivers') },
+    ports: { clock, log: log.child({ component: 'driver' }), http: drain.http(http), run: drain.runner(new ExecaProcessRunner()), workDir: join(config.state_dir, 'drivers') },
   });
   const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
 
@@ -196,7 +202,22 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     // The config's nodes are enrolled before the API listens (one transaction: ~0.1 s at 2,000 new nodes).
     // The HTTP client's pools close after the engine's BMC handles (their Redfish logouts).
     // The ICMP engine (its socket or processes) closes once the operations that probe through it have stopped.
-    { name: 'operations', start: () => engine.prepare(), stop: () => engine.stop().finally(() => Promise.all([http.close(), liveEngine.close()])) },
+    // The stop drains the BMC commands in flight first (bounded by drainMs; their steps stay persisted as sent).
+    {
+      name: 'operations',
+      start: () => engine.prepare(),
+      stop: async () => {
+        drain.begin(drainMs);
+        if (drain.inFlight > 0) log.info({ in_flight: drain.inFlight, drain_ms: drainMs }, 'stop: draining BMC commands in flight');
+        try {
+          await engine.stop();
+        } finally {
+          const r = await drain.settled();
+          if (r.drained + r.cut > 0) log.info({ drained: r.drained, cut: r.cut }, 'stop: BMC commands drained');
+          await Promise.all([http.close(), liveEngine.close()]);
+        }
+      },
+    },
     { name: 'api', start: () => listen?.(), stop: () => api.close() },
     // Before recovery: a resumed deploy waits for reports that reach it here.
     ...(boot ? [{ name: 'boot', start: () => listenBoot?.(), stop: () => boot.close() }] : []),

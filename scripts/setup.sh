@@ -4,11 +4,13 @@
 # tests), iproute2; openipmi (ipmi_sim BMCs) and ipmitool (the IPMI driver's binary); python3-sushy and redfishtool
 # (the clients that check the Redfish emulator); openssl (the test CA); busybox-static and e2fsprogs (the reference
 # installer runs under busybox alone; its tests make and read ext4 images); qemu-system-x86, ipxe-qemu, extlinux and
-# syslinux-common (the end-to-end boot of a QEMU guest, test/e2e/qemu/); xorriso and isolinux (the ramdisk ISO). Needs root (or sudo) for apt; skips apt when every package is already there.
+# syslinux-common (the end-to-end boot of a QEMU guest, test/e2e/qemu/); xorriso and isolinux (the ramdisk ISO);
+# systemd (systemd-analyze verify/security and systemd-notify for test/systemd/) and python3 (an abstract notify
+# socket there). Needs root (or sudo) for apt; skips apt when every package is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs qemu-system-x86 ipxe-qemu extlinux syslinux-common xorriso isolinux)
+PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs qemu-system-x86 ipxe-qemu extlinux syslinux-common xorriso isolinux systemd python3)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
