@@ -1,109 +1,152 @@
 /**
- * The demo: runs metald on the embedded demo configuration (examples/demo.yaml: four fake nodes, one of them already
- * running a tenant's OS) and walks an operator's day through metalctl: nodes, create with progress, power, reboot,
- * reinstall, an injected BMC failure and its retry, actions, liveness, delete. Nothing leaves this host.
+ * The demo (`npm run demo`): an emulated rack of 8 servers on loopback (scripts/demo/rack.ts: 4 behind ipmi_sim
+ * BMCs, 4 behind the Redfish emulator, a node emulator behind each; the reference controller; metald), on embedded
+ * defaults. It powers the rack on, sweeps liveness, installs an OS on two servers (one IPMI, one Redfish) with a live
+ * progress bar per install (plain lines when stdout is not a terminal), prints a status table, then leaves metald,
+ * its API and the rack running with their URLs and an example metalctl command until Ctrl-C (SIGINT or SIGTERM),
+ * which stops everything it started and removes every file it made (scripts/demo/leftovers.ts finds the rest).
  *
- *   npm run demo
+ *   npm run demo              # the whole demo, then wait for Ctrl-C
+ *   npm run demo -- --exit    # the whole demo, then stop at once (scripted use)
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { run } from '../agent/cli/metalctl.js';
+import { ADMIN_PROJECT, IMAGE2, MEMBER_TOKEN, PROJECT, nodeId } from '../test/helpers/harness.js';
+import { call } from './bench/daemon.js';
+import { killLeftovers } from './demo/leftovers.js';
+import { ProgressBoard, type OperationView } from './demo/progress.js';
+import { ADOPTED, NODES, startRack, type Rack } from './demo/rack.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const examples = join(root, 'examples');
-const MAIN = join(root, 'dist/agent/main.js');
+const out = process.stdout;
+const say = (s: string) => out.write(`\n== ${s}\n`);
+const note = (s: string) => out.write(`   ${s}\n`);
 
-async function main(): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'metald-demo-'));
-  // The demo config as shipped, with its own state_dir, a free port and absolute secret paths.
-  const yaml = readFileSync(join(examples, 'demo.yaml'), 'utf8')
-    .replace(/^state_dir: .*$/m, `state_dir: ${join(work, 'state')}`)
-    .replace(/listen: 127\.0\.0\.1:6385/, 'listen: 127.0.0.1:0')
-    .replace(/token_file: demo-secrets\//g, `token_file: ${join(examples, 'demo-secrets')}/`);
-  const configPath = join(work, 'demo.yaml');
-  writeFileSync(configPath, yaml);
+/** One metalctl command, shown as typed, its output as printed (`quiet`: neither; its progress on stderr kept for an error). */
+async function metalctl(env: Record<string, string>, args: string[], quiet = false): Promise<string> {
+  if (!quiet) out.write(`\n$ metalctl ${args.join(' ')}\n`);
+  let text = '';
+  let errors = '';
+  const stderr = quiet ? { write: (s: string) => ((errors += s), true) } : process.stderr;
+  const code = await run(args, { stdout: { write: (s: string) => ((text += s), quiet || out.write(s)) }, stderr, env: { ...process.env, ...env } });
+  if (code !== 0) throw new Error(`metalctl ${args.join(' ')} exited ${code}: ${errors.trim().split('\n').slice(-3).join(' | ')}`);
+  return text;
+}
 
-  const daemon = spawn(process.execPath, [MAIN, '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let log = '';
-  const url = await new Promise<string>((res, rej) => {
-    daemon.stdout.on('data', (d: Buffer) => {
-      log += d.toString();
-      const m = /"url":"(http:\/\/[^"]+)".*"msg":"api listening"/.exec(log);
-      if (m?.[1]) res(m[1]);
-    });
-    daemon.on('exit', (code) => rej(new Error(`metald exited (${code}):\n${log}`)));
-  });
-  const cleanup = () => {
-    daemon.kill('SIGTERM');
-    rmSync(work, { recursive: true, force: true });
-  };
-  process.on('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+interface Install {
+  label: string;
+  id: string;
+  requestId: string;
+}
 
-  const admin = { METALCTL_URL: url, METALCTL_TOKEN_FILE: join(examples, 'demo-secrets/admin.token'), METALCTL_PROJECT: '5d8b99310e6c49eaa5413aa659170deb' };
-  const member = { METALCTL_URL: url, METALCTL_TOKEN_FILE: join(examples, 'demo-secrets/member.token'), METALCTL_PROJECT: 'demo-project' };
-  let out = '';
-  const ctl = async (env: Record<string, string>, args: string[], quiet = false): Promise<number> => {
-    process.stdout.write(`\n$ metalctl ${args.join(' ')}\n`);
-    out = '';
-    const code = await run(args, {
-      stdout: { write: (s: string) => ((out += s), quiet ? true : process.stdout.write(s)) },
-      stderr: process.stderr,
-      env: { ...process.env, ...env },
-    });
-    if (code !== 0) process.stdout.write(`(exit ${code})\n`);
-    return code;
-  };
-  const say = (s: string) => process.stdout.write(`\n# ${s}\n`);
-
-  try {
-    process.stdout.write(`metald is running at ${url} (state in ${work})\n`);
-    await new Promise((r) => setTimeout(r, 500));
-    say('The rack: four fake nodes; demo-04 was adopted (it already ran a tenant OS)');
-    await ctl(admin, ['node', 'list']);
-    await ctl(member, ['instance', 'list']);
-
-    say('A tenant creates a server on a small node and waits for the install');
-    await ctl(member, ['instance', 'create', '--name', 'web-1', '--image', '0c245da1-303d-4312-a6f7-c53358871f31', '--type', 'b185e5d1-c233-4c52-aa01-d60e93b95363', '--json', '--wait'], true);
-    const id = (JSON.parse(out) as { uuid: string }).uuid;
-    process.stdout.write(`created ${id}\n`);
-    await ctl(member, ['instance', 'status', id]);
-    await ctl(member, ['instance', 'show', id]);
-    await ctl(member, ['instance', 'ping', id]);
-
-    say('Power: off, on, reboot (seed 004 words, verified by reading the BMC back)');
-    await ctl(member, ['instance', 'power', id, 'off', '--wait']);
-    await ctl(member, ['instance', 'power', id, 'on', '--wait']);
-    await ctl(member, ['instance', 'power', id, 'reboot', '--wait']);
-
-    say('The BMC fails the installer once: the reinstall fails cleanly (node powered off), then retry');
-    await ctl(admin, ['node', 'list', '--json'], true);
-    const node = (JSON.parse(out) as { nodes: { uuid: string; instance_uuid: string | null }[] }).nodes.find((n) => n.instance_uuid === id)!;
-    await fetch(`${url}/v1/nodes/${node.uuid}/fake-faults`, {
-      method: 'PUT',
-      headers: { 'X-Auth-Token': readFileSync(admin.METALCTL_TOKEN_FILE, 'utf8').trim(), 'Content-Type': 'application/json' },
-      body: JSON.stringify({ fail_install: 1 }),
-    });
-    await ctl(member, ['instance', 'reinstall', id, '--wait']);
-    await ctl(member, ['instance', 'status', id]);
-    await ctl(member, ['instance', 'retry', id, '--wait']);
-    await ctl(member, ['instance', 'actions', id]);
-
-    say('Delete: powered off, wiped, node released');
-    await ctl(member, ['instance', 'delete', id, '--wait']);
-    await ctl(admin, ['node', 'list']);
-    say('Done. The same calls work against a real daemon: see README.md and docs/.');
-  } finally {
-    cleanup();
+async function watchInstalls(rack: Rack, installs: Install[]): Promise<void> {
+  const board = new ProgressBoard(out);
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    const views: OperationView[] = await Promise.all(
+      installs.map(async (i) => {
+        const server = (await call(rack.url, 'GET', `/v2/${PROJECT}/servers/${i.id}`, MEMBER_TOKEN)).body as { server: { progress: number | null } };
+        const action = (await call(rack.url, 'GET', `/v2/${PROJECT}/servers/${i.id}/os-instance-actions/${i.requestId}`, MEMBER_TOKEN)).body as { instanceAction: { events: { event: string; result: string | null }[] } };
+        const status = (await call(rack.url, 'GET', `/v1/${PROJECT}/instances/${i.id}/status`, MEMBER_TOKEN)).body as { operation_state: string | null };
+        const events = action.instanceAction.events.filter((e) => e.event !== 'schedule');
+        const failed = status.operation_state === 'install-failed';
+        const done = status.operation_state === 'install-succeed' || failed;
+        return { label: i.label, step: events.at(-1)?.event ?? 'scheduled', progress: server.server.progress, done, failed };
+      }),
+    );
+    board.render(views);
+    if (views.every((v) => v.done)) {
+      const failed = views.filter((v) => v.failed);
+      if (failed.length > 0) throw new Error(`install failed on ${failed.map((v) => v.label).join(', ')}: see the log`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error('the installs did not end in 240 s');
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : String(e));
-  process.exitCode = 1;
-});
+async function main(): Promise<void> {
+  const exitAtEnd = process.argv.includes('--exit');
+  // Every file of the demo, and every child's temp files, under one folder: Ctrl-C removes it whole.
+  const root = mkdtempSync(join(tmpdir(), 'metald-demo-'));
+  process.env['TMPDIR'] = root;
+  const logFile = join(root, 'metald.log');
+  const log = createWriteStream(logFile);
+  let rack: Rack | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) =>
+    (stopping ??= (async () => {
+      out.write(`\n== ${why}: stopping metald, the controller, the BMC emulators and the node emulators\n`);
+      await rack?.stop().catch((e: unknown) => out.write(`   stop: ${(e as Error).message}\n`));
+      const left = killLeftovers(root);
+      if (left.length > 0) note(`killed ${left.length} process(es) that outlived their parent: ${left.map((l) => l.cmd.slice(0, 80)).join('; ')}`);
+      log.end();
+      rmSync(root, { recursive: true, force: true });
+      note(`removed ${root}; nothing is left running`);
+    })());
+  process.once('SIGINT', () => void stop('Ctrl-C').then(() => process.exit(0)));
+  process.once('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0)));
+
+  try {
+    say('Starting an emulated rack of 8 servers on loopback');
+    rack = await startRack(root, note, {}, (l) => log.write(`${l}\n`));
+    note(`metald is ready at ${rack.url} (its log: ${logFile})`);
+    const cfg = dirname(rack.configPath);
+    const admin = { METALCTL_URL: rack.url, METALCTL_TOKEN_FILE: join(cfg, 'admin.token'), METALCTL_PROJECT: ADMIN_PROJECT };
+    const member = { METALCTL_URL: rack.url, METALCTL_TOKEN_FILE: join(cfg, 'member.token'), METALCTL_PROJECT: PROJECT };
+    await metalctl(admin, ['node', 'list']);
+
+    say(`Powering the rack on (servers ${ADOPTED.join(' and ')} already run a tenant's OS); each change read back from its BMC`);
+    const free = Array.from({ length: NODES }, (_, k) => k + 1).filter((i) => !(ADOPTED as readonly number[]).includes(i));
+    note(`$ metalctl node power <id> on --wait    (for each of node-0${free.join(', node-0')}, at once)`);
+    await Promise.all(
+      free.map(async (i) => {
+        await metalctl(admin, ['node', 'power', nodeId(i), 'on', '--wait'], true);
+        note(`node-0${i}: power on, read back from its ${i <= NODES / 2 ? 'IPMI' : 'Redfish'} BMC`);
+      }),
+    );
+    await metalctl(admin, ['node', 'list']);
+
+    say('Liveness: an ICMP sweep of every instance address (the tenants on servers 1 and 5)');
+    await metalctl(member, ['instance', 'ping-all']);
+
+    say('Installing an OS on two servers at once: node-02 (IPMI, network boot) and node-06 (Redfish, network boot)');
+    const installs: Install[] = [];
+    for (const i of [2, 6]) {
+      const r = await fetch(`${rack.url}/v1/${PROJECT}/instances`, {
+        method: 'POST',
+        headers: { 'X-Auth-Token': MEMBER_TOKEN, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: `web-${i}`, image_uuid: IMAGE2, extra: { node_id: nodeId(i) } }),
+      });
+      const body = (await r.json()) as { uuid?: string };
+      if (r.status !== 201 || !body.uuid) throw new Error(`create on node-0${i}: ${r.status} ${JSON.stringify(body)}`);
+      installs.push({ label: `web-${i} on node-0${i}`, id: body.uuid, requestId: r.headers.get('x-compute-request-id') ?? '' });
+    }
+    await watchInstalls(rack, installs);
+
+    say('Status');
+    await metalctl(admin, ['node', 'list']);
+    await metalctl(member, ['instance', 'list']);
+    const events = rack.ctl.of('event').length;
+    note(`the reference controller received ${events} events from metald over its WebSocket link`);
+
+    say('Ready: metald and the rack keep running');
+    note(`API:          ${rack.url}`);
+    note(`boot server:  ${rack.bootUrl}`);
+    note(`controller:   ws://127.0.0.1:${rack.ctl.port}/v1/agents`);
+    note(`log:          ${logFile}`);
+    note('try:');
+    note(`  METALCTL_URL=${rack.url} METALCTL_TOKEN_FILE=${member.METALCTL_TOKEN_FILE} METALCTL_PROJECT=${PROJECT} node dist/agent/cli/metalctl.js instance list`);
+    writeFileSync(join(root, 'ready'), rack.url);
+    if (exitAtEnd) return await stop('--exit');
+    note('Ctrl-C stops everything.');
+    await new Promise(() => undefined);
+  } catch (e) {
+    out.write(`\ndemo failed: ${(e as Error).message}\n`);
+    await stop('failure');
+    process.exitCode = 1;
+  }
+}
+
+void main();

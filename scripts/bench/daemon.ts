@@ -1,6 +1,7 @@
 /**
  * The real daemon (dist/agent/main.js) as a child process: spawn, time to the `ready` log line, stop by signal.
- * Its output is scanned line by line for `api listening` and `ready` and otherwise dropped.
+ * Its output is scanned line by line for `api listening` and `ready`, and each line given to `onLine` if there is one
+ * (else dropped).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +22,7 @@ export interface Child {
 }
 
 /** Spawns `node script args` and resolves when `isReady(line)` first holds (`url(line)` gives the URL when it can). */
-function spawnUntil(script: string, args: string[], isReady: (line: string) => boolean, urlOf: (line: string) => string | null, timeoutMs: number, nodeArgs: string[] = []): Promise<Child> {
+function spawnUntil(script: string, args: string[], isReady: (line: string) => boolean, urlOf: (line: string) => string | null, timeoutMs: number, nodeArgs: string[] = [], onLine?: (line: string) => void): Promise<Child> {
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first (npm run bench does)`);
   const t0 = performance.now();
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -40,7 +41,8 @@ function spawnUntil(script: string, args: string[], isReady: (line: string) => b
       const lines = (rest + d.toString()).split('\n');
       rest = lines.pop() ?? '';
       for (const line of lines) {
-        if (done) return;
+        onLine?.(line);
+        if (done) continue;
         url ||= urlOf(line) ?? '';
         if (!isReady(line)) continue;
         done = true;
@@ -78,7 +80,7 @@ const field = (line: string, key: string): unknown => {
  * `METALD_BENCH_NODE_ARGS` (space-separated) adds more to every daemon spawned, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
  * to profile the daemon under the bench's load (with `METALD_BUNDLE_MINIFY=0 npm run build` for readable names).
  */
-export function spawnDaemon(configPath: string, timeoutMs = 120_000, nodeArgs: string[] = []): Promise<Child> {
+export function spawnDaemon(configPath: string, timeoutMs = 120_000, nodeArgs: string[] = [], onLine?: (line: string) => void): Promise<Child> {
   const extra = (process.env['METALD_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
   return spawnUntil(
     MAIN,
@@ -87,6 +89,7 @@ export function spawnDaemon(configPath: string, timeoutMs = 120_000, nodeArgs: s
     (line) => (line.includes('"api listening"') ? ((field(line, 'url') as string | undefined) ?? null) : null),
     timeoutMs,
     [...nodeArgs, ...extra],
+    onLine,
   );
 }
 

@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const CONTROLLER_MAIN = resolve(import.meta.dirname, '../../dist/scripts/controller/main.js');
+/** From the sources (test/helpers/) or from the build (dist/test/helpers/, when scripts/demo.ts uses this). */
+export const CONTROLLER_MAIN = [resolve(import.meta.dirname, '../../dist/scripts/controller/main.js'), resolve(import.meta.dirname, '../../scripts/controller/main.js')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, '../../dist/scripts/controller/main.js');
 
 export type Line = Record<string, unknown> & { what: string };
 
