@@ -5,7 +5,7 @@
  * BmcLock is shared by every handle of the process.
  */
 import { BmcError } from '../drivers/errors.js';
-import { createBmc } from '../drivers/bmc.js';
+import { createBmc, type BmcCallObserver } from '../drivers/bmc.js';
 import { BmcLock, bmcLockKey } from '../drivers/bmc-lock.js';
 import type { DriverRegistry } from '../drivers/registry.js';
 import type { Bmc, BmcTarget } from '../drivers/types.js';
@@ -40,6 +40,8 @@ export class RegistryBmcProvider implements BmcProvider {
     private readonly secrets: SecretFiles,
     private readonly config: () => Config,
     private readonly clock: Clock,
+    /** Every handle's `onCall` (the BMC metrics, agent/api/metrics-bmc.ts). */
+    private readonly onCall?: BmcCallObserver,
   ) {
     this.lock = new BmcLock({ now: () => clock.now(), sleep: (ms, signal) => clock.sleep(ms, signal) });
   }
@@ -69,6 +71,7 @@ export class RegistryBmcProvider implements BmcProvider {
         callTimeoutMs: cfg.timeouts.bmc_call_ms,
         wait: { delaysMs: cfg.power_poll_ms, deadlineMs: cfg.timeouts.power_ms },
         sleep: (ms, signal) => this.clock.sleep(ms, signal),
+        ...(this.onCall ? { onCall: this.onCall } : {}),
       });
     } catch (e) {
       const err = e instanceof BmcError ? e : new BmcError('BMC_ERR_UNSUPPORTED', 'registry', e instanceof Error ? e.message : String(e));

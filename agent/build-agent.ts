@@ -35,6 +35,8 @@ import type { WalSyncPort } from './store/wal-sync.js';
 import type { Store } from './store/types.js';
 import { agentVersion, createUpstream, type UpstreamComponent } from './upstream/wire.js';
 import { createUpstreamMetrics } from './api/metrics-upstream.js';
+import { BmcCallCounts, createBmcMetrics } from './api/metrics-bmc.js';
+import { createOperationMetrics } from './api/metrics-operations.js';
 
 export interface BuildOptions {
   log: Logger;
@@ -117,7 +119,10 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     bindable: fakes ? [fakes.driver] : [],
     ports: { clock, log: log.child({ component: 'driver' }), http: drain.http(http), run: drain.runner(new ExecaProcessRunner()), workDir: join(config.state_dir, 'drivers') },
   });
-  const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock);
+  // The registry /metrics answers from; the BMC handles count their calls into bmcCalls (agent/api/metrics-bmc.ts).
+  const metrics = new Registry();
+  const bmcCalls = new BmcCallCounts();
+  const bmcs = new RegistryBmcProvider(registry, secrets, () => config, clock, bmcCalls.observe);
 
   const liveEngine = await choosePinger(config, opts.pinger, fakes);
   const pinger = liveEngine.pinger;
@@ -154,6 +159,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     liveness,
     log: log.child({ component: 'engine' }),
     ports: { clock, pinger, deployer, bmcs, log, uuid: opts.uuid ?? randomUUID },
+    onOperationEnded: createOperationMetrics(metrics, (id) => store.getAction(id), (err) => log.warn({ err }, 'operation metrics failed')),
   });
   engineRef = engine;
   // Reads the upstream token and CA now: a missing file fails the start naming it.
@@ -161,8 +167,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
   const upstreamInfo = () => ({ ...upstream.status(), last_seq: store.lastSeq() });
 
   let apiRef: FastifyInstance | null = null;
-  const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
+  createBmcMetrics(metrics, bmcCalls);
   createPowerSyncMetrics(metrics, () => engine.powerSyncStats());
   createLivenessMetrics(metrics, liveEngine.engine, () => liveness.stats());
   createUpstreamMetrics(metrics, upstreamInfo);
@@ -181,6 +187,8 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     upstream: upstreamInfo,
     durable: () => store.durable(),
     ...(fakes ? { fakeFaults: fakes.fakeFaults } : {}),
+    // The status page (docs/status-page.md): the snapshot and the journal's event streams read the store.
+    status: { store, now: () => clock.now() },
   });
 
   apiRef = api;

@@ -77,7 +77,12 @@ export interface LivenessStats {
   changes: number;
   /** Fresh probes whose bounded wait ran out. */
   lateProbes: number;
+  /** The verdicts of the last sweep that ended without an error, by kind; null before one has. */
+  verdicts: VerdictCounts | null;
 }
+
+/** Instances by verdict (a sweep's: powered-off ones are counted, not probed). */
+export type VerdictCounts = Record<VerdictKind, number>;
 
 export interface LivenessOptions {
   /** Uniform in [0, 1): the jitter's draw (injected for tests). */
@@ -136,7 +141,7 @@ export class Liveness {
   private loop: Promise<void> | null = null;
   private readonly random: () => number;
   private readonly onSweepError: (err: unknown) => void;
-  private readonly counts: LivenessStats = { sweeps: 0, lastSweepSeconds: null, probes: 0, changes: 0, lateProbes: 0 };
+  private readonly counts: LivenessStats = { sweeps: 0, lastSweepSeconds: null, probes: 0, changes: 0, lateProbes: 0, verdicts: null };
 
   constructor(
     private readonly pinger: Pinger,
@@ -201,9 +206,11 @@ export class Liveness {
    * PAGES_IN_FLIGHT pages are probed at once (the engine paces the packets): a page waits for its slowest target
    * (a silent one: timeout plus retries), and one page after the other made a sweep of 1,000 instances with 10%
    * silent last 11 s at the default settings, longer than its interval.
+   * @returns the sweep's verdicts by kind
    * @throws the first engine error of the sweep, once every page in flight has ended
    */
-  async sweepOnce(page: RunningPage, signal?: AbortSignal): Promise<void> {
+  async sweepOnce(page: RunningPage, signal?: AbortSignal): Promise<VerdictCounts> {
+    const tally: VerdictCounts = { alive: 0, dead: 0, 'powered-off': 0 };
     const inFlight = new Set<Promise<void>>();
     let failure: { err: unknown } | null = null;
     let after: string | null = null;
@@ -211,7 +218,7 @@ export class Liveness {
       const batch = Math.max(1, this.settings().batch);
       const insts = page(after, batch);
       if (insts.length > 0) {
-        const p: Promise<void> = this.probePage(insts, signal)
+        const p: Promise<void> = this.probePage(insts, signal, undefined, tally)
           .catch((err: unknown) => void (failure ??= { err }))
           .finally(() => inFlight.delete(p));
         inFlight.add(p);
@@ -223,6 +230,7 @@ export class Liveness {
     }
     await Promise.all(inFlight);
     if (failure) throw (failure as { err: unknown }).err;
+    return tally;
   }
 
   /** The delay before the next sweep: interval x (1 +- jitter), uniformly. */
@@ -245,12 +253,14 @@ export class Liveness {
           return; // stopped
         }
         const t0 = performance.now();
+        let verdicts: VerdictCounts | null = null;
         try {
-          await this.sweepOnce(page, ac.signal);
+          verdicts = await this.sweepOnce(page, ac.signal);
         } catch (e) {
           if (!ac.signal.aborted) this.onSweepError(e);
         }
         if (ac.signal.aborted) return;
+        if (verdicts) this.counts.verdicts = verdicts;
         this.counts.sweeps += 1;
         this.counts.lastSweepSeconds = (performance.now() - t0) / 1000;
       }
@@ -337,16 +347,19 @@ export class Liveness {
   /**
    * One ping call for the fixed addresses of `insts` that are not powered off; records each one's result and
    * reports the changes together. `answered`, when given, receives the ids of those that answered (powered-off
-   * ones probed too, unrecorded: an operation's own probe).
+   * ones probed too, unrecorded: an operation's own probe). `tally` (a sweep's) counts each instance's verdict.
    */
-  private async probePage(insts: readonly LivenessTarget[], signal?: AbortSignal, answered?: Set<string>): Promise<void> {
+  private async probePage(insts: readonly LivenessTarget[], signal?: AbortSignal, answered?: Set<string>, tally?: VerdictCounts): Promise<void> {
     // Address -> the instance (or instances: an address moving between two) that has it.
     const owners = new Map<string, string | string[]>();
     const recorded: string[] = [];
     for (const i of insts) {
       // Powered off: probed only for the operation's own probe (`answered`), and never recorded.
       if (answered ? poweredOff(i) === null : this.offVerdict(i) === null) recorded.push(i.id);
-      else if (!answered) continue;
+      else if (!answered) {
+        if (tally) tally['powered-off'] += 1;
+        continue;
+      }
       for (const a of i.addresses) {
         if (a.type !== 'fixed') continue;
         const o = owners.get(a.addr);
@@ -382,6 +395,7 @@ export class Liveness {
     for (const id of recorded) {
       const alive = up.has(id);
       if (this.record(id, alive, now, seq)) (changed ??= []).push({ instanceId: id, alive });
+      if (tally) tally[this.held.get(id)?.alive ? 'alive' : 'dead'] += 1;
     }
     if (changed) {
       this.counts.changes += changed.length;

@@ -24,9 +24,11 @@
  *   the command and never tries another driver, so a reset never runs twice.
  * - Once a command was sent, a failing read-back is BMC_ERR_VERIFY_FAILED (never a nothingSent error), so no caller
  *   can mistake a half-done change for a safe-to-retry one.
+ * - `onCall` (optional) is told of every command, every verification and every call refused before any driver, with
+ *   the driver, a closed call name and the error code: the agent's metrics (drivers/ knows nothing of prom-client).
  */
 import { realSleep, type BmcLock, type Sleep } from './bmc-lock.js';
-import { BmcError, isBmcError } from './errors.js';
+import { BmcError, isBmcError, type BmcErrorCode } from './errors.js';
 import { EXPECTED_POWER, isReboot, REBOOT_AS } from './power.js';
 import { checkWaitPolicy, waitFor } from './wait.js';
 import type {
@@ -58,7 +60,24 @@ export interface CreateBmcOptions {
   sleep?: Sleep;
   /** Monotonic ms, for the verification deadline. Default: performance.now(). */
   now?: () => number;
+  /** Told of every command and verification (the agent's metrics); see BmcCallObserver. */
+  onCall?: BmcCallObserver;
 }
+
+/**
+ * What a Bmc does, a closed list (metrics labels): one command to one driver (`power_read` ... `inventory`), or the
+ * verification of a change (`power_verify`: power read back as asked; `boot_verify`: the override read back as set).
+ */
+export const BMC_CALLS = ['power_read', 'power_set', 'power_verify', 'boot_read', 'boot_set', 'boot_clear', 'boot_verify', 'media_insert', 'media_eject', 'inventory'] as const;
+export type BmcCall = (typeof BMC_CALLS)[number];
+
+/**
+ * Called once per command a driver ran or refused (a fall-through calls it per driver), once per verification, and
+ * once per call refused before any driver (driver `bmc`): `code` null for a success; `ms` the command's time with
+ * the BMC's lock held, null when it never reached a driver (queued out, aborted) and for verifications. On the hot
+ * path: positional arguments (nothing allocated); what it throws is dropped.
+ */
+export type BmcCallObserver = (driver: string, call: BmcCall, code: BmcErrorCode | null, ms: number | null) => void;
 
 /** The Bmc of drivers/types.ts plus read-only helpers the agent may use (boot override, inventory). */
 export interface BmcHandle extends Bmc {
@@ -89,6 +108,20 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   /** Errors raised by our own lock queue (not by a driver): they never fall through. */
   const queueErrors = new WeakSet<BmcError>();
   let closed = false;
+  const onCall = opts.onCall;
+  const observe = (driver: string, call: BmcCall, code: BmcErrorCode | null, ms: number | null): void => {
+    if (!onCall) return;
+    try {
+      onCall(driver, call, code, ms);
+    } catch {
+      // Metrics never fail a command.
+    }
+  };
+  /** `err`, once observed (a verification's outcome, a call refused before any driver). */
+  const observed = (call: BmcCall, err: BmcError): BmcError => {
+    observe(err.driver, call, err.code, null);
+    return err;
+  };
 
   const driversFor = (cap: Capability): BoundDriver[] => drivers.filter((d) => d.capabilities.includes(cap));
   const powerDrivers = driversFor('power');
@@ -99,19 +132,19 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   /** The boot override re-read after `what` was sent; an unreadable answer is BMC_ERR_VERIFY_FAILED. */
   async function readBack(driver: BoundDriver, what: string, callOpts?: CallOptions): Promise<BootSettings | null> {
     try {
-      return await send(driver, 'boot override read', (o) => driver.boot!.getBoot(o), callOpts);
+      return await send(driver, 'boot_read', 'boot override read', (o) => driver.boot!.getBoot(o), callOpts);
     } catch (e) {
       const err = e as BmcError;
-      if (err.code === 'BMC_ERR_ABORTED') throw err;
-      throw new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`);
+      if (err.code === 'BMC_ERR_ABORTED') throw observed('boot_verify', err);
+      throw observed('boot_verify', new BmcError('BMC_ERR_VERIFY_FAILED', driver.name, `${what} was sent but the read-back failed: ${err.message}`));
     }
   }
 
   /** One command to one driver: under the BMC's lock, with its own deadline. */
-  async function send<T>(driver: BoundDriver, what: string, fn: (o: CallOptions) => Promise<T>, callOpts?: CallOptions): Promise<T> {
+  async function send<T>(driver: BoundDriver, call: BmcCall, what: string, fn: (o: CallOptions) => Promise<T>, callOpts?: CallOptions): Promise<T> {
     const timeoutMs = callOpts?.timeoutMs ?? opts.callTimeoutMs;
     const caller = callOpts?.signal;
-    if (caller?.aborted) throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted before it was sent`);
+    if (caller?.aborted) throw observed(call, new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted before it was sent`));
     // One controller for the deadline and the caller's signal, its timer cleared when the command ends
     // (AbortSignal.timeout + AbortSignal.any cost ~5% of a power operation's CPU, and left a timer per command).
     const controller = new AbortController();
@@ -124,35 +157,35 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     timer.unref();
     const onCallerAbort = () => controller.abort(caller!.reason);
     caller?.addEventListener('abort', onCallerAbort, { once: true });
-    let started = false;
+    /** When the lock was taken and the driver called (monotonic ms); -1: not (yet). */
+    let sentAt = -1;
     try {
-      return await opts.lock.run(
+      const value = await opts.lock.run(
         lockKey,
         opts.minGapMs,
         () => {
-          started = true;
+          sentAt = now();
           return raceAbort(Promise.resolve().then(() => fn({ signal, timeoutMs })), signal);
         },
         signal,
       );
+      observe(driver.name, call, null, now() - sentAt);
+      return value;
     } catch (e) {
+      const started = sentAt >= 0;
+      let err: BmcError;
       if (caller?.aborted) {
-        throw new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted${started ? '' : ' before it was sent'}`);
+        err = new BmcError('BMC_ERR_ABORTED', driver.name, `${what} via ${driver.name}: aborted${started ? '' : ' before it was sent'}`);
+      } else if (timedOut && !started) {
+        err = new BmcError('BMC_ERR_BUSY', driver.name, `${what} via ${driver.name}: still queued behind other commands to this BMC after ${timeoutMs} ms; nothing was sent`);
+        queueErrors.add(err);
+      } else if (timedOut) {
+        err = new BmcError('BMC_ERR_TIMEOUT', driver.name, `${what} via ${driver.name}: no answer within ${timeoutMs} ms`);
+      } else {
+        err = isBmcError(e) ? e : new BmcError('BMC_ERR_COMMAND_FAILED', driver.name, `${what} via ${driver.name}: ${messageOf(e)}`);
       }
-      if (timedOut) {
-        if (!started) {
-          const err = new BmcError(
-            'BMC_ERR_BUSY',
-            driver.name,
-            `${what} via ${driver.name}: still queued behind other commands to this BMC after ${timeoutMs} ms; nothing was sent`,
-          );
-          queueErrors.add(err);
-          throw err;
-        }
-        throw new BmcError('BMC_ERR_TIMEOUT', driver.name, `${what} via ${driver.name}: no answer within ${timeoutMs} ms`);
-      }
-      if (isBmcError(e)) throw e;
-      throw new BmcError('BMC_ERR_COMMAND_FAILED', driver.name, `${what} via ${driver.name}: ${messageOf(e)}`);
+      observe(driver.name, call, err.code, started ? now() - sentAt : null);
+      throw err;
     } finally {
       clearTimeout(timer);
       caller?.removeEventListener('abort', onCallerAbort);
@@ -161,18 +194,19 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
 
   /** Tries `candidates` in order; falls through only on a driver's nothingSent error. */
   async function walk<T>(
+    call: BmcCall,
     what: string,
     candidates: readonly BoundDriver[],
     fn: (d: BoundDriver, o: CallOptions) => Promise<T>,
     callOpts: CallOptions | undefined,
     tried: string[],
   ): Promise<{ value: T; driver: BoundDriver }> {
-    if (closed) throw new BmcError('BMC_ERR_ABORTED', BMC, `${what}: the BMC handle of node ${nodeId} is closed`);
+    if (closed) throw observed(call, new BmcError('BMC_ERR_ABORTED', BMC, `${what}: the BMC handle of node ${nodeId} is closed`));
     const failures: BmcError[] = [];
     for (const d of candidates) {
       if (!tried.includes(d.name)) tried.push(d.name);
       try {
-        return { value: await send(d, what, (o) => fn(d, o), callOpts), driver: d };
+        return { value: await send(d, call, what, (o) => fn(d, o), callOpts), driver: d };
       } catch (e) {
         const err = e as BmcError;
         if (!err.nothingSent || queueErrors.has(err)) throw failures.length === 0 ? err : afterFallThrough(err, failures);
@@ -180,7 +214,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
       }
     }
     const last = failures[failures.length - 1];
-    if (!last) throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: node ${nodeId} has no driver for it (drivers: ${names()})`);
+    if (!last) throw observed(call, new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: node ${nodeId} has no driver for it (drivers: ${names()})`));
     if (failures.length === 1) throw last;
     throw new BmcError(
       last.code,
@@ -194,7 +228,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
   }
 
   async function readPowerOnce(callOpts: CallOptions | undefined, tried: string[]) {
-    return walk('power status read', powerDrivers, (d, o) => d.power!.getPower(o), callOpts, tried);
+    return walk('power_read', 'power status read', powerDrivers, (d, o) => d.power!.getPower(o), callOpts, tried);
   }
 
   /**
@@ -241,7 +275,7 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     const tried: string[] = [];
     const candidates = powerDrivers.filter((d) => d.power!.supportedPowerActions().includes(action));
     if (candidates.length === 0) {
-      throw new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: no driver of node ${nodeId} supports it (drivers: ${names()})`);
+      throw observed('power_set', new BmcError('BMC_ERR_UNSUPPORTED', BMC, `${what}: no driver of node ${nodeId} supports it (drivers: ${names()})`));
     }
     let sender: string;
     let timedOut: BmcError | null = null;
@@ -252,14 +286,21 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
         if (recorded) await recorded;
         return d.power!.setPower(action, o);
       };
-      sender = (await walk(what, candidates, sendOne, callOpts, tried)).driver.name;
+      sender = (await walk('power_set', what, candidates, sendOne, callOpts, tried)).driver.name;
     } catch (e) {
       if (!isBmcError(e) || e.code !== 'BMC_ERR_TIMEOUT') throw e;
       // Nothing is proven: the command may have run. Read back before anything else; never re-send.
       timedOut = e;
       sender = e.driver;
     }
-    const seen = await pollPower(expected, wait, timedOut !== null, callOpts, tried, what);
+    let seen: Awaited<ReturnType<typeof pollPower>>;
+    try {
+      seen = await pollPower(expected, wait, timedOut !== null, callOpts, tried, what);
+    } catch (e) {
+      throw observed('power_verify', e as BmcError);
+    }
+    // After a timeout, power that never read as asked is the verification's failure (the command's was its timeout).
+    observe(sender, 'power_verify', seen.ok ? null : 'BMC_ERR_VERIFY_FAILED', null);
     if (seen.ok) return { power: expected, tried, succeeded: sender };
     if (timedOut) {
       throw new BmcError(
@@ -306,49 +347,51 @@ export function createBmc(nodeId: string, drivers: readonly BoundDriver[], opts:
     async setBoot(settings: BootSettings, callOpts?: CallOptions) {
       const what = `boot override set (${describeBoot(settings)})`;
       const tried: string[] = [];
-      const { driver } = await walk(what, bootDrivers, (d, o) => d.boot!.setBoot(settings, o), callOpts, tried);
+      const { driver } = await walk('boot_set', what, bootDrivers, (d, o) => d.boot!.setBoot(settings, o), callOpts, tried);
       const read = await readBack(driver, what, callOpts);
       // An answer that holds no override (dropped after it was set): not kept, not unread.
-      if (read === null) throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not kept via ${driver.name}: the BMC holds no boot override`);
+      if (read === null) throw observed('boot_verify', new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not kept via ${driver.name}: the BMC holds no boot override`));
       // A BMC the operator declared keeps no persistent device is checked for what it was sent: next boot only.
       const expected: BootSettings = driver.boot!.keepsPersistent === false ? { ...settings, persistent: false } : settings;
       const mismatches = BOOT_FIELDS.filter((f) => read[f] !== expected[f]).map((f) => `${f}: asked ${String(expected[f])}, BMC reports ${String(read[f])}`);
       if (mismatches.length > 0) {
-        throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not applied as asked via ${driver.name}: ${mismatches.join('; ')}`);
+        throw observed('boot_verify', new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not applied as asked via ${driver.name}: ${mismatches.join('; ')}`));
       }
+      observe(driver.name, 'boot_verify', null, null);
       return { tried, succeeded: driver.name };
     },
 
     async clearBoot(callOpts?: CallOptions) {
       const what = 'boot override clear';
       const tried: string[] = [];
-      const { driver } = await walk(what, bootDrivers, (d, o) => d.boot!.clearBoot(o), callOpts, tried);
+      const { driver } = await walk('boot_clear', what, bootDrivers, (d, o) => d.boot!.clearBoot(o), callOpts, tried);
       const read = await readBack(driver, what, callOpts);
-      if (read !== null) throw new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not cleared via ${driver.name}: the BMC still holds ${describeBoot(read)}`);
+      if (read !== null) throw observed('boot_verify', new BmcError('BMC_ERR_BOOT_FLAGS_IGNORED', driver.name, `boot override not cleared via ${driver.name}: the BMC still holds ${describeBoot(read)}`));
+      observe(driver.name, 'boot_verify', null, null);
       return { tried, succeeded: driver.name };
     },
 
     async insertMedia(url: string, callOpts?: CallOptions) {
       const tried: string[] = [];
-      const { driver } = await walk('virtual media insert', mediaDrivers, (d, o) => d.media!.insertMedia(url, o), callOpts, tried);
+      const { driver } = await walk('media_insert', 'virtual media insert', mediaDrivers, (d, o) => d.media!.insertMedia(url, o), callOpts, tried);
       return { tried, succeeded: driver.name };
     },
 
     async ejectMedia(callOpts?: CallOptions) {
       const tried: string[] = [];
-      const { driver } = await walk('virtual media eject', mediaDrivers, (d, o) => d.media!.ejectMedia(o), callOpts, tried);
+      const { driver } = await walk('media_eject', 'virtual media eject', mediaDrivers, (d, o) => d.media!.ejectMedia(o), callOpts, tried);
       return { tried, succeeded: driver.name };
     },
 
     async readBoot(callOpts?: CallOptions) {
       const tried: string[] = [];
-      const { value, driver } = await walk('boot override read', bootDrivers, (d, o) => d.boot!.getBoot(o), callOpts, tried);
+      const { value, driver } = await walk('boot_read', 'boot override read', bootDrivers, (d, o) => d.boot!.getBoot(o), callOpts, tried);
       return { boot: value, tried, succeeded: driver.name };
     },
 
     async readInventory(callOpts?: CallOptions) {
       const tried: string[] = [];
-      const { value, driver } = await walk('inventory read', inventoryDrivers, (d, o) => d.inventory!.getInventory(o), callOpts, tried);
+      const { value, driver } = await walk('inventory', 'inventory read', inventoryDrivers, (d, o) => d.inventory!.getInventory(o), callOpts, tried);
       return { inventory: value, tried, succeeded: driver.name };
     },
 

@@ -6,11 +6,12 @@
 # installer runs under busybox alone; its tests make and read ext4 images); qemu-system-x86, ipxe-qemu, extlinux and
 # syslinux-common (the end-to-end boot of a QEMU guest, test/e2e/qemu/); xorriso and isolinux (the ramdisk ISO);
 # systemd (systemd-analyze verify/security and systemd-notify for test/systemd/) and python3 (an abstract notify
-# socket there). Needs root (or sudo) for apt; skips apt when every package is already there.
+# socket there); chromium (headless, driven over the DevTools protocol: the status page test and
+# scripts/status-screenshot.ts). Needs root (or sudo) for apt; skips apt when every package is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs qemu-system-x86 ipxe-qemu extlinux syslinux-common xorriso isolinux systemd python3)
+PACKAGES=(fping nftables iproute2 openipmi ipmitool python3-sushy redfishtool openssl busybox-static e2fsprogs qemu-system-x86 ipxe-qemu extlinux syslinux-common xorriso isolinux systemd python3 chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,8 +17,11 @@ import { PROJECT_ID_RE, REQUEST_ID_RE, UUID_RE } from './schemas.js';
 
 export const AUTH_HEADER = 'x-auth-token';
 
-/** Paths answered without a token (and without rate limiting: probes and scrapers must not be throttled). */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+/**
+ * Paths answered without a token (and without rate limiting: probes and scrapers must not be throttled). `/status` is
+ * the status page's HTML, which holds no data: the page reads its data with a token (agent/api/routes-status.ts).
+ */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/status']);
 
 const contexts = new WeakMap<FastifyRequest, RequestContext>();
 

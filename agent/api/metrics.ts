@@ -4,7 +4,7 @@
  * labels stay bounded whatever clients send. The power-sync lag gauge is read from the engine at each scrape.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { LivenessStats } from '../liveness.js';
+import type { LivenessStats, VerdictKind } from '../liveness.js';
 import type { PowerSyncStats } from '../operations/power-sync.js';
 import type { OutboxDepth } from '../store/types.js';
 
@@ -96,10 +96,12 @@ export function createPowerSyncMetrics(registry: Registry, stats: () => PowerSyn
 }
 
 export const LIVENESS_ENGINE = 'metald_liveness_engine';
+export const LIVENESS_VERDICTS = 'metald_liveness_verdicts';
+const VERDICT_KINDS = ['alive', 'dead', 'powered-off'] as const satisfies readonly VerdictKind[];
 
 /**
  * Liveness's metrics: `metald_liveness_engine{engine="raw"} 1` (the ICMP engine that runs, chosen at start), and the
- * monitor's counts read from `stats()` at each scrape.
+ * monitor's counts and last sweep's verdicts read from `stats()` at each scrape.
  */
 export function createLivenessMetrics(registry: Registry, engine: string, stats: () => LivenessStats): void {
   const counters: [string, string, (s: LivenessStats) => number][] = [
@@ -108,7 +110,7 @@ export function createLivenessMetrics(registry: Registry, engine: string, stats:
     ['metald_liveness_changes_total', 'Liveness verdict changes journalled (instance.alive) since start.', (s) => s.changes],
     ['metald_liveness_late_probes_total', 'Fresh os-fping probes whose bounded wait ran out (answered from the last verdict).', (s) => s.lateProbes],
   ];
-  const names = [LIVENESS_ENGINE, 'metald_liveness_last_sweep_seconds', ...counters.map(([n]) => n)];
+  const names = [LIVENESS_ENGINE, 'metald_liveness_last_sweep_seconds', LIVENESS_VERDICTS, ...counters.map(([n]) => n)];
   for (const name of names) if (existing(registry, name)) registry.removeSingleMetric(name);
   new Gauge({
     name: LIVENESS_ENGINE,
@@ -123,6 +125,17 @@ export function createLivenessMetrics(registry: Registry, engine: string, stats:
     collect() {
       const s = stats().lastSweepSeconds;
       if (s !== null) this.set(s);
+    },
+  });
+  new Gauge({
+    name: LIVENESS_VERDICTS,
+    help: 'Instances by verdict (alive, dead, powered-off) in the last liveness monitor sweep that ended without an error; absent before one has.',
+    labelNames: ['verdict'],
+    registers: [registry],
+    collect() {
+      const v = stats().verdicts;
+      if (v === null) return;
+      for (const verdict of VERDICT_KINDS) this.set({ verdict }, v[verdict]);
     },
   });
   for (const [name, help, read] of counters) {

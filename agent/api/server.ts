@@ -27,6 +27,7 @@ import { RateLimiter } from './rate-limit.js';
 import { registerNodeRoutes } from './routes-nodes.js';
 import { registerNovaRoutes } from './routes-nova.js';
 import { registerOpsRoutes, type LivenessEngineInfo, type UpstreamInfo } from './routes-ops.js';
+import { registerStatusRoutes, type StatusOptions } from './routes-status.js';
 import { registerV1Routes } from './routes-v1.js';
 import type { ViewEnv } from './views.js';
 
@@ -62,6 +63,11 @@ export interface ApiOptions {
    * Absent: answers do not wait (tests of the API alone).
    */
   durable?: () => Promise<void> | null;
+  /**
+   * The status page (`GET /status`, `/v1/status/snapshot`, `/v1/status/events`; docs/status-page.md) over this store.
+   * Absent: those routes are not registered (tests of the API alone).
+   */
+  status?: StatusOptions;
 }
 
 export const REQUEST_ID_HEADER = 'X-Compute-Request-Id';
@@ -224,6 +230,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerV1Routes(app, deps);
   registerNodeRoutes(app, deps, opts.fakeFaults);
   registerNovaRoutes(app, deps);
+  if (opts.status) registerStatusRoutes(app, opts.agentId, opts.status);
 
   await app.ready();
   return app;

@@ -39,7 +39,7 @@ import { Fleet } from './fleet.js';
 import { NodePower } from './node-power.js';
 import { PowerSync, type PowerSyncStats } from './power-sync.js';
 import { recover } from './recovery.js';
-import { Runner } from './runner.js';
+import { Runner, type RunnerDeps } from './runner.js';
 import { UUID_RE } from './ids.js';
 
 /**
@@ -90,6 +90,8 @@ export interface EngineDeps {
   ports: Ports;
   liveness: Liveness;
   log: Logger;
+  /** The runner's hook (agent/operations/runner.ts): each operation that ended, for the metrics. */
+  onOperationEnded?: RunnerDeps['onOperationEnded'];
 }
 
 export class Engine implements AgentService {

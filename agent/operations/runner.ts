@@ -36,6 +36,8 @@ export interface RunnerDeps {
   liveness: Liveness;
   log: Logger;
   rec: Recorder;
+  /** Told once per operation that ended (recorded; not one a stop left to its resume): the metrics. Never throws. */
+  onOperationEnded?: (kind: OperationKind, result: 'success' | 'failure', requestId: string) => void;
 }
 
 interface Running {
@@ -152,11 +154,13 @@ export class Runner {
         // The success is recorded in the last step's close when it can be, else on its own.
         if (!(await this.execute(run, start.from === 'resume' ? start.action : null))) this.store.transaction(() => this.finishSuccess(r));
         this.deps.log.info({ instance_id: instanceId, request_id: requestId, operation: kind }, 'operation succeeded');
+        this.deps.onOperationEnded?.(kind, 'success', requestId);
       } catch (e) {
         const aborted = abortReason(controller.signal) ?? (e instanceof OperationAborted ? e : null);
         if (aborted?.kind === 'shutdown') return;
         if (aborted?.kind === 'preempted') {
           this.rec.closeAction(requestId, aborted.message);
+          this.deps.onOperationEnded?.(kind, 'failure', requestId);
           return;
         }
         await this.finishFailure(run ?? { instanceId, requestId, kind, signal: controller.signal }, e);
@@ -434,6 +438,7 @@ export class Runner {
       this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
       this.rec.closeAction(run.requestId, msg);
     });
+    this.deps.onOperationEnded?.(run.kind, 'failure', run.requestId);
   }
 
   /**
