@@ -3,7 +3,7 @@
  * BMCs, 4 behind the Redfish emulator, a node emulator behind each; the reference controller; metald), on embedded
  * defaults. It powers the rack on, sweeps liveness, installs an OS on two servers (one IPMI, one Redfish) with a live
  * progress bar per install (plain lines when stdout is not a terminal), prints a status table, then leaves metald,
- * its API and the rack running with their URLs and an example metalctl command until Ctrl-C (SIGINT or SIGTERM),
+ * its API, its status page and the rack running with their URLs and an example metalctl command until Ctrl-C (SIGINT or SIGTERM),
  * which stops everything it started and removes every file it made (scripts/demo/leftovers.ts finds the rest).
  *
  *   npm run demo              # the whole demo, then wait for Ctrl-C
@@ -132,7 +132,8 @@ async function main(): Promise<void> {
     note(`the reference controller received ${events} events from metald over its WebSocket link`);
 
     say('Ready: metald and the rack keep running');
-    note(`API:          ${rack.url}`);
+    note(`API:          ${rack.url}   (OpenAPI: ${rack.url}/openapi.json, metrics: ${rack.url}/metrics)`);
+    note(`status page:  ${rack.url}/status   (live; paste the admin token from ${admin.METALCTL_TOKEN_FILE})`);
     note(`boot server:  ${rack.bootUrl}`);
     note(`controller:   ws://127.0.0.1:${rack.ctl.port}/v1/agents`);
     note(`log:          ${logFile}`);

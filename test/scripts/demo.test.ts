@@ -1,14 +1,15 @@
 /**
  * The demo (`npm run demo` is `npm run build` and then this program: dist/scripts/demo.js) run as a user runs it, its
  * output not a terminal: it must bring up the emulated rack, power it on, sweep liveness, install on two servers with
- * progress, print the status and the example command, and keep running; the example command it printed must work;
+ * progress, print the status and the example command, and keep running; the example command it printed must work
+ * and the status page it names must answer with the rack;
  * then Ctrl-C (SIGINT) must stop everything: no process, no file and no network namespace left behind.
  *
  * The demo runs with TMPDIR set to a folder of this test, so every file it and its children make is under it, and
  * every child inherits that TMPDIR: scripts/demo/leftovers.ts finds any process left by that mark.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,14 @@ describe('npm run demo', () => {
     });
     expect(listed).toMatch(/web-2 +running/);
     expect(listed).toMatch(/web-6 +running/);
+
+    // The status page it points at answers, and its snapshot shows the rack with the token it names.
+    const status = /^ {3}status page: +(\S+) +\(live; paste the admin token from (\S+)\)$/m.exec(output);
+    expect(status, 'the status page line').not.toBeNull();
+    expect((await fetch(status![1]!)).status).toBe(200);
+    const token = readFileSync(status![2]!, 'utf8').trim();
+    const snapshot = (await (await fetch(`${url}/v1/status/snapshot`, { headers: { 'X-Auth-Token': token } })).json()) as { nodes: unknown[]; instances: unknown[] };
+    expect([snapshot.nodes.length, snapshot.instances.length]).toEqual([8, 4]);
 
     const root = dirname(/^ {3}log: +(\S+)$/m.exec(output)![1]!);
     expect(root.startsWith(tmp), `${root} under the demo's TMPDIR`).toBe(true);
