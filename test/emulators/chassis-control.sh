@@ -95,6 +95,13 @@ case "$op" in
       printf 'refused %s\n' "$asked" >>"$dir/log"
       exit 1
     fi
+    # Test knob: with STATE_DIR/slow (seconds, e.g. 0.8), a `set` takes that long before it is carried out, ipmi_sim
+    # blocked meanwhile (so ipmitool is still waiting for its answer); STATE_DIR/busy exists during the wait.
+    if [ -s "$dir/slow" ]; then
+      : >"$dir/busy"
+      sleep "$(cat "$dir/slow")"
+      rm -f "$dir/busy"
+    fi
     while [ "$#" -ge 2 ]; do
       key=$1
       value=$(printf '%s' "$2" | tr -d '"')
