@@ -61,16 +61,8 @@ export interface StatusInstance {
   error: InstanceError | null;
 }
 
-/** A journal entry as the page receives it (the store's row, scoped for the caller). */
-export interface StatusEvent {
-  seq: number;
-  at: string;
-  kind: string;
-  instance_id: string | null;
-  node_id: string | null;
-  cause: string;
-  data: Record<string, unknown>;
-}
+/** A journal entry as the page receives it (the store's entry without the agent id, scoped for the caller). */
+export type StatusEvent = Omit<JournalEntry, 'agent_id'>;
 
 export interface StatusSnapshot {
   /** The last journal seq the snapshot reflects: the event stream resumes after it (`since`). */

@@ -242,15 +242,12 @@ export class FakeServer {
   }
 
   clearBoot(via: string, signal?: AbortSignal): Promise<void> {
-    return this.command(via, 'boot.clear', null, signal, () => {
-      this.nextBoot = null;
-      this.persistentBoot = null;
-    });
+    return this.command(via, 'boot.clear', null, signal, () => void (this.nextBoot = this.persistentBoot = null));
   }
 
   private heldBoot(): BootSettings | null {
     const held = this.nextBoot ?? this.persistentBoot;
-    return held ? { ...held } : null;
+    return held && { ...held };
   }
 
   setBoot(via: string, settings: BootSettings, signal?: AbortSignal): Promise<void> {

@@ -15,7 +15,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,31 +24,7 @@ import { startLab } from '../../test/e2e/real-bmc/lab.js';
 import { freeTcpPort } from '../../test/helpers/peers.js';
 import { call, spawnDaemon } from './daemon.js';
 import { MAX_RATIO, type InstallsOptions, type InstallsResults } from './installs-report.js';
-
-function throttledImageServer(image: Buffer, rateMiBs: number): Promise<Server> {
-  const chunk = 64 * 1024;
-  const gapMs = (chunk / (rateMiBs * 1024 * 1024)) * 1000;
-  const srv = createServer((req, res) => {
-    if (req.url !== '/image.img') return res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': image.length });
-    if (req.method === 'HEAD') return res.end();
-    const t0 = performance.now();
-    let off = 0;
-    // Paced by the clock, not by a fixed gap per chunk: timer lateness does not slow the link.
-    const pump = () => {
-      if (res.destroyed) return;
-      const due = Math.min(image.length, Math.floor(((performance.now() - t0) / gapMs + 1) * chunk));
-      if (due > off) {
-        res.write(image.subarray(off, due));
-        off = due;
-      }
-      if (off >= image.length) return res.end();
-      setTimeout(pump, Math.max(1, gapMs));
-    };
-    pump();
-  });
-  return new Promise((r) => srv.listen(0, '127.0.0.1', () => r(srv)));
-}
+import { throttledImageServer } from '../image-server.js';
 
 function busyboxWget(url: string): Promise<number> {
   const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();

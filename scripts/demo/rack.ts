@@ -10,14 +10,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { startLab, type Lab } from '../../test/e2e/real-bmc/lab.js';
 import { startUpstream, type Ctl } from '../../test/helpers/controller.js';
 import { freeTcpPort, missingPeers } from '../../test/helpers/peers.js';
 import { spawnDaemon, type Child } from '../bench/daemon.js';
+import { throttledImageServer } from '../image-server.js';
 
 export const NODES = 8;
 /** The servers that run a tenant's OS from the start (adopted), 1-based. */
@@ -40,31 +39,6 @@ export interface Rack {
 
 const mac = (i: number) => `fa:16:3e:00:01:${String(i).padStart(2, '0')}`;
 
-/** An image server that sends at `rateMiBs` (a server's link), so that an install takes a few seconds to watch. */
-function imageServer(image: Buffer, rateMiBs: number): Promise<Server> {
-  const chunk = 64 * 1024;
-  const gapMs = (chunk / (rateMiBs * MiB)) * 1000;
-  const srv = createServer((req, res) => {
-    if (req.url !== '/demo.img') return res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': image.length });
-    if (req.method === 'HEAD') return res.end();
-    const t0 = performance.now();
-    let off = 0;
-    const pump = () => {
-      if (res.destroyed) return;
-      const due = Math.min(image.length, Math.floor(((performance.now() - t0) / gapMs + 1) * chunk));
-      if (due > off) {
-        res.write(image.subarray(off, due));
-        off = due;
-      }
-      if (off >= image.length) return res.end();
-      setTimeout(pump, Math.max(1, gapMs));
-    };
-    pump();
-  });
-  return new Promise((r) => srv.listen(0, '127.0.0.1', () => r(srv)));
-}
-
 /** @throws Error naming what is missing (Debian packages, the build) or what failed to start. */
 /** `onLog`: each line of metald's log (pino JSON). */
 export async function startRack(root: string, say: (m: string) => void, o: { imageMiB?: number; rateMiBs?: number } = {}, onLog?: (line: string) => void): Promise<Rack> {
@@ -75,7 +49,7 @@ export async function startRack(root: string, say: (m: string) => void, o: { ima
 
   const image = randomBytes((o.imageMiB ?? 24) * MiB);
   const sha = createHash('sha256').update(image).digest('hex');
-  const images = await imageServer(image, o.rateMiBs ?? 6);
+  const images = await throttledImageServer(image, o.rateMiBs ?? 6, '/demo.img');
   const imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/demo.img`;
   const disk = (i: number) => join(root, `disk-${i}.img`);
   for (let i = 1; i <= NODES; i++) writeFileSync(disk(i), Buffer.alloc(image.length + 8 * MiB));
