@@ -159,7 +159,7 @@ export async function buildAgent(initial: Config, opts: BuildOptions): Promise<A
     liveness,
     log: log.child({ component: 'engine' }),
     ports: { clock, pinger, deployer, bmcs, log, uuid: opts.uuid ?? randomUUID },
-    onOperationEnded: createOperationMetrics(metrics, (id) => store.getAction(id), (err) => log.warn({ err }, 'operation metrics failed')),
+    onOperationEnded: createOperationMetrics(metrics, (id) => store.getAction(id), () => clock.now(), (err) => log.warn({ err }, 'operation metrics failed')),
   });
   engineRef = engine;
   // Reads the upstream token and CA now: a missing file fails the start naming it.

@@ -2,8 +2,10 @@
  * Operation metrics: one observation per operation the runner ends (agent/operations/runner.ts `onOperationEnded`),
  * resumed ones included, by kind (OPERATION_KINDS) and result. `success` is an action closed with no message;
  * `failure` every other end (a failed step, a failure recorded after a restart, a create preempted by a delete):
- * the action's own result (`Error`). The duration is the action's, from its acceptance (`start_time`) to its end
- * (`finish_time`): for an operation resumed after a restart it includes the time the agent was down.
+ * the action's own result (`Error`). The duration is from the action's acceptance (`start_time`) to the moment the
+ * runner ended it (the agent's clock): for an operation resumed after a restart it includes the time the agent was
+ * down. The runner passes the start time it holds, so an operation's end reads nothing from the store (only an
+ * operation failed before its action was read, at a restart, has its action read here).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Action, OperationKind } from '../model.js';
@@ -22,8 +24,9 @@ const NAMES = ['metald_operations_total', 'metald_operation_duration_seconds'] a
 export function createOperationMetrics(
   registry: Registry,
   action: (requestId: string) => Pick<Action, 'start_time' | 'finish_time'> | null,
+  now: () => number,
   onError: (err: unknown) => void = () => undefined,
-): (kind: OperationKind, result: OperationResult, requestId: string) => void {
+): (kind: OperationKind, result: OperationResult, requestId: string, startTime: string | null) => void {
   for (const name of NAMES) if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
   const total = new Counter({
     name: 'metald_operations_total',
@@ -38,10 +41,13 @@ export function createOperationMetrics(
     buckets: OPERATION_DURATION_BUCKETS,
     registers: [registry],
   });
-  return (kind, result, requestId) => {
+  return (kind, result, requestId, startTime) => {
     try {
-      const a = action(requestId);
-      const seconds = a?.finish_time ? (Date.parse(a.finish_time) - Date.parse(a.start_time)) / 1000 : NaN;
+      let seconds = startTime === null ? NaN : (now() - Date.parse(startTime)) / 1000;
+      if (startTime === null) {
+        const a = action(requestId);
+        seconds = a?.finish_time ? (Date.parse(a.finish_time) - Date.parse(a.start_time)) / 1000 : NaN;
+      }
       const labels = { kind, result };
       total.inc(labels);
       duration.observe(labels, Number.isFinite(seconds) ? Math.max(0, seconds) : 0);

@@ -36,8 +36,11 @@ export interface RunnerDeps {
   liveness: Liveness;
   log: Logger;
   rec: Recorder;
-  /** Told once per operation that ended (recorded; not one a stop left to its resume): the metrics. Never throws. */
-  onOperationEnded?: (kind: OperationKind, result: 'success' | 'failure', requestId: string) => void;
+  /**
+   * Told once per operation that ended (recorded; not one a stop left to its resume): the metrics. `startTime`: its
+   * action's (ISO), when the runner had the action in hand (else null: the hook reads it). Never throws.
+   */
+  onOperationEnded?: (kind: OperationKind, result: 'success' | 'failure', requestId: string, startTime: string | null) => void;
 }
 
 interface Running {
@@ -132,6 +135,7 @@ export class Runner {
     entry.done = (async () => {
       let run: Run | undefined;
       let release: (() => void) | null = null;
+      let startTime: string | null = null;
       try {
         if (opts.after) await opts.after.catch(() => undefined);
         if (opts.recovered) release = await this.recoverySlots.acquire(controller.signal);
@@ -140,13 +144,14 @@ export class Runner {
           return;
         }
         const action = start.from === 'start' ? start.action ?? this.store.getAction(requestId) : start.action;
+        startTime = action?.start_time ?? null;
         // A copy: the run patches its data as it goes (the action it was given may be its acceptor's).
         const data = (action?.plan?.data ? { ...action.plan.data } : null) as PlanData | null;
         if (!data?.inputs) throw new StepFailed('start', 'AGENT_ERR_INTERNAL', `the action ${requestId} keeps no plan`);
         if (start.from === 'resume' && data.failed) {
           // The restart came while the failure was being recorded: finish recording it.
           this.rec.closeOpenEvents(requestId, INTERRUPTED);
-          await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal, data }, new StepFailed(data.failed.step, data.failed.code, data.failed.message));
+          await this.finishFailure({ instanceId, requestId, kind, signal: controller.signal, data }, new StepFailed(data.failed.step, data.failed.code, data.failed.message), startTime);
           return;
         }
         run = { instanceId, requestId, kind, signal: controller.signal, plan: planFor(kind, data.inputs), data };
@@ -154,16 +159,16 @@ export class Runner {
         // The success is recorded in the last step's close when it can be, else on its own.
         if (!(await this.execute(run, start.from === 'resume' ? start.action : null))) this.store.transaction(() => this.finishSuccess(r));
         this.deps.log.info({ instance_id: instanceId, request_id: requestId, operation: kind }, 'operation succeeded');
-        this.deps.onOperationEnded?.(kind, 'success', requestId);
+        this.deps.onOperationEnded?.(kind, 'success', requestId, startTime);
       } catch (e) {
         const aborted = abortReason(controller.signal) ?? (e instanceof OperationAborted ? e : null);
         if (aborted?.kind === 'shutdown') return;
         if (aborted?.kind === 'preempted') {
           this.rec.closeAction(requestId, aborted.message);
-          this.deps.onOperationEnded?.(kind, 'failure', requestId);
+          this.deps.onOperationEnded?.(kind, 'failure', requestId, startTime);
           return;
         }
-        await this.finishFailure(run ?? { instanceId, requestId, kind, signal: controller.signal }, e);
+        await this.finishFailure(run ?? { instanceId, requestId, kind, signal: controller.signal }, e, startTime);
       } finally {
         release?.();
         if (this.running.get(instanceId) === entry) this.running.delete(instanceId);
@@ -398,7 +403,7 @@ export class Runner {
    * recording it), the server is powered off when the rule and `on_failure` say so, then the instance and the
    * action are closed with the error naming the step.
    */
-  private async finishFailure(run: FailingRun, e: unknown): Promise<void> {
+  private async finishFailure(run: FailingRun, e: unknown, startTime: string | null = null): Promise<void> {
     const rule = RULES[run.kind];
     const step = e instanceof StepFailed ? e.step : this.stepOfFailure(run);
     const msg = `step '${step}' failed: ${messageOf(e)}`;
@@ -438,7 +443,7 @@ export class Runner {
       this.rec.mutate(run.instanceId, patch, { cause: 'operation', owner: run.requestId, ...(event ? { event } : {}) });
       this.rec.closeAction(run.requestId, msg);
     });
-    this.deps.onOperationEnded?.(run.kind, 'failure', run.requestId);
+    this.deps.onOperationEnded?.(run.kind, 'failure', run.requestId, startTime);
   }
 
   /**
